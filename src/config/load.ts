@@ -14,8 +14,8 @@ const REF = /\$\{(env|file):[^}]*\}/;
 
 /** Replace `${env:NAME}` and `${file:PATH}` in one string; `$${` escapes a literal `${`. */
 function substitute(value: string, path: string, baseDir: string, problems: string[]): string {
-  return value.replace(/\$?\$\{(env|file):([^}]*)\}/g, (match, kind: string, ref: string) => {
-    if (match.startsWith('$$')) return match.slice(1);
+  return value.replace(/\$\$\{|\$\{(env|file):([^}]*)\}/g, (match, kind: string, ref: string) => {
+    if (match === '$${') return '${';
     if (kind === 'env') {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(ref)) {
         problems.push(`${path}: invalid environment variable name "${ref}" in ${match}`);
