@@ -1,0 +1,14 @@
+/**
+ * OTLP logs: strict decoding at the edge into entries, entry rendering, response bodies.
+ * The public surface of src/otlp; import from here only.
+ */
+export type { DecodeLimits, DecodeResult } from './types.js';
+export { decodeLogsProtobuf } from './decode-protobuf.js';
+export { decodeLogsJson } from './decode-json.js';
+export { entryToOtlpJson, exportRequestJsonFromEntries } from './entry-json.js';
+export {
+  exportLogsResponseProtobuf,
+  exportLogsResponseJson,
+  rpcStatusProtobuf,
+  rpcStatusJson,
+} from './responses.js';
