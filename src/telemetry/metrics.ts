@@ -127,6 +127,31 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // verification and readiness (ops, issue 6)
+  readonly verificationFailures = new Counter({
+    name: 'sealtrail_verification_failures_total',
+    help: 'Integrity checks inside the agent that found a mismatch (read-back, recovery, self-check), by check.',
+    labelNames: ['check'] as const,
+    registers: [this.registry],
+  });
+  readonly readinessCheck = new Gauge({
+    name: 'sealtrail_readiness_check',
+    help: '1 when the named readiness check passes, 0 when it fails (evaluated on each /readyz and /metrics request).',
+    labelNames: ['check'] as const,
+    registers: [this.registry],
+  });
+  readonly ready = new Gauge({
+    name: 'sealtrail_ready',
+    help: '1 when every readiness check passes (what /readyz answers with 200).',
+    registers: [this.registry],
+  });
+  readonly buildInfo = new Gauge({
+    name: 'sealtrail_build_info',
+    help: 'Always 1; labels carry the agent and Node.js versions.',
+    labelNames: ['version', 'nodejs'] as const,
+    registers: [this.registry],
+  });
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'sealtrail_process_' });
   }
