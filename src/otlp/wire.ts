@@ -19,7 +19,7 @@ export class DecodeFailure {
     readonly reason: string,
     segment?: string,
   ) {
-    if (segment !== undefined) this.path.push(segment);
+    if (segment !== undefined && segment !== '') this.path.push(segment);
   }
 
   /** `resourceLogs[0].scopeLogs[1].logRecords[3].traceId: must be 16 bytes, got 5`. */
