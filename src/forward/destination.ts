@@ -1,0 +1,77 @@
+/**
+ * The one destination interface, used by the replicator (writes) and by `sealtrail verify` (reads).
+ * Retry status is data (STYLE.md habit 4): `put` never throws for trouble at the destination; it
+ * answers confirmed / retryable / failed. Reads throw SealtrailError('IO') naming what failed.
+ */
+
+/** One object to store: `key` is relative (see keys.ts), `sha256` is the SHA-256 of `body`. */
+export interface PutObject {
+  readonly key: string;
+  readonly body: Uint8Array;
+  readonly sha256: Uint8Array;
+}
+
+/** What a destination confirmed after reading the object back (DESIGN.md "Forwarding"). */
+export interface Receipt {
+  readonly destination: string;
+  readonly key: string;
+  readonly size: number;
+  /** Lower-case hex SHA-256 of the stored bytes, as read back. */
+  readonly sha256: string;
+  /** S3: the version this upload created (or found); readers must look at exactly this one. */
+  readonly versionId?: string;
+  /** S3: Object Lock retain-until date as the server reports it (ISO 8601). */
+  readonly retainUntil?: string;
+  /** The identical object was already there (a retry after a crash); nothing new was written. */
+  readonly alreadyPresent: boolean;
+  readonly confirmedAt: string;
+}
+
+export type PutResult =
+  | { readonly kind: 'confirmed'; readonly receipt: Receipt }
+  | { readonly kind: 'retryable'; readonly afterMs: number; readonly reason: string }
+  | { readonly kind: 'failed'; readonly reason: string };
+
+/** One stored object version (fs destinations have exactly one version per key). */
+export interface ObjectVersion {
+  readonly key: string;
+  readonly size: number;
+  readonly versionId?: string;
+  readonly isLatest: boolean;
+  /** S3: a delete marker hides the object; for write-once data it is a sign of tampering. */
+  readonly deleteMarker: boolean;
+  readonly lastModified?: Date;
+}
+
+export interface HeadInfo {
+  readonly key: string;
+  readonly size: number;
+  readonly versionId?: string;
+  /** S3 Object Lock mode (COMPLIANCE | GOVERNANCE) or undefined when not locked. */
+  readonly lockMode?: string;
+  readonly retainUntil?: Date;
+  readonly etag?: string;
+  /** fs: no write permission bit is set. */
+  readonly readOnly?: boolean;
+}
+
+export interface Destination {
+  readonly name: string;
+  readonly type: 'fs' | 's3';
+  /** Store once and confirm by reading back. Never overwrites an existing key. */
+  put(obj: PutObject): Promise<PutResult>;
+  /** Latest objects whose relative key starts with `prefix`, sorted by key. */
+  list(prefix: string): Promise<ObjectVersion[]>;
+  /** Every version and delete marker under `prefix`, sorted by key then oldest first. */
+  listVersions(prefix: string): Promise<ObjectVersion[]>;
+  get(key: string, versionId?: string): Promise<Uint8Array>;
+  /** undefined when the key (or version) does not exist. */
+  head(key: string, versionId?: string): Promise<HeadInfo | undefined>;
+  /** Release sockets; safe to call twice. */
+  close(): void;
+}
+
+/** Byte-wise key order (the ledger's names sort in sequence order as plain ASCII). */
+export function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,25 @@
+/** Builds destinations from the validated config (src/config/schema.ts `destinations`). */
+import type { DestinationConfig } from '../config/schema.js';
+import type { Destination } from './destination.js';
+import { FsDestination } from './fs.js';
+import { S3Destination } from './s3.js';
+
+/**
+ * One Destination per config entry.
+ * @throws SealtrailError CONFIG_INVALID / CONFIG_IO for S3 credential or CA file problems.
+ */
+export function createDestination(cfg: DestinationConfig): Destination {
+  if (cfg.type === 'fs') return new FsDestination({ name: cfg.name, path: cfg.path });
+  return new S3Destination({
+    name: cfg.name,
+    bucket: cfg.bucket,
+    prefix: cfg.prefix,
+    ...(cfg.endpoint !== undefined ? { endpoint: cfg.endpoint } : {}),
+    region: cfg.region,
+    forcePathStyle: cfg.force_path_style,
+    ...(cfg.access_key_id !== undefined ? { accessKeyId: cfg.access_key_id } : {}),
+    ...(cfg.secret_access_key !== undefined ? { secretAccessKey: cfg.secret_access_key } : {}),
+    ...(cfg.ca_file !== undefined ? { caFile: cfg.ca_file } : {}),
+    retentionDays: cfg.retention.days,
+  });
+}

@@ -1,0 +1,369 @@
+/**
+ * S3 destination with Object Lock (G6, DESIGN.md "Forwarding").
+ *
+ * Every object is one PutObject (lock headers on multipart uploads are silently dropped by some
+ * servers, Ceph RGW among them) with `x-amz-object-lock-mode: COMPLIANCE`, a retain-until date,
+ * `Content-MD5` (RFC 1864) and `x-amz-checksum-sha256`, and `If-None-Match: *`.
+ *
+ * In a versioned (lock) bucket an overwrite does not fail: it adds a version, and RGW even ignores
+ * `If-None-Match: *` there (see /work/shared/recipes/s3-object-lock-server.md). So `put` first
+ * lists the versions of the key and writes only when there are none; afterwards it reads the
+ * version it created back (size, SHA-256 of the body, ETag = MD5, lock mode, retain-until) and
+ * checks that the key still has exactly one version. An existing key with other bytes, or a second
+ * version, is reported as failed and never accepted.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Agent as HttpsAgent } from 'node:https';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectVersionsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { SealtrailError, errorMessage } from '../errors.js';
+import { checkKey } from './keys.js';
+import { type Destination, type HeadInfo, type ObjectVersion, type PutObject, type PutResult, compareKeys } from './destination.js';
+
+export interface S3ConnectionOptions {
+  readonly bucket: string;
+  readonly prefix?: string;
+  readonly endpoint?: string;
+  readonly region?: string;
+  readonly forcePathStyle?: boolean;
+  /** Both or neither; neither means the standard AWS credential chain (env, profile, IMDS, …). */
+  readonly accessKeyId?: string;
+  readonly secretAccessKey?: string;
+  /** PEM file with the CA(s) that sign the endpoint's certificate. */
+  readonly caFile?: string;
+  /** Tests: replaces the HTTP handler (e.g. to capture the exact request headers). */
+  readonly requestHandler?: S3ClientConfig['requestHandler'];
+}
+
+export interface S3DestinationOptions extends S3ConnectionOptions {
+  readonly name: string;
+  /** Object Lock COMPLIANCE retention in days from the upload. */
+  readonly retentionDays: number;
+  readonly now?: () => Date;
+}
+
+/**
+ * Builds an S3 client with the settings this project needs everywhere.
+ * @throws SealtrailError CONFIG_INVALID when only one of the two keys is set, CONFIG_IO when the CA file is unreadable.
+ */
+export function makeS3Client(o: S3ConnectionOptions, what = `s3://${o.bucket}`): S3Client {
+  if ((o.accessKeyId === undefined) !== (o.secretAccessKey === undefined)) {
+    throw new SealtrailError('CONFIG_INVALID', `${what}: set both access_key_id and secret_access_key, or neither (to use the AWS credential chain)`);
+  }
+  let requestHandler: S3ClientConfig['requestHandler'] = o.requestHandler ?? {
+    connectionTimeout: 5_000,
+    requestTimeout: 300_000,
+  };
+  if (o.caFile !== undefined && o.requestHandler === undefined) {
+    let ca: Buffer;
+    try {
+      ca = readFileSync(o.caFile);
+    } catch (e) {
+      throw new SealtrailError('CONFIG_IO', `${what}: cannot read ca_file ${o.caFile}: ${errorMessage(e)}`, { cause: e });
+    }
+    requestHandler = { connectionTimeout: 5_000, requestTimeout: 300_000, httpsAgent: new HttpsAgent({ ca, keepAlive: true }) };
+  }
+  return new S3Client({
+    region: o.region ?? 'us-east-1',
+    ...(o.endpoint !== undefined ? { endpoint: o.endpoint } : {}),
+    forcePathStyle: o.forcePathStyle ?? false,
+    ...(o.accessKeyId !== undefined && o.secretAccessKey !== undefined
+      ? { credentials: { accessKeyId: o.accessKeyId, secretAccessKey: o.secretAccessKey } }
+      : {}),
+    // The default aws-chunked trailer checksum gets 411 MissingContentLength from RGW; we send our
+    // own Content-MD5 and x-amz-checksum-sha256 headers instead (recipe, "@aws-sdk/client-s3 settings").
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    // The replicator owns retries (capped backoff with jitter); one SDK retry covers a dropped keep-alive socket.
+    maxAttempts: 2,
+    requestHandler,
+  });
+}
+
+/** The pieces of an SDK error we classify on. */
+export function s3ErrorInfo(e: unknown): { name: string; status?: number; message: string } {
+  const err = e as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number }; message?: string };
+  const status = err?.$metadata?.httpStatusCode;
+  return { name: err?.Code ?? err?.name ?? 'Error', ...(status !== undefined ? { status } : {}), message: errorMessage(e) };
+}
+
+/** Errors a later attempt can fix by itself: network, throttling, server trouble, a digest mangled in transit. */
+function isRetryable(e: unknown): boolean {
+  const { name, status } = s3ErrorInfo(e);
+  if (status === undefined) return true; // no HTTP answer: connection refused/reset, DNS, timeout
+  if (status >= 500 || status === 429 || status === 408) return true;
+  return ['RequestTimeout', 'RequestTimeTooSkewed', 'BadDigest', 'SlowDown', 'OperationAborted', 'ConditionalRequestConflict', 'InternalError', 'ServiceUnavailable', 'TimeoutError'].includes(name);
+}
+
+async function bodyBytes(body: unknown): Promise<Uint8Array> {
+  const b = body as { transformToByteArray?: () => Promise<Uint8Array> } | undefined;
+  if (!b?.transformToByteArray) throw new Error('GetObject returned no body');
+  return b.transformToByteArray();
+}
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+}
+
+export class S3Destination implements Destination {
+  readonly name: string;
+  readonly type = 's3' as const;
+  readonly bucket: string;
+  /** Normalised: '' or ends without a slash. */
+  readonly prefix: string;
+  readonly client: S3Client;
+  readonly retentionDays: number;
+  readonly #now: () => Date;
+
+  constructor(opts: S3DestinationOptions) {
+    this.name = opts.name;
+    this.bucket = opts.bucket;
+    this.prefix = (opts.prefix ?? '').replace(/^\/+|\/+$/g, '');
+    this.retentionDays = opts.retentionDays;
+    this.#now = opts.now ?? (() => new Date());
+    this.client = makeS3Client(opts, `destination ${opts.name}`);
+  }
+
+  /** Full S3 key of a relative key. */
+  fullKey(key: string): string {
+    checkKey(key);
+    return this.prefix ? `${this.prefix}/${key}` : key;
+  }
+
+  #rel(full: string): string {
+    return this.prefix ? full.slice(this.prefix.length + 1) : full;
+  }
+
+  #where(key: string): string {
+    return `${this.name} (s3://${this.bucket}/${this.fullKey(key)})`;
+  }
+
+  async put(obj: PutObject): Promise<PutResult> {
+    const Key = this.fullKey(obj.key);
+    const want = hex(obj.sha256);
+    const md5 = createHash('md5').update(obj.body).digest();
+    try {
+      const before = await this.#versionsOf(Key);
+      if (before.length > 0) return await this.#judgeExisting(obj, before, want);
+
+      const retainUntil = new Date(this.#now().getTime() + this.retentionDays * 86_400_000);
+      let versionId: string | undefined;
+      try {
+        const out = await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key,
+            Body: obj.body,
+            ContentLength: obj.body.length,
+            ContentType: 'application/octet-stream',
+            ContentMD5: md5.toString('base64'),
+            ChecksumSHA256: Buffer.from(obj.sha256).toString('base64'),
+            ObjectLockMode: 'COMPLIANCE',
+            ObjectLockRetainUntilDate: retainUntil,
+            IfNoneMatch: '*',
+          }),
+        );
+        versionId = out.VersionId;
+      } catch (e) {
+        const { name, status } = s3ErrorInfo(e);
+        if (status === 412 || name === 'PreconditionFailed') {
+          // Someone else created the key between our listing and the PUT: judge what is there.
+          return await this.#judgeExisting(obj, await this.#versionsOf(Key), want);
+        }
+        throw e;
+      }
+      if (versionId === undefined) {
+        return { kind: 'failed', reason: `${this.#where(obj.key)}: the PUT returned no VersionId: the bucket is not versioned, so it has no Object Lock` };
+      }
+      return await this.#confirm(obj, Key, versionId, want, md5.toString('hex'), retainUntil, false);
+    } catch (e) {
+      const info = s3ErrorInfo(e);
+      const reason = `${this.#where(obj.key)}: ${info.name}${info.status ? ` (HTTP ${info.status})` : ''}: ${info.message}`;
+      return isRetryable(e) ? { kind: 'retryable', afterMs: 0, reason } : { kind: 'failed', reason };
+    }
+  }
+
+  /** The key exists already: only one identical, locked version is accepted (a retry after a crash). */
+  async #judgeExisting(obj: PutObject, versions: ObjectVersion[], want: string): Promise<PutResult> {
+    const where = this.#where(obj.key);
+    if (versions.length !== 1 || versions[0]!.deleteMarker) {
+      return {
+        kind: 'failed',
+        reason: `${where}: key already has ${versions.length} versions${versions.some((v) => v.deleteMarker) ? ' (with a delete marker)' : ''}; a write-once key must have exactly one: not writing, check for tampering`,
+      };
+    }
+    const v = versions[0]!;
+    if (v.versionId === undefined) return { kind: 'failed', reason: `${where}: existing object has no version id: bucket without Object Lock` };
+    const md5 = createHash('md5').update(obj.body).digest('hex');
+    return this.#confirm(obj, this.fullKey(obj.key), v.versionId, want, md5, undefined, true);
+  }
+
+  /** Read the version back and check every property we rely on. */
+  async #confirm(
+    obj: PutObject,
+    Key: string,
+    versionId: string,
+    want: string,
+    md5hex: string,
+    requestedRetainUntil: Date | undefined,
+    alreadyPresent: boolean,
+  ): Promise<PutResult> {
+    const where = this.#where(obj.key);
+    const got = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, VersionId: versionId }));
+    const bytes = await bodyBytes(got.Body);
+    const have = createHash('sha256').update(bytes).digest('hex');
+    if (bytes.length !== obj.body.length || have !== want) {
+      return {
+        kind: 'failed',
+        reason: `${where}: version ${versionId} holds different content (size ${bytes.length}, sha256 ${have}; expected size ${obj.body.length}, sha256 ${want})${alreadyPresent ? '; it was not overwritten' : ''}`,
+      };
+    }
+    const etag = got.ETag?.replace(/"/g, '');
+    if (etag && /^[0-9a-f]{32}$/.test(etag) && etag !== md5hex) {
+      return { kind: 'failed', reason: `${where}: ETag ${etag} is not the MD5 ${md5hex} of what was sent` };
+    }
+    if (got.ObjectLockMode !== 'COMPLIANCE') {
+      return { kind: 'failed', reason: `${where}: version ${versionId} has lock mode ${got.ObjectLockMode ?? 'none'}, not COMPLIANCE: the destination does not lock objects` };
+    }
+    const until = got.ObjectLockRetainUntilDate;
+    const minUntil = requestedRetainUntil
+      ? requestedRetainUntil.getTime() - 1000 // servers keep whole seconds
+      : this.#now().getTime();
+    if (!until || until.getTime() < minUntil) {
+      return { kind: 'failed', reason: `${where}: retain-until ${until?.toISOString() ?? 'missing'} is earlier than required ${new Date(minUntil).toISOString()}` };
+    }
+    // A second version under our key would be what verify reports as tampering: do not confirm it.
+    const after = await this.#versionsOf(Key);
+    if (after.length !== 1) {
+      return { kind: 'failed', reason: `${where}: key has ${after.length} versions after the upload; expected exactly one` };
+    }
+    return {
+      kind: 'confirmed',
+      receipt: {
+        destination: this.name,
+        key: obj.key,
+        size: bytes.length,
+        sha256: have,
+        versionId,
+        retainUntil: until.toISOString(),
+        alreadyPresent,
+        confirmedAt: this.#now().toISOString(),
+      },
+    };
+  }
+
+  /** Every version and delete marker of exactly this full key. */
+  async #versionsOf(Key: string): Promise<ObjectVersion[]> {
+    return (await this.#listVersionsFull(Key)).filter((v) => v.key === this.#rel(Key));
+  }
+
+  async #listVersionsFull(fullPrefix: string): Promise<ObjectVersion[]> {
+    const out: ObjectVersion[] = [];
+    let KeyMarker: string | undefined;
+    let VersionIdMarker: string | undefined;
+    for (;;) {
+      const r = await this.client.send(
+        new ListObjectVersionsCommand({ Bucket: this.bucket, Prefix: fullPrefix, KeyMarker, VersionIdMarker }),
+      );
+      for (const v of r.Versions ?? []) {
+        if (v.Key === undefined) continue;
+        out.push({
+          key: this.#rel(v.Key),
+          size: v.Size ?? 0,
+          ...(v.VersionId !== undefined && v.VersionId !== 'null' ? { versionId: v.VersionId } : {}),
+          isLatest: v.IsLatest ?? false,
+          deleteMarker: false,
+          ...(v.LastModified ? { lastModified: v.LastModified } : {}),
+        });
+      }
+      for (const m of r.DeleteMarkers ?? []) {
+        if (m.Key === undefined) continue;
+        out.push({
+          key: this.#rel(m.Key),
+          size: 0,
+          ...(m.VersionId !== undefined && m.VersionId !== 'null' ? { versionId: m.VersionId } : {}),
+          isLatest: m.IsLatest ?? false,
+          deleteMarker: true,
+          ...(m.LastModified ? { lastModified: m.LastModified } : {}),
+        });
+      }
+      if (!r.IsTruncated) break;
+      KeyMarker = r.NextKeyMarker;
+      VersionIdMarker = r.NextVersionIdMarker;
+    }
+    // Oldest first within a key; S3 lists newest first.
+    return out.sort((a, b) => compareKeys(a.key, b.key) || (a.lastModified?.getTime() ?? 0) - (b.lastModified?.getTime() ?? 0));
+  }
+
+  #fullPrefix(prefix: string): string {
+    return this.prefix ? `${this.prefix}/${prefix}` : prefix;
+  }
+
+  async list(prefix: string): Promise<ObjectVersion[]> {
+    const out: ObjectVersion[] = [];
+    let ContinuationToken: string | undefined;
+    try {
+      for (;;) {
+        const r = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.#fullPrefix(prefix), ContinuationToken }),
+        );
+        for (const o of r.Contents ?? []) {
+          if (o.Key === undefined) continue;
+          out.push({ key: this.#rel(o.Key), size: o.Size ?? 0, isLatest: true, deleteMarker: false, ...(o.LastModified ? { lastModified: o.LastModified } : {}) });
+        }
+        if (!r.IsTruncated) break;
+        ContinuationToken = r.NextContinuationToken;
+      }
+    } catch (e) {
+      throw new SealtrailError('IO', `${this.name}: cannot list s3://${this.bucket}/${this.#fullPrefix(prefix)}: ${errorMessage(e)}`, { cause: e });
+    }
+    return out.sort((a, b) => compareKeys(a.key, b.key));
+  }
+
+  async listVersions(prefix: string): Promise<ObjectVersion[]> {
+    try {
+      return await this.#listVersionsFull(this.#fullPrefix(prefix));
+    } catch (e) {
+      throw new SealtrailError('IO', `${this.name}: cannot list versions under s3://${this.bucket}/${this.#fullPrefix(prefix)}: ${errorMessage(e)}`, { cause: e });
+    }
+  }
+
+  async get(key: string, versionId?: string): Promise<Uint8Array> {
+    try {
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key), VersionId: versionId }));
+      return await bodyBytes(r.Body);
+    } catch (e) {
+      throw new SealtrailError('IO', `${this.#where(key)}${versionId ? ` version ${versionId}` : ''}: cannot read: ${errorMessage(e)}`, { cause: e });
+    }
+  }
+
+  async head(key: string, versionId?: string): Promise<HeadInfo | undefined> {
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key), VersionId: versionId }));
+      return {
+        key,
+        size: r.ContentLength ?? 0,
+        ...(r.VersionId ? { versionId: r.VersionId } : {}),
+        ...(r.ObjectLockMode ? { lockMode: r.ObjectLockMode } : {}),
+        ...(r.ObjectLockRetainUntilDate ? { retainUntil: r.ObjectLockRetainUntilDate } : {}),
+        ...(r.ETag ? { etag: r.ETag.replace(/"/g, '') } : {}),
+      };
+    } catch (e) {
+      const { status, name } = s3ErrorInfo(e);
+      if (status === 404 || name === 'NotFound' || name === 'NoSuchKey' || name === 'NoSuchVersion') return undefined;
+      throw new SealtrailError('IO', `${this.#where(key)}: cannot head: ${errorMessage(e)}`, { cause: e });
+    }
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+}

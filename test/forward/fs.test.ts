@@ -1,0 +1,119 @@
+/**
+ * Filesystem destination (G6): exclusive create, read-only files, never overwrite, confirm by
+ * re-reading; real files in a temporary directory.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runCanary } from '../../src/forward/canary.js';
+import { FsDestination } from '../../src/forward/fs.js';
+import { objectKey, originPath } from '../../src/forward/keys.js';
+
+const sha = (b: Uint8Array) => new Uint8Array(createHash('sha256').update(b).digest());
+const bytes = (s: string) => new Uint8Array(Buffer.from(s));
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sealtrail-fsdest-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('FsDestination', () => {
+  it('creates the file read-only (0444), confirms by re-reading, and leaves no temporary file', async () => {
+    const d = new FsDestination({ name: 'worm', path: join(dir, 'worm') });
+    const key = objectKey('sealtrail.local/dev', 'segment', '00000001.seg');
+    const body = bytes('segment one');
+    const r = await d.put({ key, body, sha256: sha(body) });
+    expect(r).toMatchObject({ kind: 'confirmed', receipt: { destination: 'worm', key, size: 11, alreadyPresent: false } });
+    const p = join(dir, 'worm', 'sealtrail.local', 'dev', 'segments', '00000001.seg');
+    expect((await stat(p)).mode & 0o777).toBe(0o444);
+    expect(await readFile(p, 'utf8')).toBe('segment one');
+    expect(await readdir(join(dir, 'worm', 'sealtrail.local', 'dev', 'segments'))).toEqual(['00000001.seg']);
+    expect(await d.head(key)).toMatchObject({ size: 11, readOnly: true });
+    expect(Buffer.from(await d.get(key)).toString()).toBe('segment one');
+  });
+
+  it('never overwrites: identical bytes are confirmed as already present, different bytes fail and change nothing', async () => {
+    const d = new FsDestination({ name: 'worm', path: dir });
+    const body = bytes('original');
+    expect((await d.put({ key: 'o/segments/1.seg', body, sha256: sha(body) })).kind).toBe('confirmed');
+    const same = await d.put({ key: 'o/segments/1.seg', body, sha256: sha(body) });
+    expect(same).toMatchObject({ kind: 'confirmed', receipt: { alreadyPresent: true } });
+    const other = bytes('tampered!');
+    const r = await d.put({ key: 'o/segments/1.seg', body: other, sha256: sha(other) });
+    expect(r.kind).toBe('failed');
+    if (r.kind === 'failed') expect(r.reason).toMatch(/exists with different content.*not overwritten/);
+    expect(await readFile(join(dir, 'o/segments/1.seg'), 'utf8')).toBe('original');
+  });
+
+  it('an existing file placed by someone else (O_EXCL path) is judged, not replaced', async () => {
+    const d = new FsDestination({ name: 'worm', path: dir });
+    await mkdir(join(dir, 'o/segments'), { recursive: true });
+    await writeFile(join(dir, 'o/segments/2.seg'), 'partial');
+    const body = bytes('partial and more');
+    const r = await d.put({ key: 'o/segments/2.seg', body, sha256: sha(body) });
+    expect(r.kind).toBe('failed');
+    expect(await readFile(join(dir, 'o/segments/2.seg'), 'utf8')).toBe('partial');
+  });
+
+  it('a wrong sha256 (corruption between hashing and writing) is not confirmed', async () => {
+    const d = new FsDestination({ name: 'worm', path: dir });
+    const body = bytes('abc');
+    const r = await d.put({ key: 'o/segments/3.seg', body, sha256: sha(bytes('abd')) });
+    expect(r.kind).toBe('failed');
+    if (r.kind === 'failed') expect(r.reason).toMatch(/read-back/);
+  });
+
+  it('a missing or unwritable root is retryable (the volume may come back)', async () => {
+    await writeFile(join(dir, 'file'), 'x');
+    const d = new FsDestination({ name: 'worm', path: join(dir, 'file', 'sub') });
+    const body = bytes('abc');
+    const r = await d.put({ key: 'o/segments/1.seg', body, sha256: sha(body) });
+    expect(r.kind).toBe('retryable');
+  });
+
+  it('lists in key order, hides temporary files and the canary folder', async () => {
+    const d = new FsDestination({ name: 'worm', path: dir });
+    for (const n of ['3.seg', '1.seg', '2.seg']) {
+      const b = bytes(n);
+      await d.put({ key: `o/segments/${n}`, body: b, sha256: sha(b) });
+    }
+    await writeFile(join(dir, 'o/segments/.abc.tmp'), 'junk');
+    await runCanary(d);
+    expect((await d.list('o/')).map((o) => o.key)).toEqual(['o/segments/1.seg', 'o/segments/2.seg', 'o/segments/3.seg']);
+    expect((await d.listVersions('o/segments/2')).map((o) => o.key)).toEqual(['o/segments/2.seg']);
+    expect(await d.list('nothing/')).toEqual([]);
+  });
+
+  it('refuses keys that would leave the root', async () => {
+    const d = new FsDestination({ name: 'worm', path: dir });
+    const b = bytes('x');
+    await expect(d.put({ key: '../escape.seg', body: b, sha256: sha(b) })).rejects.toThrow(RangeError); // misuse, not destination trouble
+    expect(() => d.pathOf('/abs')).toThrow(RangeError);
+    expect(originPath('a/../b')).toBe('a/%2E%2E/b');
+    expect(originPath('x y//z')).toBe('x%20y/%/z');
+    expect(objectKey('sealtrail.example/node-a', 'checkpoint', '0000000001.cp')).toBe('sealtrail.example/node-a/checkpoints/0000000001.cp');
+    expect(() => objectKey('o', 'segment', '../x.seg')).toThrow(RangeError);
+  });
+
+  it('canary: a plain directory is unsafe (a read-only file can still be deleted)', async () => {
+    const d = new FsDestination({ name: 'worm', path: dir });
+    const r = await runCanary(d);
+    expect(r.error).toBeUndefined();
+    expect(r.safe).toBe(false);
+    expect(r.checks.find((c) => c.name === 'delete')).toMatchObject({ ok: false });
+    // The "safe" outcome needs a real WORM volume (or immutable files), which this machine lacks;
+    // the S3 canary test covers the safe path on a real Object Lock server.
+  });
+
+  it('canary: an unwritable destination is an error, not a verdict', async () => {
+    await writeFile(join(dir, 'file'), 'x');
+    const r = await runCanary(new FsDestination({ name: 'worm', path: join(dir, 'file') }));
+    expect(r.safe).toBeUndefined();
+    expect(r.error).toMatch(/cannot write the canary/);
+  });
+});
