@@ -138,3 +138,23 @@ export function fromHex(s: string): Uint8Array {
   }
   return new Uint8Array(Buffer.from(s, 'hex'));
 }
+
+const B64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Standard base64 with padding (RFC 4648 §4), as C2SP signed notes and checkpoints use it. */
+export function base64Encode(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
+}
+
+/**
+ * Decode standard padded base64 (RFC 4648 §4) strictly: only the standard alphabet, correct
+ * padding, and canonical (unused trailing bits zero, so exactly one text per byte string — two
+ * spellings of one signature or root would let a note "parse differently than it was signed").
+ * Returns null instead of throwing: callers turn that into their own precise error.
+ */
+export function base64DecodeStrict(s: string): Uint8Array | null {
+  if (typeof s !== 'string' || s.length % 4 !== 0 || !B64_RE.test(s)) return null;
+  const b = Buffer.from(s, 'base64');
+  if (b.toString('base64') !== s) return null;
+  return new Uint8Array(b);
+}
