@@ -48,6 +48,25 @@ export class RefusingSink implements EntrySink {
   }
 }
 
+/** Refuses the first `refusals` appends (retryable), then stores like MemorySink. */
+export class FlakySink extends MemorySink {
+  refused = 0;
+  constructor(
+    readonly refusals: number,
+    readonly reason: RefusalReason,
+    readonly afterMs: number,
+  ) {
+    super();
+  }
+  override async append(entries: readonly Uint8Array[]): Promise<AppendOutcome> {
+    if (this.refused < this.refusals) {
+      this.refused++;
+      return { kind: 'retryable', reason: this.reason, afterMs: this.afterMs };
+    }
+    return super.append(entries);
+  }
+}
+
 /** A sink whose appends wait until `release()` — to hold a request in flight. */
 export class GatedSink extends MemorySink {
   #gate: Promise<void>;
@@ -83,7 +102,7 @@ export async function startHttp(
 ): Promise<{ rx: HttpReceiver; url: string; port: number }> {
   const rx = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 20 * 1024 * 1024, ...over }, deps(sink, metrics));
   const { host, port } = await rx.start();
-  return { rx, url: `http://${host}:${port}`, port };
+  return { rx, url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`, port };
 }
 
 export async function startGrpc(
@@ -93,7 +112,7 @@ export async function startGrpc(
 ): Promise<{ rx: GrpcReceiver; address: string; port: number }> {
   const rx = new GrpcReceiver({ endpoint: '127.0.0.1:0', max_recv_msg_size_mib: 4, ...over }, deps(sink, metrics));
   const { host, port } = await rx.start();
-  return { rx, address: `${host}:${port}`, port };
+  return { rx, address: `${host.includes(":") ? `[${host}]` : host}:${port}`, port };
 }
 
 export interface HttpReply {

@@ -132,6 +132,19 @@ describe('stopAccepting and shutdown', () => {
     await new GrpcReceiver({ endpoint: '127.0.0.1:0', max_recv_msg_size_mib: 1 }, deps(new MemorySink())).shutdown();
   });
 
+  it('IPv6 loopback endpoints ([::1]:0) work for both transports', async () => {
+    const sink = new MemorySink();
+    const h = await startHttp(sink, { endpoint: '[::1]:0' });
+    const g = await startGrpc(sink, { endpoint: '[::1]:0' });
+    try {
+      expect((await httpRequest(`http://[::1]:${h.port}`, { headers: PB, body: sampleRequest(1) })).status).toBe(200);
+      expect((await grpcCall(`[::1]:${g.port}`, OTLP_GRPC_PATHS.logs, sampleRequest(1))).code).toBe(0);
+      expect(sink.entries).toHaveLength(2);
+    } finally {
+      await Promise.all([h.rx.shutdown(), g.rx.shutdown()]);
+    }
+  });
+
   it('after shutdown the port is closed', async () => {
     const { rx, url } = await startHttp(new MemorySink());
     await rx.shutdown();

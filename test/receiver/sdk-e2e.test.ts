@@ -25,7 +25,7 @@ import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GrpcReceiver } from '../../src/receiver/grpc.js';
 import type { HttpReceiver } from '../../src/receiver/http.js';
-import { MemorySink, newMetrics, otlpRoot, startGrpc, startHttp } from './helpers.js';
+import { FlakySink, MemorySink, newMetrics, otlpRoot, startGrpc, startHttp } from './helpers.js';
 import type { Metrics } from '../../src/telemetry/metrics.js';
 
 const TRACE_ID = '5b8efff798038103d269b633813fc60c';
@@ -289,5 +289,30 @@ describe('real OpenTelemetry JS SDK exporters → receivers', () => {
     expect(text).toMatch(/sealtrail_receiver_accepted_log_records_total\{transport="grpc"\} 4\n/);
     expect(text).toMatch(/sealtrail_receiver_requests_total\{transport="http",status="200"\} 4\n/);
     expect(text).toMatch(/sealtrail_receiver_requests_total\{transport="grpc",status="OK"\} 2\n/);
+  });
+});
+
+describe('real SDK HTTP exporters honour our retryable refusals (G2)', () => {
+  it.each([
+    { name: 'HTTP/protobuf, 429 overloaded', reason: 'overloaded' as const, make: (url: string) => new ProtoExporter({ url }) },
+    { name: 'HTTP/JSON, 503 disk_full', reason: 'disk_full' as const, make: (url: string) => new JsonExporter({ url }) },
+  ])('$name: refused once, retried after Retry-After, stored exactly once', async ({ reason, make }) => {
+    const sink = new FlakySink(1, reason, 1_000);
+    const metrics = newMetrics();
+    const { rx, url } = await startHttp(sink, {}, metrics);
+    try {
+      const t0 = Date.now();
+      const records = await emitThrough(make(`${url}/v1/logs`));
+      expect(sink.refused).toBe(1);
+      // the exporter waited for Retry-After (1 s) before the second attempt, which was stored
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+      expect(sink.entries).toHaveLength(2);
+      expect(records).toHaveLength(2);
+      const text = await metrics.registry.metrics();
+      expect(text).toContain(`sealtrail_receiver_refused_log_records_total{transport="http",reason="${reason}"} 2`);
+      expect(text).toContain('sealtrail_receiver_accepted_log_records_total{transport="http"} 2');
+    } finally {
+      await rx.shutdown();
+    }
   });
 });
