@@ -101,6 +101,12 @@ const signing = z.strictObject({
   key_file: z.string().min(1).default('./data/keys/signing.key'),
   /** Generate the key on first start (with a loud warning). Only the embedded default sets this. */
   generate_if_missing: z.boolean().default(false),
+  /**
+   * Key rotation: the key that signed this ledger so far. When set and the ledger's newest checkpoint
+   * was signed by it, the agent first signs a checkpoint with this old key announcing `key_file`'s
+   * public key (`sealtrail-key`), then signs with the new key only.
+   */
+  previous_key_file: z.string().min(1).optional(),
 });
 
 const retention = z.strictObject({
