@@ -1,0 +1,63 @@
+/**
+ * The few file-system operations the ledger uses, behind an interface so that a unit test can make
+ * one of them fail (an fsync error must switch the ledger to its failed state, never be ignored).
+ * Production code uses `nodeLedgerFs`, thin promise wrappers over node:fs's fd-based calls (the
+ * callback API: cheaper per call than FileHandle on the hot path).
+ */
+import * as fs from 'node:fs';
+
+export interface LedgerFs {
+  open(path: string, flags: string, mode?: number): Promise<number>;
+  /** Writes all of `buf` at `position` (loops over short writes). */
+  writeAll(fd: number, buf: Uint8Array, position: number): Promise<void>;
+  fdatasync(fd: number): Promise<void>;
+  fsync(fd: number): Promise<void>;
+  ftruncate(fd: number, length: number): Promise<void>;
+  close(fd: number): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  /** fsync of a directory, so that a create/rename/unlink in it is durable (POSIX needs this). */
+  fsyncDir(path: string): Promise<void>;
+  readFile(path: string): Promise<Uint8Array>;
+  readdir(path: string): Promise<string[]>;
+  size(path: string): Promise<number>;
+  mkdirp(path: string): Promise<void>;
+}
+
+function cb<T>(f: (done: (err: NodeJS.ErrnoException | null, v?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => f((err, v) => (err ? reject(err) : resolve(v as T))));
+}
+
+async function writeAll(fd: number, buf: Uint8Array, position: number): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const n = await cb<number>((d) => fs.write(fd, buf, off, buf.length - off, position + off, d));
+    if (n <= 0) throw new Error(`write returned ${n}`);
+    off += n;
+  }
+}
+
+export const nodeLedgerFs: LedgerFs = {
+  open: (path, flags, mode = 0o644) => cb<number>((d) => fs.open(path, flags, mode, d)),
+  writeAll,
+  fdatasync: (fd) => cb<void>((d) => fs.fdatasync(fd, d)),
+  fsync: (fd) => cb<void>((d) => fs.fsync(fd, d)),
+  ftruncate: (fd, len) => cb<void>((d) => fs.ftruncate(fd, len, d)),
+  close: (fd) => cb<void>((d) => fs.close(fd, d)),
+  rename: (a, b) => fs.promises.rename(a, b),
+  unlink: (p) => fs.promises.unlink(p),
+  async fsyncDir(path) {
+    const fd = await cb<number>((d) => fs.open(path, 'r', d));
+    try {
+      await cb<void>((d) => fs.fsync(fd, d));
+    } finally {
+      await cb<void>((d) => fs.close(fd, d));
+    }
+  },
+  readFile: async (p) => new Uint8Array(await fs.promises.readFile(p)),
+  readdir: (p) => fs.promises.readdir(p),
+  size: async (p) => (await fs.promises.stat(p)).size,
+  mkdirp: async (p) => {
+    await fs.promises.mkdir(p, { recursive: true });
+  },
+};

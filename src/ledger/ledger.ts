@@ -1,0 +1,1011 @@
+/**
+ * The ledger: the one writer of the log (DESIGN.md "The log and its formats", G1, G2, G3).
+ *
+ * - Group commit (G1): appends queue up while the previous batch is being written; each batch is
+ *   encoded into one buffer (frames with CRC and chain, leaves into the Merkle frontier: every hash
+ *   once per entry), written with one write and made durable with one fdatasync, and only then are
+ *   its appends resolved. A write or fsync error is never ignored: the ledger switches to `failed`
+ *   and refuses every pending and later append with the retryable `ledger_failed`.
+ * - Sealing on max_segment_bytes, max_segment_age and close: trailer with a signed checkpoint,
+ *   fsync, rename `.seg.open` → `.seg`, next open segment, fsync of the directories.
+ * - Heartbeat checkpoints at least every seal_interval, even with no traffic.
+ * - Recovery in `open`: torn tail cut (recovery.ts), last checkpoint re-verified against the
+ *   recomputed tree, an unsealed segment sealed, corruption before the tail refused.
+ * - Disk budget (G2): open + unreleased sealed segments + checkpoint files; at the limit, appends
+ *   are refused with the retryable `disk_full`.
+ *
+ * Directory layout and every byte: docs/format.md "Ledger directory" and "Segments".
+ */
+import * as path from 'node:path';
+import type { LedgerConfig } from '../config/schema.js';
+import { SealtrailError, errorMessage } from '../errors.js';
+import type { Signer } from '../keys/keys.js';
+import { parseVerifierKey } from '../keys/keys.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import {
+  type Checkpoint,
+  type CheckpointKind,
+  formatCheckpoint,
+  parseCheckpointBody,
+  parseSignedNote,
+  signCheckpoint,
+} from './checkpoint.js';
+import { type LedgerFs, nodeLedgerFs } from './fs.js';
+import { HASH_SIZE, chainSeed, hashEqual } from './hash.js';
+import { Frontier } from './merkle.js';
+import { type SegmentScan, scanSegment } from './recovery.js';
+import {
+  FRAME_OVERHEAD,
+  MAX_ENTRY_BYTES,
+  OPEN_SEGMENT_SUFFIX,
+  SegmentFormatError,
+  encodeHeader,
+  encodeTrailer,
+  parseSegmentFileName,
+  segmentFileName,
+  writeFrame,
+} from './segment-format.js';
+import type { AppendOutcome, EntrySink, RefusalReason } from './types.js';
+
+/** A sealed segment still held locally (not yet released by forwarding). */
+export interface SealedSegmentInfo {
+  /** File name, e.g. "0000000000000007.seg" (also the name at every destination). */
+  readonly name: string;
+  readonly path: string;
+  readonly seq: number;
+  readonly firstIndex: number;
+  readonly count: number;
+  readonly bytes: number;
+  /** Name of the seal checkpoint's file in checkpoints/. */
+  readonly checkpointName: string;
+}
+
+/** A checkpoint file in checkpoints/ (one signed note). */
+export interface CheckpointInfo {
+  /** File name: `<seq16>-<size16>-<toMs15>-<kind>.cp`; names sort in creation order. */
+  readonly name: string;
+  readonly path: string;
+  readonly kind: CheckpointKind;
+  readonly seq: number;
+  readonly size: number;
+  readonly toMs: number;
+  readonly bytes: number;
+}
+
+export interface LedgerOptions {
+  readonly config: LedgerConfig;
+  readonly signer: Signer;
+  readonly logger: Logger;
+  readonly metrics?: Metrics;
+  /** Wall clock in ms (tests inject one); default Date.now. */
+  readonly clock?: () => number;
+  /** File-system seam for fault injection in tests; default node:fs. */
+  readonly fs?: LedgerFs;
+  /** Bytes of accepted-but-not-yet-written frames above which appends are refused as `overloaded` (default 64 MiB). */
+  readonly maxPendingBytes?: number;
+  /** Most bytes encoded into one group-commit buffer (default 4 MiB): bounds event-loop pauses. */
+  readonly maxBatchBytes?: number;
+}
+
+/** Retry-After hints (ms) per refusal. */
+const RETRY_MS: Record<RefusalReason, number> = { disk_full: 5_000, overloaded: 200, shutting_down: 1_000, ledger_failed: 10_000 };
+/** Kept free under max_disk_bytes for the trailer, the next header and checkpoint files of a seal. */
+const DISK_RESERVE = 64 * 1024;
+const HEAD_FILE = 'head.checkpoint';
+const RELEASED_FILE = 'released';
+const CP_NAME = /^(\d{16})-(\d{16})-(\d{15})-(seal|heartbeat)\.cp$/;
+const OPEN_NAME = /^(\d{16})\.seg\.open$/;
+const enc = new TextEncoder();
+const dec = new TextDecoder('utf-8', { fatal: true });
+
+/** `<seq16>-<size16>-<toMs15>-<kind>.cp` */
+export function checkpointFileName(seq: number, size: number, toMs: number, kind: CheckpointKind): string {
+  return `${String(seq).padStart(16, '0')}-${String(size).padStart(16, '0')}-${String(toMs).padStart(15, '0')}-${kind}.cp`;
+}
+
+interface Pending {
+  readonly entries: readonly Uint8Array[];
+  readonly bytes: number;
+  readonly resolve: (o: AppendOutcome) => void;
+}
+
+interface OpenSegment {
+  readonly seq: number;
+  readonly firstIndex: number;
+  readonly path: string;
+  fd: number;
+  size: number;
+  count: number;
+  /** Wall-clock ms of the first entry (for max_segment_age), undefined while empty. */
+  firstEntryMs: number | undefined;
+  /** Bytes written but not fdatasync'd (durability none). */
+  dirty: boolean;
+}
+
+interface LastCheckpoint {
+  readonly note: string;
+  readonly cp: Checkpoint;
+}
+
+interface Task {
+  readonly kind: 'seal' | 'heartbeat';
+  readonly resolve: () => void;
+  readonly reject: (e: unknown) => void;
+}
+
+function corrupt(file: string, e: unknown): SealtrailError {
+  if (e instanceof SegmentFormatError) {
+    return new SealtrailError(
+      'LEDGER_CORRUPT',
+      `ledger corrupt: ${file}: ${e.message}. sealtrail does not repair this: keep the directory for investigation (sealtrail verify / inspect) and start on a fresh ledger.dir`,
+      { cause: e },
+    );
+  }
+  return new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${file}: ${errorMessage(e)}`, { cause: e });
+}
+
+function ioError(what: string, e: unknown): SealtrailError {
+  return new SealtrailError('LEDGER_IO', `${what}: ${errorMessage(e)}`, { cause: e });
+}
+
+export class Ledger implements EntrySink {
+  readonly #cfg: LedgerConfig;
+  readonly #signer: Signer;
+  readonly #log: Logger;
+  readonly #metrics: Metrics | undefined;
+  readonly #clock: () => number;
+  readonly #fs: LedgerFs;
+  readonly #maxPending: number;
+  readonly #maxBatch: number;
+  readonly #dir: string;
+  readonly #segDir: string;
+  readonly #cpDir: string;
+
+  #state: 'open' | 'stopping' | 'closed' | 'failed' = 'open';
+  #failure: unknown;
+  #seg!: OpenSegment;
+  #frontier!: Frontier;
+  #chain!: Uint8Array;
+  #last: LastCheckpoint | undefined;
+  #lastCpMs = 0; // clock() when the newest checkpoint was made (heartbeat deadline)
+
+  #queue: Pending[] = [];
+  #queueBytes = 0;
+  #tasks: Task[] = [];
+  #loop: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #closing: Promise<void> | undefined;
+  #releaseChain: Promise<void> = Promise.resolve();
+
+  readonly #sealed = new Map<string, SealedSegmentInfo>();
+  readonly #cps = new Map<string, CheckpointInfo>();
+  #fixedBytes = 0; // head file and similar small files
+  #sealedBytes = 0; // running sums, so the budget check per append is O(1)
+  #cpBytes = 0;
+  readonly #segListeners = new Set<(s: SealedSegmentInfo) => void>();
+  readonly #cpListeners = new Set<(c: CheckpointInfo) => void>();
+
+  private constructor(o: LedgerOptions) {
+    this.#cfg = o.config;
+    this.#signer = o.signer;
+    this.#log = o.logger;
+    this.#metrics = o.metrics;
+    this.#clock = o.clock ?? Date.now;
+    this.#fs = o.fs ?? nodeLedgerFs;
+    this.#maxPending = o.maxPendingBytes ?? 64 * 1024 * 1024;
+    this.#maxBatch = o.maxBatchBytes ?? 4 * 1024 * 1024;
+    this.#dir = path.resolve(o.config.dir);
+    this.#segDir = path.join(this.#dir, 'segments');
+    this.#cpDir = path.join(this.#dir, 'checkpoints');
+  }
+
+  /**
+   * Opens (or creates) the ledger in `config.dir`, recovering from a crash: cuts a torn tail,
+   * re-verifies the newest checkpoint against the recomputed tree, seals a segment a crash left
+   * unsealed, and continues the same log. Starts the heartbeat/age timer.
+   * @throws SealtrailError LEDGER_CORRUPT (names file, offset, index and check; nothing is repaired),
+   *   CONFIG_INVALID (the directory holds another origin's log), LEDGER_IO (the disk failed)
+   */
+  static async open(o: LedgerOptions): Promise<Ledger> {
+    const l = new Ledger(o);
+    await l.#recover();
+    l.#metrics?.ledgerDiskBudgetBytes.set(l.#cfg.max_disk_bytes);
+    l.#updateGauges();
+    const period = Math.max(10, Math.min(1000, Math.floor(Math.min(l.#cfg.seal_interval, l.#cfg.max_segment_age) / 4)));
+    l.#timer = setInterval(() => l.#tick(), period);
+    l.#timer.unref();
+    l.#tick();
+    return l;
+  }
+
+  /** Entries in the log: the next global index. */
+  get treeSize(): number {
+    return this.#frontier.size;
+  }
+
+  /** Bytes the ledger holds on disk (open + unreleased sealed segments, checkpoint files, state). */
+  get diskBytes(): number {
+    return this.#seg.size + this.#fixedBytes + this.#sealedBytes + this.#cpBytes;
+  }
+
+  /** The newest signed checkpoint note (seal or heartbeat), if any. */
+  get lastCheckpoint(): string | undefined {
+    return this.#last?.note;
+  }
+
+  /**
+   * Appends entries; resolves after they are written and fdatasync'd (durability fsync) with their
+   * global indices, or with a retryable refusal (nothing stored). Never rejects for a refusal.
+   * @throws RangeError (as a rejection) if an entry exceeds MAX_ENTRY_BYTES: a caller bug, receivers bound bodies
+   */
+  append(entries: readonly Uint8Array[]): Promise<AppendOutcome> {
+    if (this.#state === 'failed') return Promise.resolve(this.#refuse('ledger_failed', `ledger stopped after a write failure: ${errorMessage(this.#failure)}`));
+    if (this.#state !== 'open') return Promise.resolve(this.#refuse('shutting_down'));
+    if (entries.length === 0) return Promise.resolve({ kind: 'ok', firstIndex: this.#frontier.size, count: 0 });
+    let bytes = 0;
+    for (const e of entries) {
+      if (e.length > MAX_ENTRY_BYTES) return Promise.reject(new RangeError(`entry of ${e.length} bytes exceeds MAX_ENTRY_BYTES (${MAX_ENTRY_BYTES})`));
+      bytes += FRAME_OVERHEAD + e.length;
+    }
+    if (this.#queue.length > 0 && this.#queueBytes + bytes > this.#maxPending) {
+      return Promise.resolve(this.#refuse('overloaded', `${this.#queueBytes} bytes already waiting for the disk`));
+    }
+    if (this.diskBytes + this.#queueBytes + bytes + DISK_RESERVE > this.#cfg.max_disk_bytes) {
+      return Promise.resolve(this.#refuse('disk_full', `ledger holds ${this.diskBytes} of max_disk_bytes ${this.#cfg.max_disk_bytes}`));
+    }
+    return new Promise((resolve) => {
+      this.#queue.push({ entries, bytes, resolve });
+      this.#queueBytes += bytes;
+      this.#kick();
+    });
+  }
+
+  /**
+   * Seals the open segment now (if it holds entries): trailer with a signed checkpoint, rename.
+   * @throws SealtrailError LEDGER_IO / LEDGER_CLOSED
+   */
+  seal(): Promise<void> {
+    return this.#enqueueTask('seal');
+  }
+
+  /**
+   * Signs a heartbeat checkpoint for the entries durable so far (the timer does this every seal_interval).
+   * @throws SealtrailError LEDGER_IO / LEDGER_CLOSED
+   */
+  heartbeat(): Promise<void> {
+    return this.#enqueueTask('heartbeat');
+  }
+
+  /** Later appends are refused with the retryable `shutting_down`; queued ones are still written. */
+  stopAccepting(): void {
+    if (this.#state === 'open') this.#state = 'stopping';
+  }
+
+  /**
+   * Stops accepting, writes what was accepted, seals the open segment (or signs a final heartbeat
+   * when nothing new needs a seal), stops the timers and closes files. Safe to call twice.
+   * @throws SealtrailError LEDGER_IO when the final seal fails (the ledger is then failed and closed)
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  /** Sealed segments held locally and not released, in sequence order. */
+  sealedSegments(): SealedSegmentInfo[] {
+    return [...this.#sealed.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  /** Checkpoint files held locally and not released, in creation order. */
+  checkpoints(): CheckpointInfo[] {
+    return [...this.#cps.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** Called after each seal, once the sealed file is durable under its final name. Returns an unsubscribe function. */
+  onSegmentSealed(cb: (s: SealedSegmentInfo) => void): () => void {
+    this.#segListeners.add(cb);
+    return () => this.#segListeners.delete(cb);
+  }
+
+  /** Called after each checkpoint file is durable (a seal's checkpoint after its segment's event). */
+  onCheckpoint(cb: (c: CheckpointInfo) => void): () => void {
+    this.#cpListeners.add(cb);
+    return () => this.#cpListeners.delete(cb);
+  }
+
+  /**
+   * Deletes a forwarded sealed segment ("….seg") or checkpoint file ("….cp") from the local disk
+   * and frees its bytes in the disk budget. A released segment is recorded durably first, so that
+   * its absence is not reported as a missing segment on the next start. Unknown names are a no-op
+   * (release is idempotent).
+   * @throws RangeError for the open segment or a name that is neither; SealtrailError LEDGER_IO
+   */
+  release(name: string): Promise<void> {
+    const run = async (): Promise<void> => {
+      if (name.endsWith(OPEN_SEGMENT_SUFFIX) || name === path.basename(this.#seg.path)) {
+        throw new RangeError(`${name} is the open segment; only sealed segments can be released`);
+      }
+      const seg = this.#sealed.get(name);
+      if (seg) {
+        try {
+          await this.#appendReleased(name);
+          await this.#fs.unlink(seg.path);
+          await this.#fs.fsyncDir(this.#segDir);
+        } catch (e) {
+          throw ioError(`releasing ${seg.path}`, e);
+        }
+        this.#sealed.delete(name);
+        this.#sealedBytes -= seg.bytes;
+        this.#updateGauges();
+        return;
+      }
+      const cp = this.#cps.get(name);
+      if (cp) {
+        try {
+          await this.#fs.unlink(cp.path);
+          await this.#fs.fsyncDir(this.#cpDir);
+        } catch (e) {
+          throw ioError(`releasing ${cp.path}`, e);
+        }
+        this.#cps.delete(name);
+        this.#cpBytes -= cp.bytes;
+        this.#updateGauges();
+        return;
+      }
+      if (parseSegmentFileName(name) === undefined && !CP_NAME.test(name)) {
+        throw new RangeError(`${JSON.stringify(name)} is not a segment or checkpoint file name`);
+      }
+    };
+    const p = this.#releaseChain.then(run);
+    this.#releaseChain = p.catch(() => undefined);
+    return p;
+  }
+
+  // ---------------------------------------------------------------- group commit
+
+  #refuse(reason: RefusalReason, detail?: string): AppendOutcome {
+    return detail === undefined
+      ? { kind: 'retryable', reason, afterMs: RETRY_MS[reason] }
+      : { kind: 'retryable', reason, afterMs: RETRY_MS[reason], detail };
+  }
+
+  #kick(): void {
+    if (this.#loop) return;
+    // setImmediate, not a microtask: lets the I/O callbacks of other requests that are already
+    // due run first, so their appends join this batch.
+    this.#loop = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#run());
+  }
+
+  async #run(): Promise<void> {
+    try {
+      for (;;) {
+        if (this.#state === 'failed') {
+          this.#drainFailed();
+          break;
+        }
+        const task = this.#tasks.shift();
+        if (task) {
+          try {
+            if (task.kind === 'seal') await this.#sealNow();
+            else await this.#heartbeatNow();
+            task.resolve();
+          } catch (e) {
+            task.reject(e);
+          }
+          continue;
+        }
+        if (this.#queue.length === 0) break;
+        await this.#flushBatch();
+      }
+    } finally {
+      this.#loop = undefined;
+    }
+    if (this.#queue.length > 0 || this.#tasks.length > 0) this.#kick();
+  }
+
+  async #flushBatch(): Promise<void> {
+    const seg = this.#seg;
+    const room = Math.max(0, this.#cfg.max_segment_bytes - seg.size);
+    const limit = Math.min(this.#maxBatch, room);
+    const batch: Pending[] = [];
+    let bytes = 0;
+    while (this.#queue.length > 0) {
+      const next = this.#queue[0]!;
+      if (batch.length > 0 && bytes + next.bytes > limit) break;
+      batch.push(this.#queue.shift()!);
+      bytes += next.bytes;
+    }
+    this.#queueBytes -= bytes;
+
+    // Encode: every hash exactly once per entry (leaf and chain inside writeFrame, the frontier here).
+    const buf = Buffer.allocUnsafe(bytes);
+    const firsts: number[] = [];
+    let off = 0;
+    let n = 0;
+    let chain = this.#chain;
+    const frontier = this.#frontier;
+    for (const p of batch) {
+      firsts.push(frontier.size);
+      for (const e of p.entries) {
+        const r = writeFrame(buf, off, e, chain);
+        chain = r.chain;
+        frontier.append(r.leaf);
+        off += r.length;
+        n++;
+      }
+    }
+    this.#chain = chain;
+
+    const t0 = process.hrtime.bigint();
+    try {
+      await this.#fs.writeAll(seg.fd, buf, seg.size);
+      seg.size += bytes;
+      if (this.#cfg.durability === 'fsync') await this.#fs.fdatasync(seg.fd);
+      else seg.dirty = true;
+    } catch (e) {
+      this.#fail(e, `group commit of ${n} entries to ${seg.path}`);
+      for (const p of batch) p.resolve(this.#refuse('ledger_failed', errorMessage(e)));
+      return;
+    }
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    seg.count += n;
+    seg.firstEntryMs ??= this.#clock();
+    batch.forEach((p, i) => p.resolve({ kind: 'ok', firstIndex: firsts[i]!, count: p.entries.length }));
+    const m = this.#metrics;
+    if (m) {
+      m.ledgerEntries.inc(n);
+      m.ledgerFsyncSeconds.observe(secs);
+      m.ledgerBatchEntries.observe(n);
+    }
+    this.#updateGauges();
+    if (seg.size >= this.#cfg.max_segment_bytes) await this.#sealNow();
+  }
+
+  #fail(e: unknown, what: string): void {
+    if (this.#state === 'failed') return;
+    this.#state = 'failed';
+    this.#failure = e;
+    this.#metrics?.ledgerWriteFailures.inc();
+    // Loud and once: from now on every append is refused (retryable), nothing is acknowledged.
+    this.#log.error(
+      { err: e, dir: this.#dir },
+      `LEDGER FAILED during ${what}: ${errorMessage(e)}. No further entries are acknowledged; clients get a retryable error. Fix the disk and restart the agent (recovery cuts whatever was not durable).`,
+    );
+  }
+
+  #drainFailed(): void {
+    const q = this.#queue;
+    this.#queue = [];
+    this.#queueBytes = 0;
+    for (const p of q) p.resolve(this.#refuse('ledger_failed', errorMessage(this.#failure)));
+    const t = this.#tasks;
+    this.#tasks = [];
+    for (const task of t) task.reject(ioError('ledger failed earlier', this.#failure));
+  }
+
+  #enqueueTask(kind: 'seal' | 'heartbeat'): Promise<void> {
+    if (this.#state === 'failed') return Promise.reject(ioError('ledger failed earlier', this.#failure));
+    if (this.#state === 'closed') return Promise.reject(new SealtrailError('LEDGER_CLOSED', 'ledger is closed'));
+    return new Promise<void>((resolve, reject) => {
+      this.#tasks.push({ kind, resolve, reject });
+      this.#kick();
+    });
+  }
+
+  #tick(): void {
+    if (this.#state !== 'open' && this.#state !== 'stopping') return;
+    const now = this.#clock();
+    const seg = this.#seg;
+    if (seg.count > 0 && seg.firstEntryMs !== undefined && now - seg.firstEntryMs >= this.#cfg.max_segment_age) {
+      if (!this.#tasks.some((t) => t.kind === 'seal')) this.seal().catch((e) => this.#log.warn({ err: e }, 'age seal failed'));
+    } else if (this.#last === undefined || now - this.#lastCpMs >= this.#cfg.seal_interval) {
+      if (this.#tasks.length === 0) this.heartbeat().catch((e) => this.#log.warn({ err: e }, 'heartbeat failed'));
+    }
+  }
+
+  // ---------------------------------------------------------------- checkpoints and seals
+
+  /** Signs a checkpoint over the current (durable) tree. */
+  #sign(kind: CheckpointKind): LastCheckpoint {
+    const now = this.#clock();
+    const prev = this.#last?.cp;
+    // to_ms strictly increases so that checkpoint file names are unique and sort in creation order.
+    const toMs = prev ? Math.max(now, prev.toMs + 1) : now;
+    const body = formatCheckpoint({
+      origin: this.#cfg.origin,
+      size: this.#frontier.size,
+      root: this.#frontier.root(),
+      seq: this.#seg.seq,
+      kind,
+      prev: prev ? prev.bodyHash : null,
+      fromMs: prev ? prev.toMs : toMs,
+      toMs,
+    });
+    const note = signCheckpoint(body, [this.#signer]);
+    const parsed = parseCheckpointBody(body);
+    if (!parsed.ok) throw new SealtrailError('INTERNAL', `checkpoint we formatted does not parse: ${parsed.detail}`);
+    this.#metrics?.ledgerCheckpointsSigned.inc();
+    this.#lastCpMs = now;
+    return { note, cp: parsed.value };
+  }
+
+  async #writeAtomic(dir: string, name: string, data: Uint8Array, exclusive: boolean): Promise<void> {
+    const tmp = path.join(dir, `${name}.tmp`);
+    const fd = await this.#fs.open(tmp, 'w', 0o644);
+    try {
+      await this.#fs.writeAll(fd, data, 0);
+      await this.#fs.fsync(fd);
+    } finally {
+      await this.#fs.close(fd);
+    }
+    if (exclusive && this.#cps.has(name)) {
+      // Checkpoint files are write-once: never replace one (forwarding may have shipped it).
+      await this.#fs.unlink(tmp);
+      throw new SealtrailError('INTERNAL', `checkpoint file ${name} exists already`);
+    }
+    await this.#fs.rename(tmp, path.join(dir, name));
+  }
+
+  /** Writes checkpoints/<name> and head.checkpoint (both fsync'd; the caller fsyncs the directories). */
+  async #persistCheckpoint(c: LastCheckpoint): Promise<CheckpointInfo> {
+    const bytes = enc.encode(c.note);
+    const name = checkpointFileName(c.cp.seq, c.cp.size, c.cp.toMs, c.cp.kind);
+    await this.#writeAtomic(this.#cpDir, name, bytes, true);
+    await this.#writeAtomic(this.#dir, HEAD_FILE, bytes, false);
+    this.#fixedBytes = bytes.length;
+    const info: CheckpointInfo = { name, path: path.join(this.#cpDir, name), kind: c.cp.kind, seq: c.cp.seq, size: c.cp.size, toMs: c.cp.toMs, bytes: bytes.length };
+    this.#cps.set(name, info);
+    this.#cpBytes += info.bytes;
+    this.#last = c;
+    return info;
+  }
+
+  async #heartbeatNow(): Promise<void> {
+    if (this.#state === 'failed') throw ioError('ledger failed earlier', this.#failure);
+    const seg = this.#seg;
+    let info: CheckpointInfo;
+    try {
+      // A checkpoint never claims more than the disk holds, whatever `durability` says.
+      if (seg.dirty) {
+        await this.#fs.fdatasync(seg.fd);
+        seg.dirty = false;
+      }
+      const c = this.#sign('heartbeat');
+      info = await this.#persistCheckpoint(c);
+      await this.#fs.fsyncDir(this.#cpDir);
+      await this.#fs.fsyncDir(this.#dir);
+    } catch (e) {
+      this.#fail(e, 'heartbeat checkpoint');
+      throw ioError('heartbeat checkpoint', e);
+    }
+    this.#updateGauges();
+    this.#emitCheckpoint(info);
+  }
+
+  async #sealNow(): Promise<void> {
+    if (this.#state === 'failed') throw ioError('ledger failed earlier', this.#failure);
+    const seg = this.#seg;
+    if (seg.count === 0) return;
+    let segInfo: SealedSegmentInfo;
+    let cpInfo: CheckpointInfo;
+    try {
+      const c = this.#sign('seal');
+      const trailer = encodeTrailer(
+        { count: seg.count, chainLast: this.#chain, endFrontier: this.#frontier, checkpoint: enc.encode(c.note) },
+        seg.size,
+      );
+      await this.#fs.writeAll(seg.fd, trailer, seg.size);
+      await this.#fs.fdatasync(seg.fd);
+      seg.size += trailer.length;
+      await this.#fs.close(seg.fd);
+      seg.fd = -1;
+      ({ segInfo, cpInfo } = await this.#finishSeal(seg, c));
+    } catch (e) {
+      this.#fail(e, `sealing ${seg.path}`);
+      throw ioError(`sealing ${seg.path}`, e);
+    }
+    this.#metrics?.ledgerSegmentsSealed.inc();
+    this.#log.info({ segment: segInfo.name, entries: segInfo.count, bytes: segInfo.bytes, treeSize: this.#frontier.size }, 'segment sealed');
+    this.#updateGauges();
+    for (const cb of this.#segListeners) {
+      try {
+        cb(segInfo);
+      } catch (e) {
+        this.#log.error({ err: e }, 'onSegmentSealed listener threw');
+      }
+    }
+    this.#emitCheckpoint(cpInfo);
+  }
+
+  /** After the trailer is durable: checkpoint file, head, rename, next open segment, directory fsyncs. */
+  async #finishSeal(seg: OpenSegment, c: LastCheckpoint): Promise<{ segInfo: SealedSegmentInfo; cpInfo: CheckpointInfo }> {
+    const cpName = checkpointFileName(c.cp.seq, c.cp.size, c.cp.toMs, c.cp.kind);
+    let cpInfo = this.#cps.get(cpName);
+    if (!cpInfo) cpInfo = await this.#persistCheckpoint(c);
+    else {
+      await this.#writeAtomic(this.#dir, HEAD_FILE, enc.encode(c.note), false);
+      this.#last = c;
+    }
+    const name = segmentFileName(seg.seq);
+    const sealedPath = path.join(this.#segDir, name);
+    await this.#fs.rename(seg.path, sealedPath);
+    const segInfo: SealedSegmentInfo = {
+      name,
+      path: sealedPath,
+      seq: seg.seq,
+      firstIndex: seg.firstIndex,
+      count: seg.count,
+      bytes: seg.size,
+      checkpointName: cpName,
+    };
+    this.#sealed.set(name, segInfo);
+    this.#sealedBytes += segInfo.bytes;
+    await this.#createOpenSegment(seg.seq + 1, c.cp.bodyHash);
+    await this.#fs.fsyncDir(this.#segDir);
+    await this.#fs.fsyncDir(this.#cpDir);
+    await this.#fs.fsyncDir(this.#dir);
+    return { segInfo, cpInfo };
+  }
+
+  /** Creates `<seq>.seg.open` with its header (tmp + fsync + rename) and makes it the open segment. */
+  async #createOpenSegment(seq: number, prevCheckpointHash: Uint8Array): Promise<void> {
+    const header = encodeHeader({
+      seq,
+      firstIndex: this.#frontier.size,
+      createdMs: this.#clock(),
+      origin: this.#cfg.origin,
+      prevCheckpointHash,
+      chainPrev: this.#chain,
+      frontier: this.#frontier,
+    });
+    const name = segmentFileName(seq) + '.open';
+    await this.#writeAtomic(this.#segDir, name, header, false);
+    const p = path.join(this.#segDir, name);
+    const fd = await this.#fs.open(p, 'r+');
+    this.#seg = { seq, firstIndex: this.#frontier.size, path: p, fd, size: header.length, count: 0, firstEntryMs: undefined, dirty: false };
+  }
+
+  #emitCheckpoint(info: CheckpointInfo): void {
+    for (const cb of this.#cpListeners) {
+      try {
+        cb(info);
+      } catch (e) {
+        this.#log.error({ err: e }, 'onCheckpoint listener threw');
+      }
+    }
+  }
+
+  #updateGauges(): void {
+    const m = this.#metrics;
+    if (!m) return;
+    m.ledgerDiskBytes.set(this.diskBytes);
+    m.ledgerTreeSize.set(this.#frontier.size);
+  }
+
+  async #appendReleased(name: string): Promise<void> {
+    const p = path.join(this.#dir, RELEASED_FILE);
+    const fd = await this.#fs.open(p, 'a', 0o644);
+    try {
+      const size = await this.#fs.size(p);
+      await this.#fs.writeAll(fd, enc.encode(name + '\n'), size);
+      await this.#fs.fdatasync(fd);
+    } finally {
+      await this.#fs.close(fd);
+    }
+  }
+
+  async #close(): Promise<void> {
+    this.stopAccepting();
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    while (this.#loop) await this.#loop;
+    let err: unknown;
+    if (this.#state !== 'failed') {
+      try {
+        if (this.#seg.count > 0) await this.seal();
+        else if (this.#last === undefined || this.#last.cp.size !== this.#frontier.size) await this.heartbeat();
+      } catch (e) {
+        err = e;
+      }
+      while (this.#loop) await this.#loop;
+    }
+    if (this.#seg.fd >= 0) {
+      try {
+        await this.#fs.close(this.#seg.fd);
+      } catch {
+        // closing after a failure: nothing more to lose
+      }
+      this.#seg.fd = -1;
+    }
+    if (this.#state !== 'failed') this.#state = 'closed';
+    if (err) throw err;
+  }
+
+  // ---------------------------------------------------------------- recovery
+
+  async #recover(): Promise<void> {
+    const fs = this.#fs;
+    const origin = this.#cfg.origin;
+    try {
+      await fs.mkdirp(this.#segDir);
+      await fs.mkdirp(this.#cpDir);
+      await fs.fsyncDir(path.dirname(this.#dir));
+      await fs.fsyncDir(this.#dir);
+    } catch (e) {
+      throw ioError(`creating ledger directory ${this.#dir}`, e);
+    }
+    const read = async (p: string): Promise<Uint8Array> => {
+      try {
+        return await fs.readFile(p);
+      } catch (e) {
+        throw ioError(`reading ${p}`, e);
+      }
+    };
+    const list = async (d: string): Promise<string[]> => {
+      const names = await fs.readdir(d);
+      // Leftovers of an interrupted atomic write never became visible: remove them.
+      for (const n of names.filter((x) => x.endsWith('.tmp'))) await fs.unlink(path.join(d, n));
+      return names.filter((x) => !x.endsWith('.tmp')).sort();
+    };
+    const rootNames = await list(this.#dir);
+    const segNames = await list(this.#segDir);
+    const cpNames = await list(this.#cpDir);
+
+    // Released segments (forwarded and deleted): their absence is expected.
+    const released = new Set<string>();
+    if (rootNames.includes(RELEASED_FILE)) {
+      for (const line of dec.decode(await read(path.join(this.#dir, RELEASED_FILE))).split('\n')) if (line) released.add(line);
+    }
+
+    // The newest checkpoint (head). Its signature is checked when it was made with our key.
+    let head: LastCheckpoint | undefined;
+    if (rootNames.includes(HEAD_FILE)) {
+      const note = dec.decode(await read(path.join(this.#dir, HEAD_FILE)));
+      head = this.#parseNote(note, HEAD_FILE);
+      this.#fixedBytes = enc.encode(note).length;
+    }
+
+    const sealedSeqs: number[] = [];
+    const opens: number[] = [];
+    for (const n of segNames) {
+      const s = parseSegmentFileName(n);
+      if (s !== undefined) {
+        if (released.has(n)) {
+          await fs.unlink(path.join(this.#segDir, n)); // a release interrupted before its unlink
+          continue;
+        }
+        sealedSeqs.push(s);
+        continue;
+      }
+      const m = OPEN_NAME.exec(n);
+      if (m) opens.push(Number(m[1]));
+      else this.#log.warn({ file: path.join(this.#segDir, n) }, 'unknown file in the ledger segments directory (ignored)');
+    }
+    sealedSeqs.sort((a, b) => a - b);
+    if (opens.length > 1) {
+      throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${this.#segDir} holds ${opens.length} open segments (${opens.join(', ')}); only one can be open`);
+    }
+    const openSeq = opens[0];
+    const lastSealed = sealedSeqs.at(-1);
+    const nextSeq = openSeq ?? (lastSealed === undefined ? 0 : lastSealed + 1);
+    if (openSeq !== undefined && lastSealed !== undefined && openSeq <= lastSealed) {
+      throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: open segment ${openSeq} is not after the last sealed segment ${lastSealed}`);
+    }
+    for (let s = 0; s < nextSeq; s++) {
+      const n = segmentFileName(s);
+      if (!sealedSeqs.includes(s) && !released.has(n)) {
+        throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: segment ${path.join(this.#segDir, n)} is missing (not released by forwarding); segments must be contiguous`);
+      }
+    }
+
+    // Every local sealed segment is checked in full: CRC, chain, root against its seal, links.
+    let prevEnd: { scan: SegmentScan; cp: LastCheckpoint; name: string } | undefined;
+    for (const s of sealedSeqs) {
+      const name = segmentFileName(s);
+      const file = path.join(this.#segDir, name);
+      const bytes = await read(file);
+      let scan: SegmentScan;
+      try {
+        scan = scanSegment(bytes, { sealed: true });
+      } catch (e) {
+        throw corrupt(file, e);
+      }
+      this.#checkHeader(scan, file, s, prevEnd);
+      const cp = this.#checkSeal(scan, file);
+      this.#sealedBytes += bytes.length;
+      this.#sealed.set(name, {
+        name,
+        path: file,
+        seq: s,
+        firstIndex: scan.header.firstIndex,
+        count: scan.count,
+        bytes: bytes.length,
+        checkpointName: checkpointFileName(cp.cp.seq, cp.cp.size, cp.cp.toMs, 'seal'),
+      });
+      prevEnd = { scan, cp, name };
+    }
+
+    for (const n of cpNames) {
+      const m = CP_NAME.exec(n);
+      if (!m) {
+        this.#log.warn({ file: path.join(this.#cpDir, n) }, 'unknown file in the ledger checkpoints directory (ignored)');
+        continue;
+      }
+      const p = path.join(this.#cpDir, n);
+      const size = await fs.size(p);
+      this.#cpBytes += size;
+      this.#cps.set(n, { name: n, path: p, kind: m[4] as CheckpointKind, seq: Number(m[1]), size: Number(m[2]), toMs: Number(m[3]), bytes: size });
+    }
+
+    if (openSeq === undefined) {
+      if (prevEnd === undefined) {
+        if (head !== undefined || released.size > 0) {
+          throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${this.#dir} has a checkpoint or released segments but no segment files; refusing to start a new log under the same origin`);
+        }
+        // A fresh ledger: segment 0, chain seeded with the origin (hash.ts chainSeed).
+        this.#frontier = Frontier.empty();
+        this.#chain = chainSeed(origin);
+        this.#last = undefined;
+        await this.#createOpenSegment(0, new Uint8Array(HASH_SIZE));
+        await fs.fsyncDir(this.#segDir);
+        this.#log.info({ dir: this.#dir, origin }, 'new ledger created');
+        return;
+      }
+      // A crash between renaming the sealed segment and creating the next one.
+      this.#frontier = prevEnd.scan.frontier.clone();
+      this.#chain = prevEnd.scan.chain;
+      this.#last = this.#newest(head, prevEnd.cp);
+      this.#checkHeadAgainst(head, this.#frontier.size, new Map([[this.#frontier.size, this.#frontier.root()]]), HEAD_FILE);
+      await this.#ensureCheckpointFile(prevEnd.cp);
+      await this.#createOpenSegment(nextSeq, prevEnd.cp.cp.bodyHash);
+      await fs.fsyncDir(this.#segDir);
+      this.#log.info({ treeSize: this.#frontier.size, segment: nextSeq }, 'ledger recovered (next segment created)');
+      return;
+    }
+
+    // The open segment.
+    const openName = segmentFileName(openSeq) + '.open';
+    const openPath = path.join(this.#segDir, openName);
+    const bytes = await read(openPath);
+    let scan: SegmentScan;
+    try {
+      scan = scanSegment(bytes, { sealed: false, rootsAt: head ? [head.cp.size] : [] });
+    } catch (e) {
+      throw corrupt(openPath, e);
+    }
+    this.#checkHeader(scan, openPath, openSeq, prevEnd);
+    if (prevEnd === undefined && openSeq > 0 && head === undefined) {
+      throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${HEAD_FILE} is missing, cannot link segment ${openSeq} to its predecessors`);
+    }
+    if (scan.torn) {
+      this.#log.warn(
+        { file: openPath, offset: scan.torn.offset, bytes: scan.torn.bytes, reason: scan.torn.reason, keptEntries: scan.count },
+        'cutting off a torn tail left by a crash (these bytes were never acknowledged)',
+      );
+      const fd = await fs.open(openPath, 'r+');
+      try {
+        await fs.ftruncate(fd, scan.torn.offset);
+        await fs.fdatasync(fd);
+      } finally {
+        await fs.close(fd);
+      }
+    }
+    this.#frontier = scan.frontier.clone();
+    this.#chain = scan.chain;
+    const fd = await fs.open(openPath, 'r+');
+    this.#seg = {
+      seq: openSeq,
+      firstIndex: scan.header.firstIndex,
+      path: openPath,
+      fd,
+      size: scan.goodEnd,
+      count: scan.count,
+      firstEntryMs: scan.count > 0 ? this.#clock() : undefined,
+      dirty: false,
+    };
+
+    if (scan.trailer) {
+      // Sealed but not renamed: the trailer's checkpoint is the newest one.
+      const cp = this.#checkSeal(scan, openPath);
+      this.#checkHeadAgainst(head, this.#frontier.size, new Map([...scan.roots, [this.#frontier.size, this.#frontier.root()]]), HEAD_FILE);
+      this.#last = this.#newest(head, cp);
+      this.#seg.size = bytes.length;
+      await fs.close(fd);
+      this.#seg.fd = -1;
+      const { segInfo } = await this.#finishSeal(this.#seg, cp);
+      this.#log.info({ segment: segInfo.name }, 'finished a seal interrupted by a crash');
+    } else {
+      this.#checkHeadAgainst(head, this.#frontier.size, scan.roots, HEAD_FILE);
+      if (head && head.cp.size < scan.header.firstIndex) {
+        throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${HEAD_FILE} covers ${head.cp.size} entries, older than the open segment's start ${scan.header.firstIndex}`);
+      }
+      this.#last = head;
+      if (scan.count > 0) {
+        // Entries a crash left in an unsealed segment get their seal now.
+        await this.#sealNow();
+      }
+    }
+    this.#log.info({ dir: this.#dir, origin, treeSize: this.#frontier.size, segment: this.#seg.seq }, 'ledger opened');
+  }
+
+  #parseNote(note: string, file: string): LastCheckpoint {
+    const n = parseSignedNote(note);
+    if (!n.ok) throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${file}: checkpoint note does not parse (${n.detail})`);
+    const b = parseCheckpointBody(n.value.body);
+    if (!b.ok) throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${file}: checkpoint body does not parse (${b.detail})`);
+    if (b.value.origin !== this.#cfg.origin) {
+      throw new SealtrailError(
+        'CONFIG_INVALID',
+        `ledger.dir ${this.#dir} holds the log of origin "${b.value.origin}" but ledger.origin is "${this.#cfg.origin}": a log keeps its origin for life. Set ledger.origin back, or point ledger.dir at a new directory for a new log`,
+      );
+    }
+    // Our own key made it unless the key was rotated since; check the signature when the key ID is ours.
+    const mine = n.value.signatures.filter((s) => hashEqual(s.keyId, this.#signer.keyId) && s.name === this.#signer.name);
+    if (mine.length > 0) {
+      const v = parseVerifierKey(this.#signer.verifierKey);
+      const ok = mine.some((s) => v.verify(enc.encode(n.value.body), s.signature));
+      if (!ok) throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${file}: checkpoint signature does not verify with the configured key`);
+    }
+    return { note, cp: b.value };
+  }
+
+  #checkHeader(scan: SegmentScan, file: string, seq: number, prev: { scan: SegmentScan; cp: LastCheckpoint; name: string } | undefined): void {
+    const h = scan.header;
+    if (h.origin !== this.#cfg.origin) {
+      throw new SealtrailError(
+        'CONFIG_INVALID',
+        `ledger.dir ${this.#dir} holds the log of origin "${h.origin}" (${file}) but ledger.origin is "${this.#cfg.origin}": a log keeps its origin for life. Set ledger.origin back, or point ledger.dir at a new directory for a new log`,
+      );
+    }
+    const bad = (what: string) => new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${file}: ${what}`);
+    if (h.seq !== seq) throw bad(`header says segment ${h.seq} but the file name says ${seq}`);
+    if (seq === 0) {
+      if (h.firstIndex !== 0 || !hashEqual(h.chainPrev, chainSeed(this.#cfg.origin))) throw bad('segment 0 does not start the log (index 0, chain seed of the origin)');
+    }
+    if (prev && prev.scan.header.seq === seq - 1) {
+      if (h.firstIndex !== prev.scan.header.firstIndex + prev.scan.count) throw bad(`first index ${h.firstIndex} does not follow ${prev.name} (ends at ${prev.scan.header.firstIndex + prev.scan.count})`);
+      if (!hashEqual(h.chainPrev, prev.scan.chain)) throw bad(`chain does not continue from ${prev.name}`);
+      if (!h.frontier.equals(prev.scan.frontier)) throw bad(`start frontier differs from the end of ${prev.name}`);
+      if (!hashEqual(h.prevCheckpointHash, prev.cp.cp.bodyHash)) throw bad(`previous checkpoint hash is not the seal of ${prev.name}`);
+    }
+  }
+
+  /** The trailer's checkpoint must be a seal of this segment whose size and root match the recomputed tree. */
+  #checkSeal(scan: SegmentScan, file: string): LastCheckpoint {
+    const t = scan.trailer!;
+    const c = this.#parseNote(dec.decode(t.trailer.checkpoint), `${file} (trailer checkpoint)`);
+    const bad = (what: string) => new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${file}: trailer checkpoint at offset ${t.offset}: ${what}`);
+    if (c.cp.kind !== 'seal') throw bad(`kind is ${c.cp.kind}, expected seal`);
+    if (c.cp.seq !== scan.header.seq) throw bad(`names segment ${c.cp.seq}`);
+    if (c.cp.size !== scan.frontier.size) throw bad(`tree size ${c.cp.size} but the segment ends at ${scan.frontier.size}`);
+    if (!hashEqual(c.cp.root, scan.frontier.root())) throw bad('root hash differs from the recomputed Merkle root');
+    return c;
+  }
+
+  #checkHeadAgainst(head: LastCheckpoint | undefined, size: number, roots: ReadonlyMap<number, Uint8Array>, file: string): void {
+    if (!head) return;
+    if (head.cp.size > size) {
+      throw new SealtrailError(
+        'LEDGER_CORRUPT',
+        `ledger corrupt: ${file} (a signed checkpoint) covers ${head.cp.size} entries but only ${size} are on disk: durable, acknowledged entries are missing`,
+      );
+    }
+    const r = roots.get(head.cp.size);
+    if (r && !hashEqual(r, head.cp.root)) {
+      throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${file}: root at tree size ${head.cp.size} differs from the recomputed Merkle root`);
+    }
+  }
+
+  #newest(a: LastCheckpoint | undefined, b: LastCheckpoint): LastCheckpoint {
+    if (!a) return b;
+    return a.cp.toMs > b.cp.toMs ? a : b;
+  }
+
+  async #ensureCheckpointFile(c: LastCheckpoint): Promise<void> {
+    const name = checkpointFileName(c.cp.seq, c.cp.size, c.cp.toMs, c.cp.kind);
+    if (!this.#cps.has(name)) await this.#persistCheckpoint(c);
+    await this.#fs.fsyncDir(this.#cpDir);
+    await this.#fs.fsyncDir(this.#dir);
+  }
+}

@@ -1,0 +1,598 @@
+/**
+ * The segment file format: header, frames, trailer, footer. Pure (no I/O, no clocks): the ledger
+ * writer, recovery, `sealtrail inspect` and the offline verifier all use this one module, so the
+ * bytes that are written are the bytes that are checked. docs/format.md "Segments" and "Frames"
+ * give every byte; test/vectors/segment-v1.* is a worked example.
+ *
+ * All integers are unsigned big-endian (network order, as in RFC 9162 / TLS presentation).
+ *
+ *   header   magic ‖ version ‖ header_len ‖ seq ‖ first_index ‖ created_ms ‖ prev_checkpoint_hash
+ *            ‖ chain_prev ‖ origin_len ‖ origin ‖ start frontier ‖ crc32c
+ *   frame    len ‖ ~len ‖ chain_i ‖ entry ‖ crc32c            (one per entry, back to back)
+ *   trailer  0xFFFFFFFF ‖ "STTR" ‖ count ‖ chain_last ‖ end frontier ‖ note_len ‖ note ‖ crc32c
+ *   footer   trailer_offset ‖ crc32c(trailer_offset) ‖ "STFT"   (always the last 16 bytes)
+ *
+ * Why the length is stored twice (len and its complement): a torn write and a flipped bit must be
+ * told apart on recovery. A frame header whose two copies disagree cannot come from a torn append
+ * (those cut bytes off or leave zeros), so it is reported as corruption instead of being cut off;
+ * and with a trusted length the recovery can step over a bad frame and see whether good frames
+ * follow it (then it is corruption before the tail, never repaired).
+ */
+import { SealtrailError } from '../errors.js';
+import { crc32c } from './crc32c.js';
+import { HASH_SIZE, chainHash, hashEqual, leafHash, sha256 } from './hash.js';
+import { Frontier, frontierByteLength } from './merkle.js';
+
+/** "\x89STSEG\r\n": the 0x89 and CRLF catch 7-bit and newline-translating transfers (as PNG does). */
+export const SEGMENT_MAGIC: Uint8Array = Uint8Array.from([0x89, 0x53, 0x54, 0x53, 0x45, 0x47, 0x0d, 0x0a]);
+export const SEGMENT_FORMAT_VERSION = 1;
+/** Bytes a frame adds to its entry: len 4 + ~len 4 + chain 32 + crc 4. */
+export const FRAME_OVERHEAD = 44;
+/**
+ * Largest entry a frame may carry; a larger length field is invalid. 1 GiB = the largest request the
+ * config allows (grpc max_recv_msg_size_mib ≤ 1024), so no accepted record can exceed it. The
+ * length's complement, not this bound, is what catches a damaged length field.
+ */
+export const MAX_ENTRY_BYTES = 1024 * 1024 * 1024;
+/** Stands where a frame length would: never a valid length, so the trailer cannot be read as a frame. */
+export const TRAILER_MARKER = 0xffffffff;
+export const TRAILER_MAGIC: Uint8Array = Uint8Array.from([0x53, 0x54, 0x54, 0x52]); // "STTR"
+export const FOOTER_MAGIC: Uint8Array = Uint8Array.from([0x53, 0x54, 0x46, 0x54]); // "STFT"
+export const FOOTER_BYTES = 16;
+/** Fixed part of the header before the origin: magic 8, version 2, len 2, seq 8, first 8, created 8, prev 32, chain 32, origin_len 1. */
+const HEADER_FIXED = 101;
+/** Largest possible header: fixed + 255-byte origin + frontier of 53 subtrees + crc. */
+export const MAX_HEADER_BYTES = HEADER_FIXED + 255 + 8 + 53 * HASH_SIZE + 4;
+const ZERO_HASH = new Uint8Array(HASH_SIZE);
+
+/** Segment file names: 16 decimal digits (2^53−1 has 16) so that names sort in sequence order. */
+export const SEGMENT_SUFFIX = '.seg';
+export const OPEN_SEGMENT_SUFFIX = '.seg.open';
+
+export interface SegmentHeader {
+  readonly version: number;
+  readonly seq: number;
+  readonly firstIndex: number;
+  /** Wall-clock ms when the segment was opened (informational; the checkpoint's time range is signed). */
+  readonly createdMs: number;
+  readonly origin: string;
+  /** checkpointBodyHash of the newest checkpoint when the segment was opened; 32 zero bytes = none. */
+  readonly prevCheckpointHash: Uint8Array;
+  /** chain_{firstIndex-1}: chainSeed(origin) for index 0, else the previous segment's last chain value. */
+  readonly chainPrev: Uint8Array;
+  /** The Merkle tree's right frontier over entries [0, firstIndex). */
+  readonly frontier: Frontier;
+}
+
+export interface SegmentTrailer {
+  /** Entries (frames) in this segment. */
+  readonly count: number;
+  /** Chain value of the last entry (= header.chainPrev when count is 0). */
+  readonly chainLast: Uint8Array;
+  /** Frontier over [0, firstIndex + count): the next segment's start frontier. */
+  readonly endFrontier: Frontier;
+  /** The seal: a C2SP signed note (checkpoint.ts), UTF-8 bytes exactly as signed. */
+  readonly checkpoint: Uint8Array;
+}
+
+export type FormatCheck =
+  | 'header_magic'
+  | 'header_version'
+  | 'header_crc'
+  | 'header_field'
+  | 'frame_length'
+  | 'frame_truncated'
+  | 'frame_crc'
+  | 'chain'
+  | 'trailer_crc'
+  | 'trailer_field'
+  | 'footer'
+  | 'trailing_bytes'
+  | 'truncated';
+
+/**
+ * A segment that does not parse. `check` names the failed check; `offset` is the byte offset in
+ * the file of the structure that failed; `frame`/`index` are the 0-based frame number in this
+ * segment and the global entry index when the failure is in or after a frame.
+ * Code FORMAT_UNSUPPORTED for an unknown version (never reported as tampering), else LEDGER_CORRUPT.
+ */
+export class SegmentFormatError extends SealtrailError {
+  readonly check: FormatCheck;
+  readonly offset: number;
+  readonly frame: number | undefined;
+  readonly index: number | undefined;
+
+  constructor(check: FormatCheck, offset: number, detail: string, where: { frame?: number; index?: number } = {}) {
+    const loc =
+      `offset ${offset}` +
+      (where.frame !== undefined ? `, frame ${where.frame}` : '') +
+      (where.index !== undefined ? `, index ${where.index}` : '');
+    super(check === 'header_version' ? 'FORMAT_UNSUPPORTED' : 'LEDGER_CORRUPT', `${check} at ${loc}: ${detail}`);
+    this.name = 'SegmentFormatError';
+    this.check = check;
+    this.offset = offset;
+    this.frame = where.frame;
+    this.index = where.index;
+  }
+}
+
+/** "0000000000000007.seg" for seq 7. @throws RangeError if seq is not a safe non-negative integer */
+export function segmentFileName(seq: number): string {
+  if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`segment seq must be a safe non-negative integer, got ${seq}`);
+  return String(seq).padStart(16, '0') + SEGMENT_SUFFIX;
+}
+
+/** The seq of a sealed segment file name, or undefined if `name` is not one. */
+export function parseSegmentFileName(name: string): number | undefined {
+  const m = /^(\d{16})\.seg$/.exec(name);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+function u64(view: DataView, off: number): number {
+  const v = view.getBigUint64(off, false);
+  return v > BigInt(Number.MAX_SAFE_INTEGER) ? -1 : Number(v);
+}
+
+function viewOf(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** Checks the origin the way the config does (C2SP tlog-checkpoint: one printable line). */
+function validOrigin(o: string): boolean {
+  return o.length >= 1 && o.length <= 255 && /^[\x21-\x7e][\x20-\x7e]*$/.test(o);
+}
+
+/**
+ * Encodes a segment header (version SEGMENT_FORMAT_VERSION).
+ * @throws RangeError if a field is out of range (origin not printable ASCII 1..255, hash not 32 bytes,
+ *   frontier size ≠ firstIndex)
+ */
+export function encodeHeader(h: Omit<SegmentHeader, 'version'>): Uint8Array {
+  if (!validOrigin(h.origin)) throw new RangeError('origin must be 1..255 printable ASCII characters, no leading space');
+  if (h.prevCheckpointHash.length !== HASH_SIZE || h.chainPrev.length !== HASH_SIZE) {
+    throw new RangeError('prevCheckpointHash and chainPrev must be 32 bytes');
+  }
+  for (const [k, v] of [['seq', h.seq], ['firstIndex', h.firstIndex], ['createdMs', h.createdMs]] as const) {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${k} must be a safe non-negative integer, got ${v}`);
+  }
+  if (h.frontier.size !== h.firstIndex) {
+    throw new RangeError(`start frontier covers ${h.frontier.size} entries but firstIndex is ${h.firstIndex}`);
+  }
+  const fr = h.frontier.toBytes();
+  const len = HEADER_FIXED + h.origin.length + fr.length + 4;
+  const out = new Uint8Array(len);
+  const v = viewOf(out);
+  out.set(SEGMENT_MAGIC, 0);
+  v.setUint16(8, SEGMENT_FORMAT_VERSION, false);
+  v.setUint16(10, len, false);
+  v.setBigUint64(12, BigInt(h.seq), false);
+  v.setBigUint64(20, BigInt(h.firstIndex), false);
+  v.setBigUint64(28, BigInt(h.createdMs), false);
+  out.set(h.prevCheckpointHash, 36);
+  out.set(h.chainPrev, 68);
+  out[100] = h.origin.length;
+  for (let i = 0; i < h.origin.length; i++) out[HEADER_FIXED + i] = h.origin.charCodeAt(i);
+  out.set(fr, HEADER_FIXED + h.origin.length);
+  v.setUint32(len - 4, crc32c(out, 0, len - 4), false);
+  return out;
+}
+
+/**
+ * How many bytes the header at the start of `bytes` needs (from its length field), or 0 when fewer
+ * than 12 bytes are available. Checks magic and version first, so an unknown version is named as such.
+ * @throws SegmentFormatError header_magic / header_version / header_field
+ */
+export function headerLength(bytes: Uint8Array): number {
+  if (bytes.length < 12) return 0;
+  for (let i = 0; i < 8; i++) {
+    if (bytes[i] !== SEGMENT_MAGIC[i]) throw new SegmentFormatError('header_magic', 0, 'not a sealtrail segment (bad magic)');
+  }
+  const v = viewOf(bytes);
+  const version = v.getUint16(8, false);
+  if (version !== SEGMENT_FORMAT_VERSION) {
+    throw new SegmentFormatError('header_version', 8, `segment format version ${version} is not supported (this build reads version ${SEGMENT_FORMAT_VERSION}); upgrade sealtrail`);
+  }
+  const len = v.getUint16(10, false);
+  if (len < HEADER_FIXED + 1 + 8 + 4 || len > MAX_HEADER_BYTES) {
+    throw new SegmentFormatError('header_field', 10, `header length ${len} is outside ${HEADER_FIXED + 13}..${MAX_HEADER_BYTES}`);
+  }
+  return len;
+}
+
+/**
+ * Decodes and checks the header at the start of `bytes` (magic, version, length, CRC, fields).
+ * @throws SegmentFormatError (check header_*, or truncated when `bytes` is too short)
+ */
+export function decodeHeader(bytes: Uint8Array): { header: SegmentHeader; length: number } {
+  const len = headerLength(bytes);
+  if (len === 0 || bytes.length < len) {
+    throw new SegmentFormatError('truncated', bytes.length, 'file ends inside the segment header');
+  }
+  const v = viewOf(bytes);
+  const crc = v.getUint32(len - 4, false);
+  if (crc32c(bytes, 0, len - 4) !== crc) throw new SegmentFormatError('header_crc', len - 4, 'header CRC-32C mismatch');
+  const seq = u64(v, 12);
+  const firstIndex = u64(v, 20);
+  const createdMs = u64(v, 28);
+  if (seq < 0 || firstIndex < 0 || createdMs < 0) throw new SegmentFormatError('header_field', 12, 'a 64-bit field exceeds 2^53-1');
+  const originLen = bytes[100]!;
+  if (originLen === 0 || HEADER_FIXED + originLen + 8 + 4 > len) {
+    throw new SegmentFormatError('header_field', 100, `origin length ${originLen} does not fit the ${len}-byte header`);
+  }
+  const origin = String.fromCharCode(...bytes.subarray(HEADER_FIXED, HEADER_FIXED + originLen));
+  if (!validOrigin(origin)) throw new SegmentFormatError('header_field', HEADER_FIXED, 'origin is not printable ASCII');
+  const frStart = HEADER_FIXED + originLen;
+  let frontier: Frontier;
+  try {
+    frontier = Frontier.fromBytes(bytes.subarray(frStart, len - 4));
+  } catch (e) {
+    throw new SegmentFormatError('header_field', frStart, `start frontier: ${(e as Error).message}`);
+  }
+  if (frontier.size !== firstIndex) {
+    throw new SegmentFormatError('header_field', frStart, `start frontier covers ${frontier.size} entries but first index is ${firstIndex}`);
+  }
+  return {
+    header: {
+      version: SEGMENT_FORMAT_VERSION,
+      seq,
+      firstIndex,
+      createdMs,
+      origin,
+      prevCheckpointHash: bytes.slice(36, 68),
+      chainPrev: bytes.slice(68, 100),
+      frontier,
+    },
+    length: len,
+  };
+}
+
+/** Frame size on disk for an entry of `entryLength` bytes. */
+export function frameLength(entryLength: number): number {
+  return FRAME_OVERHEAD + entryLength;
+}
+
+/**
+ * Writes the frame of `entry` at `out[offset]` and computes its hashes on the way, without
+ * allocating a concatenation: the entry is copied into place, the byte just before it (the last
+ * chain byte, not yet written) is set to 0x00 so that `out[offset+39 .. end)` is exactly the
+ * RFC 9162 leaf-hash input 0x00 ‖ entry, and the chain value then overwrites that byte.
+ * Returns the leaf hash, the new chain value and the bytes written (FRAME_OVERHEAD + entry.length).
+ * @throws RangeError if the entry is larger than MAX_ENTRY_BYTES, prevChain is not 32 bytes, or out is too small
+ */
+export function writeFrame(
+  out: Uint8Array,
+  offset: number,
+  entry: Uint8Array,
+  prevChain: Uint8Array,
+): { leaf: Uint8Array; chain: Uint8Array; length: number } {
+  const n = entry.length;
+  if (n > MAX_ENTRY_BYTES) throw new RangeError(`entry of ${n} bytes exceeds the ${MAX_ENTRY_BYTES}-byte frame limit`);
+  const end = offset + FRAME_OVERHEAD + n;
+  if (end > out.length) throw new RangeError('output buffer too small for the frame');
+  // len and ~len, big-endian, written bytewise (no DataView per frame: this is the hot path).
+  out[offset] = n >>> 24;
+  out[offset + 1] = (n >>> 16) & 0xff;
+  out[offset + 2] = (n >>> 8) & 0xff;
+  out[offset + 3] = n & 0xff;
+  const c = ~n >>> 0;
+  out[offset + 4] = c >>> 24;
+  out[offset + 5] = (c >>> 16) & 0xff;
+  out[offset + 6] = (c >>> 8) & 0xff;
+  out[offset + 7] = c & 0xff;
+  out.set(entry, offset + 40);
+  out[offset + 39] = 0x00;
+  const leaf = sha256(out.subarray(offset + 39, offset + 40 + n));
+  const chain = chainHash(prevChain, leaf);
+  out.set(chain, offset + 8);
+  const crc = crc32c(out, offset, offset + 40 + n);
+  out[offset + 40 + n] = crc >>> 24;
+  out[offset + 41 + n] = (crc >>> 16) & 0xff;
+  out[offset + 42 + n] = (crc >>> 8) & 0xff;
+  out[offset + 43 + n] = crc & 0xff;
+  return { leaf, chain, length: FRAME_OVERHEAD + n };
+}
+
+/** What lies at a frame position, judged from the bytes alone (used by the parser and by recovery). */
+export type FrameProbe =
+  | { readonly kind: 'frame'; readonly entryLength: number; readonly length: number; readonly crcOk: boolean }
+  | { readonly kind: 'trailer' }
+  | { readonly kind: 'incomplete'; readonly need: number }
+  | { readonly kind: 'bad_length'; readonly detail: string };
+
+/**
+ * Looks at `bytes[offset, end)`: a complete frame (and whether its CRC matches), the trailer
+ * marker, too few bytes (`need` = total bytes the structure needs from `offset`), or a length field
+ * that is invalid (its complement disagrees or it exceeds MAX_ENTRY_BYTES).
+ */
+export function probeFrame(bytes: Uint8Array, offset: number, end = bytes.length): FrameProbe {
+  if (end - offset < 4) return { kind: 'incomplete', need: 8 };
+  const n = ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>> 0;
+  if (n === TRAILER_MARKER) return { kind: 'trailer' };
+  if (end - offset < 8) return { kind: 'incomplete', need: 8 };
+  const c = ((bytes[offset + 4]! << 24) | (bytes[offset + 5]! << 16) | (bytes[offset + 6]! << 8) | bytes[offset + 7]!) >>> 0;
+  if (c !== (~n >>> 0)) return { kind: 'bad_length', detail: `length ${n} and its complement field 0x${c.toString(16).padStart(8, '0')} disagree` };
+  if (n > MAX_ENTRY_BYTES) return { kind: 'bad_length', detail: `length ${n} exceeds ${MAX_ENTRY_BYTES}` };
+  const total = FRAME_OVERHEAD + n;
+  if (end - offset < total) return { kind: 'incomplete', need: total };
+  const stored =
+    ((bytes[offset + 40 + n]! << 24) | (bytes[offset + 41 + n]! << 16) | (bytes[offset + 42 + n]! << 8) | bytes[offset + 43 + n]!) >>> 0;
+  return { kind: 'frame', entryLength: n, length: total, crcOk: crc32c(bytes, offset, offset + 40 + n) === stored };
+}
+
+
+/**
+ * Encodes the trailer and the footer for a trailer that starts at file offset `trailerOffset`.
+ * @throws RangeError on out-of-range fields
+ */
+export function encodeTrailer(t: SegmentTrailer, trailerOffset: number): Uint8Array {
+  if (t.chainLast.length !== HASH_SIZE) throw new RangeError('chainLast must be 32 bytes');
+  if (!Number.isSafeInteger(t.count) || t.count < 0) throw new RangeError('count must be a safe non-negative integer');
+  if (t.checkpoint.length > 0xffffffff - 1) throw new RangeError('checkpoint note too large');
+  const fr = t.endFrontier.toBytes();
+  const tlen = 48 + fr.length + 4 + t.checkpoint.length + 4;
+  const out = new Uint8Array(tlen + FOOTER_BYTES);
+  const v = viewOf(out);
+  v.setUint32(0, TRAILER_MARKER, false);
+  out.set(TRAILER_MAGIC, 4);
+  v.setBigUint64(8, BigInt(t.count), false);
+  out.set(t.chainLast, 16);
+  out.set(fr, 48);
+  v.setUint32(48 + fr.length, t.checkpoint.length, false);
+  out.set(t.checkpoint, 52 + fr.length);
+  v.setUint32(tlen - 4, crc32c(out, 0, tlen - 4), false);
+  v.setBigUint64(tlen, BigInt(trailerOffset), false);
+  v.setUint32(tlen + 8, crc32c(out, tlen, tlen + 8), false);
+  out.set(FOOTER_MAGIC, tlen + 12);
+  return out;
+}
+
+/**
+ * Parses a trailer at `bytes[offset..]`. Returns undefined when more bytes are needed, with `need`.
+ * @throws SegmentFormatError trailer_field / trailer_crc
+ */
+export function decodeTrailer(
+  bytes: Uint8Array,
+  offset: number,
+  fileOffset: number,
+  where: { frame: number; index: number },
+): { trailer: SegmentTrailer; length: number } | { need: number } {
+  const avail = bytes.length - offset;
+  if (avail < 56) return { need: 56 };
+  const v = new DataView(bytes.buffer, bytes.byteOffset + offset, avail);
+  for (let i = 0; i < 4; i++) {
+    if (bytes[offset + 4 + i] !== TRAILER_MAGIC[i]) throw new SegmentFormatError('trailer_field', fileOffset + 4, 'bad trailer magic (expected "STTR")', where);
+  }
+  const count = u64(v, 8);
+  if (count < 0) throw new SegmentFormatError('trailer_field', fileOffset + 8, 'entry count exceeds 2^53-1', where);
+  const frSizeBig = v.getBigUint64(48, false);
+  if (frSizeBig > BigInt(Number.MAX_SAFE_INTEGER)) throw new SegmentFormatError('trailer_field', fileOffset + 48, 'end frontier size exceeds 2^53-1', where);
+  const frLen = frontierByteLength(Number(frSizeBig));
+  if (avail < 48 + frLen + 4) return { need: 48 + frLen + 4 };
+  const noteLen = v.getUint32(48 + frLen, false);
+  if (noteLen > MAX_ENTRY_BYTES) throw new SegmentFormatError('trailer_field', fileOffset + 48 + frLen, `checkpoint length ${noteLen} is implausible`, where);
+  const tlen = 48 + frLen + 4 + noteLen + 4;
+  if (avail < tlen) return { need: tlen };
+  if (crc32c(bytes, offset, offset + tlen - 4) !== v.getUint32(tlen - 4, false)) {
+    throw new SegmentFormatError('trailer_crc', fileOffset, 'trailer CRC-32C mismatch', where);
+  }
+  const endFrontier = Frontier.fromBytes(bytes.subarray(offset + 48, offset + 48 + frLen));
+  return {
+    trailer: {
+      count,
+      chainLast: bytes.slice(offset + 16, offset + 48),
+      endFrontier,
+      checkpoint: bytes.slice(offset + 52 + frLen, offset + 52 + frLen + noteLen),
+    },
+    length: tlen,
+  };
+}
+
+/**
+ * Checks a 16-byte footer that should point at `trailerOffset`.
+ * @throws SegmentFormatError footer
+ */
+export function checkFooter(footer: Uint8Array, fileOffset: number, trailerOffset: number): void {
+  const v = viewOf(footer);
+  for (let i = 0; i < 4; i++) {
+    if (footer[12 + i] !== FOOTER_MAGIC[i]) throw new SegmentFormatError('footer', fileOffset + 12, 'bad footer magic (expected "STFT")');
+  }
+  if (crc32c(footer, 0, 8) !== v.getUint32(8, false)) throw new SegmentFormatError('footer', fileOffset + 8, 'footer CRC-32C mismatch');
+  const at = v.getBigUint64(0, false);
+  if (at !== BigInt(trailerOffset)) {
+    throw new SegmentFormatError('footer', fileOffset, `footer points at offset ${at} but the trailer starts at ${trailerOffset}`);
+  }
+}
+
+/**
+ * Reads the footer at the end of a whole sealed segment and returns the trailer offset it names
+ * (for tools that seek straight to the checkpoint).
+ * @throws SegmentFormatError footer
+ */
+export function readFooter(file: Uint8Array): number {
+  if (file.length < FOOTER_BYTES) throw new SegmentFormatError('footer', 0, 'file is shorter than a footer');
+  const off = file.length - FOOTER_BYTES;
+  const footer = file.subarray(off);
+  const v = viewOf(footer);
+  const at = Number(v.getBigUint64(0, false));
+  checkFooter(footer, off, at);
+  return at;
+}
+
+export type SegmentItem =
+  | { readonly kind: 'header'; readonly header: SegmentHeader; readonly offset: 0; readonly length: number }
+  | {
+      readonly kind: 'frame';
+      /** 0-based frame number in this segment. */
+      readonly frame: number;
+      /** Global entry index (header.firstIndex + frame). */
+      readonly index: number;
+      readonly offset: number;
+      readonly length: number;
+      readonly entry: Uint8Array;
+      readonly chain: Uint8Array;
+      /** SHA-256(0x00 ‖ entry), computed for the chain check; append it to a Frontier for the root. */
+      readonly leaf: Uint8Array;
+    }
+  | { readonly kind: 'trailer'; readonly trailer: SegmentTrailer; readonly offset: number; readonly length: number };
+
+/**
+ * Streaming segment parser: feed chunks of any size with `push`, get the items that completed.
+ * Memory is one frame plus one chunk, whatever the segment size. Checks magic, version, every CRC,
+ * length/complement, the stored chain against the recomputed chain, the trailer's count and
+ * chain_last, the footer, and that nothing follows the footer. Merkle roots and signatures are the
+ * caller's (merkle.ts, checkpoint.ts). After a throw the parser is unusable.
+ * Frame items' `entry` and `chain` may alias the pushed chunk: copy them before reusing the chunk.
+ */
+export class SegmentParser {
+  #pending: Uint8Array = new Uint8Array(0);
+  #base = 0; // file offset of #pending[0]
+  #state: 'header' | 'frames' | 'footer' | 'done' = 'header';
+  #header: SegmentHeader | undefined;
+  #frame = 0;
+  #chain: Uint8Array = ZERO_HASH;
+  #trailerOffset = 0;
+  readonly #checkChain: boolean;
+
+  constructor(opts: { checkChain?: boolean } = {}) {
+    this.#checkChain = opts.checkChain ?? true;
+  }
+
+  /** File offset up to which items were returned. */
+  get offset(): number {
+    return this.#base;
+  }
+
+  get header(): SegmentHeader | undefined {
+    return this.#header;
+  }
+
+  /**
+   * Feeds the next chunk; returns the items it completed, in file order.
+   * @throws SegmentFormatError with offset, frame, index and check
+   */
+  push(chunk: Uint8Array): SegmentItem[] {
+    if (this.#state === 'done' && chunk.length > 0) {
+      throw new SegmentFormatError('trailing_bytes', this.#base, 'bytes after the footer');
+    }
+    let buf: Uint8Array;
+    if (this.#pending.length === 0) buf = chunk;
+    else {
+      buf = new Uint8Array(this.#pending.length + chunk.length);
+      buf.set(this.#pending, 0);
+      buf.set(chunk, this.#pending.length);
+    }
+    const items: SegmentItem[] = [];
+    let off = 0;
+    for (;;) {
+      const consumed = this.#step(buf, off, items);
+      if (consumed === 0) break;
+      off += consumed;
+      this.#base += consumed;
+    }
+    // Keep only the unconsumed rest (a copy, so a big chunk is not pinned by a small remainder).
+    this.#pending = off === buf.length ? new Uint8Array(0) : buf.slice(off);
+    if (this.#state === 'done' && this.#pending.length > 0) {
+      throw new SegmentFormatError('trailing_bytes', this.#base, `${this.#pending.length} bytes after the footer`);
+    }
+    return items;
+  }
+
+  /**
+   * Declares the end of the file.
+   * @throws SegmentFormatError truncated / frame_truncated when the segment is incomplete (no trailer or footer)
+   */
+  end(): void {
+    if (this.#state === 'done') return;
+    const where = this.#header ? { frame: this.#frame, index: this.#header.firstIndex + this.#frame } : {};
+    if (this.#state === 'frames' && this.#pending.length > 0) {
+      const p = probeFrame(this.#pending, 0);
+      if (p.kind === 'incomplete') {
+        throw new SegmentFormatError('frame_truncated', this.#base, `file ends inside a frame (${this.#pending.length} of ${p.need} bytes)`, where);
+      }
+    }
+    throw new SegmentFormatError(
+      'truncated',
+      this.#base + this.#pending.length,
+      this.#state === 'header' ? 'file ends inside the header' : 'file ends without a complete trailer and footer (unsealed or cut off)',
+      where,
+    );
+  }
+
+  /** Consumes one structure from buf[off..] if complete; returns bytes consumed (0 = need more). */
+  #step(buf: Uint8Array, off: number, items: SegmentItem[]): number {
+    const avail = buf.length - off;
+    switch (this.#state) {
+      case 'header': {
+        const rest = buf.subarray(off);
+        const len = headerLength(rest);
+        if (len === 0 || avail < len) return 0;
+        const { header } = decodeHeader(rest.subarray(0, len));
+        this.#header = header;
+        this.#chain = header.chainPrev;
+        this.#state = 'frames';
+        items.push({ kind: 'header', header, offset: 0, length: len });
+        return len;
+      }
+      case 'frames': {
+        const h = this.#header!;
+        const where = { frame: this.#frame, index: h.firstIndex + this.#frame };
+        const p = probeFrame(buf, off);
+        if (p.kind === 'incomplete') return 0;
+        if (p.kind === 'bad_length') throw new SegmentFormatError('frame_length', this.#base, p.detail, where);
+        if (p.kind === 'trailer') {
+          const t = decodeTrailer(buf, off, this.#base, where);
+          if ('need' in t) return 0;
+          const tr = t.trailer;
+          if (tr.count !== this.#frame) {
+            throw new SegmentFormatError('trailer_field', this.#base + 8, `trailer says ${tr.count} entries, the segment has ${this.#frame}`, where);
+          }
+          if (this.#checkChain && !hashEqual(tr.chainLast, this.#chain)) {
+            throw new SegmentFormatError('trailer_field', this.#base + 16, 'trailer chain_last differs from the last entry chain value', where);
+          }
+          if (tr.endFrontier.size !== h.firstIndex + tr.count) {
+            throw new SegmentFormatError('trailer_field', this.#base + 48, `end frontier covers ${tr.endFrontier.size} entries, expected ${h.firstIndex + tr.count}`, where);
+          }
+          this.#trailerOffset = this.#base;
+          this.#state = 'footer';
+          items.push({ kind: 'trailer', trailer: tr, offset: this.#base, length: t.length });
+          return t.length;
+        }
+        if (!p.crcOk) throw new SegmentFormatError('frame_crc', this.#base, 'frame CRC-32C mismatch', where);
+        const entry = buf.subarray(off + 40, off + 40 + p.entryLength);
+        const chain = buf.subarray(off + 8, off + 40);
+        const leaf = leafHash(entry);
+        if (this.#checkChain) {
+          const want = chainHash(this.#chain, leaf);
+          if (!hashEqual(want, chain)) {
+            throw new SegmentFormatError('chain', this.#base + 8, 'stored chain value differs from SHA-256(previous chain ‖ leaf hash)', where);
+          }
+        }
+        this.#chain = chain.slice(); // the chunk may be reused by the caller
+        items.push({ kind: 'frame', frame: this.#frame, index: where.index, offset: this.#base, length: p.length, entry, chain, leaf });
+        this.#frame++;
+        return p.length;
+      }
+      case 'footer': {
+        if (avail < FOOTER_BYTES) return 0;
+        checkFooter(buf.subarray(off, off + FOOTER_BYTES), this.#base, this.#trailerOffset);
+        this.#state = 'done';
+        return FOOTER_BYTES;
+      }
+      case 'done':
+        return 0;
+    }
+  }
+}
+
+/**
+ * Parses a whole segment held in memory.
+ * @throws SegmentFormatError as SegmentParser
+ */
+export function parseSegment(bytes: Uint8Array, opts: { checkChain?: boolean } = {}): SegmentItem[] {
+  const p = new SegmentParser(opts);
+  const items = p.push(bytes);
+  p.end();
+  return items;
+}
