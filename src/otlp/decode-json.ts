@@ -211,7 +211,14 @@ function encoded(w: Writer, fill: () => void): Uint8Array {
 }
 
 function decodeResourceLogs(rl: JsonObject, maxDepth: number, w: Writer, out: Uint8Array[]): void {
-  const resourceField = present(rl.resource) ? lenField(1, encoded(w, () => encodeResource(asObject('resource', rl.resource!), maxDepth, w))) : EMPTY;
+  let resourceField = EMPTY;
+  if (present(rl.resource)) {
+    try {
+      resourceField = lenField(1, encoded(w, () => encodeResource(asObject('', rl.resource!), maxDepth, w)));
+    } catch (e) {
+      addSegment(e, 'resource');
+    }
+  }
   const rlSchema = present(rl.schemaUrl) ? asString('schemaUrl', rl.schemaUrl) : '';
   const rlSchemaField = rlSchema === '' ? EMPTY : lenField(3, utf8Bytes(w, rlSchema));
   const sls = asArray('scopeLogs', rl.scopeLogs);
@@ -242,7 +249,14 @@ function decodeScopeLogs(
   rlSchemaField: Uint8Array,
   out: Uint8Array[],
 ): void {
-  const scopeField = present(sl.scope) ? lenField(1, encoded(w, () => encodeScope(asObject('scope', sl.scope!), maxDepth, w))) : EMPTY;
+  let scopeField = EMPTY;
+  if (present(sl.scope)) {
+    try {
+      scopeField = lenField(1, encoded(w, () => encodeScope(asObject('', sl.scope!), maxDepth, w)));
+    } catch (e) {
+      addSegment(e, 'scope');
+    }
+  }
   const slSchema = present(sl.schemaUrl) ? asString('schemaUrl', sl.schemaUrl) : '';
   const asm = new EntryAssembler(resourceField, rlSchemaField, scopeField, slSchema === '' ? EMPTY : lenField(3, utf8Bytes(w, slSchema)));
   const lrs = asArray('logRecords', sl.logRecords);

@@ -118,8 +118,12 @@ function set1(o: Obj, key: string, v: unknown): void {
   o[key] = v;
 }
 
-/** proto3 JSON writes non-finite doubles as strings. */
+/**
+ * proto3 JSON writes non-finite doubles as strings; -0 too, because JSON.stringify(-0) is "0" and
+ * the rendering must not lose the sign the entry holds (decodeLogsJson reads "-0" back as -0).
+ */
 function jsonDouble(v: number): number | string {
+  if (Object.is(v, -0)) return '-0';
   if (Number.isFinite(v)) return v;
   return Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
 }
