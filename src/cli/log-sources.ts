@@ -1,0 +1,140 @@
+/**
+ * The thin I/O layer under `verify`, `prove` and `export`: turns a SOURCE argument into a
+ * {@link LogSource} (src/verify/source.ts) that lists objects and streams their bytes. Kept out of
+ * src/verify so that the verifier itself has no filesystem or network code (STYLE.md).
+ *
+ * SOURCE forms (DESIGN.md "The public contract"):
+ *   a ledger directory        DIR with segments/ (and checkpoints/, released) — ledger.ts layout
+ *   a filesystem destination  DIR with <originPath(origin)>/segments/ — forward/keys.ts layout
+ *   s3://bucket/prefix        with --endpoint/--region/--force-path-style or the AWS environment
+ *   dest:NAME                 a destination from --config FILE
+ */
+import { createReadStream } from 'node:fs';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { SealtrailError, errorMessage } from '../errors.js';
+import { CANARY_FOLDER, originPath } from '../forward/keys.js';
+import type { LogSource, StoredItem } from '../verify/source.js';
+
+/** Options that shape how remote SOURCEs are reached. */
+export interface SourceOptions {
+  readonly origin: string;
+  readonly cwd: string;
+  readonly endpoint?: string;
+  readonly region?: string;
+  readonly forcePathStyle?: boolean;
+  readonly configFile?: string;
+}
+
+const CHUNK = 1 << 20;
+
+function classify(dir: 'segments' | 'checkpoints', name: string): StoredItem['kind'] | 'ignore' {
+  if (name.endsWith('.tmp')) return 'ignore'; // an interrupted atomic write (ledger.ts removes these on open)
+  if (dir === 'segments') {
+    if (/^\d{16}\.seg$/.test(name)) return 'segment';
+    if (/^\d{16}\.seg\.open$/.test(name)) return 'open-segment';
+    return 'unknown';
+  }
+  return name.endsWith('.cp') ? 'checkpoint' : 'unknown';
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A log laid out as `<root>/segments` and `<root>/checkpoints` on a filesystem. */
+class DirectorySource implements LogSource {
+  readonly description: string;
+  readonly kind: 'ledger' | 'destination';
+  readonly #root: string;
+
+  constructor(description: string, root: string, kind: 'ledger' | 'destination') {
+    this.description = description;
+    this.#root = root;
+    this.kind = kind;
+  }
+
+  async list(): Promise<StoredItem[]> {
+    const out: StoredItem[] = [];
+    for (const dir of ['segments', 'checkpoints'] as const) {
+      const path = join(this.#root, dir);
+      let names: string[];
+      try {
+        names = await readdir(path);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw new SealtrailError('IO', `${this.description}: cannot list ${path}: ${errorMessage(e)}`, { cause: e });
+      }
+      for (const name of names) {
+        if (name === CANARY_FOLDER) continue;
+        const kind = classify(dir, name);
+        if (kind === 'ignore') continue;
+        if (kind === 'open-segment' && this.kind !== 'ledger') {
+          out.push({ kind: 'unknown', name, key: `${dir}/${name}`, size: 0, versions: 1, versionIndex: 0, deleteMarker: false });
+          continue;
+        }
+        let size = 0;
+        try {
+          size = (await stat(join(path, name))).size;
+        } catch (e) {
+          throw new SealtrailError('IO', `${this.description}: cannot stat ${join(path, name)}: ${errorMessage(e)}`, { cause: e });
+        }
+        out.push({ kind, name, key: `${dir}/${name}`, size, versions: 1, versionIndex: 0, deleteMarker: false });
+      }
+    }
+    return out;
+  }
+
+  async *read(item: StoredItem): AsyncIterable<Uint8Array> {
+    const path = join(this.#root, item.key);
+    try {
+      for await (const c of createReadStream(path, { highWaterMark: CHUNK })) yield c as Buffer;
+    } catch (e) {
+      throw new SealtrailError('IO', `${this.description}: cannot read ${path}: ${errorMessage(e)}`, { cause: e });
+    }
+  }
+
+  async released(): Promise<ReadonlySet<string>> {
+    if (this.kind !== 'ledger') return new Set();
+    try {
+      const text = await readFile(join(this.#root, 'released'), 'utf8');
+      return new Set(text.split('\n').map((l) => l.trim()).filter((l) => l.length > 0));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new Set();
+      throw new SealtrailError('IO', `${this.description}: cannot read ${join(this.#root, 'released')}: ${errorMessage(e)}`, { cause: e });
+    }
+  }
+
+  close(): void {}
+}
+
+/**
+ * Opens one SOURCE argument.
+ * @throws SealtrailError USAGE when the argument names nothing usable, IO when it cannot be read
+ */
+export async function openLogSource(arg: string, o: SourceOptions): Promise<LogSource> {
+  if (arg.startsWith('s3://') || arg.startsWith('dest:')) {
+    const { openRemoteSource } = await import('./remote-source.js');
+    return openRemoteSource(arg, o);
+  }
+  const dir = resolve(o.cwd, arg);
+  let st;
+  try {
+    st = await stat(dir);
+  } catch (e) {
+    throw new SealtrailError('USAGE', `source ${arg}: ${errorMessage(e)}; give a ledger directory, a filesystem destination, s3://bucket/prefix or dest:NAME`);
+  }
+  if (!st.isDirectory()) {
+    throw new SealtrailError('USAGE', `source ${arg} is not a directory; give a ledger directory, a filesystem destination, s3://bucket/prefix or dest:NAME`);
+  }
+  if (await exists(join(dir, 'segments'))) return new DirectorySource(arg, dir, 'ledger');
+  const dest = join(dir, originPath(o.origin));
+  if (await exists(dest)) return new DirectorySource(arg, dest, 'destination');
+  // An empty destination (or one without this origin) is a finding (log.empty), not a usage error.
+  return new DirectorySource(arg, dest, 'destination');
+}

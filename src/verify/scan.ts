@@ -1,0 +1,117 @@
+/**
+ * Scanning one segment: the CPU-heavy part of verification (CRC-32C of every frame, the chain
+ * hash, the leaf hash and the Merkle frontier). It depends on nothing but the segment's own bytes
+ * and a set of tree sizes at which the caller wants the root (heartbeat checkpoints that fall
+ * inside this segment), so segments can be scanned independently (one worker per segment).
+ * Format checks come from src/ledger/segment-format.ts: the bytes the writer wrote are the bytes
+ * checked here.
+ */
+import { createHash } from 'node:crypto';
+import { Frontier } from '../ledger/merkle.js';
+import {
+  SEGMENT_FORMAT_VERSION,
+  SEGMENT_MAGIC,
+  SegmentFormatError,
+  SegmentParser,
+  type SegmentHeader,
+  type SegmentTrailer,
+} from '../ledger/segment-format.js';
+
+/** The result of scanning one segment's bytes. */
+export interface SegmentScan {
+  header: SegmentHeader | undefined;
+  /** Frames that passed every format check (CRC, length, chain). */
+  frames: number;
+  /** Chain value of the last good frame (header.chainPrev when none). */
+  lastChain: Uint8Array | undefined;
+  /** Frontier over [0, firstIndex + frames): computed here, never read from the file. */
+  frontier: Frontier | undefined;
+  /** Roots computed at the requested tree sizes that this segment reached. */
+  rootsAt: Map<number, Uint8Array>;
+  trailer: SegmentTrailer | undefined;
+  /** The first format failure; scanning of this segment stops there (SegmentParser cannot resync). */
+  error: SegmentFormatError | undefined;
+  /** Version field when the header names a version this build does not read. */
+  unsupportedVersion: number | undefined;
+  bytes: number;
+  /** SHA-256 of the whole object, when asked for (comparing sources). */
+  digest: Uint8Array | undefined;
+}
+
+/** Reads the 16-bit version field of a segment with a valid magic, or undefined. */
+function headerVersion(first: Uint8Array): number | undefined {
+  if (first.length < 10) return undefined;
+  for (let i = 0; i < SEGMENT_MAGIC.length; i++) if (first[i] !== SEGMENT_MAGIC[i]) return undefined;
+  return (first[8]! << 8) | first[9]!;
+}
+
+/**
+ * Scans a segment from its chunks. Never throws for bad bytes: format failures are returned in
+ * `error` (a verification failure is data). `open` marks the ledger's open segment, for which a
+ * missing trailer is expected.
+ * @throws whatever the chunk iterator throws (I/O errors)
+ */
+export async function scanSegment(
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  opts: { probeSizes?: ReadonlySet<number>; digest?: boolean; onEntry?: (index: number, entry: Uint8Array) => void } = {},
+): Promise<SegmentScan> {
+  const probe = opts.probeSizes ?? new Set<number>();
+  const hasher = opts.digest ? createHash('sha256') : undefined;
+  const parser = new SegmentParser();
+  const scan: SegmentScan = {
+    header: undefined,
+    frames: 0,
+    lastChain: undefined,
+    frontier: undefined,
+    rootsAt: new Map(),
+    trailer: undefined,
+    error: undefined,
+    unsupportedVersion: undefined,
+    bytes: 0,
+    digest: undefined,
+  };
+  let first = true;
+  for await (const chunk of chunks) {
+    scan.bytes += chunk.length;
+    hasher?.update(chunk);
+    if (first) {
+      first = false;
+      const v = headerVersion(chunk);
+      if (v !== undefined && v !== SEGMENT_FORMAT_VERSION) scan.unsupportedVersion = v;
+    }
+    if (scan.error) continue; // keep reading for the digest and the byte count
+    try {
+      for (const item of parser.push(chunk)) {
+        if (item.kind === 'frame') {
+          const f = scan.frontier!;
+          f.append(item.leaf);
+          scan.frames++;
+          opts.onEntry?.(item.index, item.entry);
+          if (probe.has(f.size)) scan.rootsAt.set(f.size, f.root());
+        } else if (item.kind === 'header') {
+          scan.header = item.header;
+          scan.frontier = item.header.frontier.clone();
+          if (probe.has(scan.frontier.size)) scan.rootsAt.set(scan.frontier.size, scan.frontier.root());
+        } else {
+          scan.trailer = item.trailer;
+        }
+      }
+    } catch (e) {
+      if (!(e instanceof SegmentFormatError)) throw e;
+      scan.error = e;
+    }
+  }
+  if (!scan.error) {
+    try {
+      parser.end();
+    } catch (e) {
+      if (!(e instanceof SegmentFormatError)) throw e;
+      scan.error = e;
+    }
+  }
+  // The parser compared the trailer's chain_last with the recomputed chain, so a sealed segment
+  // that parsed yields its last chain value; an unsealed one is the tail and needs none.
+  scan.lastChain = scan.trailer?.chainLast;
+  if (hasher) scan.digest = new Uint8Array(hasher.digest());
+  return scan;
+}

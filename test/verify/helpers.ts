@@ -1,0 +1,233 @@
+/**
+ * Test harness for the verifier: real logs written by the real Ledger (src/ledger/ledger.ts) into
+ * temp directories, real OTLP entries (decoded by src/otlp), then byte-level tampering on disk.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import type { LedgerConfig } from '../../src/config/schema.js';
+import { type Signer, signerFromSeed } from '../../src/keys/keys.js';
+import { Ledger, checkpointFileName } from '../../src/ledger/ledger.js';
+import { formatCheckpoint, parseCheckpointBody, parseSignedNote, signCheckpoint } from '../../src/ledger/checkpoint.js';
+import { decodeLogsJson } from '../../src/otlp/index.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
+import type { CliIO } from '../../src/cli/io.js';
+
+export const ORIGIN = 'sealtrail.test/verify';
+/** Epoch ms the test clock starts at (2026-11-28T00:00:00Z). */
+export const T0 = Date.UTC(2026, 10, 28, 0, 0, 0);
+
+export function signer(n: number, name = ORIGIN): Signer {
+  return signerFromSeed(name, Uint8Array.from({ length: 32 }, (_, i) => (i * 7 + n * 31 + 1) & 0xff));
+}
+
+export async function tempDir(prefix = 'sealtrail-verify-'): Promise<string> {
+  return fs.promises.mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+export function ledgerConfig(dir: string, origin = ORIGIN): LedgerConfig {
+  return {
+    dir,
+    origin,
+    durability: 'none',
+    max_segment_bytes: 64 * 1024 * 1024,
+    max_segment_age: 3_600_000,
+    seal_interval: 3_600_000,
+    max_disk_bytes: 4 * 1024 * 1024 * 1024,
+  };
+}
+
+/** `n` real OTLP entries (one LogRecord each), tagged so they are all distinct. */
+export function entries(tag: string, n: number, bodySize = 40): Uint8Array[] {
+  const req = {
+    resourceLogs: [
+      {
+        resource: { attributes: [{ key: 'service.name', value: { stringValue: 'verify-test' } }] },
+        scopeLogs: [
+          {
+            scope: { name: 'test' },
+            logRecords: Array.from({ length: n }, (_, i) => ({
+              timeUnixNano: String(BigInt(T0) * 1_000_000n + BigInt(i)),
+              severityText: 'INFO',
+              body: { stringValue: `${tag}#${i} `.padEnd(bodySize, 'x') },
+            })),
+          },
+        ],
+      },
+    ],
+  };
+  const r = decodeLogsJson(new TextEncoder().encode(JSON.stringify(req)), { maxNestingDepth: 32 });
+  if (!r.ok) throw new Error(`test entries do not decode: ${r.message}`);
+  return r.entries;
+}
+
+/** A deterministic clock: every call advances one second from `start`. */
+export function stepClock(start = T0): { now: () => number; peek: () => number } {
+  let t = start;
+  return { now: () => (t += 1000), peek: () => t };
+}
+
+export interface BuiltLog {
+  readonly dir: string;
+  readonly origin: string;
+  readonly treeSize: number;
+  readonly segments: number;
+  /** Time of the last checkpoint the clock produced. */
+  readonly lastMs: number;
+}
+
+/**
+ * Writes a log with the real Ledger: `segments` sealed segments of `perSegment` entries, a
+ * heartbeat inside every segment (after half its entries), and the final heartbeat of close().
+ * `rotateAfter`: after that many segments, close, announce `rotateTo`'s key in a heartbeat signed
+ * by the current key, and continue with `rotateTo` (key rotation, api-crypto.md).
+ */
+export async function buildLog(o: {
+  dir: string;
+  signer: Signer;
+  segments: number;
+  perSegment: number;
+  origin?: string;
+  clock?: { now: () => number; peek: () => number };
+  rotateAfter?: number;
+  rotateTo?: Signer;
+  tag?: string;
+}): Promise<BuiltLog> {
+  const origin = o.origin ?? ORIGIN;
+  const clock = o.clock ?? stepClock();
+  let current = o.signer;
+  let ledger = await Ledger.open({ config: ledgerConfig(o.dir, origin), signer: current, logger: silentLogger(), clock: clock.now });
+  for (let s = 0; s < o.segments; s++) {
+    if (o.rotateAfter !== undefined && o.rotateTo && s === o.rotateAfter) {
+      await ledger.close();
+      announceKey(o.dir, current, o.rotateTo, clock.now());
+      current = o.rotateTo;
+      ledger = await Ledger.open({ config: ledgerConfig(o.dir, origin), signer: current, logger: silentLogger(), clock: clock.now });
+    }
+    const es = entries(`${o.tag ?? 'e'}${s}`, o.perSegment);
+    const half = Math.floor(es.length / 2);
+    const r1 = await ledger.append(es.slice(0, half));
+    if (r1.kind !== 'ok') throw new Error(`append refused: ${r1.reason}`);
+    await ledger.heartbeat();
+    const r2 = await ledger.append(es.slice(half));
+    if (r2.kind !== 'ok') throw new Error(`append refused: ${r2.reason}`);
+    await ledger.seal();
+  }
+  const treeSize = ledger.treeSize;
+  await ledger.close();
+  return { dir: o.dir, origin, treeSize, segments: o.segments, lastMs: clock.peek() };
+}
+
+/**
+ * Key rotation the way api-crypto.md defines it: a checkpoint signed by the current key that
+ * carries `sealtrail-key <new verifier key>`, continuing the checkpoint chain from head.checkpoint.
+ * Written as a heartbeat into checkpoints/ and head.checkpoint of a closed ledger.
+ */
+export function announceKey(dir: string, oldKey: Signer, newKey: Signer, nowMs: number): void {
+  const head = fs.readFileSync(path.join(dir, 'head.checkpoint'), 'utf8');
+  const n = parseSignedNote(head);
+  if (!n.ok) throw new Error('head does not parse');
+  const b = parseCheckpointBody(n.value.body);
+  if (!b.ok) throw new Error('head body does not parse');
+  const prev = b.value;
+  const openSeq = fs.readdirSync(path.join(dir, 'segments')).filter((x) => x.endsWith('.seg.open')).map((x) => Number(x.slice(0, 16)))[0] ?? prev.seq;
+  const toMs = Math.max(nowMs, prev.toMs + 1);
+  const body = formatCheckpoint({
+    origin: prev.origin,
+    size: prev.size,
+    root: prev.root,
+    seq: openSeq,
+    kind: 'heartbeat',
+    prev: prev.bodyHash,
+    fromMs: prev.toMs,
+    toMs,
+    keys: [newKey.verifierKey],
+  });
+  const note = signCheckpoint(body, [oldKey]);
+  fs.writeFileSync(path.join(dir, 'checkpoints', checkpointFileName(openSeq, prev.size, toMs, 'heartbeat')), note);
+  fs.writeFileSync(path.join(dir, 'head.checkpoint'), note);
+}
+
+/** Writes `<dir>/<name>.pub` and returns its path. */
+export function writePub(dir: string, s: Signer, name = 'signing'): string {
+  const p = path.join(dir, `${name}.pub`);
+  fs.writeFileSync(p, `${s.verifierKey}\n`);
+  return p;
+}
+
+/** Copies a ledger directory's sealed segments and checkpoints into an fs destination layout. */
+export function copyToDestination(ledgerDir: string, destRoot: string, originPathStr: string): void {
+  for (const sub of ['segments', 'checkpoints']) {
+    const to = path.join(destRoot, originPathStr, sub);
+    fs.mkdirSync(to, { recursive: true });
+    for (const n of fs.readdirSync(path.join(ledgerDir, sub))) {
+      if (n.endsWith('.open') || n.endsWith('.tmp')) continue;
+      fs.copyFileSync(path.join(ledgerDir, sub, n), path.join(to, n));
+    }
+  }
+}
+
+export function segPath(dir: string, seq: number): string {
+  return path.join(dir, 'segments', `${String(seq).padStart(16, '0')}.seg`);
+}
+
+export function cpFiles(dir: string, filter: (name: string) => boolean = () => true): string[] {
+  return fs
+    .readdirSync(path.join(dir, 'checkpoints'))
+    .filter(filter)
+    .sort()
+    .map((n) => path.join(dir, 'checkpoints', n));
+}
+
+/** Flips bit `bit` of byte `offset` in a file (the file is made writable first). */
+export function flipBit(file: string, offset: number, bit = 0): void {
+  fs.chmodSync(file, 0o644);
+  const b = fs.readFileSync(file);
+  if (offset < 0) offset = b.length + offset;
+  b[offset]! ^= 1 << bit;
+  fs.writeFileSync(file, b);
+}
+
+/** Captures a command's stdout/stderr for in-process CLI tests. */
+export function captureIO(cwd: string): { io: CliIO; out: () => string; err: () => string } {
+  let out = '';
+  let err = '';
+  const mk = (f: (s: string) => void) =>
+    new Writable({
+      write(chunk, _enc, cb) {
+        f(String(chunk));
+        cb();
+      },
+    });
+  return {
+    io: { stdout: mk((s) => (out += s)), stderr: mk((s) => (err += s)), env: {}, cwd },
+    out: () => out,
+    err: () => err,
+  };
+}
+
+const COMMANDS: Record<string, () => Promise<{ run(argv: string[], io: CliIO): Promise<number> }>> = {
+  verify: () => import('../../src/cli/commands/verify.js'),
+  prove: () => import('../../src/cli/commands/prove.js'),
+  'verify-proof': () => import('../../src/cli/commands/verify-proof.js'),
+  export: () => import('../../src/cli/commands/export.js'),
+};
+
+/**
+ * Runs `sealtrail CMD ARGS` in-process through the command module (src/cli/bin.ts starts main()
+ * when imported, so tests call the modules it dispatches to), mapping a thrown SealtrailError to
+ * exit 2 the way bin.ts does. Returns exit code and output.
+ */
+export async function cli(args: string[], cwd = process.cwd()): Promise<{ code: number; out: string; err: string }> {
+  const c = captureIO(cwd);
+  const [cmd, ...rest] = args;
+  let code: number;
+  try {
+    code = await (await COMMANDS[cmd!]!()).run(rest, c.io);
+  } catch (e) {
+    c.io.stderr.write(`sealtrail ${cmd}: ${(e as Error).message}\n`);
+    code = 2;
+  }
+  return { code, out: c.out(), err: c.err() };
+}
