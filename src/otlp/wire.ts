@@ -252,7 +252,7 @@ export function concatRanges(b: Uint8Array, ranges: readonly number[]): Uint8Arr
   return out;
 }
 
-export const EMPTY = new Uint8Array(0);
+export const EMPTY: Uint8Array = new Uint8Array(0);
 
 /**
  * Builds entries for the records of one ScopeLogs. The parts that are the same for every record
