@@ -1,0 +1,192 @@
+/**
+ * Recovery (G1, G3): a torn tail is cut at EVERY byte offset of the last frames and the log
+ * continues with exactly the complete frames; damage before the tail is refused with its location.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LedgerFs, nodeLedgerFs } from '../../src/ledger/fs.js';
+import { Ledger } from '../../src/ledger/ledger.js';
+import { SegmentParser } from '../../src/ledger/segment-format.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
+import { entry, ledgerConfig, readLog, removeDir, tempDir, testSigner, text } from './helpers.js';
+
+const OPEN = '0000000000000000.seg.open';
+
+interface Snapshot {
+  dir: string;
+  frames: { offset: number; length: number }[];
+  size: number;
+  tags: string[];
+}
+
+/** A crashed ledger: entries durable in the open segment, no seal, as a kill -9 leaves it. */
+async function crashedLedger(root: string, name: string, opts: { heartbeatAfter?: boolean } = {}): Promise<Snapshot> {
+  const live = path.join(root, `${name}-live`);
+  const snap = path.join(root, name);
+  const l = await Ledger.open({ config: ledgerConfig(live), signer: testSigner(), logger: silentLogger() });
+  const tags: string[] = [];
+  for (const n of [3, 4, 3]) {
+    const batch = Array.from({ length: n }, (_, j) => `e${tags.length + j}`);
+    expect((await l.append(batch.map((t) => entry(t, 60)))).kind).toBe('ok');
+    tags.push(...batch);
+  }
+  if (opts.heartbeatAfter) await l.heartbeat();
+  // Everything acknowledged is durable now; copying the directory is what a crash would leave.
+  fs.cpSync(live, snap, { recursive: true });
+  await l.close();
+  const bytes = new Uint8Array(fs.readFileSync(path.join(snap, 'segments', OPEN)));
+  const frames = new SegmentParser().push(bytes).flatMap((i) => (i.kind === 'frame' ? [{ offset: i.offset, length: i.length }] : []));
+  expect(frames).toHaveLength(10);
+  return { dir: snap, frames, size: bytes.length, tags };
+}
+
+let root: string;
+let snap: Snapshot;
+let covered: Snapshot;
+beforeAll(async () => {
+  root = await tempDir('sealtrail-recovery-');
+  snap = await crashedLedger(root, 'plain');
+  covered = await crashedLedger(root, 'covered', { heartbeatAfter: true });
+});
+afterAll(async () => {
+  await removeDir(root);
+});
+
+let n = 0;
+function copyOf(s: Snapshot): string {
+  const d = path.join(root, `try-${n++}`);
+  fs.cpSync(s.dir, d, { recursive: true });
+  return d;
+}
+
+const openAt = (dir: string, fast = false) =>
+  Ledger.open({ config: ledgerConfig(dir), signer: testSigner(), logger: silentLogger(), ...(fast ? { fs: noSync } : {}) });
+
+/**
+ * The byte-by-byte sweep opens the ledger ~300 times; fsyncs there add minutes on this shared disk
+ * without testing anything the sweep is about (which bytes recovery keeps). So the sweep skips the
+ * syncs except on every 25th offset and on frame boundaries, which use the real ones.
+ */
+const noSync: LedgerFs = { ...nodeLedgerFs, fsync: async () => {}, fdatasync: async () => {}, fsyncDir: async () => {} };
+
+describe('recovery of a torn tail', () => {
+  it('cut at every byte offset of the last three frames: keeps exactly the complete frames and continues the log', async () => {
+    const from = snap.frames[7]!.offset;
+    for (let cut = from; cut <= snap.size; cut++) {
+      const d = copyOf(snap);
+      fs.truncateSync(path.join(d, 'segments', OPEN), cut);
+      const complete = snap.frames.filter((f) => f.offset + f.length <= cut).length;
+      const boundary = snap.frames.some((f) => f.offset === cut);
+      const l = await openAt(d, !(boundary || cut % 25 === 0));
+      expect(l.treeSize, `cut at ${cut}`).toBe(complete);
+      const out = await l.append([entry('after-crash', 60)]);
+      expect(out, `cut at ${cut}`).toMatchObject({ kind: 'ok', firstIndex: complete });
+      await l.close();
+      const tags = readLog(d).entries.map((e) => text(e).split(':')[0]);
+      expect(tags, `cut at ${cut}`).toEqual([...snap.tags.slice(0, complete), 'after-crash']);
+      fs.rmSync(d, { recursive: true });
+    }
+  }, 120_000);
+
+  it('a zero-filled tail (file extended, data never written) is cut', async () => {
+    const d = copyOf(snap);
+    const p = path.join(d, 'segments', OPEN);
+    // zero the second half of the last frame and add a page of zeros
+    const last = snap.frames[9]!;
+    const fd = fs.openSync(p, 'r+');
+    fs.writeSync(fd, Buffer.alloc(4096 + last.length), 0, 4096 + last.length, last.offset + 20);
+    fs.closeSync(fd);
+    const l = await openAt(d);
+    expect(l.treeSize).toBe(9);
+    await l.close();
+  });
+
+  it('never cuts entries a signed checkpoint covers: refuses to start instead', async () => {
+    const d = copyOf(covered);
+    fs.truncateSync(path.join(d, 'segments', OPEN), covered.frames[9]!.offset + 10);
+    await expect(openAt(d)).rejects.toMatchObject({
+      code: 'LEDGER_CORRUPT',
+      message: expect.stringMatching(/covers 10 entries but only 9 are on disk/),
+    });
+  });
+});
+
+describe('corruption before the tail is refused with its location', () => {
+  it('a bit flip anywhere in a middle frame (length, complement, chain, entry, CRC)', async () => {
+    const f = snap.frames[5]!;
+    for (let i = 0; i < f.length; i++) {
+      const d = copyOf(snap);
+      const p = path.join(d, 'segments', OPEN);
+      const b = fs.readFileSync(p);
+      b[f.offset + i] ^= 1 << (i % 8);
+      fs.writeFileSync(p, b);
+      const err = await openAt(d).then(
+        (l) => (void l.close(), undefined),
+        (e: unknown) => e as { code: string; message: string },
+      );
+      expect(err?.code, `flip at byte ${i} of frame 5`).toBe('LEDGER_CORRUPT');
+      expect(err?.message).toContain(OPEN);
+      expect(err?.message).toMatch(new RegExp(`at offset ${f.offset}(\\d*)?, frame 5, index 5|offset ${f.offset + 8}, frame 5, index 5`));
+      expect(err?.message).toMatch(/frame_length|frame_crc|chain/);
+      fs.rmSync(d, { recursive: true });
+    }
+  }, 60_000);
+
+  it('a damaged length field of the LAST frame followed by its (non-zero) body is corruption, not a torn tail', async () => {
+    const d = copyOf(snap);
+    const p = path.join(d, 'segments', OPEN);
+    const b = fs.readFileSync(p);
+    b[snap.frames[9]!.offset + 3] ^= 0x10;
+    fs.writeFileSync(p, b);
+    await expect(openAt(d)).rejects.toMatchObject({ code: 'LEDGER_CORRUPT', message: expect.stringContaining('frame_length') });
+  });
+
+  it('a rewritten entry with a recomputed CRC fails the chain check', async () => {
+    const d = copyOf(snap);
+    const p = path.join(d, 'segments', OPEN);
+    const b = new Uint8Array(fs.readFileSync(p));
+    const f = snap.frames[9]!;
+    b[f.offset + 40] ^= 0x01; // change the entry of the LAST frame
+    const { crc32c } = await import('../../src/ledger/crc32c.js');
+    const crc = crc32c(b, f.offset, f.offset + f.length - 4);
+    new DataView(b.buffer).setUint32(f.offset + f.length - 4, crc, false);
+    fs.writeFileSync(p, b);
+    await expect(openAt(d)).rejects.toMatchObject({ code: 'LEDGER_CORRUPT', message: expect.stringMatching(/chain at offset \d+, frame 9, index 9/) });
+  });
+
+  it('a damaged header', async () => {
+    const d = copyOf(snap);
+    const p = path.join(d, 'segments', OPEN);
+    const b = fs.readFileSync(p);
+    b[40] ^= 0x80; // inside prev_checkpoint_hash
+    fs.writeFileSync(p, b);
+    await expect(openAt(d)).rejects.toMatchObject({ code: 'LEDGER_CORRUPT', message: expect.stringContaining('header_crc') });
+  });
+
+  it('a bit flip in a sealed segment, anywhere, names the file', async () => {
+    const live = path.join(root, 'sealed');
+    const cfg = ledgerConfig(live, { max_segment_bytes: 4096 });
+    const l = await Ledger.open({ config: cfg, signer: testSigner(), logger: silentLogger() });
+    for (let i = 0; i < 30; i++) await l.append([entry(`s${i}`, 300)]);
+    await l.close();
+    const first = path.join(live, 'segments', '0000000000000000.seg');
+    const orig = fs.readFileSync(first);
+    // every 97th byte: header, frames, trailer, checkpoint, footer
+    for (let i = 0; i < orig.length; i += 97) {
+      const b = Buffer.from(orig);
+      b[i] ^= 0x04;
+      fs.writeFileSync(first, b);
+      const err = await Ledger.open({ config: cfg, signer: testSigner(), logger: silentLogger() }).then(
+        (x) => (void x.close(), undefined),
+        (e: unknown) => e as { code: string; message: string },
+      );
+      expect(err?.code, `flip at ${i}`).toBe('LEDGER_CORRUPT');
+      expect(err?.message).toContain('0000000000000000.seg');
+    }
+    fs.writeFileSync(first, orig);
+    const ok = await Ledger.open({ config: cfg, signer: testSigner(), logger: silentLogger() });
+    expect(ok.treeSize).toBe(30);
+    await ok.close();
+  }, 60_000);
+});
