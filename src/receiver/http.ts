@@ -228,12 +228,8 @@ export class HttpReceiver {
       keepAliveTimeout: HTTP_TIMEOUTS.keepAliveTimeoutMs,
     });
     server.on('request', (req, res) => this.#onRequest(req, res));
-    server.on('clientError', (err, socket) => {
-      // Malformed HTTP or a header timeout: answer 400/408 if the socket can still take it.
-      const code = (err as NodeJS.ErrnoException).code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      if (socket.writable) socket.end(`HTTP/1.1 ${code} ${http.STATUS_CODES[code]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-      else socket.destroy();
-    });
+    // Malformed HTTP, oversized headers and timeouts: Node's default clientError handling answers
+    // 400/431/408 and closes the socket, which is what we want.
     await new Promise<void>((resolve, reject) => {
       const onError = (e: Error): void => {
         reject(new SealtrailError('IO', `receivers.otlp.protocols.http.endpoint: cannot listen on ${this.#config.endpoint}: ${e.message}`, { cause: e }));

@@ -69,6 +69,19 @@ describe('OTLP/HTTP accepted spellings', () => {
     expect(sink.entries.length).toBe(before + 64 * 3);
   });
 
+  it('malformed HTTP gets 400 and a closed connection; nothing stored', async () => {
+    const before = sink.batches.length;
+    const reply = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => s.write('POST /v1/logs HTTP/1.1\r\nContent-Length: x\r\n\r\n'));
+      let got = '';
+      s.on('data', (d) => (got += d.toString()));
+      s.on('close', () => resolve(got));
+      s.on('error', reject);
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 400/);
+    expect(sink.batches.length).toBe(before);
+  });
+
   it('a client that disconnects mid-body stores nothing and does not disturb the server', async () => {
     const before = sink.batches.length;
     const full = sampleRequest(50);
