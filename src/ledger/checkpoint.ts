@@ -194,7 +194,28 @@ export function parseCheckpointBody(body: string): ParseResult<Checkpoint> {
   if (!body.endsWith('\n')) return bad('checkpoint body must end with a newline');
   if (body.includes('\r')) return bad('checkpoint contains a carriage return (CR)');
   const lines = body.slice(0, -1).split('\n');
-  if (lines.length < 3) return bad(`a checkpoint has at least 3 lines, found ${lines.length}`);
+  // Version first, before any other rule: a newer format must be reported as such, whatever else
+  // it changed (sigstore-js #561). Line 4 must be exactly "sealtrail-format 1".
+  const vline = lines[3];
+  if (vline === undefined || !vline.startsWith('sealtrail-format')) {
+    // A format line elsewhere means lines were inserted or removed (e.g. a newline injected into
+    // the origin shifts everything down): that is a broken body, not a newer format.
+    const at = lines.findIndex((l) => l.startsWith('sealtrail-format'));
+    if (at >= 0) return bad(`the "sealtrail-format" line is line ${at + 1}, not line 4: lines were inserted or removed`);
+    return {
+      ok: false,
+      reason: 'unknown_version',
+      detail: 'line 4 is not a "sealtrail-format" line: not a sealtrail checkpoint, or a format this version cannot read',
+    };
+  }
+  if (vline !== `sealtrail-format ${CHECKPOINT_FORMAT_VERSION}`) {
+    const vtext = vline.slice('sealtrail-format'.length).trim();
+    return {
+      ok: false,
+      reason: 'unknown_version',
+      detail: `checkpoint format version ${JSON.stringify(vtext)}; this sealtrail reads version ${CHECKPOINT_FORMAT_VERSION}`,
+    };
+  }
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i] as string;
     if (l.length === 0) return bad(`line ${i + 1} is empty`);
@@ -207,24 +228,6 @@ export function parseCheckpointBody(body: string): ParseResult<Checkpoint> {
   if (size === null) return bad('line 2: tree size must be a decimal number without leading zeros');
   const root = base64DecodeStrict(rootLine);
   if (root === null || root.length !== HASH_SIZE) return bad('line 3: root must be canonical base64 of 32 bytes');
-
-  // Version first: a newer format must be reported as such, whatever else is in the note.
-  const vline = lines[3];
-  if (vline === undefined || !vline.startsWith('sealtrail-format ')) {
-    return {
-      ok: false,
-      reason: 'unknown_version',
-      detail: 'line 4 is not a "sealtrail-format" line: not a sealtrail checkpoint, or a format this version cannot read',
-    };
-  }
-  const vtext = vline.slice('sealtrail-format '.length);
-  if (vtext !== String(CHECKPOINT_FORMAT_VERSION)) {
-    return {
-      ok: false,
-      reason: 'unknown_version',
-      detail: `checkpoint format version ${JSON.stringify(vtext)}; this sealtrail reads version ${CHECKPOINT_FORMAT_VERSION}`,
-    };
-  }
 
   const field = (i: number, name: string): string | null => {
     const l = lines[i];
@@ -451,7 +454,18 @@ export function verifyCheckpoint(
   expectedOrigin: string,
 ): CheckpointVerification {
   const note = parseSignedNote(text);
-  if (!note.ok) return { ok: false, reason: 'bad_format', detail: note.detail };
+  if (!note.ok) {
+    // A well-formed checkpoint body whose signature lines were cut off (attack: strip the signature)
+    // is reported as unsigned, which is what it is, rather than as a syntax error.
+    const t = typeof text === 'string' ? text : Buffer.from(text.buffer, text.byteOffset, text.byteLength).toString('utf8');
+    const unsigned = [t, t.endsWith('\n\n') ? t.slice(0, -1) : null].some(
+      (b) => b !== null && parseCheckpointBody(b).ok,
+    );
+    if (unsigned) {
+      return { ok: false, reason: 'no_trusted_signature', detail: 'the checkpoint carries no signature line (stripped?)', signatureVerified: false };
+    }
+    return { ok: false, reason: 'bad_format', detail: note.detail };
+  }
   const sigs = checkSignatures(note.value, trusted);
   const signatureVerified = sigs.status === 'ok';
   const cp = parseCheckpointBody(note.value.body);
