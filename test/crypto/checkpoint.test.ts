@@ -16,7 +16,7 @@ import {
 import { base64DecodeStrict, base64Encode, fromHex, toHex } from '../../src/ledger/hash.js';
 import { type Signer, generateKeyPair, parsePrivateKey, parseVerifierKey, signerFromSeed } from '../../src/keys/keys.js';
 
-ed.hashes.sha512 = sha512;
+ed.hashes.sha512 = (m) => new Uint8Array(sha512(m));
 
 interface VecKey { name: string; seed: string; publicKey: string; keyId: string; verifierKey: string }
 interface VecCp {

@@ -18,7 +18,7 @@ import {
   verifyEd25519,
 } from '../../src/keys/keys.js';
 
-ed.hashes.sha512 = sha512;
+ed.hashes.sha512 = (m) => new Uint8Array(sha512(m));
 
 interface EdCase { name: string; seed: string; publicKey: string; message: string; signature: string }
 const RFC = JSON.parse(readFileSync(new URL('../vectors/ed25519-rfc8032.json', import.meta.url), 'utf8')) as { cases: EdCase[] };
