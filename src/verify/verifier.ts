@@ -278,6 +278,7 @@ class SourceVerifier {
             this.#find('checkpoint.equivocation', seq, `two seal checkpoints for segment ${seq}: ${sealFromFile.item.name} and ${item.name}`, { file: item.name });
           }
           sealFromFile = { state: st, bytes, item };
+          if (st) probeSizes.add(st.size);
         }
       }
       const segItem = segs.get(seq);
@@ -580,8 +581,8 @@ class SourceVerifier {
         if (sealFile) {
           this.#find('checkpoint.copy', seq, `the seal checkpoint ${sealFile.item.name} differs from the one in the segment trailer`, { file: sealFile.item.name });
           // Check the trailer's copy on its own (signature, equivocation), without moving the
-          // checkpoint chain a second time for the same seal.
-          seal = this.#checkpoint(tb, seq, null, null, false);
+          // checkpoint chain a second time for the same seal — unless the file copy was unusable.
+          seal = this.#checkpoint(tb, seq, null, null, sealFile.state === null);
         } else {
           seal = this.#checkpoint(tb, seq, null, null);
         }
@@ -595,10 +596,17 @@ class SourceVerifier {
           this.#find('checkpoint.size', seq, `seal covers ${seal.size} entries, the segment ends at ${first + count} (${count} entries from ${first})`, file);
         }
         const computed = scan.frontier;
-        if (computed && computed.size === seal.size && !hashEqual(computed.root(), seal.root)) {
-          this.#find('merkle.root', seq, `Merkle root over the entries ${b64(computed.root())} differs from the signed root ${b64(seal.root)}`, file);
-        } else if (computed && computed.size !== seal.size && seal.size === first + count) {
-          this.#find('merkle.root', seq, `entries give a tree of ${computed.size}, the seal signs ${seal.size}`, file);
+        if (computed && !hashEqual(computed.root(), seal.root)) {
+          // When the signed size lies inside the segment, say whether the signed prefix is intact
+          // (then only entries beyond the seal were added) — the root at that size was probed.
+          const atSeal = scan.rootsAt.get(seal.size);
+          const detail =
+            computed.size === seal.size
+              ? `Merkle root over the ${computed.size} entries ${b64(computed.root())} differs from the signed root ${b64(seal.root)}`
+              : atSeal && hashEqual(atSeal, seal.root)
+                ? `the first ${seal.size} entries match the signed root, but ${computed.size - seal.size} unsigned entries follow them`
+                : `the tree over the ${computed.size} entries present does not give the signed root for size ${seal.size}`;
+          this.#find('merkle.root', seq, detail, file);
         }
         if (computed && !scan.trailer.endFrontier.equals(computed)) {
           this.#find('merkle.frontier', seq, 'trailer end frontier differs from the one computed from the entries', file);

@@ -231,3 +231,126 @@ export async function cli(args: string[], cwd = process.cwd()): Promise<{ code: 
   }
   return { code, out: c.out(), err: c.err() };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Byte-level tampering helpers (what an attacker with write access to the files can do)
+
+import { crc32c } from '../../src/ledger/crc32c.js';
+import { Frontier } from '../../src/ledger/merkle.js';
+import { leafHash } from '../../src/ledger/hash.js';
+import { FRAME_OVERHEAD, decodeHeader, encodeHeader, encodeTrailer, parseSegment, writeFrame, type SegmentHeader } from '../../src/ledger/segment-format.js';
+import { openLogSource } from '../../src/cli/log-sources.js';
+import { verifyLog, type VerifyOptions } from '../../src/verify/verifier.js';
+import type { Finding, VerifyReport } from '../../src/verify/findings.js';
+
+export interface ParsedSegment {
+  header: SegmentHeader;
+  headerBytes: Uint8Array;
+  entries: Uint8Array[];
+  frames: { offset: number; length: number; index: number }[];
+  checkpoint: Uint8Array;
+  trailerOffset: number;
+}
+
+export function readSegment(file: string): ParsedSegment {
+  const bytes = new Uint8Array(fs.readFileSync(file));
+  const items = parseSegment(bytes);
+  const out: ParsedSegment = { header: undefined!, headerBytes: undefined!, entries: [], frames: [], checkpoint: undefined!, trailerOffset: 0 };
+  for (const it of items) {
+    if (it.kind === 'header') {
+      out.header = it.header;
+      out.headerBytes = bytes.slice(0, it.length);
+    } else if (it.kind === 'frame') {
+      out.entries.push(it.entry.slice());
+      out.frames.push({ offset: it.offset, length: it.length, index: it.index });
+    } else {
+      out.checkpoint = it.trailer.checkpoint.slice();
+      out.trailerOffset = it.offset;
+    }
+  }
+  return out;
+}
+
+/**
+ * Re-encodes a segment as an attacker without the key can: new entries with CRCs, chain values,
+ * trailer (count, chain_last, end frontier) and footer all recomputed; the signed checkpoint is
+ * kept (it cannot be re-signed). `header` may replace header bytes (e.g. a changed field).
+ */
+export function rewriteSegment(file: string, newEntries: Uint8Array[], o: { header?: Uint8Array; checkpoint?: Uint8Array } = {}): void {
+  const seg = readSegment(file);
+  const header = o.header ?? seg.headerBytes;
+  const h = decodeHeaderLoose(header) ?? seg.header;
+  const size = newEntries.reduce((a, e) => a + FRAME_OVERHEAD + e.length, 0);
+  const body = new Uint8Array(size);
+  let off = 0;
+  let chain = h.chainPrev;
+  const fr = h.frontier.clone();
+  for (const e of newEntries) {
+    const w = writeFrame(body, off, e, chain);
+    chain = w.chain;
+    fr.append(w.leaf);
+    off += w.length;
+  }
+  const trailer = encodeTrailer({ count: newEntries.length, chainLast: chain, endFrontier: fr, checkpoint: o.checkpoint ?? seg.checkpoint }, header.length + size);
+  fs.chmodSync(file, 0o644);
+  fs.writeFileSync(file, Buffer.concat([header, body, trailer]));
+}
+
+function decodeHeaderLoose(b: Uint8Array): SegmentHeader | undefined {
+  try {
+    return decodeHeader(b).header;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A header with some fields changed and a valid CRC. */
+export function editHeader(file: string, change: Partial<Omit<SegmentHeader, 'version'>>): Uint8Array {
+  const seg = readSegment(file);
+  return encodeHeader({ ...seg.header, ...change });
+}
+
+/** Sets the header's version field and fixes the header CRC (an attacker can compute CRCs). */
+export function setHeaderVersion(file: string, version: number): void {
+  fs.chmodSync(file, 0o644);
+  const b = new Uint8Array(fs.readFileSync(file));
+  const len = (b[10]! << 8) | b[11]!;
+  b[8] = version >> 8;
+  b[9] = version & 0xff;
+  new DataView(b.buffer).setUint32(len - 4, crc32c(b, 0, len - 4), false);
+  fs.writeFileSync(file, b);
+}
+
+/** Replaces the trailer's checkpoint note bytes, recomputing trailer CRC and footer. */
+export function replaceTrailerCheckpoint(file: string, note: Uint8Array): void {
+  const seg = readSegment(file);
+  rewriteSegment(file, seg.entries, { checkpoint: note });
+}
+
+export { leafHash, Frontier };
+
+/** Opens SOURCE dirs the CLI's way and verifies them. */
+export async function verifyDirs(dirs: string[], key: Signer | Signer[], opts: Partial<VerifyOptions> = {}): Promise<VerifyReport> {
+  const keys = (Array.isArray(key) ? key : [key]).map((k) => parseVerifierKeyText(k.verifierKey));
+  const origin = opts.origin ?? ORIGIN;
+  const sources = await Promise.all(dirs.map((d) => openLogSource(d, { origin, cwd: process.cwd() })));
+  try {
+    return await verifyLog(sources, { origin, trusted: keys, ...opts });
+  } finally {
+    for (const s of sources) s.close();
+  }
+}
+
+import { parseVerifierKey as parseVerifierKeyText } from '../../src/keys/keys.js';
+
+/** Compact view of findings for assertions and failure messages. */
+export function brief(r: VerifyReport): { check: string; segment: number | null; index?: number }[] {
+  return r.findings.map((f: Finding) => ({ check: f.check, segment: f.segment, ...(f.index !== undefined ? { index: f.index } : {}) }));
+}
+
+/** Copies a whole directory tree (tests tamper with a fresh copy of one built log). */
+export function copyDir(from: string, to: string): void {
+  fs.cpSync(from, to, { recursive: true });
+}
+
+export { crc32c };
