@@ -43,7 +43,7 @@ export interface FsDestinationOptions {
   readonly path: string;
   /** Clock for receipts (tests). */
   readonly now?: () => Date;
-  /** Retry delay suggested for transient errors (ms). */
+  /** Minimum retry delay suggested for transient errors (ms); default 0: the replicator's backoff decides. */
   readonly retryAfterMs?: number;
 }
 
@@ -58,7 +58,7 @@ export class FsDestination implements Destination {
     this.name = opts.name;
     this.root = resolve(opts.path);
     this.#now = opts.now ?? (() => new Date());
-    this.#retryAfterMs = opts.retryAfterMs ?? 1000;
+    this.#retryAfterMs = opts.retryAfterMs ?? 0; // the replicator's backoff decides
   }
 
   /** Absolute path of a relative key, checked to stay inside the root. */
