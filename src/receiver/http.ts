@@ -228,6 +228,9 @@ export class HttpReceiver {
       keepAliveTimeout: HTTP_TIMEOUTS.keepAliveTimeoutMs,
     });
     server.on('request', (req, res) => this.#onRequest(req, res));
+    // `Expect: 100-continue` (curl sends it for bodies over 1 KiB): decide on the headers first and
+    // send 100 Continue only when the body is wanted (RFC 9110 §10.1.1), so a refused upload is never sent.
+    server.on('checkContinue', (req, res) => this.#onRequest(req, res));
     // Malformed HTTP, oversized headers and timeouts: Node's default clientError handling answers
     // 400/431/408 and closes the socket, which is what we want.
     await new Promise<void>((resolve, reject) => {
@@ -330,6 +333,7 @@ export class HttpReceiver {
       });
     }
 
+    if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
     const read = await readBody(req, coding, limit);
     if (!read.ok) {
       if ('aborted' in read) {

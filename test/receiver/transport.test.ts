@@ -69,6 +69,42 @@ describe('OTLP/HTTP accepted spellings', () => {
     expect(sink.entries.length).toBe(before + 64 * 3);
   });
 
+  /** Sends headers with Expect: 100-continue; sends the body only after a 100; returns everything the server said. */
+  function expectContinue(headers: string, body: Uint8Array): Promise<{ text: string; sentBody: boolean }> {
+    return new Promise((resolve, reject) => {
+      let text = '';
+      let sentBody = false;
+      const s = net.connect(port, '127.0.0.1', () => s.write(`POST /v1/logs HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n${headers}\r\n`));
+      s.on('data', (d) => {
+        text += d.toString('latin1');
+        if (!sentBody && text.startsWith('HTTP/1.1 100')) {
+          sentBody = true;
+          s.write(body);
+        }
+        if (/HTTP\/1\.1 [2-5]\d\d/.test(text)) s.end();
+      });
+      s.on('close', () => resolve({ text, sentBody }));
+      s.on('error', reject);
+    });
+  }
+
+  it('Expect: 100-continue — a wanted body gets 100 then 200', async () => {
+    const before = sink.entries.length;
+    const r = await expectContinue(`Content-Type: application/x-protobuf\r\nContent-Length: ${body.length}\r\n`, body);
+    expect(r.sentBody).toBe(true);
+    expect(r.text).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200/);
+    expect(sink.entries.length).toBe(before + 1);
+  });
+
+  it('Expect: 100-continue — an oversize or unsupported upload is refused before the body is sent', async () => {
+    const big = await expectContinue(`Content-Type: application/x-protobuf\r\nContent-Length: ${100 * 1024 * 1024}\r\n`, body);
+    expect(big.sentBody).toBe(false);
+    expect(big.text).toMatch(/^HTTP\/1\.1 413/);
+    const wrongType = await expectContinue(`Content-Type: text/plain\r\nContent-Length: 10\r\n`, body);
+    expect(wrongType.sentBody).toBe(false);
+    expect(wrongType.text).toMatch(/^HTTP\/1\.1 415/);
+  });
+
   it('malformed HTTP gets 400 and a closed connection; nothing stored', async () => {
     const before = sink.batches.length;
     const reply = await new Promise<string>((resolve, reject) => {
