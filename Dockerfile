@@ -34,6 +34,7 @@ FROM ${NODE_IMAGE} AS prod
 WORKDIR /app
 COPY --from=build /pkg/ ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && chmod 0755 dist/src/cli/bin.js \
  && rm -rf /root/.npm
 
 # ---- runtime ---------------------------------------------------------------------------------
@@ -46,6 +47,7 @@ ENV NODE_ENV=production
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
            /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack \
            /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-* \
+ && ln -s /app/dist/src/cli/bin.js /usr/local/bin/sealtrail \
  && mkdir -p /var/lib/sealtrail \
  && chown 10001:10001 /var/lib/sealtrail \
  && chmod 0700 /var/lib/sealtrail

@@ -114,6 +114,10 @@ beforeAll(async () => {
     env: { ...process.env, NODE_ENV: 'production' },
     maxBuffer: 16 * 1024 * 1024,
   });
+  await chmod(join(app, 'dist/src/cli/bin.js'), 0o755); // as the prod stage does
+  // the runtime stage's `ln -s /app/dist/src/cli/bin.js /usr/local/bin/sealtrail`
+  await mkdir(join(tmp, 'bin'));
+  await symlink(join(app, 'dist/src/cli/bin.js'), join(tmp, 'bin', 'sealtrail'));
   // read-only like the image: /app is root-owned and not writable by the agent's user
   await run('chmod', ['-R', 'a-w', app]);
 }, 240_000);
@@ -137,6 +141,13 @@ describe('image start command from a production install (npm pack + npm ci --omi
     expect(r.stdout).toMatch(/sealtrail agent --config FILE/);
     expect(r.stdout).toMatch(/sealtrail verify SOURCE/);
     expect(cmd[0]).toBe('agent');
+  });
+
+  it('`sealtrail` is on PATH in the image (the verify CronJob calls it by name)', async () => {
+    expect(runtime.filter((i) => i.op === 'RUN').map((i) => i.args).join(' ')).toContain('ln -s /app/dist/src/cli/bin.js /usr/local/bin/sealtrail');
+    expect(stages[1]!.filter((i) => i.op === 'RUN').map((i) => i.args).join(' ')).toContain('chmod 0755 dist/src/cli/bin.js');
+    const r = await run('sealtrail', ['--version'], { cwd: volume, env: { PATH: `${join(tmp, 'bin')}:${process.env.PATH}` } });
+    expect(r.stdout).toBe(`sealtrail ${pkg.version}\n`);
   });
 
   it("the CMD's config ships in the package and passes sealtrail's own schema", async () => {
