@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import type { LedgerConfig } from '../config/schema.js';
 import { SealtrailError, errorMessage } from '../errors.js';
 import type { Signer } from '../keys/keys.js';
-import { parseVerifierKey } from '../keys/keys.js';
+import { verifierFor } from '../keys/keys.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import {
@@ -76,6 +76,12 @@ export interface CheckpointInfo {
 export interface LedgerOptions {
   readonly config: LedgerConfig;
   readonly signer: Signer;
+  /**
+   * The key used before `signer` (signing.previous_key_file). When the ledger's newest checkpoint
+   * was signed by it, the first checkpoint after start is a heartbeat signed by this old key that
+   * announces `signer` (`sealtrail-key` line); later checkpoints are signed by `signer` only.
+   */
+  readonly previousSigner?: Signer;
   readonly logger: Logger;
   readonly metrics?: Metrics;
   /** Wall clock in ms (tests inject one); default Date.now. */
@@ -126,6 +132,8 @@ interface OpenSegment {
 interface LastCheckpoint {
   readonly note: string;
   readonly cp: Checkpoint;
+  /** Which configured key's signature verified: the current one, the previous one, or neither. */
+  readonly signedBy?: 'current' | 'previous' | 'unknown';
 }
 
 interface Task {
@@ -152,6 +160,7 @@ function ioError(what: string, e: unknown): SealtrailError {
 export class Ledger implements EntrySink {
   readonly #cfg: LedgerConfig;
   readonly #signer: Signer;
+  readonly #previous: Signer | undefined;
   readonly #log: Logger;
   readonly #metrics: Metrics | undefined;
   readonly #clock: () => number;
@@ -183,12 +192,15 @@ export class Ledger implements EntrySink {
   #fixedBytes = 0; // head file and similar small files
   #sealedBytes = 0; // running sums, so the budget check per append is O(1)
   #cpBytes = 0;
+  /** The last budget check refused (cleared by an accepted append or a release). */
+  #refusingDiskFull = false;
   readonly #segListeners = new Set<(s: SealedSegmentInfo) => void>();
   readonly #cpListeners = new Set<(c: CheckpointInfo) => void>();
 
   private constructor(o: LedgerOptions) {
     this.#cfg = o.config;
     this.#signer = o.signer;
+    this.#previous = o.previousSigner;
     this.#log = o.logger;
     this.#metrics = o.metrics;
     this.#clock = o.clock ?? Date.now;
@@ -229,6 +241,21 @@ export class Ledger implements EntrySink {
     return this.#seg.size + this.#fixedBytes + this.#sealedBytes + this.#cpBytes;
   }
 
+  /** Why the ledger stopped acknowledging (after a write or fsync error); undefined while healthy. */
+  get failure(): string | undefined {
+    return this.#state === 'failed' ? errorMessage(this.#failure) : undefined;
+  }
+
+  /** True while appends would be refused as disk_full (less than a small reserve left of max_disk_bytes). */
+  get diskFull(): boolean {
+    return this.#refusingDiskFull || this.diskBytes + this.#queueBytes + DISK_RESERVE >= this.#cfg.max_disk_bytes;
+  }
+
+  /** The configured ledger.max_disk_bytes. */
+  get maxDiskBytes(): number {
+    return this.#cfg.max_disk_bytes;
+  }
+
   /** The newest signed checkpoint note (seal or heartbeat), if any. */
   get lastCheckpoint(): string | undefined {
     return this.#last?.note;
@@ -252,8 +279,10 @@ export class Ledger implements EntrySink {
       return Promise.resolve(this.#refuse('overloaded', `${this.#queueBytes} bytes already waiting for the disk`));
     }
     if (this.diskBytes + this.#queueBytes + bytes + DISK_RESERVE > this.#cfg.max_disk_bytes) {
+      this.#refusingDiskFull = true;
       return Promise.resolve(this.#refuse('disk_full', `ledger holds ${this.diskBytes} of max_disk_bytes ${this.#cfg.max_disk_bytes}`));
     }
+    this.#refusingDiskFull = false;
     return new Promise((resolve) => {
       this.#queue.push({ entries, bytes, resolve });
       this.#queueBytes += bytes;
@@ -337,6 +366,7 @@ export class Ledger implements EntrySink {
         }
         this.#sealed.delete(name);
         this.#sealedBytes -= seg.bytes;
+        this.#refusingDiskFull = false;
         this.#updateGauges();
         return;
       }
@@ -350,6 +380,7 @@ export class Ledger implements EntrySink {
         }
         this.#cps.delete(name);
         this.#cpBytes -= cp.bytes;
+        this.#refusingDiskFull = false;
         this.#updateGauges();
         return;
       }
@@ -507,7 +538,7 @@ export class Ledger implements EntrySink {
   // ---------------------------------------------------------------- checkpoints and seals
 
   /** Signs a checkpoint over the current (durable) tree. */
-  #sign(kind: CheckpointKind): LastCheckpoint {
+  #sign(kind: CheckpointKind, rotate?: { oldSigner: Signer; announce: string }): LastCheckpoint {
     const now = this.#clock();
     const prev = this.#last?.cp;
     // to_ms strictly increases so that checkpoint file names are unique and sort in creation order.
@@ -521,8 +552,9 @@ export class Ledger implements EntrySink {
       prev: prev ? prev.bodyHash : null,
       fromMs: prev ? prev.toMs : toMs,
       toMs,
+      ...(rotate ? { keys: [rotate.announce] } : {}),
     });
-    const note = signCheckpoint(body, [this.#signer]);
+    const note = signCheckpoint(body, [rotate ? rotate.oldSigner : this.#signer]);
     const parsed = parseCheckpointBody(body);
     if (!parsed.ok) throw new SealtrailError('INTERNAL', `checkpoint we formatted does not parse: ${parsed.detail}`);
     this.#metrics?.ledgerCheckpointsSigned.inc();
@@ -561,7 +593,7 @@ export class Ledger implements EntrySink {
     return info;
   }
 
-  async #heartbeatNow(): Promise<void> {
+  async #heartbeatNow(rotate?: { oldSigner: Signer; announce: string }): Promise<void> {
     if (this.#state === 'failed') throw ioError('ledger failed earlier', this.#failure);
     const seg = this.#seg;
     let info: CheckpointInfo;
@@ -571,7 +603,7 @@ export class Ledger implements EntrySink {
         await this.#fs.fdatasync(seg.fd);
         seg.dirty = false;
       }
-      const c = this.#sign('heartbeat');
+      const c = this.#sign('heartbeat', rotate);
       info = await this.#persistCheckpoint(c);
       await this.#fs.fsyncDir(this.#cpDir);
       await this.#fs.fsyncDir(this.#dir);
@@ -860,6 +892,7 @@ export class Ledger implements EntrySink {
       await this.#ensureCheckpointFile(prevEnd.cp);
       await this.#createOpenSegment(nextSeq, prevEnd.cp.cp.bodyHash);
       await fs.fsyncDir(this.#segDir);
+      await this.#rotateIfNeeded();
       this.#log.info({ treeSize: this.#frontier.size, segment: nextSeq }, 'ledger recovered (next segment created)');
       return;
     }
@@ -915,18 +948,42 @@ export class Ledger implements EntrySink {
       this.#seg.fd = -1;
       const { segInfo } = await this.#finishSeal(this.#seg, cp);
       this.#log.info({ segment: segInfo.name }, 'finished a seal interrupted by a crash');
+      await this.#rotateIfNeeded();
     } else {
       this.#checkHeadAgainst(head, this.#frontier.size, scan.roots, HEAD_FILE);
       if (head && head.cp.size < scan.header.firstIndex) {
         throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${HEAD_FILE} covers ${head.cp.size} entries, older than the open segment's start ${scan.header.firstIndex}`);
       }
       this.#last = head;
+      await this.#rotateIfNeeded();
       if (scan.count > 0) {
         // Entries a crash left in an unsealed segment get their seal now.
         await this.#sealNow();
       }
     }
     this.#log.info({ dir: this.#dir, origin, treeSize: this.#frontier.size, segment: this.#seg.seq }, 'ledger opened');
+  }
+
+  /**
+   * Key rotation (DESIGN.md "Keys"): when the newest checkpoint was signed by the previous key, the
+   * first checkpoint now is a heartbeat signed by that old key announcing the new one; from the
+   * next checkpoint on, only the new key signs. A newest checkpoint signed by neither key refuses the start.
+   * @throws SealtrailError CONFIG_INVALID
+   */
+  async #rotateIfNeeded(): Promise<void> {
+    const last = this.#last;
+    if (!last || last.signedBy === 'current') return;
+    if (last.signedBy === 'previous' && this.#previous) {
+      await this.#heartbeatNow({ oldSigner: this.#previous, announce: this.#signer.verifierKey });
+      this.#log.warn({ newKey: this.#signer.verifierKey, oldKey: this.#previous.verifierKey }, 'signing key rotated: the old key announced the new one in a heartbeat checkpoint');
+      return;
+    }
+    const sig = parseSignedNote(last.note);
+    const names = sig.ok ? sig.value.signatures.map((x) => `${x.name} (key ID ${Buffer.from(x.keyId).toString('hex')})`).join(', ') : '?';
+    throw new SealtrailError(
+      'CONFIG_INVALID',
+      `the ledger's last checkpoint was signed by key ${names}, which is neither signing.key_file (${this.#signer.name}, key ID ${Buffer.from(this.#signer.keyId).toString('hex')})${this.#previous ? ' nor signing.previous_key_file' : ''}: configure signing.key_file or signing.previous_key_file with it`,
+    );
   }
 
   #parseNote(note: string, file: string): LastCheckpoint {
@@ -940,14 +997,21 @@ export class Ledger implements EntrySink {
         `ledger.dir ${this.#dir} holds the log of origin "${b.value.origin}" but ledger.origin is "${this.#cfg.origin}": a log keeps its origin for life. Set ledger.origin back, or point ledger.dir at a new directory for a new log`,
       );
     }
-    // Our own key made it unless the key was rotated since; check the signature when the key ID is ours.
-    const mine = n.value.signatures.filter((s) => hashEqual(s.keyId, this.#signer.keyId) && s.name === this.#signer.name);
-    if (mine.length > 0) {
-      const v = parseVerifierKey(this.#signer.verifierKey);
-      const ok = mine.some((s) => v.verify(enc.encode(n.value.body), s.signature));
-      if (!ok) throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${file}: checkpoint signature does not verify with the configured key`);
-    }
-    return { note, cp: b.value };
+    // A signature line carrying a configured key's name and ID must verify (a rotated-out key's
+    // lines are simply not ours to check).
+    const body = enc.encode(n.value.body);
+    const check = (signer: Signer | undefined): boolean => {
+      if (!signer) return false;
+      const lines = n.value.signatures.filter((s) => hashEqual(s.keyId, signer.keyId) && s.name === signer.name);
+      if (lines.length === 0) return false;
+      const v = verifierFor(signer);
+      if (!lines.some((s) => v.verify(body, s.signature))) {
+        throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${file}: checkpoint signature of key ${signer.name} does not verify`);
+      }
+      return true;
+    };
+    const signedBy = check(this.#signer) ? 'current' : check(this.#previous) ? 'previous' : 'unknown';
+    return { note, cp: b.value, signedBy };
   }
 
   #checkHeader(scan: SegmentScan, file: string, seq: number, prev: { scan: SegmentScan; cp: LastCheckpoint; name: string } | undefined): void {

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { verifierFor } from '../../src/keys/keys.js';
+import { signerFromSeed, verifierFor } from '../../src/keys/keys.js';
 import { verifyCheckpoint } from '../../src/ledger/checkpoint.js';
 import { type LedgerFs, nodeLedgerFs } from '../../src/ledger/fs.js';
 import { Ledger } from '../../src/ledger/ledger.js';
@@ -267,5 +267,45 @@ describe('Ledger', () => {
     fs.unlinkSync(path.join(dir, 'segments', '0000000000000001.seg'));
     await expect(Ledger.open({ config: ledgerConfig(dir, { max_segment_bytes: 4096 }), signer: testSigner(), logger: silentLogger() }))
       .rejects.toMatchObject({ code: 'LEDGER_CORRUPT', message: expect.stringContaining('0000000000000001.seg is missing') });
+  });
+  it('key rotation: the old key announces the new one in a heartbeat, later checkpoints use the new key only', async () => {
+    const dir = await newDir();
+    const oldKey = testSigner();
+    const newKey = signerFromSeed(ORIGIN, new Uint8Array(32).fill(7));
+    const l1 = await openLedger(dir);
+    await l1.append([entry('before-rotation')]);
+    await l1.close();
+    const l2 = await openLedger(dir, {}, { signer: newKey, previousSigner: oldKey });
+    const cps = l2.checkpoints();
+    const announce = cps.at(-1)!;
+    expect(announce.kind).toBe('heartbeat');
+    const byOld = verifyCheckpoint(fs.readFileSync(announce.path), [verifierFor(oldKey)], ORIGIN);
+    expect(byOld.ok).toBe(true);
+    if (!byOld.ok) return;
+    expect(byOld.checkpoint.keys).toEqual([newKey.verifierKey]);
+    await l2.append([entry('after-rotation')]);
+    await l2.close();
+    const seal = l2.checkpoints().at(-1)!;
+    expect(seal.kind).toBe('seal');
+    expect(verifyCheckpoint(fs.readFileSync(seal.path), [verifierFor(newKey)], ORIGIN).ok).toBe(true);
+    expect(verifyCheckpoint(fs.readFileSync(seal.path), [verifierFor(oldKey)], ORIGIN).ok).toBe(false);
+    // Restart after the rotation: the previous key is no longer needed.
+    const l3 = await openLedger(dir, {}, { signer: newKey });
+    expect(l3.treeSize).toBe(2);
+    await l3.close();
+    // A key the ledger never saw is refused with a clear message.
+    const stranger = signerFromSeed(ORIGIN, new Uint8Array(32).fill(9));
+    await expect(Ledger.open({ config: ledgerConfig(dir), signer: stranger, logger: silentLogger() }))
+      .rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('signing.key_file or signing.previous_key_file') });
+  });
+
+  it('exposes failure, diskFull and maxDiskBytes for readiness', async () => {
+    const dir = await newDir();
+    const l = await openLedger(dir, { max_disk_bytes: 100 * 1024 });
+    expect(l.failure).toBeUndefined();
+    expect(l.diskFull).toBe(false);
+    expect(l.maxDiskBytes).toBe(100 * 1024);
+    while ((await l.append([entry('fill', 2000)])).kind === 'ok');
+    expect(l.diskFull).toBe(true);
   });
 });

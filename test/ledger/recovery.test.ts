@@ -119,7 +119,7 @@ describe('corruption before the tail is refused with its location', () => {
       const d = copyOf(snap);
       const p = path.join(d, 'segments', OPEN);
       const b = fs.readFileSync(p);
-      b[f.offset + i] ^= 1 << (i % 8);
+      b[f.offset + i] = b[f.offset + i]! ^ (1 << (i % 8));
       fs.writeFileSync(p, b);
       const err = await openAt(d).then(
         (l) => (void l.close(), undefined),
@@ -137,7 +137,8 @@ describe('corruption before the tail is refused with its location', () => {
     const d = copyOf(snap);
     const p = path.join(d, 'segments', OPEN);
     const b = fs.readFileSync(p);
-    b[snap.frames[9]!.offset + 3] ^= 0x10;
+    const at = snap.frames[9]!.offset + 3;
+    b[at] = b[at]! ^ 0x10;
     fs.writeFileSync(p, b);
     await expect(openAt(d)).rejects.toMatchObject({ code: 'LEDGER_CORRUPT', message: expect.stringContaining('frame_length') });
   });
@@ -147,7 +148,7 @@ describe('corruption before the tail is refused with its location', () => {
     const p = path.join(d, 'segments', OPEN);
     const b = new Uint8Array(fs.readFileSync(p));
     const f = snap.frames[9]!;
-    b[f.offset + 40] ^= 0x01; // change the entry of the LAST frame
+    b[f.offset + 40] = b[f.offset + 40]! ^ 0x01; // change the entry of the LAST frame
     const { crc32c } = await import('../../src/ledger/crc32c.js');
     const crc = crc32c(b, f.offset, f.offset + f.length - 4);
     new DataView(b.buffer).setUint32(f.offset + f.length - 4, crc, false);
@@ -159,7 +160,7 @@ describe('corruption before the tail is refused with its location', () => {
     const d = copyOf(snap);
     const p = path.join(d, 'segments', OPEN);
     const b = fs.readFileSync(p);
-    b[40] ^= 0x80; // inside prev_checkpoint_hash
+    b[40] = b[40]! ^ 0x80; // inside prev_checkpoint_hash
     fs.writeFileSync(p, b);
     await expect(openAt(d)).rejects.toMatchObject({ code: 'LEDGER_CORRUPT', message: expect.stringContaining('header_crc') });
   });
@@ -175,7 +176,7 @@ describe('corruption before the tail is refused with its location', () => {
     // every 97th byte: header, frames, trailer, checkpoint, footer
     for (let i = 0; i < orig.length; i += 97) {
       const b = Buffer.from(orig);
-      b[i] ^= 0x04;
+      b[i] = b[i]! ^ (0x04);
       fs.writeFileSync(first, b);
       const err = await Ledger.open({ config: cfg, signer: testSigner(), logger: silentLogger() }).then(
         (x) => (void x.close(), undefined),
