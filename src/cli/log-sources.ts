@@ -18,6 +18,7 @@ import type { LogSource, StoredItem } from '../verify/source.js';
 
 /** Options that shape how remote SOURCEs are reached. */
 export interface SourceOptions {
+  /** The expected origin; '' when not given (then only a ledger directory can be opened). */
   readonly origin: string;
   readonly cwd: string;
   readonly endpoint?: string;
@@ -118,7 +119,11 @@ class DirectorySource implements LogSource {
  * @throws SealtrailError USAGE when the argument names nothing usable, IO when it cannot be read
  */
 export async function openLogSource(arg: string, o: SourceOptions): Promise<LogSource> {
+  const needOrigin = (): void => {
+    if (o.origin === '') throw new SealtrailError('USAGE', `source ${arg} is not a ledger directory: give --origin ORIGIN to find the log in it`);
+  };
   if (arg.startsWith('s3://') || arg.startsWith('dest:')) {
+    needOrigin();
     const { openRemoteSource } = await import('./remote-source.js');
     return openRemoteSource(arg, o);
   }
@@ -133,6 +138,7 @@ export async function openLogSource(arg: string, o: SourceOptions): Promise<LogS
     throw new SealtrailError('USAGE', `source ${arg} is not a directory; give a ledger directory, a filesystem destination, s3://bucket/prefix or dest:NAME`);
   }
   if (await exists(join(dir, 'segments'))) return new DirectorySource(arg, dir, 'ledger');
+  needOrigin();
   const dest = join(dir, originPath(o.origin));
   if (await exists(dest)) return new DirectorySource(arg, dest, 'destination');
   // An empty destination (or one without this origin) is a finding (log.empty), not a usage error.

@@ -8,8 +8,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import type { LedgerConfig } from '../../src/config/schema.js';
 import { type Signer, signerFromSeed } from '../../src/keys/keys.js';
-import { Ledger, checkpointFileName } from '../../src/ledger/ledger.js';
-import { formatCheckpoint, parseCheckpointBody, parseSignedNote, signCheckpoint } from '../../src/ledger/checkpoint.js';
+import { Ledger } from '../../src/ledger/ledger.js';
 import { decodeLogsJson } from '../../src/otlp/index.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import type { CliIO } from '../../src/cli/io.js';
@@ -80,8 +79,8 @@ export interface BuiltLog {
 /**
  * Writes a log with the real Ledger: `segments` sealed segments of `perSegment` entries, a
  * heartbeat inside every segment (after half its entries), and the final heartbeat of close().
- * `rotateAfter`: after that many segments, close, announce `rotateTo`'s key in a heartbeat signed
- * by the current key, and continue with `rotateTo` (key rotation, api-crypto.md).
+ * `rotateAfter`: after that many segments, rotate to `rotateTo` (the ledger announces the new key
+ * in a heartbeat signed by the old one, api-crypto.md).
  */
 export async function buildLog(o: {
   dir: string;
@@ -100,10 +99,11 @@ export async function buildLog(o: {
   let ledger = await Ledger.open({ config: ledgerConfig(o.dir, origin), signer: current, logger: silentLogger(), clock: clock.now });
   for (let s = 0; s < o.segments; s++) {
     if (o.rotateAfter !== undefined && o.rotateTo && s === o.rotateAfter) {
+      // The ledger's own rotation: reopened with the new key and the old one as previous key, it
+      // signs a heartbeat with the old key that announces the new one (signing.previous_key_file).
       await ledger.close();
-      announceKey(o.dir, current, o.rotateTo, clock.now());
+      ledger = await Ledger.open({ config: ledgerConfig(o.dir, origin), signer: o.rotateTo, previousSigner: current, logger: silentLogger(), clock: clock.now });
       current = o.rotateTo;
-      ledger = await Ledger.open({ config: ledgerConfig(o.dir, origin), signer: current, logger: silentLogger(), clock: clock.now });
     }
     const es = entries(`${o.tag ?? 'e'}${s}`, o.perSegment);
     const half = Math.floor(es.length / 2);
@@ -117,36 +117,6 @@ export async function buildLog(o: {
   const treeSize = ledger.treeSize;
   await ledger.close();
   return { dir: o.dir, origin, treeSize, segments: o.segments, lastMs: clock.peek() };
-}
-
-/**
- * Key rotation the way api-crypto.md defines it: a checkpoint signed by the current key that
- * carries `sealtrail-key <new verifier key>`, continuing the checkpoint chain from head.checkpoint.
- * Written as a heartbeat into checkpoints/ and head.checkpoint of a closed ledger.
- */
-export function announceKey(dir: string, oldKey: Signer, newKey: Signer, nowMs: number): void {
-  const head = fs.readFileSync(path.join(dir, 'head.checkpoint'), 'utf8');
-  const n = parseSignedNote(head);
-  if (!n.ok) throw new Error('head does not parse');
-  const b = parseCheckpointBody(n.value.body);
-  if (!b.ok) throw new Error('head body does not parse');
-  const prev = b.value;
-  const openSeq = fs.readdirSync(path.join(dir, 'segments')).filter((x) => x.endsWith('.seg.open')).map((x) => Number(x.slice(0, 16)))[0] ?? prev.seq;
-  const toMs = Math.max(nowMs, prev.toMs + 1);
-  const body = formatCheckpoint({
-    origin: prev.origin,
-    size: prev.size,
-    root: prev.root,
-    seq: openSeq,
-    kind: 'heartbeat',
-    prev: prev.bodyHash,
-    fromMs: prev.toMs,
-    toMs,
-    keys: [newKey.verifierKey],
-  });
-  const note = signCheckpoint(body, [oldKey]);
-  fs.writeFileSync(path.join(dir, 'checkpoints', checkpointFileName(openSeq, prev.size, toMs, 'heartbeat')), note);
-  fs.writeFileSync(path.join(dir, 'head.checkpoint'), note);
 }
 
 /** Writes `<dir>/<name>.pub` and returns its path. */
