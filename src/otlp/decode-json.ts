@@ -4,7 +4,10 @@
  * span ids as hex strings (not base64), enums as integers. Each parsed Resource, scope and LogRecord
  * is re-encoded to protobuf by a deterministic hand-written encoder (field-number order, proto3
  * defaults omitted, oneof members always written) and wrapped into entries exactly as on the
- * protobuf path, so a record has the same entry bytes whichever encoding it arrived in.
+ * protobuf path. The entry bytes of a record sent as JSON equal those of the same record sent as
+ * protobuf only when the protobuf sender also wrote field-number order without explicit defaults;
+ * the OTel JS SDK's protobuf serializer, for one, writes zero counts explicitly, and protobuf
+ * entries keep the bytes as received. Both are valid encodings of the same message.
  *
  * Unknown keys are ignored: the OTLP specification says OTLP/JSON receivers MUST ignore message
  * fields with unknown names (forward compatibility). Keys in the original snake_case are therefore
