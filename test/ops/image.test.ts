@@ -102,7 +102,9 @@ beforeAll(async () => {
     }
   }
   await symlink(join(ROOT, 'node_modules'), join(stage, 'node_modules')); // dev dependencies, as after the build stage's npm ci
-  await run(join(ROOT, 'node_modules/.bin/tsc'), ['-p', join(stage, 'tsconfig.build.json')], { cwd: stage });
+  await run(join(ROOT, 'node_modules/.bin/tsc'), ['-p', join(stage, 'tsconfig.build.json')], { cwd: stage }).catch((e: { stdout?: string }) => {
+    throw new Error(`the committed tree (HEAD) does not compile, so no image could be built:\n${e.stdout ?? String(e)}`);
+  });
   await rm(join(stage, 'node_modules'));
   const packed = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], { cwd: stage });
   const [info] = JSON.parse(packed.stdout) as Array<{ filename: string }>;
