@@ -1,0 +1,231 @@
+/**
+ * Process plumbing for the harness: CPU pinning with taskset, CPU time and memory from /proc
+ * (proc(5): utime/stime in /proc/PID/stat, VmRSS/VmHWM in /proc/PID/status), the agent's
+ * /metrics scraped as Prometheus text, and starting/stopping the built agent with a temporary
+ * config and a fresh key.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+
+let tasksetOk: boolean | undefined;
+
+/** True when `taskset` exists and can pin to CPUs 0 and 1 (util-linux). */
+export function hasTaskset(): boolean {
+  if (tasksetOk === undefined) {
+    const r0 = spawnSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' });
+    const r1 = spawnSync('taskset', ['-c', '1', 'true'], { stdio: 'ignore' });
+    tasksetOk = r0.status === 0 && r1.status === 0;
+  }
+  return tasksetOk;
+}
+
+/**
+ * Spawn `cmd args` pinned to one CPU when taskset works (taskset execs the command, so the child's
+ * pid is the command's own pid and /proc figures are the command's).
+ */
+export function spawnPinned(cpu: number | undefined, cmd: string, args: string[], opts: Parameters<typeof spawn>[2]): ChildProcess {
+  if (cpu !== undefined && hasTaskset()) return spawn('taskset', ['-c', String(cpu), cmd, ...args], opts);
+  return spawn(cmd, args, opts);
+}
+
+const CLK_TCK = ((): number => {
+  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  const n = Number(r.stdout?.trim());
+  return Number.isFinite(n) && n > 0 ? n : 100;
+})();
+
+/** CPU seconds (user + system) the process has used so far. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  // Fields after the command name (which may contain spaces) start after the last ')':
+  // state(3) ppid(4) … utime(14) stime(15).
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
+}
+
+/** VmRSS and VmHWM (peak RSS) in bytes. */
+export function memory(pid: number): { rss: number; hwm: number } {
+  const s = readFileSync(`/proc/${pid}/status`, 'latin1');
+  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+/** Samples VmRSS every `everyMs` while running: peak and a time series (for the steadiness check). */
+export class RssSampler {
+  readonly samples: { tMs: number; rss: number }[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #t0 = 0;
+  peak = 0;
+
+  constructor(readonly pid: number, readonly everyMs = 200) {}
+
+  start(): void {
+    this.#t0 = performance.now();
+    const take = (): void => {
+      try {
+        const { rss } = memory(this.pid);
+        this.peak = Math.max(this.peak, rss);
+        this.samples.push({ tMs: performance.now() - this.#t0, rss });
+      } catch {
+        /* process gone */
+      }
+    };
+    take();
+    this.#timer = setInterval(take, this.everyMs);
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+/** A Prometheus text exposition as a map "name{labels}" → value (comments skipped). */
+export type MetricMap = Map<string, number>;
+
+export async function scrape(url: string): Promise<MetricMap> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  const out: MetricMap = new Map();
+  for (const line of (await res.text()).split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const sp = line.lastIndexOf(' ');
+    out.set(line.slice(0, sp), Number(line.slice(sp + 1)));
+  }
+  return out;
+}
+
+/** Sum of every series of `name` (all label sets), e.g. a counter split by label. */
+export function metricSum(m: MetricMap | undefined, name: string): number {
+  if (!m) return 0;
+  let s = 0;
+  for (const [k, v] of m) if (k === name || k.startsWith(`${name}{`)) s += v;
+  return s;
+}
+
+export interface AgentOptions {
+  readonly node: string;
+  /** dist/src/cli/bin.js */
+  readonly bin: string;
+  /** Working directory (temp): keys/, ledger/, worm/, agent.yaml, agent.log live here. */
+  readonly dir: string;
+  readonly durability: 'fsync' | 'none';
+  readonly cpu?: number;
+  /** Extra config merged at the top level (e.g. destinations, forwarding). */
+  readonly extra?: Record<string, unknown>;
+  readonly ledger?: Record<string, unknown>;
+  readonly origin?: string;
+  /** Reuse an existing key file instead of generating one. */
+  readonly keyFile?: string;
+  /** Write a V8 CPU profile to this directory (node --cpu-prof). */
+  readonly cpuProfDir?: string;
+  /** Default true: wait for /readyz 200 and 1 s more (start-up time, idle RSS). */
+  readonly waitReady?: boolean;
+}
+
+export interface AgentAddress {
+  host: string;
+  port: number;
+}
+
+/** Generates a key pair with the real CLI (`sealtrail keygen --dir DIR`). */
+export function keygen(node: string, bin: string, dir: string): { keyFile: string; pubFile: string } {
+  const r = spawnSync(node, [bin, 'keygen', '--dir', dir], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`sealtrail keygen --dir ${dir} failed (exit ${r.status}): ${r.stderr}`);
+  return { keyFile: path.join(dir, 'signing.key'), pubFile: path.join(dir, 'signing.pub') };
+}
+
+/** The built agent as a child process. */
+export class AgentProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly spawnedAt: number;
+  readonly configFile: string;
+  grpc!: AgentAddress;
+  http!: AgentAddress;
+  metricsUrl!: string;
+  readyzUrl!: string;
+  /** ms from spawn to the first /readyz 200. */
+  startupMs = 0;
+  /** VmRSS 1 s after ready, before any load. */
+  idleRss = 0;
+  readonly #exited: Promise<number | null>;
+  readonly #started: Promise<void>;
+
+  private constructor(o: AgentOptions, configFile: string) {
+    this.configFile = configFile;
+    const nodeArgs = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
+    this.spawnedAt = performance.now();
+    this.child = spawnPinned(o.cpu, o.node, [...nodeArgs, o.bin, 'agent', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (this.child.pid === undefined) throw new Error(`could not start the agent (${o.node} ${o.bin})`);
+    this.pid = this.child.pid;
+    this.#exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+    const log = createWriteStream(path.join(o.dir, 'agent.log'));
+    const lines = createInterface({ input: this.child.stderr! });
+    this.#started = new Promise((resolve, reject) => {
+      lines.on('line', (line) => {
+        log.write(`${line}\n`);
+        if (!line.includes('sealtrail agent started')) return;
+        try {
+          const j = JSON.parse(line) as { grpc: AgentAddress; http: AgentAddress; metrics: AgentAddress; health: AgentAddress };
+          this.grpc = j.grpc;
+          this.http = j.http;
+          this.metricsUrl = `http://${j.metrics.host}:${j.metrics.port}/metrics`;
+          this.readyzUrl = `http://${j.health.host}:${j.health.port}/readyz`;
+          resolve();
+        } catch (e) {
+          reject(e instanceof Error ? e : new Error(String(e)));
+        }
+      });
+      this.#exited.then((code) => reject(new Error(`the agent exited with ${code} before it started; see ${path.join(o.dir, 'agent.log')}`)), () => undefined);
+    });
+    this.#started.catch(() => undefined);
+  }
+
+  /**
+   * Write the config (JSON is YAML), start the agent, wait for /readyz 200; records start-up time and idle RSS.
+   * @throws Error when the agent exits or is not ready within 60 s
+   */
+  static async start(o: AgentOptions): Promise<AgentProcess> {
+    await mkdir(o.dir, { recursive: true });
+    const keyFile = o.keyFile ?? keygen(o.node, o.bin, path.join(o.dir, 'keys')).keyFile;
+    const cfg = {
+      receivers: { otlp: { protocols: { grpc: { endpoint: '127.0.0.1:0' }, http: { endpoint: '127.0.0.1:0' } } } },
+      ledger: { dir: path.join(o.dir, 'ledger'), origin: o.origin ?? 'bench.sealtrail.local/agent', durability: o.durability, ...o.ledger },
+      signing: { key_file: keyFile },
+      destinations: [],
+      telemetry: { metrics: { endpoint: '127.0.0.1:0' }, health: { endpoint: '127.0.0.1:0' }, logs: { level: 'info' } },
+      ...o.extra,
+    };
+    const configFile = path.join(o.dir, 'agent.yaml');
+    await writeFile(configFile, `${JSON.stringify(cfg, null, 2)}\n`);
+    const a = new AgentProcess(o, configFile);
+    const deadline = performance.now() + 60_000;
+    await Promise.race([a.#started, new Promise((_, rej) => setTimeout(() => rej(new Error('agent did not log "sealtrail agent started" within 60 s')), 60_000).unref())]);
+    if (o.waitReady === false) return a;
+    for (;;) {
+      const ok = await fetch(a.readyzUrl).then((r) => r.status === 200, () => false);
+      if (ok) break;
+      if (performance.now() > deadline) throw new Error(`agent not ready within 60 s (${a.readyzUrl})`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    a.startupMs = performance.now() - a.spawnedAt;
+    await new Promise((r) => setTimeout(r, 1000));
+    a.idleRss = memory(a.pid).rss;
+    return a;
+  }
+
+  /** SIGTERM and wait for the exit code (SIGKILL after 30 s). */
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode !== null) return this.child.exitCode;
+    this.child.kill('SIGTERM');
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 30_000);
+    const code = await this.#exited;
+    clearTimeout(t);
+    return code;
+  }
+}
