@@ -1,0 +1,203 @@
+/**
+ * The benchmark must measure valid traffic (issue 7): the load generator's pre-encoded requests
+ * decode with protobufjs (an independent decoder) into what was meant, are accepted by src/otlp's
+ * decoders, and its lean clients get success from the real receivers (grpc-js server for gRPC,
+ * node:http server for OTLP/HTTP) with the records arriving in the sink. Also the hand-written
+ * histogram against exact quantiles. Nothing here is timed.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GrpcClient, HttpClient, type OtlpClient } from '../../bench/clients.js';
+import { Histogram } from '../../bench/histogram.js';
+import { VARIANTS, encodeRequest, exportRequestType, grpcFrame } from '../../bench/payloads.js';
+import { configSchema } from '../../src/config/schema.js';
+import type { AppendOutcome, EntrySink } from '../../src/ledger/types.js';
+import { decodeLogsJson, decodeLogsProtobuf } from '../../src/otlp/index.js';
+import { GrpcReceiver } from '../../src/receiver/grpc.js';
+import { HttpReceiver } from '../../src/receiver/http.js';
+import { silentLogger } from '../../src/telemetry/logger.js';
+
+const LIMITS = { maxNestingDepth: 32 };
+
+interface DecodedRecord {
+  body: { stringValue: string };
+  attributes: { key: string }[];
+  traceId: Uint8Array;
+  spanId: Uint8Array;
+  timeUnixNano: unknown;
+  severityNumber: number;
+}
+
+describe('pre-encoded requests', () => {
+  it.each(VARIANTS)('%i-record request decodes with protobufjs into the intended records', (n) => {
+    const r = encodeRequest(n, 1);
+    const Req = exportRequestType();
+    const obj = Req.toObject(Req.decode(r.protobuf), { longs: String }) as {
+      resourceLogs: { resource: { attributes: { key: string }[] }; scopeLogs: { scope: { name: string }; logRecords: DecodedRecord[] }[] }[];
+    };
+    expect(obj.resourceLogs).toHaveLength(1);
+    const rl = obj.resourceLogs[0]!;
+    expect(rl.resource.attributes.map((a) => a.key)).toContain('service.name');
+    expect(rl.scopeLogs[0]!.scope.name).toBe('com.example.audit');
+    const recs = rl.scopeLogs[0]!.logRecords;
+    expect(recs).toHaveLength(n);
+    for (const rec of recs) {
+      expect(Buffer.byteLength(rec.body.stringValue)).toBe(200);
+      expect(rec.attributes).toHaveLength(4);
+      expect(rec.traceId).toHaveLength(16);
+      expect(rec.spanId).toHaveLength(8);
+      expect(rec.severityNumber).toBe(9);
+      expect(String(rec.timeUnixNano)).toMatch(/^17643\d{14}$/);
+    }
+    expect(r.bodyBytes).toBe(200 * n);
+    // Records differ from each other (no trivially repeated bytes).
+    expect(new Set(recs.map((x) => x.body.stringValue)).size).toBe(n);
+  });
+
+  it.each(VARIANTS)('%i-record request is accepted by decodeLogsProtobuf and decodeLogsJson, with the same entries', (n) => {
+    const r = encodeRequest(n, 2);
+    const pb = decodeLogsProtobuf(r.protobuf, LIMITS);
+    const js = decodeLogsJson(r.json, LIMITS);
+    if (!pb.ok) throw new Error(pb.message);
+    if (!js.ok) throw new Error(js.message);
+    expect(pb.entries).toHaveLength(n);
+    expect(js.entries).toHaveLength(n);
+    // protobufjs writes fields in field-number order, like the agent's JSON → protobuf encoder, so the
+    // two routes must agree byte for byte (api-otlp.md, "Entry format").
+    for (let i = 0; i < n; i++) expect(Buffer.from(js.entries[i]!).equals(Buffer.from(pb.entries[i]!))).toBe(true);
+  });
+
+  it('frames a gRPC message with flag 0 and a big-endian length', () => {
+    const f = grpcFrame(Uint8Array.from([1, 2, 3]));
+    expect([...f]).toEqual([0, 0, 0, 0, 3, 1, 2, 3]);
+  });
+});
+
+class CountingSink implements EntrySink {
+  entries = 0;
+  append(entries: readonly Uint8Array[]): Promise<AppendOutcome> {
+    const firstIndex = this.entries;
+    this.entries += entries.length;
+    return Promise.resolve({ kind: 'ok', firstIndex, count: entries.length });
+  }
+}
+
+function send(client: OtlpClient, i: number): Promise<{ status: string; ok: boolean }> {
+  return new Promise((resolve) => client.request(i, (status, ok) => resolve({ status, ok })));
+}
+
+describe('lean clients against the real receivers', () => {
+  const sink = new CountingSink();
+  const cfg = configSchema.parse({ receivers: { otlp: { protocols: { http: { endpoint: '127.0.0.1:0' }, grpc: { endpoint: '127.0.0.1:0' } } } } });
+  const deps = { sink, limits: LIMITS, logger: silentLogger() };
+  const httpRx = new HttpReceiver(cfg.receivers.otlp.protocols.http!, deps);
+  const grpcRx = new GrpcReceiver(cfg.receivers.otlp.protocols.grpc!, deps);
+  let httpAddr: { host: string; port: number };
+  let grpcAddr: { host: string; port: number };
+  const reqs = [encodeRequest(100, 0), encodeRequest(100, 1)];
+
+  beforeAll(async () => {
+    httpAddr = await httpRx.start();
+    grpcAddr = await grpcRx.start();
+  });
+  afterAll(async () => {
+    await Promise.all([httpRx.shutdown(1000), grpcRx.shutdown(1000)]);
+  });
+
+  it('OTLP/HTTP protobuf and JSON: 200 and every record stored, over reused connections', async () => {
+    for (const [type, bodies] of [
+      ['application/x-protobuf', reqs.map((r) => r.protobuf)],
+      ['application/json', reqs.map((r) => r.json)],
+    ] as const) {
+      const c = new HttpClient(httpAddr.host, httpAddr.port, type, bodies);
+      await c.warm(1);
+      const before = sink.entries;
+      const results = [];
+      for (let i = 0; i < 4; i++) results.push(await send(c, i)); // one connection, sequential: keep-alive parsing
+      results.push(...(await Promise.all([0, 1, 2].map((i) => send(c, i))))); // and a few in parallel
+      c.close();
+      expect(results.every((r) => r.ok && r.status === 'http 200')).toBe(true);
+      expect(sink.entries - before).toBe(7 * 100);
+    }
+  });
+
+  it('OTLP/gRPC over node:http2: grpc-status 0 from the grpc-js server and every record stored', async () => {
+    const c = new GrpcClient(grpcAddr.host, grpcAddr.port, reqs.map((r) => r.protobuf));
+    await c.warm(2);
+    const before = sink.entries;
+    const results = await Promise.all([0, 1, 2, 3, 4].map((i) => send(c, i)));
+    c.close();
+    expect(results).toEqual(Array(5).fill({ status: 'grpc 0', ok: true }));
+    expect(sink.entries - before).toBe(500);
+  });
+
+  it('OTLP/gRPC: a refused call is reported with its grpc-status, not as success', async () => {
+    const c = new GrpcClient(grpcAddr.host, grpcAddr.port, [Uint8Array.from([0xff, 0xff])]); // not a valid request
+    await c.warm(1);
+    const r = await send(c, 0);
+    c.close();
+    expect(r).toEqual({ status: 'grpc 3', ok: false }); // INVALID_ARGUMENT
+  });
+
+  it('HTTP client: reads chunked bodies and non-200 statuses', async () => {
+    const srv = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.headers['content-type'] === 'text/plain') {
+          res.writeHead(503, { 'retry-after': '1' });
+          res.end('busy');
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/x-protobuf' });
+        res.write('ab'); // no content-length: chunked
+        res.end('cd');
+      });
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as AddressInfo).port;
+    const ok = new HttpClient('127.0.0.1', port, 'application/x-protobuf', [Uint8Array.from([1])]);
+    const busy = new HttpClient('127.0.0.1', port, 'text/plain', [Uint8Array.from([1])]);
+    const r1 = await send(ok, 0);
+    const r2 = await send(ok, 0); // same connection again after a chunked response
+    const r3 = await send(busy, 0);
+    ok.close();
+    busy.close();
+    srv.closeAllConnections();
+    await new Promise((r) => srv.close(r));
+    expect([r1, r2, r3]).toEqual([
+      { status: 'http 200', ok: true },
+      { status: 'http 200', ok: true },
+      { status: 'http 503', ok: false },
+    ]);
+  });
+});
+
+describe('Histogram', () => {
+  it('quantiles are within 1/64 above the exact value (and never above max)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 50_000_000 }), { minLength: 1, maxLength: 300 }), fc.double({ min: 0.01, max: 1, noNaN: true }), (xs, q) => {
+        const h = new Histogram();
+        for (const x of xs) h.record(x);
+        const sorted = [...xs].sort((a, b) => a - b);
+        const exact = sorted[Math.max(0, Math.ceil(q * xs.length) - 1)]!;
+        const got = h.quantile(q);
+        expect(got).toBeGreaterThanOrEqual(exact);
+        expect(got).toBeLessThanOrEqual(Math.min(exact + exact / 64 + 1, sorted[sorted.length - 1]!));
+      }),
+    );
+  });
+
+  it('summary of a known set', () => {
+    const h = new Histogram();
+    for (let i = 1; i <= 100; i++) h.record(i);
+    const s = h.summary();
+    expect(s.count).toBe(100);
+    expect(s.minUs).toBe(1);
+    expect(s.maxUs).toBe(100);
+    expect(s.p50Us).toBe(50);
+    expect(s.p99Us).toBe(99);
+    expect(s.meanUs).toBeCloseTo(50.5);
+  });
+});
