@@ -442,7 +442,8 @@ export type SegmentItem =
  * Memory is one frame plus one chunk, whatever the segment size. Checks magic, version, every CRC,
  * length/complement, the stored chain against the recomputed chain, the trailer's count and
  * chain_last, the footer, and that nothing follows the footer. Merkle roots and signatures are the
- * caller's (merkle.ts, checkpoint.ts). After a throw the parser is unusable.
+ * caller's (merkle.ts, checkpoint.ts). When a chunk holds good items and then a failure, `push`
+ * returns the good items and the next `push` or `end` throws. After a throw the parser is unusable.
  * Frame items' `entry` and `chain` may alias the pushed chunk: copy them before reusing the chunk.
  */
 export class SegmentParser {
@@ -453,6 +454,7 @@ export class SegmentParser {
   #frame = 0;
   #chain: Uint8Array = ZERO_HASH;
   #trailerOffset = 0;
+  #deferred: SegmentFormatError | undefined;
   readonly #checkChain: boolean;
 
   constructor(opts: { checkChain?: boolean } = {}) {
@@ -473,6 +475,7 @@ export class SegmentParser {
    * @throws SegmentFormatError with offset, frame, index and check
    */
   push(chunk: Uint8Array): SegmentItem[] {
+    if (this.#deferred) throw this.#deferred;
     if (this.#state === 'done' && chunk.length > 0) {
       throw new SegmentFormatError('trailing_bytes', this.#base, 'bytes after the footer');
     }
@@ -486,7 +489,15 @@ export class SegmentParser {
     const items: SegmentItem[] = [];
     let off = 0;
     for (;;) {
-      const consumed = this.#step(buf, off, items);
+      let consumed: number;
+      try {
+        consumed = this.#step(buf, off, items);
+      } catch (e) {
+        // Hand out what was good before the failure first; the error comes with the next call.
+        if (items.length === 0 || !(e instanceof SegmentFormatError)) throw e;
+        this.#deferred = e;
+        return items;
+      }
       if (consumed === 0) break;
       off += consumed;
       this.#base += consumed;
@@ -504,6 +515,7 @@ export class SegmentParser {
    * @throws SegmentFormatError truncated / frame_truncated when the segment is incomplete (no trailer or footer)
    */
   end(): void {
+    if (this.#deferred) throw this.#deferred;
     if (this.#state === 'done') return;
     const where = this.#header ? { frame: this.#frame, index: this.#header.firstIndex + this.#frame } : {};
     if (this.#state === 'frames' && this.#pending.length > 0) {
