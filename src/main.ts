@@ -15,6 +15,7 @@ import { validateKeyName, type Signer } from './keys/keys.js';
 import { Ledger } from './ledger/ledger.js';
 import { GrpcReceiver } from './receiver/grpc.js';
 import { HttpReceiver } from './receiver/http.js';
+import { ConcurrencyGate } from './receiver/limits.js';
 import type { ReceiverDeps } from './receiver/types.js';
 import { Health, READINESS_CHECKS } from './telemetry/health.js';
 import type { Logger } from './telemetry/logger.js';
@@ -169,7 +170,9 @@ export class Agent {
 
     const deps: ReceiverDeps = {
       sink: ledger,
-      limits: { maxNestingDepth: cfg.receivers.otlp.max_nesting_depth },
+      limits: { maxNestingDepth: cfg.receivers.otlp.max_nesting_depth, maxRecordsPerRequest: cfg.receivers.otlp.max_records_per_request },
+      // One admission gate for both receivers: max_concurrent_requests is global (issue 8).
+      gate: new ConcurrencyGate(cfg.receivers.otlp.max_concurrent_requests),
       metrics,
       logger: log,
     };

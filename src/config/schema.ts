@@ -48,14 +48,22 @@ const tls = z.strictObject({
   key_file: z.string().min(1),
   client_ca_file: z.string().min(1).optional(),
   min_version: z.enum(['1.2', '1.3']).default('1.2'),
+  /** How often the certificate, key and CA files are re-read; changed files apply to new connections (Collector's key). */
+  reload_interval: durationMs.default(5_000),
 });
 
-const auth = z.strictObject({ bearer_token_file: z.string().min(1) });
+const auth = z.strictObject({
+  bearer_token_file: z.string().min(1),
+  /** How often the token file is re-read; changes apply to the next request. */
+  reload_interval: durationMs.default(5_000),
+});
 
 const grpcProtocol = z.strictObject({
   endpoint: endpoint.default('127.0.0.1:4317'),
   /** Largest accepted request message, after decompression (the Collector's key). */
   max_recv_msg_size_mib: z.number().positive().max(1024).default(4),
+  /** The request message must have arrived within this after the call's headers (slow-client cut-off). */
+  read_timeout: durationMs.default(60_000),
   tls: tls.optional(),
   auth: auth.optional(),
 });
@@ -64,6 +72,14 @@ const httpProtocol = z.strictObject({
   endpoint: endpoint.default('127.0.0.1:4318'),
   /** Largest accepted body in bytes, after decompression (the Collector's key). */
   max_request_body_size: z.number().int().positive().default(20 * 1024 * 1024),
+  /** The whole header block must arrive within this (Collector's key; slowloris cut-off). */
+  read_header_timeout: durationMs.default(10_000),
+  /** The whole request, body included, must arrive within this (Collector's key). */
+  read_timeout: durationMs.default(60_000),
+  /** An idle keep-alive connection is closed after this (Collector's key). */
+  idle_timeout: durationMs.default(30_000),
+  /** Largest request header block in bytes; larger → 431 (Node's maxHeaderSize). */
+  max_request_header_size: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
   tls: tls.optional(),
   auth: auth.optional(),
 });
@@ -79,6 +95,10 @@ const otlpReceiver = z.strictObject({
     }),
   /** Deepest AnyValue nesting (kvlist/array inside each other) accepted; deeper is refused. */
   max_nesting_depth: z.number().int().min(1).max(256).default(32),
+  /** Requests handled at once over both protocols; more → 429 / RESOURCE_EXHAUSTED with a retry hint (G2). */
+  max_concurrent_requests: z.number().int().min(1).max(100_000).default(64),
+  /** Most log records in one request; more → 413 / RESOURCE_EXHAUSTED without a retry hint. */
+  max_records_per_request: z.number().int().min(1).default(65_536),
 });
 
 const ledger = z.strictObject({

@@ -5,7 +5,9 @@
  * only after the ledger said they are durable (G1). Every refusal leaves the sink untouched (G7).
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import zlib from 'node:zlib';
 import type { HttpReceiverConfig } from '../config/schema.js';
 import { parseEndpoint } from '../config/schema.js';
@@ -18,18 +20,19 @@ import {
   rpcStatusJson,
   rpcStatusProtobuf,
 } from '../otlp/index.js';
-import { type ReceiveOutcome, refusalMessage, transportStatus } from './status.js';
-import { type ListenAddress, type ReceiverDeps, SHUTDOWN_RETRY_AFTER_MS } from './types.js';
+import { BearerTokens, bearerFromAuthorization } from './auth.js';
+import { ConcurrencyGate, OVERLOAD_RETRY_AFTER_MS } from './limits.js';
+import { type ReceiveOutcome, refusalLabel, refusalMessage, transportStatus } from './status.js';
+import { TlsReloader, secureContextOptions, tlsServerOptions } from './tls.js';
+import {
+  DEFAULT_MAX_CONCURRENT_REQUESTS,
+  DEFAULT_MAX_RECORDS_PER_REQUEST,
+  type ListenAddress,
+  type ReceiverDeps,
+  SHUTDOWN_RETRY_AFTER_MS,
+} from './types.js';
 
-/** Request/connection timeouts. Slowloris hardening with finer limits is issue 8. */
-export const HTTP_TIMEOUTS = {
-  /** Whole header block must arrive within this (Node default 60 s is generous for an agent). */
-  headersTimeoutMs: 10_000,
-  /** Whole request, body included: 20 MiB at a modest 1 MiB/s still fits. */
-  requestTimeoutMs: 60_000,
-  /** Idle keep-alive; SDK exporters reuse connections between batches (spec: "SHOULD keep the connection alive"). */
-  keepAliveTimeoutMs: 30_000,
-} as const;
+const KEY = 'receivers.otlp.protocols.http';
 
 const LOGS_PATH = '/v1/logs';
 const OTHER_SIGNAL_PATHS = new Set(['/v1/traces', '/v1/metrics', '/v1development/profiles']);
@@ -195,6 +198,9 @@ export class HttpReceiver {
   readonly #config: HttpReceiverConfig;
   readonly #deps: ReceiverDeps;
   #server: http.Server | undefined;
+  #tls: TlsReloader | undefined;
+  #tokens: BearerTokens | undefined;
+  readonly #gate: ConcurrencyGate;
   #stopping = false;
   #inFlight = 0;
   #idleWaiters: Array<() => void> = [];
@@ -203,39 +209,69 @@ export class HttpReceiver {
   constructor(config: HttpReceiverConfig, deps: ReceiverDeps) {
     this.#config = config;
     this.#deps = deps;
+    this.#gate = deps.gate ?? new ConcurrencyGate(DEFAULT_MAX_CONCURRENT_REQUESTS);
   }
 
   /**
-   * Binds `config.endpoint` (port 0 picks a free port) and serves until `shutdown`.
-   * @throws SealtrailError CONFIG_INVALID when `tls` or `auth` is configured (not implemented yet: we never serve plaintext instead),
-   *   IO when the address cannot be bound.
+   * Binds `config.endpoint` (port 0 picks a free port) and serves until `shutdown`; HTTPS when
+   * `tls` is configured (mTLS with `client_ca_file`), bearer tokens required when `auth` is.
+   * @throws SealtrailError CONFIG_INVALID for unusable tls/auth files or inconsistent timeouts
+   *   (never serves plaintext or unauthenticated instead), IO when the address cannot be bound.
    */
   async start(): Promise<ListenAddress> {
     if (this.#server) throw new SealtrailError('INTERNAL', 'HttpReceiver.start called twice');
-    if (this.#config.tls || this.#config.auth) {
-      const key = this.#config.tls ? 'tls' : 'auth';
-      throw new SealtrailError(
-        'CONFIG_INVALID',
-        `receivers.otlp.protocols.http.${key}: TLS and bearer-token auth are not implemented in this version; ` +
-          `remove the ${key} block (the agent refuses to serve plaintext when ${key} was asked for)`,
-      );
+    const cfg = this.#config;
+    const ep = parseEndpoint(cfg.endpoint);
+    if (!ep) throw new SealtrailError('CONFIG_INVALID', `${KEY}.endpoint: invalid "${cfg.endpoint}"`);
+    if (cfg.read_header_timeout > cfg.read_timeout) {
+      throw new SealtrailError('CONFIG_INVALID', `${KEY}.read_header_timeout (${cfg.read_header_timeout} ms) must not exceed ${KEY}.read_timeout (${cfg.read_timeout} ms)`);
     }
-    const ep = parseEndpoint(this.#config.endpoint);
-    if (!ep) throw new SealtrailError('CONFIG_INVALID', `receivers.otlp.protocols.http.endpoint: invalid "${this.#config.endpoint}"`);
-    const server = http.createServer({
-      headersTimeout: HTTP_TIMEOUTS.headersTimeoutMs,
-      requestTimeout: HTTP_TIMEOUTS.requestTimeoutMs,
-      keepAliveTimeout: HTTP_TIMEOUTS.keepAliveTimeoutMs,
-    });
+    const tlsReloader = cfg.tls ? await TlsReloader.load(cfg.tls, `${KEY}.tls`, this.#deps.logger) : undefined;
+    let tokens: BearerTokens | undefined;
+    try {
+      tokens = cfg.auth ? await BearerTokens.load(cfg.auth.bearer_token_file, cfg.auth.reload_interval, `${KEY}.auth`, this.#deps.logger) : undefined;
+    } catch (e) {
+      tlsReloader?.close();
+      throw e;
+    }
+    // Slow-client limits (slowloris): Node checks headersTimeout/requestTimeout on a timer of
+    // `connectionsCheckingInterval` (default 30 s, far coarser than our 10 s header limit), so
+    // check often enough that a cut-off happens within about a quarter of the limit.
+    const common: http.ServerOptions = {
+      headersTimeout: cfg.read_header_timeout,
+      requestTimeout: cfg.read_timeout,
+      keepAliveTimeout: cfg.idle_timeout,
+      maxHeaderSize: cfg.max_request_header_size,
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(cfg.read_header_timeout / 4))),
+    };
+    // One code path for both: https.Server emits the same request events as http.Server.
+    const server: http.Server =
+      cfg.tls && tlsReloader
+        ? (https.createServer({ ...common, ...tlsServerOptions(cfg.tls), ...secureContextOptions(tlsReloader.material, cfg.tls) }) as unknown as http.Server)
+        : http.createServer(common);
+    if (cfg.tls && tlsReloader) {
+      const tlsCfg = cfg.tls;
+      const secure = server as unknown as https.Server;
+      tlsReloader.watch((m) => secure.setSecureContext(secureContextOptions(m, tlsCfg)));
+      // Failed handshakes (no/wrong/expired client certificate, plaintext on the TLS port, timeout).
+      secure.on('tlsClientError', (e: Error) => {
+        this.#deps.metrics?.receiverRefusedRequests.inc({ transport: 'http', reason: 'tls_handshake' });
+        this.#deps.logger.debug({ err: e.message }, 'OTLP/HTTP TLS handshake failed');
+      });
+    }
+    this.#tls = tlsReloader;
+    this.#tokens = tokens;
     server.on('request', (req, res) => this.#onRequest(req, res));
     // `Expect: 100-continue` (curl sends it for bodies over 1 KiB): decide on the headers first and
     // send 100 Continue only when the body is wanted (RFC 9110 §10.1.1), so a refused upload is never sent.
     server.on('checkContinue', (req, res) => this.#onRequest(req, res));
-    // Malformed HTTP, oversized headers and timeouts: Node's default clientError handling answers
-    // 400/431/408 and closes the socket, which is what we want.
+    // Malformed HTTP, oversized headers and timeouts: answered as Node does by default (400/431/408,
+    // then the socket is closed), and counted.
+    server.on('clientError', (e: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(e, socket));
     await new Promise<void>((resolve, reject) => {
       const onError = (e: Error): void => {
-        reject(new SealtrailError('IO', `receivers.otlp.protocols.http.endpoint: cannot listen on ${this.#config.endpoint}: ${e.message}`, { cause: e }));
+        this.#closeWatchers();
+        reject(new SealtrailError('IO', `${KEY}.endpoint: cannot listen on ${this.#config.endpoint}: ${e.message}`, { cause: e }));
       };
       server.once('error', onError);
       server.listen(ep.port, ep.host, () => {
@@ -246,8 +282,50 @@ export class HttpReceiver {
     server.on('error', (e) => this.#deps.logger.error({ err: e }, 'OTLP/HTTP server error'));
     this.#server = server;
     const port = (server.address() as AddressInfo).port;
-    this.#deps.logger.info({ endpoint: `${ep.host}:${port}` }, 'OTLP/HTTP receiver listening');
+    this.#deps.logger.info(
+      { endpoint: `${ep.host}:${port}`, tls: cfg.tls ? (cfg.tls.client_ca_file ? 'mtls' : 'tls') : 'off', auth: tokens ? 'bearer' : 'off' },
+      'OTLP/HTTP receiver listening',
+    );
     return { host: ep.host, port };
+  }
+
+  /** TLS material in force (for tests and diagnostics); undefined without tls. */
+  get tlsReloader(): TlsReloader | undefined {
+    return this.#tls;
+  }
+
+  /** Bearer tokens in force; undefined without auth. */
+  get bearerTokens(): BearerTokens | undefined {
+    return this.#tokens;
+  }
+
+  #closeWatchers(): void {
+    this.#tls?.close();
+    this.#tokens?.close();
+  }
+
+  #onClientError(e: NodeJS.ErrnoException, socket: Socket): void {
+    // Same answers as Node's default handler (lib/_http_server.js socketOnError), plus a metric.
+    const code = e.code;
+    let status = 400;
+    let reason = 'malformed_http';
+    if (code === 'HPE_HEADER_OVERFLOW') {
+      status = 431;
+      reason = 'header_too_large';
+    } else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      status = 408;
+      reason = 'timeout';
+    } else if (code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') {
+      status = 413;
+      reason = 'header_too_large';
+    } else if (code === 'ECONNRESET' || code === 'EPIPE') {
+      reason = 'connection_reset';
+    }
+    if (reason !== 'connection_reset') this.#deps.metrics?.receiverRefusedRequests.inc({ transport: 'http', reason });
+    if (reason !== 'connection_reset' && socket.writable && socket.bytesWritten === 0) {
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
+    }
+    socket.destroy();
   }
 
   /** From now on new requests are refused with 503 + Retry-After (shutting_down); in-flight requests finish. */
@@ -266,6 +344,7 @@ export class HttpReceiver {
 
   async #doShutdown(graceMs: number): Promise<void> {
     this.stopAccepting();
+    this.#closeWatchers();
     const server = this.#server;
     if (!server) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -307,6 +386,22 @@ export class HttpReceiver {
     // Error bodies in the request's encoding where it named one (spec: same Content-Type as the request).
     const replyEnc: ReplyEncoding = typeof ct === 'string' ? ct : 'text';
 
+    // Authentication comes first, before the path is even looked at and long before the body is
+    // read or decompressed: an unauthenticated client learns nothing and costs nothing.
+    let client: string | undefined;
+    if (this.#tokens) {
+      const a = this.#tokens.check(bearerFromAuthorization(req.headers.authorization));
+      if (!a.ok) {
+        return this.#reply(req, res, replyEnc, { kind: 'unauthenticated', message: a.message, ...(a.error === 'invalid_token' ? { error: 'invalid_token' as const } : {}) });
+      }
+      client = a.name;
+    }
+    if (this.#config.tls?.client_ca_file !== undefined) {
+      // mTLS: the handshake already verified the certificate; keep its subject for the logs.
+      const cn = (req.socket as TLSSocket).getPeerCertificate?.()?.subject?.CN;
+      if (cn) client = client ? `${client} (cert CN=${cn})` : `cert CN=${cn}`;
+    }
+
     if (path !== LOGS_PATH) {
       if (OTHER_SIGNAL_PATHS.has(path)) {
         return this.#reply(req, res, replyEnc, {
@@ -333,6 +428,19 @@ export class HttpReceiver {
       });
     }
 
+    // Admission (G2): a bounded number of requests may hold a body in memory at once. The slot is
+    // held until the response is finished (or the client went away).
+    const release = this.#gate.tryAcquire();
+    if (!release) {
+      return this.#reply(req, res, ct, {
+        kind: 'retryable',
+        reason: 'overloaded',
+        afterMs: OVERLOAD_RETRY_AFTER_MS,
+        message: `sealtrail is handling receivers.otlp.max_concurrent_requests (${this.#gate.limit}) requests already; retry after the indicated delay`,
+      });
+    }
+    res.once('close', release);
+
     if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
     const read = await readBody(req, coding, limit);
     if (!read.ok) {
@@ -348,10 +456,18 @@ export class HttpReceiver {
     if (!decoded.ok) return this.#reply(req, res, ct, { kind: 'invalid', message: decoded.message });
     const entries = decoded.entries;
     if (entries.length === 0) return this.#reply(req, res, ct, { kind: 'ok', records: 0 });
+    const maxRecords = this.#deps.limits.maxRecordsPerRequest ?? DEFAULT_MAX_RECORDS_PER_REQUEST;
+    if (entries.length > maxRecords) {
+      return this.#reply(req, res, ct, {
+        kind: 'too_many_records',
+        message: `request holds ${entries.length} log records, more than receivers.otlp.max_records_per_request (${maxRecords}); send smaller batches`,
+      });
+    }
 
     const appended = await this.#deps.sink.append(entries);
     if (appended.kind === 'ok') {
       this.#deps.metrics?.receiverAccepted.inc({ transport: 'http' }, entries.length);
+      if (client !== undefined) this.#deps.logger.debug({ client, records: entries.length }, 'OTLP/HTTP records accepted');
       return this.#reply(req, res, ct, { kind: 'ok', records: entries.length });
     }
     this.#deps.metrics?.receiverRefused.inc({ transport: 'http', reason: appended.reason }, entries.length);
@@ -377,12 +493,17 @@ export class HttpReceiver {
     const headers: http.OutgoingHttpHeaders = { 'Content-Type': CONTENT_TYPE[enc], 'Content-Length': bytes.length };
     if (st.retryAfterSeconds !== undefined) headers['Retry-After'] = String(st.retryAfterSeconds);
     if (outcome.kind === 'method_not_allowed') headers['Allow'] = outcome.allow;
+    if (outcome.kind === 'unauthenticated') {
+      // RFC 6750 §3: a challenge on every 401; no error code when no credentials were sent (§3.1).
+      headers['WWW-Authenticate'] = outcome.error ? `Bearer realm="sealtrail", error="${outcome.error}"` : 'Bearer realm="sealtrail"';
+    }
     // A refused request whose body we did not (fully) read: close rather than drain an unbounded
     // body on a keep-alive connection. Also close while stopping, so clients reconnect elsewhere.
     if (!req.complete || this.#stopping) headers['Connection'] = 'close';
     res.writeHead(st.http, headers);
     res.end(bytes);
     this.#deps.metrics?.receiverRequests.inc({ transport: 'http', status: String(st.http) });
+    if (outcome.kind !== 'ok') this.#deps.metrics?.receiverRefusedRequests.inc({ transport: 'http', reason: refusalLabel(outcome) });
     if (outcome.kind !== 'ok') this.#deps.logger.debug({ status: st.http, message: st.message }, 'OTLP/HTTP request refused');
   }
 }

@@ -22,11 +22,13 @@ import type { RefusalReason } from '../ledger/types.js';
 export const GrpcCode = {
   OK: 0,
   INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
   RESOURCE_EXHAUSTED: 8,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
 } as const;
 export type GrpcCodeValue = (typeof GrpcCode)[keyof typeof GrpcCode];
 
@@ -34,11 +36,13 @@ export type GrpcCodeValue = (typeof GrpcCode)[keyof typeof GrpcCode];
 export const GRPC_CODE_NAME: Readonly<Record<number, string>> = {
   0: 'OK',
   3: 'INVALID_ARGUMENT',
+  4: 'DEADLINE_EXCEEDED',
   5: 'NOT_FOUND',
   8: 'RESOURCE_EXHAUSTED',
   12: 'UNIMPLEMENTED',
   13: 'INTERNAL',
   14: 'UNAVAILABLE',
+  16: 'UNAUTHENTICATED',
 };
 
 /** What happened to one export request, independent of the transport. */
@@ -48,6 +52,13 @@ export type ReceiveOutcome =
   | { readonly kind: 'invalid'; readonly message: string }
   /** Body (raw or decompressed) larger than the configured limit. Final (the spec forbids retrying 413). */
   | { readonly kind: 'too_large'; readonly message: string }
+  /** More log records than receivers.otlp.max_records_per_request. Final, like too_large. */
+  | { readonly kind: 'too_many_records'; readonly message: string }
+  /**
+   * Missing or wrong bearer token (issue 8). `error` is the RFC 6750 §3.1 error code for the
+   * WWW-Authenticate challenge; absent when the request carried no bearer credentials at all.
+   */
+  | { readonly kind: 'unauthenticated'; readonly message: string; readonly error?: 'invalid_token' }
   /** HTTP only: a Content-Type other than OTLP protobuf or JSON. */
   | { readonly kind: 'unsupported_media_type'; readonly message: string }
   /** HTTP only: a method other than POST on an OTLP path. */
@@ -86,6 +97,14 @@ export function transportStatus(o: ReceiveOutcome): TransportStatus {
     case 'too_large':
       // No RetryInfo: RESOURCE_EXHAUSTED without it is final for OTLP clients, as 413 is.
       return { http: 413, grpc: GrpcCode.RESOURCE_EXHAUSTED, message: o.message, retryable: false };
+    case 'too_many_records':
+      // RFC 9110 §15.5.14: 413 is "content larger than the server is willing to process" — a count
+      // of records is such a size. Final for OTLP clients (not in the retryable list), as it must be:
+      // the same batch would be refused again.
+      return { http: 413, grpc: GrpcCode.RESOURCE_EXHAUSTED, message: o.message, retryable: false };
+    case 'unauthenticated':
+      // RFC 6750 §3.1 / RFC 9110 §15.5.2: 401 with a WWW-Authenticate challenge; gRPC UNAUTHENTICATED.
+      return { http: 401, grpc: GrpcCode.UNAUTHENTICATED, message: o.message, retryable: false };
     case 'unsupported_media_type':
       return { http: 415, grpc: GrpcCode.INVALID_ARGUMENT, message: o.message, retryable: false };
     case 'method_not_allowed':
@@ -165,4 +184,9 @@ export function grpcStatusDetailsWithRetryInfo(code: number, message: string, re
     ...lengthDelimited(3, any),
   ];
   return Buffer.from(status);
+}
+
+/** Metrics label for a refused request: the refusal reason, or the outcome kind for final refusals. */
+export function refusalLabel(o: ReceiveOutcome): string {
+  return o.kind === 'retryable' ? o.reason : o.kind;
 }

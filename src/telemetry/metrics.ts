@@ -28,6 +28,13 @@ export class Metrics {
     labelNames: ['transport', 'status'] as const,
     registers: [this.registry],
   });
+  /** Issue 8: one per refused request (auth, limits, bad input, timeouts), whatever its record count. */
+  readonly receiverRefusedRequests = new Counter({
+    name: 'sealtrail_receiver_refused_requests_total',
+    help: 'Requests refused or cut off by the receiver, by reason (unauthenticated, overloaded, too_large, timeout, ...).',
+    labelNames: ['transport', 'reason'] as const,
+    registers: [this.registry],
+  });
   readonly receiverBytes = new Counter({
     name: 'sealtrail_receiver_request_bytes_total',
     help: 'Request body bytes received after decompression.',

@@ -95,12 +95,16 @@ export function newMetrics(): Metrics {
   return new Metrics({ defaultMetrics: false });
 }
 
+/** The schema defaults of the per-protocol keys added in issue 8 (config/schema.ts), for configs built in tests. */
+export const HTTP_DEFAULTS = { read_header_timeout: 10_000, read_timeout: 60_000, idle_timeout: 30_000, max_request_header_size: 16 * 1024 } as const;
+export const GRPC_DEFAULTS = { read_timeout: 60_000 } as const;
+
 export async function startHttp(
   sink: EntrySink,
   over: Partial<HttpReceiverConfig> = {},
   metrics?: Metrics,
 ): Promise<{ rx: HttpReceiver; url: string; port: number }> {
-  const rx = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 20 * 1024 * 1024, ...over }, deps(sink, metrics));
+  const rx = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 20 * 1024 * 1024, ...HTTP_DEFAULTS, ...over }, deps(sink, metrics));
   const { host, port } = await rx.start();
   return { rx, url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`, port };
 }
@@ -110,7 +114,7 @@ export async function startGrpc(
   over: Partial<GrpcReceiverConfig> = {},
   metrics?: Metrics,
 ): Promise<{ rx: GrpcReceiver; address: string; port: number }> {
-  const rx = new GrpcReceiver({ endpoint: '127.0.0.1:0', max_recv_msg_size_mib: 4, ...over }, deps(sink, metrics));
+  const rx = new GrpcReceiver({ endpoint: '127.0.0.1:0', max_recv_msg_size_mib: 4, ...GRPC_DEFAULTS, ...over }, deps(sink, metrics));
   const { host, port } = await rx.start();
   return { rx, address: `${host.includes(":") ? `[${host}]` : host}:${port}`, port };
 }

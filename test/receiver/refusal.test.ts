@@ -2,7 +2,7 @@
  * G2 "No silent loss": when the ledger refuses, or the receiver is stopping, clients get a
  * retryable status with a retry hint, nothing is stored, and the refusal is counted. Also the
  * lifecycle: stopAccepting lets in-flight requests finish; shutdown is idempotent; TLS/auth that
- * is configured but not implemented stops start-up instead of serving plaintext.
+ * is configured but unusable (missing files) stops start-up instead of serving plaintext.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RefusalReason } from '../../src/ledger/types.js';
@@ -10,7 +10,9 @@ import { GrpcReceiver, OTLP_GRPC_PATHS } from '../../src/receiver/grpc.js';
 import { HttpReceiver } from '../../src/receiver/http.js';
 import { SealtrailError } from '../../src/errors.js';
 import {
+  GRPC_DEFAULTS,
   GatedSink,
+  HTTP_DEFAULTS,
   MemorySink,
   RefusingSink,
   decodeStatus,
@@ -128,8 +130,8 @@ describe('stopAccepting and shutdown', () => {
   });
 
   it('shutdown before start resolves', async () => {
-    await new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 1024 }, deps(new MemorySink())).shutdown();
-    await new GrpcReceiver({ endpoint: '127.0.0.1:0', max_recv_msg_size_mib: 1 }, deps(new MemorySink())).shutdown();
+    await new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 1024, ...HTTP_DEFAULTS }, deps(new MemorySink())).shutdown();
+    await new GrpcReceiver({ endpoint: '127.0.0.1:0', max_recv_msg_size_mib: 1, ...GRPC_DEFAULTS }, deps(new MemorySink())).shutdown();
   });
 
   it('IPv6 loopback endpoints ([::1]:0) work for both transports', async () => {
@@ -153,24 +155,24 @@ describe('stopAccepting and shutdown', () => {
 });
 
 describe('start-up refusals', () => {
-  const tls = { cert_file: 'c.pem', key_file: 'k.pem', min_version: '1.2' as const };
-  it('HTTP with tls configured refuses to start (never plaintext instead)', async () => {
-    const rx = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 1024, tls }, deps(new MemorySink()));
+  const tls = { cert_file: 'c.pem', key_file: 'k.pem', min_version: '1.2' as const, reload_interval: 0 };
+  it('HTTP with tls files missing refuses to start (never plaintext instead)', async () => {
+    const rx = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 1024, ...HTTP_DEFAULTS, tls }, deps(new MemorySink()));
     await expect(rx.start()).rejects.toThrow(SealtrailError);
     await expect(rx.start()).rejects.toThrow(/receivers\.otlp\.protocols\.http\.tls/);
   });
-  it('gRPC with auth configured refuses to start', async () => {
-    const rx = new GrpcReceiver({ endpoint: '127.0.0.1:0', max_recv_msg_size_mib: 1, auth: { bearer_token_file: 't' } }, deps(new MemorySink()));
+  it('gRPC with the token file missing refuses to start', async () => {
+    const rx = new GrpcReceiver({ endpoint: '127.0.0.1:0', max_recv_msg_size_mib: 1, ...GRPC_DEFAULTS, auth: { bearer_token_file: 't', reload_interval: 0 } }, deps(new MemorySink()));
     await expect(rx.start()).rejects.toThrow(/receivers\.otlp\.protocols\.grpc\.auth/);
   });
   it('a port already in use is a clear IO error naming the key', async () => {
     const { rx, port } = await startHttp(new MemorySink());
     cleanups.push(() => rx.shutdown());
-    const second = new HttpReceiver({ endpoint: `127.0.0.1:${port}`, max_request_body_size: 1024 }, deps(new MemorySink()));
+    const second = new HttpReceiver({ endpoint: `127.0.0.1:${port}`, max_request_body_size: 1024, ...HTTP_DEFAULTS }, deps(new MemorySink()));
     await expect(second.start()).rejects.toThrow(/receivers\.otlp\.protocols\.http\.endpoint.*EADDRINUSE/);
     const g = await startGrpc(new MemorySink());
     cleanups.push(() => g.rx.shutdown());
-    const second2 = new GrpcReceiver({ endpoint: `127.0.0.1:${g.port}`, max_recv_msg_size_mib: 1 }, deps(new MemorySink()));
+    const second2 = new GrpcReceiver({ endpoint: `127.0.0.1:${g.port}`, max_recv_msg_size_mib: 1, ...GRPC_DEFAULTS }, deps(new MemorySink()));
     await expect(second2.start()).rejects.toThrow(/receivers\.otlp\.protocols\.grpc\.endpoint/);
   });
 });
