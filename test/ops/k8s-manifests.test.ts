@@ -306,15 +306,58 @@ describe('DaemonSet', () => {
     const v = volumeOf(dsPod, 'signing-key');
     expect(v.secret.secretName).toBe('sealtrail-signing-key');
     expect(v.secret.defaultMode).toBe(0o400);
-    const m = mountOf(prepare, 'signing-key');
-    expect(m.readOnly).toBe(true);
+    expect(mountOf(prepare, 'signing-key').readOnly).toBe(true);
     expect(agent.volumeMounts.some((x: Obj) => x.name === 'signing-key')).toBe(false);
-    // the init script copies exactly that file to exactly the configured key_file, owner-only, for the agent's uid
-    const script = prepare.command.join(' ') as string;
-    expect(script).toContain(`${m.mountPath}/${v.secret.items[0].path}`);
-    expect(script).toContain(`-m 0400 ${m.mountPath}/${v.secret.items[0].path} ${cfg.signing.key_file}`);
-    expect(script).toContain(`-o ${agent.securityContext.runAsUser} -g ${agent.securityContext.runAsGroup}`);
     expect(volumeOf(dsPod, 'keys').emptyDir.medium).toBe('Memory');
+    expect(mountOf(prepare, 'keys').mountPath).toBe(mountOf(agent, 'keys').mountPath);
+  });
+
+  // The init container's script, run for real (as root, like the init container) on stand-in
+  // directories; then the agent's own key loader, as the agent's uid, accepts the copy — and
+  // refuses what an fsGroup-based mount (0440) would have given it.
+  it.runIf(process.getuid?.() === 0)('init container hands the agent an owner-only key copy that loadSigner accepts', async () => {
+    const { writeKeyPair } = await import('../../src/keys/files.js');
+    const t = await mkdtemp(join(tmpdir(), 'sealtrail-init-'));
+    try {
+      await chmod(t, 0o755);
+      const dirs = { ledger: join(t, 'ledger'), secret: join(t, 'secret'), keys: join(t, 'keys') };
+      for (const d of Object.values(dirs)) await mkdir(d, { mode: 0o755 });
+      await chmod(dirs.keys, 0o777); // emptyDir default mode
+      await writeKeyPair(join(t, 'gen'), 'signing', 'sealtrail.k8s.example/prod');
+      await writeFile(join(dirs.secret, 'signing.key'), await readFile(join(t, 'gen/signing.key')));
+      await writeFile(join(dirs.secret, 'previous.key'), await readFile(join(t, 'gen/signing.key')));
+      await chmod(join(dirs.secret, 'signing.key'), 0o400); // as the Secret volume presents it (root, 0400)
+      await chmod(join(dirs.secret, 'previous.key'), 0o400);
+      const script = (prepare.command[2] as string)
+        .replaceAll(mountOf(prepare, 'ledger').mountPath, dirs.ledger)
+        .replaceAll(mountOf(prepare, 'signing-key').mountPath, dirs.secret)
+        .replaceAll(mountOf(prepare, 'keys').mountPath, dirs.keys);
+      expect(prepare.command.slice(0, 2)).toEqual(['/bin/sh', '-c']);
+      await run('/bin/sh', ['-c', kubeExpand(script, resolveEnv(prepare, {}))]);
+      const uid = agent.securityContext.runAsUser as number;
+      const keyFile = cfg.signing.key_file.replace(mountOf(agent, 'keys').mountPath, dirs.keys);
+      const { stat } = await import('node:fs/promises');
+      for (const f of [keyFile, join(dirs.keys, 'previous.key')]) {
+        const st = await stat(f);
+        expect([st.uid, st.mode & 0o777]).toEqual([uid, 0o400]);
+      }
+      const ledgerSt = await stat(dirs.ledger);
+      expect([ledgerSt.uid, ledgerSt.mode & 0o777]).toEqual([uid, 0o700]);
+      // the agent's key loader, as the agent's user
+      // compiled dist/ (test/global-setup.ts keeps it fresh): no TypeScript loader in the child
+      const files = join(ROOT, 'dist/src/keys/files.js');
+      const loader = `const { loadSigner } = await import(${JSON.stringify(files)}); try { const s = await loadSigner(process.argv[1]); console.log('loaded ' + s.name); } catch (e) { console.log(e.code + ': ' + e.message); }`;
+      const load = async (path: string) =>
+        run('/usr/bin/setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, '--input-type=module', '-e', loader, path]).then(
+          (r) => r.stdout.trim(),
+          (e: { stdout: string; stderr: string }) => (e.stdout + e.stderr).trim(),
+        );
+      expect(await load(keyFile)).toBe('loaded sealtrail.k8s.example/prod');
+      await chmod(keyFile, 0o440); // what fsGroup would produce
+      expect(await load(keyFile)).toMatch(/KEY_PERMISSIONS/);
+    } finally {
+      await rm(t, { recursive: true, force: true });
+    }
   });
 
   it('probes /healthz (liveness, startup) and /readyz (readiness) on the health port', () => {
