@@ -36,7 +36,8 @@ export function agentConfig(dir: string, over: Record<string, unknown> = {}): Re
       max_disk_bytes: 1024 * 1024 * 1024,
     },
     signing: { key_file: join(dir, 'keys', 'signing.key') },
-    destinations: [{ name: 'worm', type: 'fs', path: join(dir, 'worm') }],
+    // A plain directory is not write-once for root (the canary says so); tests accept that.
+    destinations: [{ name: 'worm', type: 'fs', path: join(dir, 'worm'), accept_unsafe: true }],
     forwarding: { quorum: 1, retry_initial: '100ms', retry_max: '1s' },
     telemetry: { metrics: { endpoint: '127.0.0.1:0' }, health: { endpoint: '127.0.0.1:0' }, logs: { level: 'warn' } },
     shutdown: { grace_period: '5s' },
