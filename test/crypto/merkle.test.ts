@@ -197,34 +197,28 @@ describe('against the naive reference (fast-check)', () => {
       }),
       { numRuns: 12 },
     );
-  });
+  }, 120_000);
 
-  it('every m ≤ n pair for all sizes up to 64, and for one random size up to 300', () => {
-    const check = (N: number) => {
-      const leaves = leavesOf(N, N);
-      const ref = refTree(leaves);
-      const slice = fullSlice(leaves);
-      for (let n = 1; n <= N; n++) {
-        for (let m = 0; m <= n; m++) {
-          const p = consistencyProof(m, n, slice);
-          expect(hexes(p)).toEqual(hexes(ref.proof(m, n)));
-          expect(verifyConsistency(m, n, ref.root(m), ref.root(n), p)).toBe(true);
-          if (m > 0 && m < n) expect(verifyConsistency(m, n, ref.root(m), ref.root(n - 1), p)).toBe(false);
-        }
+  it('every m ≤ n pair for every tree size up to 48 (a wrong rootN is refused)', () => {
+    const N = 48;
+    const leaves = leavesOf(N, N);
+    const ref = refTree(leaves);
+    const slice = fullSlice(leaves);
+    for (let n = 1; n <= N; n++) {
+      for (let m = 0; m <= n; m++) {
+        const p = consistencyProof(m, n, slice);
+        expect(hexes(p)).toEqual(hexes(ref.proof(m, n)));
+        expect(verifyConsistency(m, n, ref.root(m), ref.root(n), p)).toBe(true);
+        if (m > 0 && m < n) expect(verifyConsistency(m, n, ref.root(m), ref.root(n - 1), p)).toBe(false);
       }
-    };
-    check(64);
-    fc.assert(
-      fc.property(fc.integer({ min: 65, max: 300 }), (N) => check(N)),
-      { numRuns: 1 },
-    );
+    }
   });
 
   it('segment-local slices (frontier at start + local leaves) give the same proofs as the full tree', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 0, max: 200 }).chain((start) =>
-          fc.tuple(fc.constant(start), fc.integer({ min: 1, max: 100 })),
+          fc.tuple(fc.constant(start), fc.integer({ min: 1, max: 64 })),
         ),
         ([start, count]) => {
           const all = leavesOf(start + count, start * 7 + count);
@@ -249,9 +243,9 @@ describe('against the naive reference (fast-check)', () => {
           expect(() => inclusionProof(start, end + 1, local)).toThrow(RangeError);
         },
       ),
-      { numRuns: 60 },
+      { numRuns: 30 },
     );
-  });
+  }, 120_000);
 });
 
 describe('Frontier', () => {
