@@ -23,7 +23,9 @@ interface CpuProfile {
 
 export interface ProfileSummary {
   readonly totalMs: number;
-  /** Self time by area (share of all samples, idle included). */
+  /** Sampled time not idle: the CPU the process used (shares below are of this). */
+  readonly busyMs: number;
+  /** Self time by area (share of busy time; the idle area's share is of the total). */
   readonly areas: { area: string; ms: number; share: number }[];
   readonly top: { fn: string; where: string; area: string; ms: number; share: number }[];
 }
@@ -46,7 +48,7 @@ export function areaOf(url: string, fn: string): string {
   if (url.startsWith('node:internal/crypto') || url.startsWith('node:crypto')) return 'node crypto';
   if (url.startsWith('node:internal/fs') || url.startsWith('node:fs')) return 'node fs';
   if (url.startsWith('node:')) return 'node other';
-  if (url === '') return `native: ${fn || '(anonymous)'}`;
+  if (url === '') return 'native bindings (fs, sockets, timers)';
   return 'other';
 }
 
@@ -83,11 +85,18 @@ export function summariseProfile(file: string, topN = 30): ProfileSummary {
     areas.set(area, (areas.get(area) ?? 0) + us);
     total += us;
   }
-  const share = (us: number): number => (total ? us / total : 0);
+  const idle = areas.get('idle (waiting for I/O)') ?? 0;
+  const busy = total - idle;
+  const share = (us: number): number => (busy ? us / busy : 0);
   return {
     totalMs: total / 1000,
-    areas: [...areas].sort((a, b) => b[1] - a[1]).map(([area, us]) => ({ area, ms: us / 1000, share: share(us) })),
+    busyMs: busy / 1000,
+    areas: [...areas]
+      .filter(([a]) => a !== 'idle (waiting for I/O)')
+      .sort((a, b) => b[1] - a[1])
+      .map(([area, us]) => ({ area, ms: us / 1000, share: share(us) })),
     top: [...fns.values()]
+      .filter((e) => e.area !== 'idle (waiting for I/O)')
       .sort((a, b) => b.us - a.us)
       .slice(0, topN)
       .map((e) => ({ fn: e.fn, where: e.where, area: e.area, ms: e.us / 1000, share: share(e.us) })),
@@ -97,8 +106,12 @@ export function summariseProfile(file: string, topN = 30): ProfileSummary {
 /** Text rendering: areas, then the top functions. */
 export function renderProfile(s: ProfileSummary): string {
   const pct = (x: number): string => `${(x * 100).toFixed(1).padStart(5)} %`;
-  const lines = [`total sampled: ${(s.totalMs / 1000).toFixed(1)} s`, '', 'self time by area:'];
-  for (const a of s.areas) lines.push(`  ${pct(a.share)}  ${a.area}`);
+  const lines = [
+    `sampled ${(s.totalMs / 1000).toFixed(1)} s, of which busy ${(s.busyMs / 1000).toFixed(1)} s; shares below are of busy time`,
+    '',
+    'self time by area:',
+  ];
+  for (const a of s.areas.filter((x) => x.share >= 0.002)) lines.push(`  ${pct(a.share)}  ${a.area}`);
   lines.push('', 'top functions (self time):');
   for (const f of s.top) lines.push(`  ${pct(f.share)}  ${f.fn}  ${f.where}`);
   return `${lines.join('\n')}\n`;

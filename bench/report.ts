@@ -26,6 +26,8 @@ export interface Row {
   payloadMBps: number;
   latencyMs: { p50: number; p99: number; max: number };
   cpuPct: number;
+  /** CPU of the load generator: near 100 % means the client, not the server, was the limit. */
+  loadgenCpuPct: number;
   peakRssMB: number;
   statuses: Record<string, number>;
   groupCommits?: number;
@@ -160,14 +162,14 @@ function runCells(x: Row): string[] {
     int(x.recordsPerSec),
     f1(x.payloadMBps),
     `${f2(x.latencyMs.p50)} / ${f2(x.latencyMs.p99)} / ${f1(x.latencyMs.max)}`,
-    `${int(x.cpuPct)} %`,
+    `${int(x.cpuPct)} % / ${int(x.loadgenCpuPct)} %`,
     f1(x.peakRssMB),
     x.groupCommits !== undefined ? `${int(x.groupCommits)} / ${int(x.avgBatchEntries ?? 0)}` : '–',
     errorsOf(x),
   ];
 }
 
-const RUN_HEAD = ['records/s', 'payload MB/s', 'ack latency p50 / p99 / max (ms)', 'server CPU', 'peak RSS MB', 'group commits / avg entries', 'errors'];
+const RUN_HEAD = ['records/s', 'payload MB/s', 'ack latency p50 / p99 / max (ms)', 'CPU server / loadgen', 'peak RSS MB', 'group commits / avg entries', 'errors'];
 
 /** Markdown tables of everything measured (printed to stdout and put into docs/benchmarks.md). */
 export function renderTable(r: BenchReport): string {

@@ -8,7 +8,8 @@
  *   options: --no-docs / --docs (write docs/benchmarks.md or not; default: full run only),
  *            --soak SECONDS (sustained-load memory run; the issue's steadiness check is --soak 300),
  *            --cpu-prof DIR (profile the fsync agent with node --cpu-prof; perturbs the figures),
- *            --only throughput,variants,open,soak,verify,forward
+ *            --only throughput,variants,open,soak,verify,forward, --transports http-protobuf,http-json,grpc,
+ *            --concurrency N (requests in flight in the closed loop, default 32)
  *
  * Side by side in one run, each on CPU 0 (taskset) with the load generator on CPU 1:
  *   (a) bare     — bench/bare.ts: node:http / node:http2 servers that read the body and answer success;
@@ -27,7 +28,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { TRANSPORTS, type Transport } from './clients.js';
+import { TRANSPORTS } from './clients.js';
 import type { FromLoadgen, LoadJob, LoadResult, ToLoadgen } from './loadgen.js';
 import { repoRoot } from './payloads.js';
 import { type ProfileSummary, renderProfile, summariseProfile } from './profile.js';
@@ -55,6 +56,7 @@ const { values: opt } = parseArgs({
     'cpu-prof': { type: 'string' },
     only: { type: 'string' },
     concurrency: { type: 'string' },
+    transports: { type: 'string' },
   },
 });
 
@@ -64,6 +66,7 @@ const S = QUICK
   ? { warmup: 500, main: 2500, variant: 2000, open: 2500, soak: Number(opt.soak ?? 8), verifyBytes: 64 * 2 ** 20, segBytes: 8 * 2 ** 20 }
   : { warmup: 1000, main: 8000, variant: 5000, open: 6000, soak: Number(opt.soak ?? 60), verifyBytes: 2 ** 30, segBytes: 64 * 2 ** 20 };
 const CONCURRENCY = Number(opt.concurrency ?? 32);
+const RUN_TRANSPORTS = TRANSPORTS.filter((t) => !opt.transports || opt.transports.split(',').includes(t));
 const AGENT_CPU = 0;
 const LOADGEN_CPU = 1;
 
@@ -195,6 +198,7 @@ async function measure(lg: Loadgen, srv: Server, spec: Omit<LoadJob, 'id' | 'hos
   };
   const sampler = new RssSampler(srv.pid, spec.durationMs > 20_000 ? 1000 : 200);
   let cpu0 = 0;
+  let lcpu0 = 0;
   let m0: MetricMap | undefined;
   let t0 = 0;
   let measuring!: Promise<void>;
@@ -202,6 +206,7 @@ async function measure(lg: Loadgen, srv: Server, spec: Omit<LoadJob, 'id' | 'hos
     measuring = (async () => {
       t0 = performance.now();
       cpu0 = cpuSeconds(srv.pid);
+      lcpu0 = cpuSeconds(lg.child.pid!);
       sampler.start();
       if (srv.metricsUrl) m0 = await scrape(srv.metricsUrl);
     })();
@@ -209,6 +214,7 @@ async function measure(lg: Loadgen, srv: Server, spec: Omit<LoadJob, 'id' | 'hos
   await measuring;
   // The loadgen's window ended when it reported; take the agent's counters now.
   const cpu1 = cpuSeconds(srv.pid);
+  const lcpu1 = cpuSeconds(lg.child.pid!);
   const wallS = (performance.now() - t0) / 1000;
   sampler.stop();
   const m1 = srv.metricsUrl ? await scrape(srv.metricsUrl) : undefined;
@@ -232,6 +238,7 @@ async function measure(lg: Loadgen, srv: Server, spec: Omit<LoadJob, 'id' | 'hos
       max: result.latency.maxUs / 1000,
     },
     cpuPct: ((cpu1 - cpu0) / wallS) * 100,
+    loadgenCpuPct: ((lcpu1 - lcpu0) / wallS) * 100,
     peakRssMB: sampler.peak / 1e6,
     statuses: result.statuses,
     ...(srv.metricsUrl
@@ -247,7 +254,7 @@ async function measure(lg: Loadgen, srv: Server, spec: Omit<LoadJob, 'id' | 'hos
   log(
     `${srv.name.padEnd(5)} ${spec.transport.padEnd(13)} ${String(spec.records).padStart(4)} rec ${spec.mode}` +
       `${spec.rate ? ` @${Math.round(spec.rate)}/s` : ` c=${spec.concurrency}`}: ${Math.round(row.recordsPerSec).toLocaleString('en-US')} rec/s, ` +
-      `p50 ${row.latencyMs.p50.toFixed(2)} p99 ${row.latencyMs.p99.toFixed(2)} ms, cpu ${row.cpuPct.toFixed(0)}%, ` +
+      `p50 ${row.latencyMs.p50.toFixed(2)} p99 ${row.latencyMs.p99.toFixed(2)} ms, cpu ${row.cpuPct.toFixed(0)}% (loadgen ${row.loadgenCpuPct.toFixed(0)}%), ` +
       `rss ${row.peakRssMB.toFixed(0)} MB${row.avgBatchEntries !== undefined ? `, batch ${row.avgBatchEntries.toFixed(0)}` : ''} ${JSON.stringify(row.statuses)}`,
   );
   return row;
@@ -490,12 +497,12 @@ async function main(): Promise<number> {
     const base100 = { records: 100, mode: 'closed' as const, concurrency: CONCURRENCY, warmupMs: S.warmup };
 
     if (PHASES.has('throughput')) {
-      for (const transport of TRANSPORTS) {
+      for (const transport of RUN_TRANSPORTS) {
         for (const srv of servers) rows.push(await measure(lg, srv, { ...base100, transport, durationMs: S.main }));
       }
     }
     if (PHASES.has('variants')) {
-      for (const transport of ['http-protobuf', 'grpc'] as Transport[]) {
+      for (const transport of RUN_TRANSPORTS.filter((t) => t !== 'http-json')) {
         for (const records of [1, 1000]) {
           for (const srv of servers) {
             if (QUICK && srv.name === 'none') continue;
@@ -506,7 +513,7 @@ async function main(): Promise<number> {
       }
     }
     if (PHASES.has('open') && fsync) {
-      for (const transport of (QUICK ? ['http-protobuf', 'grpc'] : TRANSPORTS) as Transport[]) {
+      for (const transport of RUN_TRANSPORTS.filter((t) => !QUICK || t !== 'http-json')) {
         let max = rows.find((r) => r.server === 'fsync' && r.transport === transport && r.records === 100 && r.mode === 'closed');
         if (!max) max = await measure(lg, fsync, { ...base100, transport, durationMs: S.main });
         for (const share of [0.5, 0.8]) {
