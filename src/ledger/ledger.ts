@@ -184,6 +184,7 @@ export class Ledger implements EntrySink {
   #tasks: Task[] = [];
   #loop: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #tickMs = 0;
   #closing: Promise<void> | undefined;
   #releaseChain: Promise<void> = Promise.resolve();
 
@@ -225,6 +226,7 @@ export class Ledger implements EntrySink {
     l.#metrics?.ledgerDiskBudgetBytes.set(l.#cfg.max_disk_bytes);
     l.#updateGauges();
     const period = Math.max(10, Math.min(1000, Math.floor(Math.min(l.#cfg.seal_interval, l.#cfg.max_segment_age) / 4)));
+    l.#tickMs = period;
     l.#timer = setInterval(() => l.#tick(), period);
     l.#timer.unref();
     l.#tick();
@@ -530,7 +532,8 @@ export class Ledger implements EntrySink {
     const seg = this.#seg;
     if (seg.count > 0 && seg.firstEntryMs !== undefined && now - seg.firstEntryMs >= this.#cfg.max_segment_age) {
       if (!this.#tasks.some((t) => t.kind === 'seal')) this.seal().catch((e) => this.#log.warn({ err: e }, 'age seal failed'));
-    } else if (this.#last === undefined || now - this.#lastCpMs >= this.#cfg.seal_interval) {
+    } else if (this.#last === undefined || now - this.#lastCpMs >= this.#cfg.seal_interval - this.#tickMs) {
+      // One tick early, so that the gap between checkpoints never exceeds seal_interval.
       if (this.#tasks.length === 0) this.heartbeat().catch((e) => this.#log.warn({ err: e }, 'heartbeat failed'));
     }
   }

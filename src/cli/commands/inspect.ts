@@ -151,12 +151,16 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
   }
 
   // An open segment simply has no trailer yet: report it as unsealed, not as damage.
-  const unsealed = finding !== undefined && finding.check === 'truncated' && header !== undefined && trailer === undefined && file.endsWith('.open');
+  // An open segment after a crash may also end in an incomplete frame: the torn tail recovery cuts.
+  const unsealed =
+    finding !== undefined && (finding.check === 'truncated' || finding.check === 'frame_truncated') && header !== undefined && trailer === undefined && file.endsWith('.open');
+  const tornNote = unsealed && finding?.check === 'frame_truncated' ? `; incomplete frame at offset ${finding.offset} (a torn tail: recovery cuts it)` : '';
   const cp = trailer && frontier ? checkpointJson(trailer.t, frontier) : undefined;
   if (json) {
     result.header = header ? headerJson(header) : null;
     result.entries = entries;
     result.sealed = trailer !== undefined;
+    if (unsealed && tornNote) result.tornTailOffset = finding!.offset;
     result.trailer = trailer
       ? { offset: trailer.offset, count: trailer.t.count, chainLast: toHex(trailer.t.chainLast), endFrontierSize: trailer.t.endFrontier.size, checkpoint: cp }
       : null;
@@ -169,7 +173,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
       if ('rootMatchesEntries' in cp) {
         out.write(`  kind ${cp.kind}, segment ${cp.seq}, tree size ${cp.size}; root ${cp.rootMatchesEntries ? 'matches' : 'DOES NOT MATCH'} the entries (signature not checked: use sealtrail verify --key)\n`);
       } else out.write(`  checkpoint does not parse: ${cp.problem}\n`);
-    } else if (unsealed) out.write(`unsealed (open segment): ${count} entries so far, no trailer yet\n`);
+    } else if (unsealed) out.write(`unsealed (open segment): ${count} entries so far, no trailer yet${tornNote}\n`);
     if (finding && !unsealed) out.write(`FINDING: ${finding.message}\n`);
   }
   if (finding && !unsealed) return EXIT.FINDINGS;
