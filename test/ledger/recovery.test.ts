@@ -191,3 +191,56 @@ describe('corruption before the tail is refused with its location', () => {
     await ok.close();
   }, 60_000);
 });
+
+describe('recovery of an interrupted seal', () => {
+  async function sealedTwice(name: string): Promise<{ dir: string; segs: string }> {
+    const dir = path.join(root, name);
+    const l = await Ledger.open({ config: ledgerConfig(dir), signer: testSigner(), logger: silentLogger() });
+    await l.append([entry('a'), entry('b')]);
+    await l.seal();
+    await l.append([entry('c')]);
+    await l.close(); // seals segment 1, opens an empty segment 2
+    return { dir, segs: path.join(dir, 'segments') };
+  }
+
+  it('crash after the rename, before the next segment was created: the next one is created from the sealed one', async () => {
+    const { dir, segs } = await sealedTwice('seal-a');
+    fs.unlinkSync(path.join(segs, '0000000000000002.seg.open'));
+    const l = await openAt(dir);
+    expect(l.treeSize).toBe(3);
+    expect((await l.append([entry('d')])).kind).toBe('ok');
+    await l.close();
+    expect(readLog(dir).entries.map((e) => text(e).split(':')[0])).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('crash after the trailer was durable, before the rename: the seal is finished with the same checkpoint', async () => {
+    const { dir, segs } = await sealedTwice('seal-b');
+    fs.unlinkSync(path.join(segs, '0000000000000002.seg.open'));
+    fs.renameSync(path.join(segs, '0000000000000001.seg'), path.join(segs, '0000000000000001.seg.open'));
+    const before = fs.readdirSync(path.join(dir, 'checkpoints')).sort();
+    const l = await openAt(dir);
+    expect(l.treeSize).toBe(3);
+    expect(l.sealedSegments().map((x) => x.name)).toEqual(['0000000000000000.seg', '0000000000000001.seg']);
+    await l.close();
+    // no second seal checkpoint was signed for segment 1
+    const seals = fs.readdirSync(path.join(dir, 'checkpoints')).filter((n) => n.startsWith('0000000000000001-') && n.endsWith('-seal.cp'));
+    expect(seals).toHaveLength(1);
+    expect(before.filter((n) => n.endsWith('-seal.cp'))).toContain(seals[0]);
+  });
+
+  it('a stray .tmp file from an interrupted atomic write is removed', async () => {
+    const { dir, segs } = await sealedTwice('seal-c');
+    fs.writeFileSync(path.join(segs, '0000000000000003.seg.open.tmp'), 'partial');
+    fs.writeFileSync(path.join(dir, 'checkpoints', 'x.cp.tmp'), 'partial');
+    const l = await openAt(dir);
+    await l.close();
+    expect(fs.existsSync(path.join(segs, '0000000000000003.seg.open.tmp'))).toBe(false);
+    expect(fs.existsSync(path.join(dir, 'checkpoints', 'x.cp.tmp'))).toBe(false);
+  });
+
+  it('two open segments are refused', async () => {
+    const { dir, segs } = await sealedTwice('seal-d');
+    fs.copyFileSync(path.join(segs, '0000000000000002.seg.open'), path.join(segs, '0000000000000003.seg.open'));
+    await expect(openAt(dir)).rejects.toMatchObject({ code: 'LEDGER_CORRUPT', message: expect.stringContaining('2 open segments') });
+  });
+});
