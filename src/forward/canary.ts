@@ -140,13 +140,18 @@ async function s3Canary(dest: S3Destination, opts: CanaryOptions): Promise<Canar
     return `${i.name}${i.status ? ` (HTTP ${i.status})` : ''}: ${i.message}`;
   };
 
+  // These say nothing about write-once-ness: the check itself could not run.
+  const cannotCheck = (e: unknown): boolean => {
+    const i = s3ErrorInfo(e);
+    return i.status === undefined || i.status >= 500 || i.status === 403 || ['NoSuchBucket', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AuthorizationHeaderMalformed', 'PermanentRedirect', 'AccessDenied'].includes(i.name);
+  };
+
   try {
     const lc = await c.send(new GetObjectLockConfigurationCommand({ Bucket }));
     const enabled = lc.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled';
     checks.push({ name: 'bucket-lock', ok: enabled, detail: enabled ? 'Object Lock is enabled on the bucket' : `bucket ${Bucket} has Object Lock configuration but it is not enabled` });
   } catch (e) {
-    const i = s3ErrorInfo(e);
-    if (i.status === undefined || i.status >= 500) return { ...base, safe: undefined, checks, error: `cannot reach bucket ${Bucket}: ${describe(e)}` };
+    if (cannotCheck(e)) return { ...base, safe: undefined, checks, error: `cannot check bucket ${Bucket}: ${describe(e)}` };
     checks.push({ name: 'bucket-lock', ok: false, detail: `bucket ${Bucket} has no Object Lock (${describe(e)}); create it with Object Lock enabled` });
   }
 
@@ -168,8 +173,7 @@ async function s3Canary(dest: S3Destination, opts: CanaryOptions): Promise<Canar
     );
     versionId = r.VersionId;
   } catch (e) {
-    const i = s3ErrorInfo(e);
-    if (i.status === undefined || i.status >= 500) return { ...base, safe: undefined, checks, error: `cannot write the canary ${where}: ${describe(e)}` };
+    if (cannotCheck(e)) return { ...base, safe: undefined, checks, error: `cannot write the canary ${where}: ${describe(e)}` };
     checks.push({ name: 'locked-put', ok: false, detail: `a COMPLIANCE-locked PUT was refused (${describe(e)}): the bucket cannot hold locked objects` });
     return { ...base, safe: false, checks };
   }

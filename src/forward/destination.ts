@@ -58,8 +58,11 @@ export interface HeadInfo {
 export interface Destination {
   readonly name: string;
   readonly type: 'fs' | 's3';
-  /** Store once and confirm by reading back. Never overwrites an existing key. */
-  put(obj: PutObject): Promise<PutResult>;
+  /**
+   * Store once and confirm by reading back. Never overwrites an existing key. An aborted `signal`
+   * (shutdown) ends a network request early with a retryable result.
+   */
+  put(obj: PutObject, opts?: { readonly signal?: AbortSignal }): Promise<PutResult>;
   /** Latest objects whose relative key starts with `prefix`, sorted by key. */
   list(prefix: string): Promise<ObjectVersion[]>;
   /** Every version and delete marker under `prefix`, sorted by key then oldest first. */

@@ -197,6 +197,8 @@ export class Replicator {
   #gauges: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
   #refreshAgain = false;
+  /** Aborted by stop(): uploads in flight end early (they are retried after restart). */
+  #abort = new AbortController();
   readonly #clock: () => number;
   readonly #random: () => number;
 
@@ -224,6 +226,7 @@ export class Replicator {
     if (this.#running) return;
     this.#running = true;
     this.#stopping = false;
+    this.#abort = new AbortController();
     await mkdir(this.#o.stateDir, { recursive: true });
     for (const w of this.#workers) w.state = await this.#loadState(w);
     this.#unsubscribe = this.#o.source.onNew(() => this.wake());
@@ -246,6 +249,7 @@ export class Replicator {
     if (this.#gauges) clearInterval(this.#gauges);
     for (const t of this.#items.values()) if (t.ageTimer) clearTimeout(t.ageTimer);
     for (const w of this.#workers) w.wake(true);
+    this.#abort.abort();
     await Promise.all(this.#workers.map((w) => w.done));
     await this.#refreshing;
     this.#running = false;
@@ -476,7 +480,7 @@ export class Replicator {
       try {
         const { body, sha256 } = await this.#read(next);
         size = body.length;
-        res = await w.dest.put({ key: next.key, body, sha256 });
+        res = await w.dest.put({ key: next.key, body, sha256 }, { signal: this.#abort.signal });
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
           // Released or removed meanwhile: re-list and move on.

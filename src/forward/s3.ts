@@ -146,13 +146,14 @@ export class S3Destination implements Destination {
     return `${this.name} (s3://${this.bucket}/${this.fullKey(key)})`;
   }
 
-  async put(obj: PutObject): Promise<PutResult> {
+  async put(obj: PutObject, opts: { readonly signal?: AbortSignal } = {}): Promise<PutResult> {
     const Key = this.fullKey(obj.key);
+    const send = { abortSignal: opts.signal };
     const want = hex(obj.sha256);
     const md5 = createHash('md5').update(obj.body).digest();
     try {
-      const before = await this.#versionsOf(Key);
-      if (before.length > 0) return await this.#judgeExisting(obj, before, want);
+      const before = await this.#versionsOf(Key, opts.signal);
+      if (before.length > 0) return await this.#judgeExisting(obj, before, want, opts.signal);
 
       const retainUntil = new Date(this.#now().getTime() + this.retentionDays * 86_400_000);
       let versionId: string | undefined;
@@ -170,20 +171,21 @@ export class S3Destination implements Destination {
             ObjectLockRetainUntilDate: retainUntil,
             IfNoneMatch: '*',
           }),
+          send,
         );
         versionId = out.VersionId;
       } catch (e) {
         const { name, status } = s3ErrorInfo(e);
         if (status === 412 || name === 'PreconditionFailed') {
           // Someone else created the key between our listing and the PUT: judge what is there.
-          return await this.#judgeExisting(obj, await this.#versionsOf(Key), want);
+          return await this.#judgeExisting(obj, await this.#versionsOf(Key, opts.signal), want, opts.signal);
         }
         throw e;
       }
       if (versionId === undefined) {
         return { kind: 'failed', reason: `${this.#where(obj.key)}: the PUT returned no VersionId: the bucket is not versioned, so it has no Object Lock` };
       }
-      return await this.#confirm(obj, Key, versionId, want, md5.toString('hex'), retainUntil, false);
+      return await this.#confirm(obj, Key, versionId, want, md5.toString('hex'), retainUntil, false, opts.signal);
     } catch (e) {
       const info = s3ErrorInfo(e);
       const reason = `${this.#where(obj.key)}: ${info.name}${info.status ? ` (HTTP ${info.status})` : ''}: ${info.message}`;
@@ -192,7 +194,7 @@ export class S3Destination implements Destination {
   }
 
   /** The key exists already: only one identical, locked version is accepted (a retry after a crash). */
-  async #judgeExisting(obj: PutObject, versions: ObjectVersion[], want: string): Promise<PutResult> {
+  async #judgeExisting(obj: PutObject, versions: ObjectVersion[], want: string, signal?: AbortSignal): Promise<PutResult> {
     const where = this.#where(obj.key);
     if (versions.length !== 1 || versions[0]!.deleteMarker) {
       return {
@@ -203,7 +205,7 @@ export class S3Destination implements Destination {
     const v = versions[0]!;
     if (v.versionId === undefined) return { kind: 'failed', reason: `${where}: existing object has no version id: bucket without Object Lock` };
     const md5 = createHash('md5').update(obj.body).digest('hex');
-    return this.#confirm(obj, this.fullKey(obj.key), v.versionId, want, md5, undefined, true);
+    return this.#confirm(obj, this.fullKey(obj.key), v.versionId, want, md5, undefined, true, signal);
   }
 
   /** Read the version back and check every property we rely on. */
@@ -215,9 +217,10 @@ export class S3Destination implements Destination {
     md5hex: string,
     requestedRetainUntil: Date | undefined,
     alreadyPresent: boolean,
+    signal?: AbortSignal,
   ): Promise<PutResult> {
     const where = this.#where(obj.key);
-    const got = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, VersionId: versionId }));
+    const got = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, VersionId: versionId }), { abortSignal: signal });
     const bytes = await bodyBytes(got.Body);
     const have = createHash('sha256').update(bytes).digest('hex');
     if (bytes.length !== obj.body.length || have !== want) {
@@ -241,7 +244,7 @@ export class S3Destination implements Destination {
       return { kind: 'failed', reason: `${where}: retain-until ${until?.toISOString() ?? 'missing'} is earlier than required ${new Date(minUntil).toISOString()}` };
     }
     // A second version under our key would be what verify reports as tampering: do not confirm it.
-    const after = await this.#versionsOf(Key);
+    const after = await this.#versionsOf(Key, signal);
     if (after.length !== 1) {
       return { kind: 'failed', reason: `${where}: key has ${after.length} versions after the upload; expected exactly one` };
     }
@@ -261,17 +264,18 @@ export class S3Destination implements Destination {
   }
 
   /** Every version and delete marker of exactly this full key. */
-  async #versionsOf(Key: string): Promise<ObjectVersion[]> {
-    return (await this.#listVersionsFull(Key)).filter((v) => v.key === this.#rel(Key));
+  async #versionsOf(Key: string, signal?: AbortSignal): Promise<ObjectVersion[]> {
+    return (await this.#listVersionsFull(Key, signal)).filter((v) => v.key === this.#rel(Key));
   }
 
-  async #listVersionsFull(fullPrefix: string): Promise<ObjectVersion[]> {
+  async #listVersionsFull(fullPrefix: string, signal?: AbortSignal): Promise<ObjectVersion[]> {
     const out: ObjectVersion[] = [];
     let KeyMarker: string | undefined;
     let VersionIdMarker: string | undefined;
     for (;;) {
       const r = await this.client.send(
         new ListObjectVersionsCommand({ Bucket: this.bucket, Prefix: fullPrefix, KeyMarker, VersionIdMarker }),
+        { abortSignal: signal },
       );
       for (const v of r.Versions ?? []) {
         if (v.Key === undefined) continue;
