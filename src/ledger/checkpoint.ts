@@ -149,6 +149,7 @@ function isMs(n: unknown): n is number {
 /**
  * The checkpoint body text for `f`.
  * @throws RangeError naming the first invalid field
+ * @throws SealtrailError KEY_INVALID if an announced key (`keys`) is not a valid verifier key
  */
 export function formatCheckpoint(f: CheckpointFields): string {
   const why = originProblem(f.origin);
