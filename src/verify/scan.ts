@@ -17,6 +17,19 @@ import {
   type SegmentTrailer,
 } from '../ledger/segment-format.js';
 
+/** A format failure as plain data (it crosses worker boundaries): SegmentFormatError's fields. */
+export interface ScanError {
+  readonly check: SegmentFormatError['check'];
+  readonly offset: number;
+  readonly index: number | undefined;
+  readonly frame: number | undefined;
+  readonly message: string;
+}
+
+function scanError(e: SegmentFormatError): ScanError {
+  return { check: e.check, offset: e.offset, index: e.index, frame: e.frame, message: e.message };
+}
+
 /** The result of scanning one segment's bytes. */
 export interface SegmentScan {
   header: SegmentHeader | undefined;
@@ -30,7 +43,7 @@ export interface SegmentScan {
   rootsAt: Map<number, Uint8Array>;
   trailer: SegmentTrailer | undefined;
   /** The first format failure; scanning of this segment stops there (SegmentParser cannot resync). */
-  error: SegmentFormatError | undefined;
+  error: ScanError | undefined;
   /** Version field when the header names a version this build does not read. */
   unsupportedVersion: number | undefined;
   bytes: number;
@@ -98,7 +111,7 @@ export async function scanSegment(
       }
     } catch (e) {
       if (!(e instanceof SegmentFormatError)) throw e;
-      scan.error = e;
+      scan.error = scanError(e);
     }
   }
   if (!scan.error) {
@@ -106,7 +119,7 @@ export async function scanSegment(
       parser.end();
     } catch (e) {
       if (!(e instanceof SegmentFormatError)) throw e;
-      scan.error = e;
+      scan.error = scanError(e);
     }
   }
   // The parser compared the trailer's chain_last with the recomputed chain, so a sealed segment
@@ -114,4 +127,38 @@ export async function scanSegment(
   scan.lastChain = scan.trailer?.chainLast;
   if (hasher) scan.digest = new Uint8Array(hasher.digest());
   return scan;
+}
+
+/** A scan as structured-clone-able data (Frontier instances become their bytes). */
+export interface WireScan {
+  readonly header: (Omit<SegmentHeader, 'frontier'> & { frontier: Uint8Array }) | undefined;
+  readonly frames: number;
+  readonly lastChain: Uint8Array | undefined;
+  readonly frontier: Uint8Array | undefined;
+  readonly rootsAt: Map<number, Uint8Array>;
+  readonly trailer: (Omit<SegmentTrailer, 'endFrontier'> & { endFrontier: Uint8Array }) | undefined;
+  readonly error: ScanError | undefined;
+  readonly unsupportedVersion: number | undefined;
+  readonly bytes: number;
+  readonly digest: Uint8Array | undefined;
+}
+
+/** For posting a scan from a worker. */
+export function scanToWire(s: SegmentScan): WireScan {
+  return {
+    ...s,
+    header: s.header ? { ...s.header, frontier: s.header.frontier.toBytes() } : undefined,
+    frontier: s.frontier?.toBytes(),
+    trailer: s.trailer ? { ...s.trailer, endFrontier: s.trailer.endFrontier.toBytes() } : undefined,
+  };
+}
+
+/** The inverse of {@link scanToWire}. @throws RangeError on a malformed frontier (a worker bug) */
+export function scanFromWire(w: WireScan): SegmentScan {
+  return {
+    ...w,
+    header: w.header ? { ...w.header, frontier: Frontier.fromBytes(w.header.frontier) } : undefined,
+    frontier: w.frontier ? Frontier.fromBytes(w.frontier) : undefined,
+    trailer: w.trailer ? { ...w.trailer, endFrontier: Frontier.fromBytes(w.trailer.endFrontier) } : undefined,
+  };
 }

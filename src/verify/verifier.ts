@@ -19,6 +19,7 @@ import { parseSegmentFileName, segmentFileName } from '../ledger/segment-format.
 import { type Verifier, parseVerifierKey } from '../keys/keys.js';
 import { SealtrailError, errorMessage } from '../errors.js';
 import { type CheckName, type Finding, type SourceSummary, type VerifyReport, emptySummary } from './findings.js';
+import { ScanPool } from './pool.js';
 import { type SegmentScan, scanSegment } from './scan.js';
 import { type LogSource, type StoredItem, parseCheckpointFileName } from './source.js';
 
@@ -37,6 +38,11 @@ export interface VerifyOptions {
   readonly onProgress?: (line: string) => void;
   /** Called for every entry of every segment whose entries were verified (used by `export`). */
   readonly onEntry?: (index: number, entry: Uint8Array, source: string) => void;
+  /**
+   * Worker threads for scanning segments (pool.ts); default: the available cores. 0 = scan on the
+   * main thread. Ignored with `onEntry` (entries are delivered in order from the main thread).
+   */
+  readonly workers?: number;
 }
 
 /** What the verifier remembers of one validly parsed checkpoint. */
@@ -84,10 +90,15 @@ export async function verifyLog(sources: readonly LogSource[], opts: VerifyOptio
   };
   const roots: RootRegistry = new Map();
   const results: SourceResult[] = [];
-  for (const src of sources) {
-    const v = new SourceVerifier(src, opts, roots, findings, report.rotatedKeys, sources.length > 1);
-    results.push(await v.run());
-    report.sources.push(v.summary);
+  const pool = opts.onEntry ? null : ScanPool.create(opts.workers);
+  try {
+    for (const src of sources) {
+      const v = new SourceVerifier(src, opts, roots, findings, report.rotatedKeys, sources.length > 1, pool);
+      results.push(await v.run());
+      report.sources.push(v.summary);
+    }
+  } finally {
+    await pool?.close();
   }
   if (sources.length > 1) compareSources(results, findings);
   report.elapsedMs = performance.now() - t0;
@@ -166,8 +177,20 @@ class SourceVerifier {
   #nextChain: Uint8Array | null = null;
   #latest: CpState | null = null;
   #lastProgress = performance.now();
+  readonly #pool: ScanPool | null;
+  /** Scans started ahead of the main loop (pool mode), by segment seq. */
+  readonly #ahead = new Map<number, Promise<SegmentScan>>();
 
-  constructor(src: LogSource, opts: VerifyOptions, roots: RootRegistry, findings: Finding[], rotated: string[], compare: boolean) {
+  constructor(
+    src: LogSource,
+    opts: VerifyOptions,
+    roots: RootRegistry,
+    findings: Finding[],
+    rotated: string[],
+    compare: boolean,
+    pool: ScanPool | null = null,
+  ) {
+    this.#pool = pool;
     this.#src = src;
     this.#opts = opts;
     this.#roots = roots;
@@ -243,8 +266,28 @@ class SourceVerifier {
     }
 
     let started = false;
+    // Pool mode: keep scans of the next segments running in workers while this loop checks
+    // checkpoints in order. Probe sizes come from the checkpoint file names (a name that lies is
+    // a checkpoint.name finding; its heartbeat then only loses its root comparison).
+    const scanOrder = allSeqs.filter((q) => segs.has(q) || (openSeq === q && open !== undefined));
+    let nextAhead = 0;
+    const fillAhead = (): void => {
+      const pool = this.#pool;
+      if (!pool) return;
+      while (nextAhead < scanOrder.length && this.#ahead.size < pool.size + 1) {
+        const q = scanOrder[nextAhead++]!;
+        const item = segs.get(q) ?? open!;
+        const names = cps.get(q) ?? [];
+        if (this.#skipByName(names, cps.get(q - 1) ?? [])) continue;
+        const probe = names.map((c) => c.name.size);
+        const p = this.#readBytes(item).then((bytes) => pool.scan(bytes, probe, this.#wantDigests));
+        p.catch(() => undefined); // awaited later; keep an early failure from being "unhandled"
+        this.#ahead.set(q, p);
+      }
+    };
     for (let i = 0; i < allSeqs.length; i++) {
       const seq = allSeqs[i]!;
+      fillAhead();
       const prevSeq = i > 0 ? allSeqs[i - 1]! : -1;
       // Head and gaps (by what is stored, before looking inside).
       if (!started) {
@@ -301,6 +344,7 @@ class SourceVerifier {
         continue;
       }
       if (this.#skipByTime(sealFromFile?.state ?? null, seq)) {
+        this.#ahead.delete(seq);
         this.summary.skippedSegments++;
         this.summary.segments++;
         this.#noteSegmentSeq(seq);
@@ -351,6 +395,29 @@ class SourceVerifier {
     const from = prevSeal ? prevSeal.toMs : 0;
     if (since !== null && since !== undefined && seal.toMs < since) return true;
     if (until !== null && until !== undefined && from > until) return true;
+    return false;
+  }
+
+  /** The whole object (pool mode: a segment is handed to a worker in one piece). */
+  async #readBytes(item: StoredItem): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    let n = 0;
+    for await (const c of this.#src.read(item)) {
+      parts.push(c);
+      n += c.length;
+    }
+    return parts.length === 1 ? parts[0]! : new Uint8Array(Buffer.concat(parts, n));
+  }
+
+  /** --since/--until from checkpoint file names, to avoid scanning ahead what will be skipped. */
+  #skipByName(names: readonly { name: { kind: string; toMs: number } }[], prev: readonly { name: { kind: string; toMs: number } }[]): boolean {
+    const { since, until } = this.#opts;
+    if ((since === null || since === undefined) && (until === null || until === undefined)) return false;
+    const seal = names.find((c) => c.name.kind === 'seal');
+    if (!seal) return false;
+    const prevSeal = prev.find((c) => c.name.kind === 'seal');
+    if (since !== null && since !== undefined && seal.name.toMs < since) return true;
+    if (until !== null && until !== undefined && prevSeal && prevSeal.name.toMs > until) return true;
     return false;
   }
 
@@ -514,11 +581,19 @@ class SourceVerifier {
     sealFile: { state: CpState | null; bytes: Uint8Array; item: StoredItem } | undefined,
   ): Promise<void> {
     const file = { file: item.name };
-    const hasher = this.#wantDigests ? new DigestTap() : undefined;
-    const onEntry = this.#opts.onEntry;
-    const chunks = hasher ? hasher.tap(this.#src.read(item)) : this.#src.read(item);
-    const scan: SegmentScan = await scanSegment(chunks, { probeSizes, ...(onEntry ? { onEntry: (i: number, e: Uint8Array) => onEntry(i, e, this.#src.description) } : {}) });
-    if (hasher && !isOpen) this.#digests.set(item.name, hasher.hex());
+    let scan: SegmentScan;
+    const ahead = this.#ahead.get(seq);
+    if (ahead) {
+      this.#ahead.delete(seq);
+      scan = await ahead;
+      if (scan.digest && !isOpen) this.#digests.set(item.name, Buffer.from(scan.digest).toString('hex'));
+    } else {
+      const hasher = this.#wantDigests ? new DigestTap() : undefined;
+      const onEntry = this.#opts.onEntry;
+      const chunks = hasher ? hasher.tap(this.#src.read(item)) : this.#src.read(item);
+      scan = await scanSegment(chunks, { probeSizes, ...(onEntry ? { onEntry: (i: number, e: Uint8Array) => onEntry(i, e, this.#src.description) } : {}) });
+      if (hasher && !isOpen) this.#digests.set(item.name, hasher.hex());
+    }
     this.summary.segments++;
     this.summary.bytes += scan.bytes;
     this.summary.entries += scan.frames;

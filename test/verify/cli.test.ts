@@ -265,3 +265,29 @@ describe('sealtrail export', () => {
     expect((await cli(['export', d, '--origin', ORIGIN])).code).toBe(2);
   });
 });
+
+describe('worker threads (compiled build)', () => {
+  // The pool runs the compiled scan-worker.js; test/global-setup.ts builds dist/ before the suite.
+  // Without a build (running this file alone from sources) there is nothing to run the workers on.
+  const built = fs.existsSync(path.join(process.cwd(), 'dist/src/verify/scan-worker.js'));
+  it.skipIf(!built)('findings with a pool of 2 workers equal the single-thread findings', async () => {
+    const d = path.join(root, 'pooled');
+    copyDir(log, d);
+    flipBit(segPath(d, 1), readSegment(segPath(d, 1)).frames[6]!.offset + 50);
+    const es = readSegment(segPath(d, 3)).entries.slice();
+    [es[1], es[2]] = [es[2]!, es[1]!];
+    const { rewriteSegment, verifyDirs } = await import('./helpers.js');
+    rewriteSegment(segPath(d, 3), es);
+    const { pathToFileURL } = await import('node:url');
+    const dist = (p: string) => pathToFileURL(path.join(process.cwd(), 'dist', p)).href;
+    const { verifyLog } = (await import(dist('src/verify/verifier.js'))) as typeof import('../../src/verify/verifier.js');
+    const { openLogSource } = (await import(dist('src/cli/log-sources.js'))) as typeof import('../../src/cli/log-sources.js');
+    const { parseVerifierKey } = await import('../../src/keys/keys.js');
+    const src = await openLogSource(d, { origin: ORIGIN, cwd: root });
+    const pooled = await verifyLog([src], { origin: ORIGIN, trusted: [parseVerifierKey(A.verifierKey)], workers: 2 });
+    const single = await verifyDirs([d], A, { workers: 0 });
+    const view = (r: { findings: { check: string; segment: number | null; index?: number; message: string }[] }) => r.findings.map((f) => [f.check, f.segment, f.index, f.message]);
+    expect(view(pooled)).toEqual(view(single));
+    expect(view(single).map((f) => f[0])).toEqual(expect.arrayContaining(['frame.crc', 'merkle.root', 'checkpoint.heartbeat']));
+  });
+});
