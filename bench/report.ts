@@ -35,6 +35,8 @@ export interface Row {
   avgCommitMs?: number;
   acceptedByAgent?: number;
   scheduled?: number;
+  /** The measured window on the monotonic clock (µs), to cut CPU profiles to it. */
+  monoWindowUs: [number, number];
 }
 
 export interface Target {
