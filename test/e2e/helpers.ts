@@ -99,13 +99,14 @@ export function jsonRequest(tag: string, n: number): string {
   });
 }
 
-/** Record bodies from `sealtrail export` output (one OTLP/JSON ResourceLogs per line). */
+/** Record bodies from `sealtrail export` output (one OTLP/JSON request per line). */
 export function bodiesFromExport(jsonl: string): string[] {
   const out: string[] = [];
   for (const line of jsonl.split('\n')) {
     if (!line.trim()) continue;
-    const rl = JSON.parse(line) as { scopeLogs: Array<{ logRecords: Array<{ body?: { stringValue?: string } }> }> };
-    for (const sl of rl.scopeLogs) for (const r of sl.logRecords) out.push(r.body?.stringValue ?? '');
+    // Each line is one OTLP/JSON ExportLogsServiceRequest (postable to any OTLP endpoint).
+    const req = JSON.parse(line) as { resourceLogs: Array<{ scopeLogs: Array<{ logRecords: Array<{ body?: { stringValue?: string } }> }> }> };
+    for (const rl of req.resourceLogs) for (const sl of rl.scopeLogs) for (const r of sl.logRecords) out.push(r.body?.stringValue ?? '');
   }
   return out;
 }
