@@ -304,13 +304,6 @@ export class EntryAssembler {
     return this.resourceField.length + 1 + varintSize(slLen) + slLen + this.rlSchemaField.length;
   }
 
-  /** The entry for the LogRecord encoded in `b[s..e)`, in a fresh buffer of its own. */
-  build(b: Uint8Array, s: number, e: number): Uint8Array {
-    const out = new Uint8Array(this.size(e - s));
-    this.writeInto(out, 0, b, s, e);
-    return out;
-  }
-
   /** Writes the entry for the LogRecord in `b[s..e)` at `out[p..]`; returns the end position. */
   writeInto(out: Uint8Array, p: number, b: Uint8Array, s: number, e: number): number {
     const recLen = e - s;

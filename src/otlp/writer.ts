@@ -102,6 +102,24 @@ export class Writer {
   /** String field; the caller has checked that `s` is well-formed UTF-16 (no lone surrogates). */
   stringField(field: number, s: string): void {
     this.key(field, WT_LEN);
+    // ASCII fast path for short strings (keys, most values): no encoder call, no view allocation.
+    const n = s.length;
+    if (n < 0x80) {
+      this.ensure(1 + n);
+      const b = this.buf;
+      let p = this.pos + 1;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        b[p++] = c;
+      }
+      if (i === n) {
+        b[this.pos] = n;
+        this.pos = p;
+        return;
+      }
+    }
     // UTF-8 needs at most 3 bytes per UTF-16 code unit; reserve the length prefix for that bound.
     const max = s.length * 3;
     const lenBytes = max < 0x80 ? 1 : max < 0x4000 ? 2 : max < 0x200000 ? 3 : max < 0x10000000 ? 4 : 5;
