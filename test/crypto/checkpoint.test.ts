@@ -1,5 +1,6 @@
 import * as nodeCrypto from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import * as fc from 'fast-check';
 import * as ed from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
 import { describe, expect, it } from 'vitest';
@@ -331,5 +332,49 @@ describe('formatCheckpoint / parseCheckpointBody', () => {
     expect(() => signNote('a\rb\n', [signer0])).toThrow(/carriage return/);
     expect(() => signNote('a\n', [])).toThrow(/signer/);
     expect(() => signNote('a\n', [signer0, signer0])).toThrow(/twice/);
+  });
+});
+
+describe('exhaustive and random mutation', () => {
+  it('every single-byte change anywhere in a signed note is refused, and nothing throws', () => {
+    const bytes = new TextEncoder().encode(NOTE);
+    const accepted: string[] = [];
+    for (let i = 0; i < bytes.length; i++) {
+      for (const mask of [0x01, 0x20, 0x80]) {
+        const b = bytes.slice();
+        b[i] = (b[i] as number) ^ mask;
+        const r = verifyCheckpoint(b, trusted0, ORIGIN);
+        if (r.ok) accepted.push(`byte ${i} ^ ${mask}`);
+      }
+    }
+    expect(accepted).toEqual([]);
+  });
+
+  it('random fields: format → sign → verify round-trips; the body hash chains', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          size: fc.nat({ max: Number.MAX_SAFE_INTEGER }),
+          root: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+          seq: fc.nat({ max: Number.MAX_SAFE_INTEGER }),
+          kind: fc.constantFrom('seal' as const, 'heartbeat' as const),
+          prev: fc.option(fc.uint8Array({ minLength: 32, maxLength: 32 }), { nil: null }),
+          fromMs: fc.nat({ max: 2 ** 45 }),
+          span: fc.nat({ max: 10 ** 9 }),
+        }),
+        (r) => {
+          const f: CheckpointFields = { origin: ORIGIN, size: r.size, root: r.root, seq: r.seq, kind: r.kind, prev: r.prev, fromMs: r.fromMs, toMs: r.fromMs + r.span };
+          const note = signCheckpoint(formatCheckpoint(f), [signer0]);
+          const v = verifyCheckpoint(note, trusted0, ORIGIN);
+          if (!v.ok) throw new Error(`${v.reason}: ${v.detail}`);
+          expect(v.checkpoint.size).toBe(f.size);
+          expect(toHex(v.checkpoint.root)).toBe(toHex(f.root));
+          expect(v.checkpoint.prev === null ? null : toHex(v.checkpoint.prev)).toBe(f.prev === null ? null : toHex(f.prev));
+          expect([v.checkpoint.seq, v.checkpoint.kind, v.checkpoint.fromMs, v.checkpoint.toMs]).toEqual([f.seq, f.kind, f.fromMs, f.toMs]);
+          expect(toHex(v.checkpoint.bodyHash)).toBe(toHex(checkpointBodyHash(formatCheckpoint(f))));
+        },
+      ),
+      { numRuns: 100 },
+    );
   });
 });
