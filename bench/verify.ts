@@ -4,7 +4,7 @@
  * line: entries, bytes, seconds, entries/s, MB/s, findings. Build a log first with
  * dist/bench/fill-ledger.js.
  *
- *   node dist/bench/verify.js --dir DIR --key PUBFILE --origin ORIGIN
+ *   node dist/bench/verify.js --dir DIR --key PUBFILE --origin ORIGIN [--workers N]   (default 0: one thread)
  *   node dist/bench/verify.js --dir DIR --key PUBFILE --origin ORIGIN --fill BYTES --signing-key KEYFILE
  *
  * --fill first writes a log of about BYTES with the real Ledger (durability none, 64 MiB segments,
@@ -22,7 +22,7 @@ import { decodeLogsJson } from '../src/otlp/index.js';
 import { silentLogger } from '../src/telemetry/logger.js';
 
 const { values } = parseArgs({
-  options: { dir: { type: 'string' }, key: { type: 'string' }, origin: { type: 'string' }, fill: { type: 'string' }, 'signing-key': { type: 'string' } },
+  options: { dir: { type: 'string' }, key: { type: 'string' }, origin: { type: 'string' }, fill: { type: 'string' }, 'signing-key': { type: 'string' }, workers: { type: 'string' } },
 });
 if (!values.dir || !values.key || !values.origin) {
   process.stderr.write('usage: verify --dir DIR --key PUBFILE --origin ORIGIN [--fill BYTES --signing-key KEYFILE]\n');
@@ -77,13 +77,15 @@ if (values.fill) {
 const src = await openLogSource(values.dir, { origin: values.origin, cwd: process.cwd() });
 const c0 = process.cpuUsage();
 const t0 = performance.now();
-const report = await verifyLog([src], { origin: values.origin, trusted: [loadTrustedKey(values.key, process.cwd())] });
+const workers = values.workers === undefined ? 0 : Number(values.workers);
+const report = await verifyLog([src], { origin: values.origin, trusted: [loadTrustedKey(values.key, process.cwd())], workers });
 const seconds = (performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(c0);
 const cpuSeconds = (cpu.user + cpu.system) / 1e6;
 const s = report.sources[0]!;
 process.stdout.write(
   `${JSON.stringify({
+    workers,
     entries: s.entries,
     bytes: s.bytes,
     segments: s.segments,

@@ -266,6 +266,19 @@ describe('3. deleted segments and tail truncation', () => {
     expect(brief(r)[0]).toEqual({ check: 'segment.start', segment: 2 });
   });
 
+  it('a ledger dir whose head the forwarder released verifies; the same gap not named in `released` is segment.start', async () => {
+    const d = fresh();
+    const gone = [path.basename(segPath(d, 0)), path.basename(segPath(d, 1)), ...cpFiles(d, (x) => /^000000000000000[01]-/.test(x)).map((f) => path.basename(f))];
+    for (const s of [0, 1]) fs.rmSync(segPath(d, s));
+    for (const f of cpFiles(d, (x) => /^000000000000000[01]-/.test(x))) fs.rmSync(f);
+    const r = await verifyDirs([d], A);
+    expect(brief(r)).toEqual([{ check: 'segment.start', segment: 2 }]);
+    fs.writeFileSync(path.join(d, 'released'), `${gone.join('\n')}\n`);
+    const ok = await verifyDirs([d], A);
+    expect(brief(ok)).toEqual([]);
+    expect(ok.sources[0]!.firstSegment).toBe(2);
+  });
+
   it('delete everything → log.empty', async () => {
     const d = fresh();
     fs.rmSync(path.join(d, 'segments'), { recursive: true });

@@ -22,7 +22,7 @@ import {
 } from '../verify-common.js';
 
 const USAGE =
-  'SOURCE... --key PUB [--key PUB…] --origin ORIGIN [--json] [--expect-fresh DUR] [--since T] [--until T]\n' +
+  'SOURCE... --key PUB [--key PUB…] --origin ORIGIN [--json] [--expect-fresh DUR] [--since T] [--until T] [--workers N] [--quiet]\n' +
   '  SOURCE: ledger dir | fs destination dir | s3://bucket/prefix [--endpoint URL --region R --force-path-style] | dest:NAME --config FILE';
 
 export async function run(argv: string[], io: CliIO): Promise<number> {
@@ -52,6 +52,7 @@ async function verifyCommand(argv: string[], io: CliIO): Promise<number> {
         since: { type: 'string' },
         until: { type: 'string' },
         quiet: { type: 'boolean' },
+        workers: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         ...SOURCE_FLAGS,
       },
@@ -72,6 +73,11 @@ async function verifyCommand(argv: string[], io: CliIO): Promise<number> {
   const since = parseTimeArg('--since', v.since, now);
   const until = parseTimeArg('--until', v.until, now);
   if (since !== null && until !== null && since > until) throw new SealtrailError('USAGE', '--since is after --until');
+  let workers: number | undefined;
+  if (v.workers !== undefined) {
+    if (!/^\d{1,2}$/.test(v.workers)) throw new SealtrailError('USAGE', `--workers ${v.workers}: expected 0..99 (0 = scan on the main thread)`);
+    workers = Number(v.workers);
+  }
   const so = sourceOptions(v, origin, io.cwd);
   const sources: LogSource[] = [];
   try {
@@ -82,6 +88,7 @@ async function verifyCommand(argv: string[], io: CliIO): Promise<number> {
       expectFreshMs,
       since,
       until,
+      ...(workers !== undefined ? { workers } : {}),
       ...(v.quiet ? {} : { onProgress: (line: string) => io.stderr.write(`sealtrail verify: ${line}\n`) }),
     });
     io.stdout.write(v.json ? renderJson(report) : renderHuman(report));
