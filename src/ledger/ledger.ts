@@ -957,7 +957,8 @@ export class Ledger implements EntrySink {
       if (head && head.cp.size < scan.header.firstIndex) {
         throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${HEAD_FILE} covers ${head.cp.size} entries, older than the open segment's start ${scan.header.firstIndex}`);
       }
-      this.#last = head;
+      // Without head.checkpoint (deleted?), the last local seal still links the chain: never a second genesis.
+      this.#last = head ?? prevEnd?.cp;
       await this.#rotateIfNeeded();
       if (scan.count > 0) {
         // Entries a crash left in an unsealed segment get their seal now.
