@@ -108,7 +108,7 @@ const ledger = z.strictObject({
     .min(1)
     .max(255)
     // C2SP tlog-checkpoint: the origin is one line of printable text; no newline injection.
-    .regex(/^[\x21-\x7e][\x20-\x7e]*$/, 'origin must be printable ASCII without newlines and not start with a space')
+    .regex(/^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/, 'origin must be printable ASCII without newlines and not start or end with a space')
     .default('sealtrail.local/dev'),
   durability: z.enum(['fsync', 'none']).default('fsync'),
   max_segment_bytes: z.number().int().min(4096).default(64 * 1024 * 1024),

@@ -144,6 +144,12 @@ describe('configuration', () => {
     expect(parseEndpoint('host:99999')).toBeUndefined();
   });
 
+  it('refuses an origin with a leading or trailing space (checkpoint lines have none)', () => {
+    expect(configError({ ...minimal, ledger: { origin: 'node-a ' } })).toContain('ledger.origin');
+    expect(configError({ ...minimal, ledger: { origin: ' node-a' } })).toContain('ledger.origin');
+    expect(parseConfig({ ...minimal, ledger: { origin: 'a b' } }).ledger.origin).toBe('a b');
+  });
+
   it('documents every top-level key of the schema in docs/configuration.md', () => {
     const doc = readFileSync('docs/configuration.md', 'utf8');
     for (const key of ['receivers.otlp.protocols.grpc.endpoint', 'max_recv_msg_size_mib', 'max_request_body_size', 'ledger.dir', 'ledger.origin', 'durability', 'max_segment_bytes', 'max_segment_age', 'seal_interval', 'max_disk_bytes', 'signing.key_file', 'destinations', 'forwarding.quorum', 'telemetry.metrics.endpoint', 'telemetry.health.endpoint']) {
