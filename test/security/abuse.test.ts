@@ -1,0 +1,344 @@
+/**
+ * Issue 8 / G2 — limits under abuse, on loopback, bounded in count and time:
+ * - slowloris: a client trickling its headers (one byte a second) or its body is cut off within the
+ *   configured timeout while a well-behaved client is served; gRPC calls whose message never
+ *   completes end with DEADLINE_EXCEEDED after read_timeout and give their admission slot back;
+ * - the global admission gate (shared by both receivers): 429 + Retry-After / RESOURCE_EXHAUSTED +
+ *   RetryInfo when full, nothing stored, served again once requests finish;
+ * - max_records_per_request → 413 / RESOURCE_EXHAUSTED without RetryInfo; header size → 431;
+ * - a flood of concurrent clients: every acknowledged record is stored, every refusal is retryable,
+ *   a well-behaved client still gets through, memory stays bounded.
+ */
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { AppendOutcome } from '../../src/ledger/types.js';
+import { OTLP_GRPC_PATHS } from '../../src/receiver/grpc.js';
+import { ConcurrencyGate } from '../../src/receiver/limits.js';
+import type { ReceiverDeps } from '../../src/receiver/types.js';
+import {
+  GatedSink,
+  MemorySink,
+  decodeStatus,
+  deps,
+  encodeRequest,
+  grpcCall,
+  grpcFrame,
+  httpRequest,
+  newMetrics,
+  retryDelayFromStatus,
+  sampleRequest,
+  startHttp,
+} from '../receiver/helpers.js';
+import { GrpcReceiver } from '../../src/receiver/grpc.js';
+import { HttpReceiver } from '../../src/receiver/http.js';
+import type { Metrics } from '../../src/telemetry/metrics.js';
+import { GRPC_DEFAULTS, HTTP_DEFAULTS } from '../receiver/helpers.js';
+
+const PB = { 'content-type': 'application/x-protobuf' };
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function refusedCount(metrics: Metrics, reason: string, transport = 'http'): Promise<number> {
+  const v = (await metrics.receiverRefusedRequests.get()).values.find((x) => x.labels.reason === reason && x.labels.transport === transport);
+  return v?.value ?? 0;
+}
+
+/** Opens a raw socket, runs `feed`, resolves when the server closes it: ms until close and what it answered. */
+function rawClient(port: number, feed: (s: net.Socket) => void): Promise<{ ms: number; reply: string }> {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    let reply = '';
+    const s = net.connect(port, '127.0.0.1', () => feed(s));
+    s.on('data', (d) => (reply += d.toString('latin1')));
+    s.on('error', () => undefined); // a reset is one way of being cut off
+    s.on('close', () => resolve({ ms: Date.now() - t0, reply }));
+    setTimeout(() => {
+      s.destroy();
+      reject(new Error(`server did not close the slow connection within 15 s (got ${JSON.stringify(reply)})`));
+    }, 15_000).unref();
+  });
+}
+
+function trickle(s: net.Socket, text: string, everyMs: number): NodeJS.Timeout {
+  let i = 0;
+  const t = setInterval(() => {
+    if (s.destroyed || i >= text.length) return clearInterval(t);
+    s.write(text[i++]!);
+  }, everyMs);
+  return t;
+}
+
+describe('slow clients (slowloris)', () => {
+  it('HTTP: headers trickled one byte a second are cut off after read_header_timeout; a normal client is served meanwhile', async () => {
+    const sink = new MemorySink();
+    const metrics = newMetrics();
+    const { rx, url, port } = await startHttp(sink, { read_header_timeout: 2_000, read_timeout: 4_000 }, metrics);
+    cleanups.push(() => rx.shutdown());
+    let timer: NodeJS.Timeout | undefined;
+    const slow = rawClient(port, (s) => {
+      s.write('POST /v1/logs HTTP/1.1\r\nHost: x\r\n');
+      timer = trickle(s, 'X-Slow: ' + 'a'.repeat(100), 1_000);
+    });
+    // While the slow client holds its connection, well-behaved clients are served.
+    await new Promise((r) => setTimeout(r, 500));
+    for (let i = 0; i < 3; i++) expect((await httpRequest(url, { headers: PB, body: sampleRequest(1) })).status).toBe(200);
+    const { ms, reply } = await slow;
+    clearInterval(timer);
+    console.log(`slowloris (headers): cut off after ${ms} ms (read_header_timeout 2000 ms), answer ${JSON.stringify(reply.split('\r\n')[0])}`);
+    expect(ms).toBeGreaterThanOrEqual(1_900);
+    expect(ms).toBeLessThan(3_500);
+    expect(reply).toMatch(/^HTTP\/1\.1 408/);
+    expect(sink.entries).toHaveLength(3);
+    expect(await refusedCount(metrics, 'timeout')).toBe(1);
+  });
+
+  it('HTTP: a body trickled one byte a second is cut off after read_timeout; its admission slot is released; nothing stored', async () => {
+    const sink = new MemorySink();
+    const gate = new ConcurrencyGate(1);
+    const rx = new HttpReceiver(
+      { endpoint: '127.0.0.1:0', max_request_body_size: 1 << 20, ...HTTP_DEFAULTS, read_header_timeout: 1_000, read_timeout: 2_000 },
+      { ...deps(sink), gate },
+    );
+    const { port } = await rx.start();
+    cleanups.push(() => rx.shutdown());
+    const body = Buffer.from(sampleRequest(1));
+    let timer: NodeJS.Timeout | undefined;
+    const slow = rawClient(port, (s) => {
+      s.write(`POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: ${body.length}\r\n\r\n`);
+      timer = trickle(s, body.toString('latin1'), 1_000);
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(gate.inUse).toBe(1); // the slow request holds the only slot…
+    const { ms, reply } = await slow;
+    clearInterval(timer);
+    console.log(`slowloris (body): cut off after ${ms} ms (read_timeout 2000 ms)`);
+    expect(ms).toBeLessThan(3_500);
+    expect(reply).toMatch(/^HTTP\/1\.1 408/);
+    expect(gate.inUse).toBe(0); // …and gives it back
+    expect(sink.entries).toHaveLength(0);
+    expect((await httpRequest(`http://127.0.0.1:${port}`, { headers: PB, body })).status).toBe(200);
+  });
+
+  it('HTTP: a connection that sends nothing at all is closed after read_header_timeout', async () => {
+    const { rx, port } = await startHttp(new MemorySink(), { read_header_timeout: 1_000, read_timeout: 2_000 });
+    cleanups.push(() => rx.shutdown());
+    const { ms } = await rawClient(port, () => undefined);
+    console.log(`silent HTTP connection closed after ${ms} ms (read_header_timeout 1000 ms)`);
+    expect(ms).toBeLessThan(2_500);
+  });
+
+  it('gRPC: a call whose message never completes ends with DEADLINE_EXCEEDED after read_timeout and releases its slot', async () => {
+    const sink = new MemorySink();
+    const gate = new ConcurrencyGate(2);
+    const metrics = newMetrics();
+    const rx = new GrpcReceiver({ endpoint: '127.0.0.1:0', max_recv_msg_size_mib: 4, ...GRPC_DEFAULTS, read_timeout: 1_000 }, { ...deps(sink, metrics), gate });
+    const { port } = await rx.start();
+    cleanups.push(() => rx.shutdown());
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => undefined); // the server may cancel the half-sent stream's session state
+    cleanups.push(() => void session.destroy());
+    const t0 = Date.now();
+    const code = await new Promise<number>((resolve, reject) => {
+      const stream = session.request({ ':method': 'POST', ':path': OTLP_GRPC_PATHS.logs, 'content-type': 'application/grpc', te: 'trailers' });
+      // A frame header announcing 1000 bytes, then only 10 of them; the stream stays open.
+      const frame = grpcFrame(new Uint8Array(1000), false);
+      stream.write(frame.subarray(0, 15));
+      // The server answers (trailers-only) while our side is still open: resolve on its status.
+      const done = (h: http2.IncomingHttpHeaders): void => {
+        if (h['grpc-status'] === undefined) return;
+        resolve(Number(h['grpc-status']));
+        stream.close();
+      };
+      stream.on('response', done);
+      stream.on('trailers', done);
+      stream.resume();
+      stream.on('close', () => resolve(-1));
+      stream.on('error', reject);
+    });
+    const ms = Date.now() - t0;
+    console.log(`gRPC slow message: DEADLINE_EXCEEDED after ${ms} ms (read_timeout 1000 ms)`);
+    expect(code).toBe(4);
+    expect(ms).toBeGreaterThanOrEqual(900);
+    expect(ms).toBeLessThan(2_500);
+    expect(gate.inUse).toBe(0);
+    expect(await refusedCount(metrics, 'timeout', 'grpc')).toBe(1);
+    expect((await grpcCall(`127.0.0.1:${port}`, OTLP_GRPC_PATHS.logs, sampleRequest(1))).code).toBe(0);
+    expect(sink.entries).toHaveLength(1);
+  });
+});
+
+describe('admission and size limits', () => {
+  it('one gate shared by both receivers: full → 429 + Retry-After / RESOURCE_EXHAUSTED + RetryInfo, nothing stored; free again after', async () => {
+    const sink = new GatedSink();
+    const metrics = newMetrics();
+    const gate = new ConcurrencyGate(2);
+    const d: ReceiverDeps = { ...deps(sink, metrics), gate };
+    const h = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 1 << 20, ...HTTP_DEFAULTS }, d);
+    const g = new GrpcReceiver({ endpoint: '127.0.0.1:0', max_recv_msg_size_mib: 1, ...GRPC_DEFAULTS }, d);
+    const url = `http://127.0.0.1:${(await h.start()).port}`;
+    const addr = `127.0.0.1:${(await g.start()).port}`;
+    cleanups.push(() => Promise.all([h.shutdown(1000), g.shutdown(1000)]).then(() => undefined));
+    // One HTTP and one gRPC request hold the two slots (the sink does not answer yet).
+    const heldHttp = httpRequest(url, { headers: PB, body: sampleRequest(1) });
+    const heldGrpc = grpcCall(addr, OTLP_GRPC_PATHS.logs, sampleRequest(1));
+    await waitFor(() => sink.pending === 2);
+    const r = await httpRequest(url, { headers: PB, body: sampleRequest(1) });
+    expect(r.status).toBe(429);
+    expect(r.headers['retry-after']).toBe('1');
+    expect(decodeStatus(r.body).message).toMatch(/max_concurrent_requests \(2\)/);
+    const gr = await grpcCall(addr, OTLP_GRPC_PATHS.logs, sampleRequest(1));
+    expect(gr.code).toBe(8);
+    expect(retryDelayFromStatus(gr.details!)).toBe(1);
+    sink.release();
+    expect((await heldHttp).status).toBe(200);
+    expect((await heldGrpc).code).toBe(0);
+    expect(sink.entries).toHaveLength(2);
+    expect(gate.inUse).toBe(0);
+    expect((await httpRequest(url, { headers: PB, body: sampleRequest(1) })).status).toBe(200);
+    expect(await refusedCount(metrics, 'overloaded', 'http')).toBe(1);
+    expect(await refusedCount(metrics, 'overloaded', 'grpc')).toBe(1);
+  });
+
+  it('max_records_per_request → 413 / RESOURCE_EXHAUSTED without RetryInfo; at the limit accepted', async () => {
+    const sink = new MemorySink();
+    const metrics = newMetrics();
+    const d: ReceiverDeps = { ...deps(sink, metrics), limits: { maxNestingDepth: 32, maxRecordsPerRequest: 3 } };
+    const h = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 1 << 20, ...HTTP_DEFAULTS }, d);
+    const g = new GrpcReceiver({ endpoint: '127.0.0.1:0', max_recv_msg_size_mib: 1, ...GRPC_DEFAULTS }, d);
+    const url = `http://127.0.0.1:${(await h.start()).port}`;
+    const addr = `127.0.0.1:${(await g.start()).port}`;
+    cleanups.push(() => Promise.all([h.shutdown(), g.shutdown()]).then(() => undefined));
+    const r = await httpRequest(url, { headers: PB, body: sampleRequest(4) });
+    expect(r.status).toBe(413);
+    expect(r.headers['retry-after']).toBeUndefined();
+    expect(decodeStatus(r.body).message).toMatch(/4 log records, more than receivers\.otlp\.max_records_per_request \(3\)/);
+    const gr = await grpcCall(addr, OTLP_GRPC_PATHS.logs, sampleRequest(4));
+    expect(gr.code).toBe(8);
+    expect(gr.details).toBeUndefined();
+    expect(sink.entries).toHaveLength(0);
+    expect((await httpRequest(url, { headers: PB, body: sampleRequest(3) })).status).toBe(200);
+    expect((await grpcCall(addr, OTLP_GRPC_PATHS.logs, sampleRequest(3))).code).toBe(0);
+    expect(sink.entries).toHaveLength(6);
+    expect(await refusedCount(metrics, 'too_many_records', 'http')).toBe(1);
+  });
+
+  it('a header block over max_request_header_size → 431, counted; nothing stored', async () => {
+    const sink = new MemorySink();
+    const metrics = newMetrics();
+    const { rx, port } = await startHttp(sink, { max_request_header_size: 2048 }, metrics);
+    cleanups.push(() => rx.shutdown());
+    const { reply } = await rawClient(port, (s) =>
+      s.write(`POST /v1/logs HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(4096)}\r\nContent-Length: 0\r\n\r\n`),
+    );
+    expect(reply).toMatch(/^HTTP\/1\.1 431/);
+    expect(await refusedCount(metrics, 'header_too_large')).toBe(1);
+    expect(sink.entries).toHaveLength(0);
+  });
+});
+
+/** Stores like a ledger whose fsync takes a few milliseconds (group commit not modelled). */
+class SlowDiskSink extends MemorySink {
+  override async append(entries: readonly Uint8Array[]): Promise<AppendOutcome> {
+    await new Promise((r) => setTimeout(r, 3));
+    return super.append(entries);
+  }
+}
+
+describe('flood', () => {
+  it('200 concurrent clients for 3 s: every acknowledged record stored, refusals retryable, a polite client served, memory bounded', async () => {
+    const sink = new SlowDiskSink();
+    const metrics = newMetrics();
+    const gate = new ConcurrencyGate(8);
+    const rx = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 1 << 20, ...HTTP_DEFAULTS }, { ...deps(sink, metrics), gate });
+    const { port } = await rx.start();
+    cleanups.push(() => rx.shutdown(2_000));
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 200 });
+    cleanups.push(() => agent.destroy());
+
+    global.gc?.();
+    const mem0 = process.memoryUsage();
+    const acked: string[] = [];
+    let refused = 0;
+    let other = 0;
+    let peakInUse = 0;
+    const deadline = Date.now() + 3_000;
+    let seq = 0;
+    const post = (id: string): Promise<{ status: number; retryAfter?: string }> =>
+      new Promise((resolve, reject) => {
+        const body = Buffer.from(
+          encodeRequest({ resourceLogs: [{ scopeLogs: [{ logRecords: [{ body: { stringValue: id } }, { body: { stringValue: `${id}-b` } }] }] }] }),
+        );
+        const req = http.request(
+          { host: '127.0.0.1', port, path: '/v1/logs', method: 'POST', agent, headers: { ...PB, 'content-length': body.length } },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode!, ...(res.headers['retry-after'] ? { retryAfter: String(res.headers['retry-after']) } : {}) }));
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    const flooder = async (): Promise<void> => {
+      while (Date.now() < deadline) {
+        const id = `flood-${seq++}`;
+        const r = await post(id).catch(() => ({ status: -1 }));
+        peakInUse = Math.max(peakInUse, gate.inUse);
+        if (r.status === 200) acked.push(id);
+        else if (r.status === 429 && 'retryAfter' in r && r.retryAfter === '1') refused++;
+        else other++;
+      }
+    };
+    // A polite client: retries a 429 after a short pause, like the SDK exporters do (they honour Retry-After).
+    const polite = async (): Promise<number> => {
+      const t0 = Date.now();
+      for (;;) {
+        const r = await post('polite-client');
+        if (r.status === 200) return Date.now() - t0;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    };
+    const politeRun = (async () => {
+      await new Promise((r) => setTimeout(r, 1_000));
+      return polite();
+    })();
+    await Promise.all([...Array.from({ length: 200 }, flooder), politeRun]);
+    const politeMs = await politeRun;
+    const mem1 = process.memoryUsage();
+
+    const stored = new Set(
+      sink.entries.map((e) => {
+        const m = /flood-\d+(-b)?|polite-client/.exec(Buffer.from(e).toString('latin1'));
+        return m ? m[0] : '';
+      }),
+    );
+    const lost = acked.filter((id) => !stored.has(id) || !stored.has(`${id}-b`));
+    const growthMiB = (mem1.heapUsed + mem1.external - mem0.heapUsed - mem0.external) / (1 << 20);
+    console.log(
+      `flood: ${acked.length} acknowledged, ${refused} refused 429, ${other} other, peak in flight ${peakInUse}/8, ` +
+        `polite client served after ${politeMs} ms, heap+external growth ${growthMiB.toFixed(1)} MiB`,
+    );
+    expect(lost).toEqual([]);
+    expect(other).toBe(0);
+    expect(acked.length).toBeGreaterThan(100);
+    expect(peakInUse).toBeLessThanOrEqual(8);
+    expect(refused).toBeGreaterThan(0); // the gate really was exercised
+    expect(sink.entries.length).toBe(2 * acked.length + 2); // + the polite client's two records; nothing refused was stored
+    expect(stored.has('polite-client')).toBe(true);
+    expect(growthMiB).toBeLessThan(64);
+    expect(await refusedCount(metrics, 'overloaded')).toBe(refused);
+  }, 20_000);
+});
+
+async function waitFor(cond: () => boolean, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+
