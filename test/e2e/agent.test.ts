@@ -73,7 +73,7 @@ describe('agent end to end', () => {
     expect(bodies).toEqual([...Array.from({ length: 25 }, (_, i) => `grpc:${i}`), ...Array.from({ length: 25 }, (_, i) => `http:${i}`)]);
 
     const proofFile = join(dir, 'proof.txt');
-    const proved = await cli('prove', worm, '--index', '37', '--out', proofFile);
+    const proved = await cli('prove', worm, '--origin', ORIGIN, '--index', '37', '--out', proofFile);
     expect(proved.code, proved.stderr).toBe(0);
     const checked = await cli('verify-proof', proofFile, '--key', pub);
     expect(checked.code, checked.stdout + checked.stderr).toBe(0);
