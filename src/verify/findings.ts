@@ -88,8 +88,6 @@ export interface SourceSummary {
   timeTo: number | null;
   /** Segments whose entries were skipped because of --since/--until (headers and checkpoints still checked). */
   skippedSegments: number;
-  /** Segments found byte-identical to one already verified in another source (not re-hashed). */
-  identicalToVerified: number;
 }
 
 /** The whole result of a `verify` run; rendered by {@link renderHuman} and {@link renderJson}. */
@@ -123,7 +121,6 @@ export function emptySummary(source: string): SourceSummary {
     timeFrom: null,
     timeTo: null,
     skippedSegments: 0,
-    identicalToVerified: 0,
   };
 }
 
@@ -170,7 +167,6 @@ export function renderJson(report: VerifyReport): string {
       timeFrom: iso(s.timeFrom),
       timeTo: iso(s.timeTo),
       skippedSegments: s.skippedSegments,
-      identicalToVerified: s.identicalToVerified,
     })),
     findings: sortFindings(report).map((f) => ({
       check: f.check,
@@ -202,8 +198,7 @@ export function renderHuman(report: VerifyReport): string {
       `${s.source}: ${segs}, ${s.entries} entries, ${s.checkpoints} checkpoints (${s.heartbeats} heartbeats), ${s.bytes} bytes` +
         (s.treeSize !== null ? `; tree size ${s.treeSize}` : '') +
         (s.timeFrom !== null ? `; ${iso(s.timeFrom)} .. ${iso(s.timeTo)}` : '') +
-        (s.skippedSegments > 0 ? `; ${s.skippedSegments} segments outside --since/--until (entries not hashed)` : '') +
-        (s.identicalToVerified > 0 ? `; ${s.identicalToVerified} segments byte-identical to another source` : ''),
+        (s.skippedSegments > 0 ? `; ${s.skippedSegments} segments outside --since/--until (entries not hashed)` : ''),
     );
   }
   lines.push(

@@ -527,3 +527,23 @@ describe('9. chain restart', () => {
     expect(link).toBeDefined();
   });
 });
+
+describe('--since / --until', () => {
+  it('segments entirely before --since are not hashed, their checkpoints still are; the window is checked in full', async () => {
+    const d = fresh();
+    const seal1 = Number(path.basename(cpOf(d, 1, 'seal')).split('-')[2]);
+    flipBit(segPath(d, 0), readSegment(segPath(d, 0)).frames[1]!.offset + 50); // outside the window
+    const r = await verifyDirs([d], A, { since: seal1 + 1 });
+    expect(brief(r)).toEqual([]);
+    expect(r.sources[0]!.skippedSegments).toBe(2);
+    expect(r.sources[0]!.entries).toBe(20);
+    flipBit(segPath(d, 2), readSegment(segPath(d, 2)).frames[1]!.offset + 50); // inside
+    expect(brief(await verifyDirs([d], A, { since: seal1 + 1 }))).toEqual([{ check: 'frame.crc', segment: 2, index: 21 }]);
+    // --until before segment 3 started: segment 3 (and the open one) not hashed
+    const seal2 = Number(path.basename(cpOf(d, 2, 'seal')).split('-')[2]);
+    const u = await verifyDirs([template], A, { until: seal2 - 1 });
+    expect(brief(u)).toEqual([]);
+    expect(u.sources[0]!.skippedSegments).toBe(1);
+  });
+});
+
