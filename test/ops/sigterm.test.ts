@@ -324,4 +324,35 @@ describe('readiness flips (in-process agent, real HTTP and disk)', () => {
       await agent.shutdown();
     }
   });
+
+  it('/readyz fails "quorum reachable" while quorum destinations are down, naming the failing one', { timeout: 60_000 }, async () => {
+    const sub = 'quorum';
+    const raw = config(sub, {
+      destinations: [
+        { name: 'worm', type: 'fs', path: join(dir, sub, 'worm') },
+        // nothing listens on the discard port: connection refused at once
+        { name: 's3-down', type: 's3', bucket: 'nowhere', endpoint: 'http://127.0.0.1:9', force_path_style: true, access_key_id: 'x', secret_access_key: 'y' },
+      ],
+      forwarding: { quorum: 2, retry_initial: '100ms', retry_max: '500ms', min_local_age: '1h' },
+      ledger: { dir: join(dir, sub, 'ledger'), origin: ORIGIN, max_segment_age: '300ms', seal_interval: '300ms' },
+      shutdown: { grace_period: '1s' },
+    });
+    const agent = new Agent(parseConfig(raw), silentLogger(), { defaultMetrics: false });
+    const addr = await agent.start();
+    try {
+      const r = await fetch(`http://${addr.http!.host}:${addr.http!.port}/v1/logs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: jsonRequest('q', 5) });
+      expect(r.status).toBe(200); // one destination down does not stop ingestion (G5)
+      let check: { ok: boolean; detail: string } | undefined;
+      for (let t = 0; t < 200; t++) {
+        const rep = (await (await fetch(`http://${addr.health!.host}:${addr.health!.port}/readyz`)).json()) as { checks: Array<{ name: string; ok: boolean; detail: string }> };
+        check = rep.checks.find((c) => c.name === 'quorum reachable');
+        if (check && !check.ok) break;
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      expect(check?.ok).toBe(false);
+      expect(check?.detail).toMatch(/s3-down/);
+    } finally {
+      await agent.shutdown();
+    }
+  });
 });
