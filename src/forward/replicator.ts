@@ -271,7 +271,8 @@ export class Replicator {
     const end = this.#clock() + timeoutMs;
     for (;;) {
       await this.#refresh();
-      if (this.#order.every((t) => t.released)) return true;
+      // An item whose release is under way has already vanished from the listing: wait for it too.
+      if (this.#order.every((t) => t.released) && [...this.#items.values()].every((t) => !t.releasing)) return true;
       if (this.#clock() >= end) return false;
       await new Promise((r) => setTimeout(r, 20));
     }

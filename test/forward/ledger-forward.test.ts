@@ -72,7 +72,7 @@ async function forwardAll(ledger: Ledger, dests: Destination[]): Promise<void> {
   }
 }
 
-describe('ledger → replicator → fs destination → verify', () => {
+describe('ledger → replicator → fs destination → verify', { timeout: 60_000 }, () => {
   it('forwards every sealed segment and checkpoint, releases them locally, and the destination verifies intact', async () => {
     const ledger = await Ledger.open({ config: ledgerConfig(), signer, logger: silentLogger() });
     try {
@@ -98,7 +98,7 @@ describe('ledger → replicator → fs destination → verify', () => {
 });
 
 const skip = skipS3();
-describe.skipIf(skip)('ledger → replicator → S3 Object Lock + fs → verify', () => {
+describe.skipIf(skip)('ledger → replicator → S3 Object Lock + fs → verify', { timeout: 90_000 }, () => {
   let client: S3Client;
   beforeAll(() => {
     client = testClient();

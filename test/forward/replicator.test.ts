@@ -82,7 +82,7 @@ class Counting implements Destination {
   }
 }
 
-async function until(cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
+async function until(cond: () => boolean | Promise<boolean>, ms = 40_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await cond())) {
     if (Date.now() > end) throw new Error('timed out waiting for condition');
@@ -90,14 +90,14 @@ async function until(cond: () => boolean | Promise<boolean>, ms = 15_000): Promi
   }
 }
 
-describe('Replicator with filesystem destinations', () => {
+describe('Replicator with filesystem destinations', { timeout: 60_000 }, () => {
   it('copies every segment and checkpoint to all destinations, byte for byte, then releases the local copies', async () => {
     const { src, files } = await makeLedger(5);
     const dests = ['a', 'b', 'c'].map((n) => new FsDestination({ name: `fs-${n}`, path: join(dir, n) }));
     const metrics = new Metrics({ defaultMetrics: false });
     const r = new Replicator({ source: src, destinations: dests, forwarding: { ...fast, quorum: 2 }, origin: ORIGIN, stateDir: join(dir, 'ledger/forward'), metrics, canary: false });
     await r.start();
-    expect(await r.drained(15_000)).toBe(true);
+    expect(await r.drained(40_000)).toBe(true);
     await r.stop();
     for (const d of dests) {
       for (const [rel, bytes] of files) {
@@ -135,7 +135,7 @@ describe('Replicator with filesystem destinations', () => {
     // They come back: everything is forwarded and released.
     await rm(join(dir, 'blocked-a'));
     await rm(join(dir, 'blocked-b'));
-    expect(await r.drained(15_000)).toBe(true);
+    expect(await r.drained(40_000)).toBe(true);
     await r.stop();
     expect(r.status().ready).toBe(true);
   });
@@ -173,7 +173,7 @@ describe('Replicator with filesystem destinations', () => {
     const b2 = new Counting(new FsDestination({ name: 'fs-b', path: join(dir, 'b', 'worm') }));
     const r2 = new Replicator({ source: src, destinations: [a2, b2], forwarding: fast, origin: ORIGIN, stateDir: join(ledger, 'forward'), canary: false });
     await r2.start();
-    expect(await r2.drained(15_000)).toBe(true);
+    expect(await r2.drained(40_000)).toBe(true);
     await r2.stop();
     // fs-a: only the two new objects were attempted (the segment found already present + its checkpoint).
     expect(a2.puts).toBe(2);
@@ -220,7 +220,7 @@ describe('Replicator with filesystem destinations', () => {
     expect(src.released).toEqual([]);
     await rm(join(dir, 'c'));
     r.wake();
-    expect(await r.drained(15_000)).toBe(true);
+    expect(await r.drained(40_000)).toBe(true);
     await r.stop();
   });
 
@@ -284,7 +284,8 @@ class Proxy {
 }
 
 const skip = skipS3();
-describe.skipIf(skip)('Replicator with the real S3 Object Lock server', () => {
+// Generous timeout: these run against a shared gateway on a busy 2-core machine.
+describe.skipIf(skip)('Replicator with the real S3 Object Lock server', { timeout: 90_000 }, () => {
   let client: S3Client;
   let buckets: string[];
   let proxy: Proxy;
@@ -321,7 +322,7 @@ describe.skipIf(skip)('Replicator with the real S3 Object Lock server', () => {
       expect(await metrics.registry.getSingleMetricAsString('sealtrail_exporter_send_failed_objects_total')).not.toContain('s3-a');
 
       await proxy.up(); // same port: the destination returns
-      expect(await r.drained(20_000)).toBe(true);
+      expect(await r.drained(40_000)).toBe(true);
       expect(src.released).toHaveLength(8);
       for (const d of dests) {
         const v = await d.listVersions('');
@@ -348,7 +349,7 @@ describe.skipIf(skip)('Replicator with the real S3 Object Lock server', () => {
     const r = new Replicator({ source: src, destinations: [d2], forwarding: fast, origin: ORIGIN, stateDir: join(dir, 'ledger/forward'), canary: false });
     try {
       await r.start();
-      expect(await r.drained(15_000)).toBe(true);
+      expect(await r.drained(40_000)).toBe(true);
       expect((await d2.listVersions(key)).filter((v) => v.key === key)).toHaveLength(1);
     } finally {
       await r.stop();
