@@ -71,6 +71,10 @@ signed_ok() {
   [[ "$code" == "200" ]]
 }
 
+port_busy() { # $1 = port; true when something listens on 127.0.0.1:$1
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
 ensure_installed() {
   if command -v radosgw >/dev/null && command -v ceph-mon >/dev/null && command -v ceph-osd >/dev/null \
     && command -v radosgw-admin >/dev/null && command -v monmaptool >/dev/null; then
@@ -172,6 +176,17 @@ cmd_start() {
   fi
   ensure_installed
   command -v curl >/dev/null || die "curl is needed to probe the gateway"
+  if ! pid_alive "$RUN/mon.a.pid"; then
+    # Another cluster (another BASEDIR) may own the ports: reuse its gateway when it knows the test
+    # user, otherwise say clearly what is in the way.
+    if signed_ok; then
+      log "a gateway with the test credentials already answers on $ENDPOINT (not started from $BASE): using it"
+      print_env
+      return 0
+    fi
+    port_busy "$PORT" && die "127.0.0.1:$PORT is in use by something that is not this test gateway; stop it or set SEALTRAIL_S3_PORT"
+    port_busy 3300 && die "127.0.0.1:3300 (ceph-mon) is in use, probably by a cluster from another BASEDIR: run '$0 stop THAT_BASEDIR'"
+  fi
   # Anything half-running from an earlier start is stopped; a fresh start wipes the cluster state.
   cmd_stop
   local t0=$SECONDS
