@@ -14,8 +14,9 @@
  * unknown too — the specification makes lowerCamelCase the only valid spelling.
  */
 import { isUtf8 } from 'node:buffer';
+import { DEFAULT_MAX_DECODED_BYTES, ENTRY_OVERHEAD_BYTES } from './types.js';
 import type { DecodeLimits, DecodeResult } from './types.js';
-import { DecodeFailure, EMPTY, EntryAssembler, addSegment, lenField } from './wire.js';
+import { DecodeBudget, DecodeFailure, EMPTY, EntryAssembler, addSegment, failureResult, lenField } from './wire.js';
 import { Writer } from './writer.js';
 
 
@@ -44,11 +45,10 @@ export function decodeLogsJson(body: Uint8Array, limits: DecodeLimits): DecodeRe
   }
   try {
     const entries: Uint8Array[] = [];
-    decodeRequest(doc as Json, limits.maxNestingDepth, entries);
+    decodeRequest(doc as Json, limits.maxNestingDepth, new DecodeBudget(limits.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES), entries);
     return { ok: true, entries };
   } catch (e) {
-    if (e instanceof DecodeFailure) return { ok: false, message: e.message() };
-    return { ok: false, message: `request: internal decoder error: ${e instanceof Error ? e.message : String(e)}` };
+    return failureResult(e);
   }
 }
 
@@ -193,7 +193,7 @@ function present(v: Json | undefined): v is Json {
   return v !== undefined && v !== null;
 }
 
-function decodeRequest(doc: Json, maxDepth: number, out: Uint8Array[]): void {
+function decodeRequest(doc: Json, maxDepth: number, budget: DecodeBudget, out: Uint8Array[]): void {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     throw new DecodeFailure(`expected a JSON object (ExportLogsServiceRequest), got ${typeName(doc)}`);
   }
@@ -201,7 +201,7 @@ function decodeRequest(doc: Json, maxDepth: number, out: Uint8Array[]): void {
   const w = new Writer(4096);
   for (let i = 0; i < rls.length; i++) {
     try {
-      decodeResourceLogs(asObject('', rls[i]!), maxDepth, w, out);
+      decodeResourceLogs(asObject('', rls[i]!), maxDepth, budget, w, out);
     } catch (e) {
       addSegment(e, `resourceLogs[${i}]`);
     }
@@ -215,7 +215,7 @@ function encoded(w: Writer, fill: () => void): Uint8Array {
   return w.buf.slice(0, w.pos);
 }
 
-function decodeResourceLogs(rl: JsonObject, maxDepth: number, w: Writer, out: Uint8Array[]): void {
+function decodeResourceLogs(rl: JsonObject, maxDepth: number, budget: DecodeBudget, w: Writer, out: Uint8Array[]): void {
   let resourceField = EMPTY;
   if (present(rl.resource)) {
     try {
@@ -229,7 +229,7 @@ function decodeResourceLogs(rl: JsonObject, maxDepth: number, w: Writer, out: Ui
   const sls = asArray('scopeLogs', rl.scopeLogs);
   for (let i = 0; i < sls.length; i++) {
     try {
-      decodeScopeLogs(asObject('', sls[i]!), maxDepth, w, resourceField, rlSchemaField, out);
+      decodeScopeLogs(asObject('', sls[i]!), maxDepth, budget, w, resourceField, rlSchemaField, out);
     } catch (e) {
       addSegment(e, `scopeLogs[${i}]`);
     }
@@ -249,6 +249,7 @@ function utf8Bytes(w: Writer, s: string): Uint8Array {
 function decodeScopeLogs(
   sl: JsonObject,
   maxDepth: number,
+  budget: DecodeBudget,
   w: Writer,
   resourceField: Uint8Array,
   rlSchemaField: Uint8Array,
@@ -277,7 +278,9 @@ function decodeScopeLogs(
       addSegment(e, `logRecords[${i}]`);
     }
     ends.push(w.pos);
-    total += asm.size(w.pos - start);
+    const size = asm.size(w.pos - start);
+    budget.take(size + ENTRY_OVERHEAD_BYTES);
+    total += size;
   }
   const all = new Uint8Array(total);
   let p = 0;

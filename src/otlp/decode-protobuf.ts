@@ -8,8 +8,10 @@
  *
  * Field numbers are those of proto/opentelemetry/proto/** (common, resource, logs, collector/logs v1).
  */
+import { DEFAULT_MAX_DECODED_BYTES, ENTRY_OVERHEAD_BYTES } from './types.js';
 import type { DecodeLimits, DecodeResult } from './types.js';
 import {
+  DecodeBudget,
   DecodeFailure,
   EMPTY,
   EntryAssembler,
@@ -21,6 +23,7 @@ import {
   checkUtf8,
   concatRanges,
   expectWire,
+  failureResult,
   lenField,
   rField,
   rLen,
@@ -43,14 +46,16 @@ export function decodeLogsProtobuf(body: Uint8Array, limits: DecodeLimits): Deco
     const entries: Uint8Array[] = [];
     // A plain Uint8Array view: Buffer's subarray() is markedly slower than Uint8Array's.
     const b = Buffer.isBuffer(body) ? new Uint8Array(body.buffer, body.byteOffset, body.byteLength) : body;
+    budget = new DecodeBudget(limits.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES);
     walkRequest(b, limits.maxNestingDepth, entries);
     return { ok: true, entries };
   } catch (e) {
-    if (e instanceof DecodeFailure) return { ok: false, message: e.message() };
-    // A bug here must not take the receiver down or be mistaken for the client's fault silently.
-    return { ok: false, message: `request: internal decoder error: ${e instanceof Error ? e.message : String(e)}` };
+    return failureResult(e);
   }
 }
+
+/** Budget of the request being decoded (decoding is synchronous: one request at a time). */
+let budget = new DecodeBudget(DEFAULT_MAX_DECODED_BYTES);
 
 function walkRequest(b: Uint8Array, maxDepth: number, out: Uint8Array[]): void {
   const end = b.length;
@@ -139,6 +144,8 @@ function walkScopeLogs(
 ): void {
   const scope: number[] = [];
   const records: number[] = [];
+  const perEntry = resourceField.length + rlSchemaField.length + ENTRY_OVERHEAD_BYTES;
+  let charged = 0;
   let schemaS = 0;
   let schemaE = 0;
   while (pos < end) {
@@ -160,6 +167,10 @@ function walkScopeLogs(
       case 2:
         expectWire('logRecords', WT_LEN);
         pos = readLen(b, pos, end);
+        // Charged as the records are found, so that a flood of tiny records is refused before
+        // even the list of their ranges grows large; scope and schema URL are charged below.
+        budget.take(rLen + perEntry);
+        charged += rLen + perEntry;
         records.push(pos, pos + rLen);
         pos += rLen;
         break;
@@ -191,6 +202,8 @@ function walkScopeLogs(
     }
     total += asm.size(e - s);
   }
+  // The rest of the exact cost: scope, schema URL, keys and lengths of each entry.
+  budget.take(total + (ENTRY_OVERHEAD_BYTES * records.length) / 2 - charged);
   // One allocation for all entries of this ScopeLogs; each entry is a view of its own range.
   // Allocating per entry cost a third of the decode time (measured, docs/benchmarks.md).
   // allocUnsafeSlow skips zero-filling (and the shared pool): every byte is written below, which

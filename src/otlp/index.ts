@@ -3,6 +3,7 @@
  * The public surface of src/otlp; import from here only.
  */
 export type { DecodeLimits, DecodeResult } from './types.js';
+export { DEFAULT_MAX_DECODED_BYTES, ENTRY_OVERHEAD_BYTES } from './types.js';
 export { decodeLogsProtobuf } from './decode-protobuf.js';
 export { decodeLogsJson } from './decode-json.js';
 export { entryToOtlpJson, exportRequestJsonFromEntries } from './entry-json.js';

@@ -15,6 +15,8 @@ import { isUtf8 } from 'node:buffer';
  */
 export class DecodeFailure {
   readonly path: string[] = [];
+  /** Set for a refusal of the request as a whole for its decoded size (see DecodeLimits.maxDecodedBytes). */
+  tooLarge = false;
   constructor(
     readonly reason: string,
     segment?: string,
@@ -24,9 +26,36 @@ export class DecodeFailure {
 
   /** `resourceLogs[0].scopeLogs[1].logRecords[3].traceId: must be 16 bytes, got 5`. */
   message(): string {
-    if (this.path.length === 0) return `request: ${this.reason}`;
+    if (this.path.length === 0 || this.tooLarge) return `request: ${this.reason}`;
     return `${this.path.slice().reverse().join('.')}: ${this.reason}`;
   }
+}
+
+/** The decoded-size budget of one request (DecodeLimits.maxDecodedBytes). */
+export class DecodeBudget {
+  private left: number;
+  constructor(readonly cap: number) {
+    this.left = cap;
+  }
+
+  /** Spends `n` bytes; refuses the request once the cap is passed, before anything is allocated. */
+  take(n: number): void {
+    this.left -= n;
+    if (this.left < 0) {
+      const f = new DecodeFailure(
+        `the request would decode into more than ${this.cap} bytes of entries (every record carries a copy of its resource and scope); send fewer records per request`,
+      );
+      f.tooLarge = true;
+      throw f;
+    }
+  }
+}
+
+/** The result for a failure caught at the top of a decoder. */
+export function failureResult(e: unknown): { ok: false; message: string; tooLarge?: true } {
+  if (e instanceof DecodeFailure) return e.tooLarge ? { ok: false, message: e.message(), tooLarge: true } : { ok: false, message: e.message() };
+  // A bug here must not take the receiver down, and must say it is ours, not the client's.
+  return { ok: false, message: `request: internal decoder error: ${e instanceof Error ? e.message : String(e)}` };
 }
 
 /** Adds `segment` to a DecodeFailure passing through; anything else is rethrown untouched. */

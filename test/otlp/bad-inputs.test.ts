@@ -251,3 +251,47 @@ describe('valid edge cases', () => {
     expect(decodeLogsProtobuf(oneScope(ld(5, vf(3, -1))), LIMITS).ok).toBe(true);
   });
 });
+
+describe('decoded-size budget (maxDecodedBytes)', () => {
+  // A 100 KB resource shared by 5 000 empty records: a 110 KB body that would decode into 500 MB.
+  const bigResource = ld(1, ld(1, str(1, 'k'), ld(2, str(1, 'x'.repeat(100_000)))));
+  const emptyRecords = Buffer.concat(Array.from({ length: 5000 }, () => Buffer.from([0x12, 0x00])));
+  const bomb = ld(1, bigResource, ld(2, emptyRecords));
+
+  it('refuses a resource-amplification bomb at the default cap, marked tooLarge, before allocating', () => {
+    expect(bomb.length).toBeLessThan(120_000);
+    const t0 = performance.now();
+    const r = decodeLogsProtobuf(bomb, LIMITS);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(r).toEqual({
+      ok: false,
+      tooLarge: true,
+      message: `request: the request would decode into more than ${256 * 1024 * 1024} bytes of entries (every record carries a copy of its resource and scope); send fewer records per request`,
+    });
+  });
+
+  it('refuses the same in OTLP/JSON', () => {
+    const json = enc({ resourceLogs: [{ resource: { attributes: [{ key: 'k', value: { stringValue: 'x'.repeat(100_000) } }] }, scopeLogs: [{ logRecords: Array.from({ length: 5000 }, () => ({})) }] }] });
+    const r = decodeLogsJson(json, LIMITS);
+    expect(r).toMatchObject({ ok: false, tooLarge: true, message: expect.stringMatching(/^request: the request would decode into more than 268435456 bytes/) });
+  });
+
+  it('counts entry bytes plus a fixed overhead per entry, and accepts exactly at the cap', () => {
+    const body = oneScope(RECORD_OK, RECORD_OK);
+    const r = decodeLogsProtobuf(body, LIMITS);
+    if (!r.ok) throw new Error(r.message);
+    const need = r.entries.reduce((n, e) => n + e.length + 256, 0);
+    expect(decodeLogsProtobuf(body, { maxNestingDepth: 32, maxDecodedBytes: need }).ok).toBe(true);
+    expect(decodeLogsProtobuf(body, { maxNestingDepth: 32, maxDecodedBytes: need - 1 })).toMatchObject({ ok: false, tooLarge: true });
+    const j = decodeLogsJson(jr({ severityText: 'INFO', body: { stringValue: 'hello' } }), LIMITS);
+    if (!j.ok) throw new Error(j.message);
+    const jneed = j.entries[0]!.length + 256;
+    expect(decodeLogsJson(jr({ severityText: 'INFO', body: { stringValue: 'hello' } }), { maxNestingDepth: 32, maxDecodedBytes: jneed }).ok).toBe(true);
+    expect(decodeLogsJson(jr({ severityText: 'INFO', body: { stringValue: 'hello' } }), { maxNestingDepth: 32, maxDecodedBytes: jneed - 1 })).toMatchObject({ ok: false, tooLarge: true });
+  });
+
+  it('other refusals are not marked tooLarge', () => {
+    expect(decodeLogsProtobuf(oneScope(ld(9, [1])), LIMITS)).not.toHaveProperty('tooLarge');
+    expect(decodeLogsJson(enc('{'), LIMITS)).not.toHaveProperty('tooLarge');
+  });
+});
