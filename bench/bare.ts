@@ -8,6 +8,7 @@
  */
 import http from 'node:http';
 import http2 from 'node:http2';
+import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 
 const EMPTY_GRPC_MESSAGE = Buffer.from([0, 0, 0, 0, 0]);
@@ -28,6 +29,7 @@ function httpServer(): http.Server {
 
 function grpcServer(): http2.Http2Server {
   const s = http2.createServer({ settings: { initialWindowSize: 8 * 1024 * 1024 } });
+  s.on('connection', (socket: net.Socket) => socket.setNoDelay(true)); // as node:http servers do by default
   s.on('session', (session) => session.setLocalWindowSize(32 * 1024 * 1024));
   s.on('stream', (stream) => {
     stream.on('data', () => undefined);

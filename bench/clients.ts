@@ -178,18 +178,26 @@ export class HttpClient implements OtlpClient {
 /** OTLP/gRPC client: node:http2 sessions, requests spread round-robin, one stream per call. */
 export class GrpcClient implements OtlpClient {
   readonly #url: string;
+  readonly #host: string;
+  readonly #port: number;
   readonly #frames: Buffer[];
   #sessions: http2.ClientHttp2Session[] = [];
   #next = 0;
 
   constructor(host: string, port: number, messages: readonly Uint8Array[]) {
     this.#url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    this.#host = host;
+    this.#port = port;
     this.#frames = messages.map((m) => grpcFrame(m));
   }
 
   async warm(n: number): Promise<void> {
     while (this.#sessions.length < n) {
-      const s = http2.connect(this.#url, { settings: { initialWindowSize: 8 * 1024 * 1024 } });
+      const s = http2.connect(this.#url, {
+        settings: { initialWindowSize: 8 * 1024 * 1024 },
+        // TCP_NODELAY as grpc-js does: small frames behind Nagle's algorithm wait for a delayed ACK.
+        createConnection: () => net.connect({ host: this.#host, port: this.#port, noDelay: true }),
+      });
       s.on('error', () => undefined); // each stream reports its own failure
       await new Promise<void>((resolve, reject) => {
         s.once('connect', () => resolve());

@@ -67,7 +67,15 @@ export interface BenchReport {
   rows: Row[];
   startup?: { ms: number; idleRssMB: number; noneMs: number };
   sanity?: { sent: number; acceptedByAgent: number; exporters: string[] };
-  soak?: { seconds: number; recordsPerSec: number; peakRssMB: number; firstThirdMeanMB: number; lastThirdMeanMB: number; hwmMB: number };
+  soak?: {
+    seconds: number;
+    recordsPerSec: number;
+    peakRssMB: number;
+    firstThirdMeanMB: number;
+    lastThirdMeanMB: number;
+    hwmMB: number;
+    memory?: { rssMB: number; heapTotalMB: number; heapUsedMB: number; newSpaceMB: number; externalMB: number };
+  };
   agentPeakRssMB?: number;
   verify?: {
     exitCode: number | null;
@@ -244,6 +252,13 @@ export function renderTable(r: BenchReport): string {
       `sustained load, ${r.soak.seconds} s OTLP/HTTP protobuf at maximum (c)`,
       `${int(r.soak.recordsPerSec)} records/s; RSS mean first third ${f1(r.soak.firstThirdMeanMB)} MB, last third ${f1(r.soak.lastThirdMeanMB)} MB, peak ${f1(r.soak.peakRssMB)} MB`,
     ]);
+    const mm = r.soak.memory;
+    if (mm) {
+      other.push([
+        'agent memory right after the sustained run (its /metrics)',
+        `RSS ${f1(mm.rssMB)} MB = V8 heap ${f1(mm.heapTotalMB)} MB (used ${f1(mm.heapUsedMB)}, new space ${f1(mm.newSpaceMB)}) + external/Buffers ${f1(mm.externalMB)} MB + code, stacks and native`,
+      ]);
+    }
   }
   if (r.verify) {
     const v = r.verify;

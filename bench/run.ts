@@ -63,7 +63,7 @@ const { values: opt } = parseArgs({
 const QUICK = opt.quick === true;
 const PHASES = new Set((opt.only ?? 'throughput,variants,open,soak,verify,forward').split(','));
 const S = QUICK
-  ? { warmup: 500, main: 2500, variant: 2000, open: 2500, soak: Number(opt.soak ?? 8), verifyBytes: 64 * 2 ** 20, segBytes: 8 * 2 ** 20, s3Bytes: 32 * 2 ** 20 }
+  ? { warmup: 400, main: 2000, variant: 1500, open: 2000, soak: Number(opt.soak ?? 8), verifyBytes: 64 * 2 ** 20, segBytes: 8 * 2 ** 20, s3Bytes: 32 * 2 ** 20 }
   : { warmup: 1000, main: 8000, variant: 5000, open: 6000, soak: Number(opt.soak ?? 60), verifyBytes: 2 ** 30, segBytes: 64 * 2 ** 20, s3Bytes: 128 * 2 ** 20 };
 const CONCURRENCY = Number(opt.concurrency ?? 32);
 const RUN_TRANSPORTS = TRANSPORTS.filter((t) => !opt.transports || opt.transports.split(',').includes(t));
@@ -547,6 +547,15 @@ async function main(): Promise<number> {
       };
       row.soak = true;
       rows.push(row);
+      // Where the resident memory sits right after the sustained load (prom-client's Node metrics).
+      const m = await scrape(fsync.metricsUrl!);
+      report.soak.memory = {
+        rssMB: metricSum(m, 'sealtrail_process_resident_memory_bytes') / 1e6,
+        heapTotalMB: metricSum(m, 'sealtrail_nodejs_heap_size_total_bytes') / 1e6,
+        heapUsedMB: metricSum(m, 'sealtrail_nodejs_heap_size_used_bytes') / 1e6,
+        newSpaceMB: (m.get('sealtrail_nodejs_heap_space_size_total_bytes{space="new"}') ?? 0) / 1e6,
+        externalMB: metricSum(m, 'sealtrail_nodejs_external_memory_bytes') / 1e6,
+      };
     }
     if (fsync) report.agentPeakRssMB = memory(fsync.pid).hwm / 1e6;
   } finally {
