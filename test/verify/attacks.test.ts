@@ -547,3 +547,37 @@ describe('--since / --until', () => {
   });
 });
 
+describe('the open segment of a running agent', () => {
+  it('its entries are checked against the heartbeats that cover them', async () => {
+    const { Ledger } = await import('../../src/ledger/ledger.js');
+    const { ledgerConfig, entries } = await import('./helpers.js');
+    const { silentLogger } = await import('../../src/telemetry/logger.js');
+    const live = path.join(root, `live${n++}`);
+    copyDir(template, live);
+    const clock = stepClock(lastMs + 1000);
+    const l = await Ledger.open({ config: ledgerConfig(live), signer: A, logger: silentLogger(), clock: clock.now });
+    try {
+      expect((await l.append(entries('live', 6))).kind).toBe('ok');
+      await l.heartbeat(); // signs tree size 46, inside the open segment 4
+      expect((await l.append(entries('unsealed', 2))).kind).toBe('ok'); // not covered by any checkpoint yet
+      const snap = path.join(root, `snap${n++}`);
+      copyDir(live, snap);
+      const ok = await verifyDirs([snap], A);
+      expect(brief(ok)).toEqual([]);
+      expect(ok.sources[0]!.entries).toBe(48);
+      expect(ok.sources[0]!.treeSize).toBe(46);
+      // Rewrite entry 42 in the open segment with CRC and chain recomputed: the heartbeat disagrees.
+      const open = path.join(snap, 'segments', '0000000000000004.seg.open');
+      const { rewriteOpenSegment } = await import('./helpers.js');
+      rewriteOpenSegment(open, (es) => {
+        es[2] = new TextEncoder().encode('changed after the heartbeat');
+        return es;
+      });
+      const r = await verifyDirs([snap], A);
+      expect(brief(r)).toEqual([{ check: 'checkpoint.heartbeat', segment: 4 }]);
+    } finally {
+      await l.close();
+    }
+  });
+});
+

@@ -324,3 +324,27 @@ export function copyDir(from: string, to: string): void {
 }
 
 export { crc32c };
+
+/** Re-encodes the frames of an open (unsealed) segment after `change`, with CRCs and chain recomputed. */
+export function rewriteOpenSegment(file: string, change: (entries: Uint8Array[]) => Uint8Array[]): void {
+  const bytes = new Uint8Array(fs.readFileSync(file));
+  const { header, length } = decodeHeader(bytes);
+  const es: Uint8Array[] = [];
+  let off = length;
+  while (off + 8 <= bytes.length) {
+    const n = ((bytes[off]! << 24) | (bytes[off + 1]! << 16) | (bytes[off + 2]! << 8) | bytes[off + 3]!) >>> 0;
+    if (off + FRAME_OVERHEAD + n > bytes.length) break;
+    es.push(bytes.slice(off + 40, off + 40 + n));
+    off += FRAME_OVERHEAD + n;
+  }
+  const next = change(es);
+  const body = new Uint8Array(next.reduce((a, e) => a + FRAME_OVERHEAD + e.length, 0));
+  let o = 0;
+  let chain = header.chainPrev;
+  for (const e of next) {
+    const w = writeFrame(body, o, e, chain);
+    chain = w.chain;
+    o += w.length;
+  }
+  fs.writeFileSync(file, Buffer.concat([bytes.subarray(0, length), body]));
+}
