@@ -243,35 +243,45 @@ const SIGNAL_NUMBERS: Record<string, number> = { SIGINT: 2, SIGTERM: 15 };
  */
 export async function runAgent(cfg: Config, log: Logger): Promise<number> {
   const agent = new Agent(cfg, log);
-  try {
-    await agent.start();
-  } catch (e) {
-    log.fatal({ err: errorMessage(e), code: e instanceof SealtrailError ? e.code : undefined }, 'sealtrail agent failed to start');
-    throw e;
-  }
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (stopping) {
-        log.warn({ signal }, 'second signal: exiting now without waiting (acknowledged records are already durable)');
-        process.exit(128 + (SIGNAL_NUMBERS[signal] ?? 15));
-      }
-      stopping = true;
-      log.info({ signal, gracePeriodMs: cfg.shutdown.grace_period }, 'shutting down: refusing new requests, finishing in-flight ones, sealing');
-      // Watchdog: a shutdown that overruns its grace period by far is stuck; exit non-zero.
-      setTimeout(() => {
-        log.error('shutdown overran shutdown.grace_period by 5s; exiting');
-        process.exit(1);
-      }, cfg.shutdown.grace_period + 5_000).unref();
-      agent.shutdown().then(
-        () => resolve(0),
+  let stopping = false;
+  let resolveStopped!: (code: number) => void;
+  const stopped = new Promise<number>((resolve) => (resolveStopped = resolve));
+  let started: Promise<unknown> = Promise.resolve();
+  // Handlers go in before start-up: a SIGTERM that arrives while components start still gets a
+  // graceful stop (after start settles), never the default kill.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now without waiting (acknowledged records are already durable)');
+      process.exit(128 + (SIGNAL_NUMBERS[signal] ?? 15));
+    }
+    stopping = true;
+    log.info({ signal, gracePeriodMs: cfg.shutdown.grace_period }, 'shutting down: refusing new requests, finishing in-flight ones, sealing');
+    // Watchdog: a shutdown that overruns its grace period by far is stuck; exit non-zero.
+    setTimeout(() => {
+      log.error('shutdown overran shutdown.grace_period by 5s; exiting');
+      process.exit(1);
+    }, cfg.shutdown.grace_period + 5_000).unref();
+    void started
+      .catch(() => undefined)
+      .then(() => agent.shutdown())
+      .then(
+        () => resolveStopped(0),
         (e: unknown) => {
           log.error({ err: errorMessage(e) }, 'shutdown failed');
-          resolve(1);
+          resolveStopped(1);
         },
       );
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    started = agent.start();
+    await started;
+  } catch (e) {
+    log.fatal({ err: errorMessage(e), code: e instanceof SealtrailError ? e.code : undefined }, 'sealtrail agent failed to start');
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    throw e;
+  }
+  return stopped;
 }
