@@ -88,6 +88,8 @@ export interface SourceSummary {
   timeTo: number | null;
   /** Segments whose entries were skipped because of --since/--until (headers and checkpoints still checked). */
   skippedSegments: number;
+  /** Segments byte-identical (SHA-256) to one already verified in an earlier source: its scan was reused. */
+  identicalToVerified: number;
 }
 
 /** The whole result of a `verify` run; rendered by {@link renderHuman} and {@link renderJson}. */
@@ -121,6 +123,7 @@ export function emptySummary(source: string): SourceSummary {
     timeFrom: null,
     timeTo: null,
     skippedSegments: 0,
+    identicalToVerified: 0,
   };
 }
 
@@ -167,6 +170,7 @@ export function renderJson(report: VerifyReport): string {
       timeFrom: iso(s.timeFrom),
       timeTo: iso(s.timeTo),
       skippedSegments: s.skippedSegments,
+      identicalToVerified: s.identicalToVerified,
     })),
     findings: sortFindings(report).map((f) => ({
       check: f.check,
@@ -198,7 +202,8 @@ export function renderHuman(report: VerifyReport): string {
       `${s.source}: ${segs}, ${s.entries} entries, ${s.checkpoints} checkpoints (${s.heartbeats} heartbeats), ${s.bytes} bytes` +
         (s.treeSize !== null ? `; tree size ${s.treeSize}` : '') +
         (s.timeFrom !== null ? `; ${iso(s.timeFrom)} .. ${iso(s.timeTo)}` : '') +
-        (s.skippedSegments > 0 ? `; ${s.skippedSegments} segments outside --since/--until (entries not hashed)` : ''),
+        (s.skippedSegments > 0 ? `; ${s.skippedSegments} segments outside --since/--until (entries not hashed)` : '') +
+        (s.identicalToVerified > 0 ? `; ${s.identicalToVerified} segments byte-identical to an earlier source (not re-hashed)` : ''),
     );
   }
   lines.push(

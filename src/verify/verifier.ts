@@ -69,6 +69,13 @@ interface SourceResult {
 /** Equivocation registry across all sources: tree size → the first validly signed root seen. */
 type RootRegistry = Map<number, { root: Uint8Array; where: string }>;
 
+/**
+ * Scans of segments already verified in an earlier source, by name: a byte-identical copy (same
+ * SHA-256) in a later source yields the same scan, so it is not hashed entry by entry again —
+ * provided the roots it needs (its heartbeat sizes) were probed the first time.
+ */
+type ScanCache = Map<string, { digest: string; scan: SegmentScan; probe: ReadonlySet<number> }>;
+
 const ZERO32 = new Uint8Array(32);
 
 /**
@@ -91,9 +98,10 @@ export async function verifyLog(sources: readonly LogSource[], opts: VerifyOptio
   const roots: RootRegistry = new Map();
   const results: SourceResult[] = [];
   const pool = opts.onEntry ? null : ScanPool.create(opts.workers);
+  const cache: ScanCache | null = sources.length > 1 && !opts.onEntry ? new Map() : null;
   try {
     for (const src of sources) {
-      const v = new SourceVerifier(src, opts, roots, findings, report.rotatedKeys, sources.length > 1, pool);
+      const v = new SourceVerifier(src, opts, roots, findings, report.rotatedKeys, sources.length > 1, pool, cache);
       results.push(await v.run());
       report.sources.push(v.summary);
     }
@@ -178,6 +186,7 @@ class SourceVerifier {
   #latest: CpState | null = null;
   #lastProgress = performance.now();
   readonly #pool: ScanPool | null;
+  readonly #cache: ScanCache | null;
   /** Scans started ahead of the main loop (pool mode), by segment seq. */
   readonly #ahead = new Map<number, Promise<SegmentScan>>();
 
@@ -189,8 +198,10 @@ class SourceVerifier {
     rotated: string[],
     compare: boolean,
     pool: ScanPool | null = null,
+    cache: ScanCache | null = null,
   ) {
     this.#pool = pool;
+    this.#cache = cache;
     this.#src = src;
     this.#opts = opts;
     this.#roots = roots;
@@ -280,7 +291,7 @@ class SourceVerifier {
         const names = cps.get(q) ?? [];
         if (this.#skipByName(names, cps.get(q - 1) ?? [])) continue;
         const probe = names.map((c) => c.name.size);
-        const p = this.#readBytes(item).then((bytes) => pool.scan(bytes, probe, this.#wantDigests));
+        const p = this.#readBytes(item).then((bytes) => this.#scanBytes(item, bytes, probe, (b) => pool.scan(b, probe, false)));
         p.catch(() => undefined); // awaited later; keep an early failure from being "unhandled"
         this.#ahead.set(q, p);
       }
@@ -396,6 +407,25 @@ class SourceVerifier {
     if (since !== null && since !== undefined && seal.toMs < since) return true;
     if (until !== null && until !== undefined && from > until) return true;
     return false;
+  }
+
+  /**
+   * Scans whole-object bytes with `scan`, or reuses the scan of a byte-identical copy verified in
+   * an earlier source (ScanCache). The result carries the object's SHA-256 in `digest`.
+   */
+  async #scanBytes(item: StoredItem, bytes: Uint8Array, probe: Iterable<number>, scan: (b: Uint8Array) => Promise<SegmentScan>): Promise<SegmentScan> {
+    if (!this.#cache) return scan(bytes);
+    const digestBytes = new Uint8Array(createHash('sha256').update(bytes).digest());
+    const digest = Buffer.from(digestBytes).toString('hex');
+    const want = new Set(probe);
+    const hit = this.#cache.get(item.name);
+    if (hit && hit.digest === digest && [...want].every((x) => hit.probe.has(x))) {
+      this.summary.identicalToVerified++;
+      return { ...hit.scan, digest: digestBytes };
+    }
+    const result = { ...(await scan(bytes)), digest: digestBytes };
+    if (!hit) this.#cache.set(item.name, { digest, scan: result, probe: want });
+    return result;
   }
 
   /** The whole object (pool mode: a segment is handed to a worker in one piece). */
@@ -586,6 +616,11 @@ class SourceVerifier {
     if (ahead) {
       this.#ahead.delete(seq);
       scan = await ahead;
+      if (scan.digest && !isOpen) this.#digests.set(item.name, Buffer.from(scan.digest).toString('hex'));
+    } else if (this.#cache && !this.#opts.onEntry) {
+      // Several sources: the whole object is needed for its digest before deciding to scan it.
+      const bytes = await this.#readBytes(item);
+      scan = await this.#scanBytes(item, bytes, probeSizes, (b) => scanSegment([b], { probeSizes }));
       if (scan.digest && !isOpen) this.#digests.set(item.name, Buffer.from(scan.digest).toString('hex'));
     } else {
       const hasher = this.#wantDigests ? new DigestTap() : undefined;

@@ -90,8 +90,15 @@ describe('sealtrail verify', () => {
       `receivers: { otlp: { protocols: { http: {} } } }\nledger: { origin: ${ORIGIN} }\ndestinations:\n  - { name: local-worm, type: fs, path: ${dest} }\n`,
     );
     const ok = await cli(['verify', log, dest, 'dest:local-worm', '--config', cfg, '--key', pubA, '--origin', ORIGIN, '--json']);
-    expect(JSON.parse(ok.out).findings).toEqual([]);
+    const okDoc = JSON.parse(ok.out);
+    expect(okDoc.findings).toEqual([]);
     expect(ok.code).toBe(0);
+    // byte-identical segments of the 2nd and 3rd source reuse the first source's scan (4 sealed segments)
+    expect(okDoc.sources.map((x: { identicalToVerified: number; entries: number }) => [x.identicalToVerified, x.entries])).toEqual([
+      [0, 40],
+      [4, 40],
+      [4, 40],
+    ]);
     const bad = path.join(root, 'worm-bad');
     copyDir(dest, bad);
     const f = path.join(bad, originPath(ORIGIN), 'segments', '0000000000000001.seg');
