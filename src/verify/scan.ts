@@ -66,7 +66,7 @@ function headerVersion(first: Uint8Array): number | undefined {
  */
 export async function scanSegment(
   chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-  opts: { probeSizes?: ReadonlySet<number>; digest?: boolean; onEntry?: (index: number, entry: Uint8Array) => void } = {},
+  opts: { probeSizes?: ReadonlySet<number>; digest?: boolean; onEntry?: (index: number, entry: Uint8Array) => void | Promise<void> } = {},
 ): Promise<SegmentScan> {
   const probe = opts.probeSizes ?? new Set<number>();
   const hasher = opts.digest ? createHash('sha256') : undefined;
@@ -99,7 +99,9 @@ export async function scanSegment(
           const f = scan.frontier!;
           f.append(item.leaf);
           scan.frames++;
-          opts.onEntry?.(item.index, item.entry);
+          // A consumer that needs to wait (stdout backpressure in `export`) returns a promise.
+          const wait = opts.onEntry?.(item.index, item.entry);
+          if (wait) await wait;
           if (probe.has(f.size)) scan.rootsAt.set(f.size, f.root());
         } else if (item.kind === 'header') {
           scan.header = item.header;

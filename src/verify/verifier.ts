@@ -37,7 +37,7 @@ export interface VerifyOptions {
   /** Called now and then with a one-line progress message (the CLI prints it on stderr). */
   readonly onProgress?: (line: string) => void;
   /** Called for every entry of every segment whose entries were verified (used by `export`). */
-  readonly onEntry?: (index: number, entry: Uint8Array, source: string) => void;
+  readonly onEntry?: (index: number, entry: Uint8Array, source: string) => void | Promise<void>;
   /**
    * Worker threads for scanning segments (pool.ts); default: the available cores. 0 = scan on the
    * main thread. Ignored with `onEntry` (entries are delivered in order from the main thread).

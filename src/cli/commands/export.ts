@@ -10,6 +10,7 @@
  * checkpoint are exported from a verified log. --since/--until select segments by their signed time
  * range and then entries by their own time (timeUnixNano, else observedTimeUnixNano).
  */
+import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import { SealtrailError } from '../../errors.js';
 import { entryToOtlpJson } from '../../otlp/index.js';
@@ -73,9 +74,13 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     }
     let written = 0;
     let buffered = '';
-    const flush = (): void => {
-      if (buffered) io.stdout.write(buffered);
+    // Write in ~1 MiB pieces and wait for 'drain' when the consumer is slower than verification,
+    // so memory stays flat however large the export.
+    const flush = (): Promise<void> | undefined => {
+      const chunk = buffered;
       buffered = '';
+      if (chunk && !io.stdout.write(chunk)) return once(io.stdout, 'drain').then(() => undefined);
+      return undefined;
     };
     const report = await verifyLog([src], {
       ...base,
@@ -92,10 +97,11 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
         if (t !== undefined && ((since !== null && t < since) || (until !== null && t > until))) return;
         buffered += `${JSON.stringify({ resourceLogs: [rl] })}\n`;
         written++;
-        if (buffered.length > 1 << 20) flush();
+        if (buffered.length > 1 << 20) return flush();
+        return undefined;
       },
     });
-    flush();
+    await flush();
     io.stderr.write(`sealtrail export: ${written} entries written\n`);
     if (report.findings.length > 0) {
       io.stderr.write(renderHuman(report));
