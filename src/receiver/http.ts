@@ -306,24 +306,33 @@ export class HttpReceiver {
 
   #onClientError(e: NodeJS.ErrnoException, socket: Socket): void {
     // Same answers as Node's default handler (lib/_http_server.js socketOnError), plus a metric.
+    // The body is a one-line text message naming what was wrong (G7); the connection is closed.
     const code = e.code;
     let status = 400;
     let reason = 'malformed_http';
+    let message = `malformed HTTP/1.1 request (${code ?? 'parse error'}); send a valid request`;
     if (code === 'HPE_HEADER_OVERFLOW') {
       status = 431;
       reason = 'header_too_large';
+      message = `request header block larger than ${KEY}.max_request_header_size (${this.#config.max_request_header_size} bytes)`;
     } else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
       status = 408;
       reason = 'timeout';
+      message = `request not received in time (${KEY}.read_header_timeout ${this.#config.read_header_timeout} ms for the headers, read_timeout ${this.#config.read_timeout} ms for all of it)`;
     } else if (code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') {
       status = 413;
       reason = 'header_too_large';
+      message = 'chunk extensions too large';
     } else if (code === 'ECONNRESET' || code === 'EPIPE') {
       reason = 'connection_reset';
     }
     if (reason !== 'connection_reset') this.#deps.metrics?.receiverRefusedRequests.inc({ transport: 'http', reason });
     if (reason !== 'connection_reset' && socket.writable && socket.bytesWritten === 0) {
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
+      const body = `${message}\n`;
+      socket.end(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
     }
     socket.destroy();
   }
