@@ -123,6 +123,8 @@ export interface AgentOptions {
   readonly keyFile?: string;
   /** Write a V8 CPU profile to this directory (node --cpu-prof). */
   readonly cpuProfDir?: string;
+  /** Extra node flags for the agent process (experiments, e.g. --max-semi-space-size=4). */
+  readonly nodeFlags?: readonly string[];
   /** Default true: wait for /readyz 200 and 1 s more (start-up time, idle RSS). */
   readonly waitReady?: boolean;
 }
@@ -158,7 +160,7 @@ export class AgentProcess {
 
   private constructor(o: AgentOptions, configFile: string) {
     this.configFile = configFile;
-    const nodeArgs = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [];
+    const nodeArgs = [...(o.nodeFlags ?? []), ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [])];
     this.spawnedAt = performance.now();
     this.child = spawnPinned(o.cpu, o.node, [...nodeArgs, o.bin, 'agent', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
     if (this.child.pid === undefined) throw new Error(`could not start the agent (${o.node} ${o.bin})`);

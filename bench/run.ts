@@ -9,7 +9,8 @@
  *            --soak SECONDS (sustained-load memory run; the issue's steadiness check is --soak 300),
  *            --cpu-prof DIR (profile the fsync agent with node --cpu-prof; perturbs the figures),
  *            --only throughput,variants,open,soak,verify,forward, --transports http-protobuf,http-json,grpc,
- *            --concurrency N (requests in flight in the closed loop, default 32)
+ *            --concurrency N (requests in flight in the closed loop, default 32),
+ *            --agent-node-flags "--max-semi-space-size=4" (node flags for both agents; experiments only)
  *
  * Side by side in one run, each on CPU 0 (taskset) with the load generator on CPU 1:
  *   (a) bare     — bench/bare.ts: node:http / node:http2 servers that read the body and answer success;
@@ -57,6 +58,7 @@ const { values: opt } = parseArgs({
     only: { type: 'string' },
     concurrency: { type: 'string' },
     transports: { type: 'string' },
+    'agent-node-flags': { type: 'string' },
   },
 });
 
@@ -64,7 +66,7 @@ const QUICK = opt.quick === true;
 const PHASES = new Set((opt.only ?? 'throughput,variants,open,soak,verify,forward').split(','));
 const S = QUICK
   ? { warmup: 400, main: 2000, variant: 1500, open: 2000, soak: Number(opt.soak ?? 8), verifyBytes: 64 * 2 ** 20, segBytes: 8 * 2 ** 20, s3Bytes: 32 * 2 ** 20 }
-  : { warmup: 1000, main: 8000, variant: 5000, open: 6000, soak: Number(opt.soak ?? 60), verifyBytes: 2 ** 30, segBytes: 64 * 2 ** 20, s3Bytes: 128 * 2 ** 20 };
+  : { warmup: 1000, main: 8000, variant: 4000, open: 5000, soak: Number(opt.soak ?? 60), verifyBytes: 2 ** 30, segBytes: 64 * 2 ** 20, s3Bytes: 128 * 2 ** 20 };
 const CONCURRENCY = Number(opt.concurrency ?? 32);
 const RUN_TRANSPORTS = TRANSPORTS.filter((t) => !opt.transports || opt.transports.split(',').includes(t));
 const AGENT_CPU = 0;
@@ -180,6 +182,7 @@ async function startAgent(name: 'none' | 'fsync', dir: string, cpuProfDir?: stri
     durability: name,
     cpu: AGENT_CPU,
     ...(cpuProfDir ? { cpuProfDir } : {}),
+    ...(opt['agent-node-flags'] ? { nodeFlags: opt['agent-node-flags'].split(' ').filter(Boolean) } : {}),
   });
   return { name, pid: agent.pid, ports: { http: agent.http.port, grpc: agent.grpc.port }, metricsUrl: agent.metricsUrl, agent };
 }
@@ -404,7 +407,7 @@ async function forwardPhase(base: string, src: { ledgerDir: string; keyFile: str
   });
   let first: { t: number; bytes: number } | undefined;
   let last = { t: 0, bytes: 0 };
-  const deadline = performance.now() + 3 * 60_000; // reported as INCOMPLETE beyond this
+  const deadline = performance.now() + 90_000; // reported as INCOMPLETE beyond this
   for (;;) {
     const m = await scrape(agent.metricsUrl).catch(() => undefined);
     const sent = metricSum(m, 'sealtrail_exporter_sent_bytes_total');
