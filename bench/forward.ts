@@ -2,7 +2,7 @@
  * Forwarding throughput to the local S3 Object Lock server (docs/benchmarks.md "Forwarding").
  *
  *   eval "$(scripts/s3-server.sh start)"; npm run build
- *   node dist/bench/forward.js [--segments 24] [--mib 8] [--dests 3] [--quorum 2]
+ *   node dist/bench/forward.js [--segments 24] [--mib 8] [--dests 3] [--quorum 2] [--concurrency 2]
  *
  * Writes N random segments (plus a small checkpoint each) into a ledger-shaped temp directory and
  * times the replicator until every object is confirmed (PUT + read-back GET + version checks) by
@@ -24,12 +24,14 @@ const { values } = parseArgs({
     mib: { type: 'string', default: '8' },
     dests: { type: 'string', default: '3' },
     quorum: { type: 'string', default: '2' },
+    concurrency: { type: 'string', default: '2' },
   },
 });
 const N = Number(values.segments);
 const MIB = Number(values.mib);
 const D = Number(values.dests);
 const W = Number(values.quorum);
+const K = Number(values.concurrency);
 const endpoint = process.env.SEALTRAIL_S3_ENDPOINT;
 if (!endpoint) {
   process.stderr.write('SEALTRAIL_S3_ENDPOINT is unset: run eval "$(scripts/s3-server.sh start)" first\n');
@@ -68,6 +70,7 @@ try {
     origin: 'sealtrail.bench/node-a',
     stateDir: join(ledger, 'forward'),
     canary: false,
+    concurrency: K,
   });
   const t0 = performance.now();
   let tQuorum = 0;
@@ -89,6 +92,7 @@ try {
     segment_mib: MIB,
     destinations: D,
     quorum: W,
+    concurrency: K,
     seconds_all_confirmed: Number(secs.toFixed(2)),
     log_mb_per_s: Number((mb / secs).toFixed(1)),
     to_gateway_mb_per_s: Number(((mb * D) / secs).toFixed(1)),

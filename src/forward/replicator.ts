@@ -66,6 +66,8 @@ export interface ReplicatorOptions {
   readonly acceptUnsafe?: ReadonlySet<string>;
   /** Run the write-once canary on each destination before uploading to it (default true). */
   readonly canary?: boolean;
+  /** Uploads in flight per destination (default 2): hides per-request latency of remote stores. */
+  readonly concurrency?: number;
   /** Re-list the source this often as a safety net for missed notifications (default 5 s). */
   readonly pollIntervalMs?: number;
   readonly clock?: () => number;
@@ -147,8 +149,11 @@ class Worker {
   canary: CanaryResult | undefined;
   attempt = 0;
   lastError: string | undefined;
-  #wake: (() => void) | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  /** Item names being uploaded by this worker's lanes right now. */
+  readonly inflight = new Set<string>();
+  /** Serialises writes of the progress file between lanes. */
+  saveChain: Promise<void> = Promise.resolve();
+  readonly #sleepers = new Set<{ wake: () => void; backingOff: boolean }>();
   done: Promise<void> = Promise.resolve();
 
   constructor(
@@ -159,22 +164,26 @@ class Worker {
     this.state = { version: 1, destination: dest.name, confirmed: {} };
   }
 
-  /** Waits until woken or `ms` elapsed (no timeout when ms is undefined). */
+  /** Waits until woken or `ms` elapsed (idle, no timeout, when ms is undefined). */
   sleep(ms?: number): Promise<void> {
     return new Promise((resolve) => {
-      this.#wake = () => {
-        if (this.#timer) clearTimeout(this.#timer);
-        this.#timer = undefined;
-        this.#wake = undefined;
-        resolve();
+      let timer: NodeJS.Timeout | undefined;
+      const s = {
+        backingOff: ms !== undefined,
+        wake: () => {
+          if (timer) clearTimeout(timer);
+          this.#sleepers.delete(s);
+          resolve();
+        },
       };
-      if (ms !== undefined) this.#timer = setTimeout(() => this.#wake?.(), ms);
+      this.#sleepers.add(s);
+      if (ms !== undefined) timer = setTimeout(s.wake, ms);
     });
   }
 
-  /** Wakes an idle worker (new items) or, with force, one that is backing off (shutdown). */
+  /** Wakes idle lanes (new items) or, with force, also those backing off (shutdown). */
   wake(force = false): void {
-    if (force || this.#timer === undefined) this.#wake?.();
+    for (const s of [...this.#sleepers]) if (force || !s.backingOff) s.wake();
   }
 
   /** Confirmations from this destination count toward quorum. */
@@ -449,92 +458,114 @@ export class Replicator {
     const log = this.#o.logger?.child({ destination: w.dest.name });
     const m = this.#o.metrics;
     const label = { destination: w.dest.name };
-    while (!this.#stopping) {
-      if (this.#o.canary !== false && w.canary === undefined) {
-        const r = await runCanary(w.dest);
-        if (this.#stopping) break;
-        if (r.safe === undefined) {
-          w.attempt++;
-          w.healthy = false;
-          w.lastError = `canary: ${r.error ?? 'did not run'}`;
-          log?.warn({ err: w.lastError }, 'forwarder: destination unreachable for the write-once canary; retrying');
-          await w.sleep(this.#backoff(w, 0, false));
-          continue;
-        }
-        w.canary = r;
-        w.unsafe = !r.safe;
-        m?.destinationUnsafe.set(label, r.safe ? 0 : 1);
-        if (!r.safe) {
-          const failed = r.checks.filter((c) => !c.ok).map((c) => c.detail).join('; ');
-          if (w.accepted) log?.warn({ failed }, 'forwarder: destination is NOT write-once (accepted by accept_unsafe: true)');
-          else log?.error({ failed }, 'forwarder: destination is NOT write-once: its copies do not count toward quorum');
-        }
+    // The canary runs before the first upload to a destination.
+    while (!this.#stopping && this.#o.canary !== false && w.canary === undefined) {
+      const r = await runCanary(w.dest);
+      if (this.#stopping) break;
+      if (r.safe === undefined) {
+        w.attempt++;
+        w.healthy = false;
+        w.lastError = `canary: ${r.error ?? 'did not run'}`;
+        log?.warn({ err: w.lastError }, 'forwarder: destination unreachable for the write-once canary; retrying');
+        await w.sleep(this.#backoff(w, 0, false));
+        continue;
       }
+      w.canary = r;
+      w.unsafe = !r.safe;
+      w.attempt = 0;
+      w.healthy = true; // the canary wrote and read back an object
+      w.lastError = undefined;
+      m?.destinationUnsafe.set(label, r.safe ? 0 : 1);
+      if (!r.safe) {
+        const failed = r.checks.filter((c) => !c.ok).map((c) => c.detail).join('; ');
+        if (w.accepted) log?.warn({ failed }, 'forwarder: destination is NOT write-once (accepted by accept_unsafe: true)');
+        else log?.error({ failed }, 'forwarder: destination is NOT write-once: its copies do not count toward quorum');
+      }
+    }
+    const lanes = Math.max(1, this.#o.concurrency ?? 2);
+    await Promise.all(Array.from({ length: lanes }, () => this.#lane(w, log, label)));
+  }
 
-      const next = this.#order.find((t) => !t.released && !t.confirmedBy.has(w.dest.name));
+  /** One upload at a time; a worker runs `concurrency` lanes over the same item list. */
+  async #lane(w: Worker, log: Logger | undefined, label: { destination: string }): Promise<void> {
+    const m = this.#o.metrics;
+    while (!this.#stopping) {
+      const next = this.#order.find((t) => !t.released && !t.confirmedBy.has(w.dest.name) && !w.inflight.has(t.item.name));
       if (!next) {
         await w.sleep();
         continue;
       }
-      let res: PutResult;
-      let size = 0;
+      w.inflight.add(next.item.name);
       try {
-        const { body, sha256 } = await this.#read(next);
-        size = body.length;
-        res = await w.dest.put({ key: next.key, body, sha256 }, { signal: this.#abort.signal });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-          // Released or removed meanwhile: re-list and move on.
-          await this.#refresh().catch(() => undefined);
-          continue;
-        }
-        res = { kind: 'retryable', afterMs: 0, reason: `${w.dest.name}: ${errorMessage(e)}` };
+        await this.#upload(w, next, log, label, m);
+      } finally {
+        w.inflight.delete(next.item.name);
       }
-      if (this.#stopping && res.kind !== 'confirmed') break;
-      if (res.kind === 'confirmed') {
-        w.state.confirmed[next.key] = {
-          sha256: res.receipt.sha256,
-          size: res.receipt.size,
-          ...(res.receipt.versionId !== undefined ? { versionId: res.receipt.versionId } : {}),
-          at: res.receipt.confirmedAt,
-        };
-        try {
-          await this.#saveState(w);
-        } catch (e) {
-          // Without a durable record the confirmation does not count yet; the next attempt finds
-          // the identical object and confirms it as already present.
-          delete w.state.confirmed[next.key];
-          w.attempt++;
-          w.lastError = `cannot save forwarder state ${w.file}: ${errorMessage(e)}`;
-          log?.error({ err: w.lastError }, 'forwarder: state write failed');
-          await w.sleep(this.#backoff(w, 0, false));
-          continue;
-        }
-        next.confirmedBy.add(w.dest.name);
-        w.attempt = 0;
-        w.healthy = true;
-        w.lastError = undefined;
-        m?.exporterSent.inc(label);
-        m?.exporterSentBytes.inc(label, size);
-        log?.debug({ key: next.key, versionId: res.receipt.versionId, alreadyPresent: res.receipt.alreadyPresent }, 'forwarder: confirmed');
-        if (this.#workers.every((x) => next.confirmedBy.has(x.dest.name))) this.#evict(next.item.name);
-        this.#updateGauges();
-        await this.#maybeRelease(next);
-        continue;
-      }
-      w.attempt++;
-      w.healthy = false;
-      w.lastError = res.reason;
-      m?.exporterSendFailed.inc(label);
-      if (res.kind === 'failed') {
-        m?.verificationFailures.inc({ check: 'forward' });
-        log?.error({ key: next.key, reason: res.reason }, 'forwarder: destination refused the object; retrying slowly (needs attention)');
-      } else if (w.attempt === 1 || w.attempt % 10 === 0) {
-        log?.warn({ key: next.key, reason: res.reason, attempt: w.attempt }, 'forwarder: upload failed; retrying with backoff');
-      }
-      this.#updateGauges();
-      await w.sleep(this.#backoff(w, res.kind === 'retryable' ? res.afterMs : 0, res.kind === 'failed'));
     }
+  }
+
+  /** One attempt at one item; on failure the lane backs off here (keeping the item in flight). */
+  async #upload(w: Worker, next: Tracked, log: Logger | undefined, label: { destination: string }, m: Metrics | undefined): Promise<void> {
+    let res: PutResult;
+    let size = 0;
+    try {
+      const { body, sha256 } = await this.#read(next);
+      size = body.length;
+      res = await w.dest.put({ key: next.key, body, sha256 }, { signal: this.#abort.signal });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        // Released or removed meanwhile: re-list and move on.
+        await this.#refresh().catch(() => undefined);
+        return;
+      }
+      res = { kind: 'retryable', afterMs: 0, reason: `${w.dest.name}: ${errorMessage(e)}` };
+    }
+    if (this.#stopping && res.kind !== 'confirmed') return;
+    if (res.kind === 'confirmed') {
+      w.state.confirmed[next.key] = {
+        sha256: res.receipt.sha256,
+        size: res.receipt.size,
+        ...(res.receipt.versionId !== undefined ? { versionId: res.receipt.versionId } : {}),
+        at: res.receipt.confirmedAt,
+      };
+      try {
+        const saved = w.saveChain.then(() => this.#saveState(w));
+        w.saveChain = saved.catch(() => undefined);
+        await saved;
+      } catch (e) {
+        // Without a durable record the confirmation does not count yet; the next attempt finds
+        // the identical object and confirms it as already present.
+        delete w.state.confirmed[next.key];
+        w.attempt++;
+        w.lastError = `cannot save forwarder state ${w.file}: ${errorMessage(e)}`;
+        log?.error({ err: w.lastError }, 'forwarder: state write failed');
+        await w.sleep(this.#backoff(w, 0, false));
+        return;
+      }
+      next.confirmedBy.add(w.dest.name);
+      w.attempt = 0;
+      w.healthy = true;
+      w.lastError = undefined;
+      m?.exporterSent.inc(label);
+      m?.exporterSentBytes.inc(label, size);
+      log?.debug({ key: next.key, versionId: res.receipt.versionId, alreadyPresent: res.receipt.alreadyPresent }, 'forwarder: confirmed');
+      if (this.#workers.every((x) => next.confirmedBy.has(x.dest.name))) this.#evict(next.item.name);
+      this.#updateGauges();
+      await this.#maybeRelease(next);
+      return;
+    }
+    w.attempt++;
+    w.healthy = false;
+    w.lastError = res.reason;
+    m?.exporterSendFailed.inc(label);
+    if (res.kind === 'failed') {
+      m?.verificationFailures.inc({ check: 'forward' });
+      log?.error({ key: next.key, reason: res.reason }, 'forwarder: destination refused the object; retrying slowly (needs attention)');
+    } else if (w.attempt === 1 || w.attempt % 10 === 0) {
+      log?.warn({ key: next.key, reason: res.reason, attempt: w.attempt }, 'forwarder: upload failed; retrying with backoff');
+    }
+    this.#updateGauges();
+    await w.sleep(this.#backoff(w, res.kind === 'retryable' ? res.afterMs : 0, res.kind === 'failed'));
   }
 
   /** Releases the local copy once forwarding says it may (never before the state is durable). */
