@@ -13,10 +13,12 @@ import { describe, expect, it } from 'vitest';
 import { decodeLogsJson, decodeLogsProtobuf } from '../../src/otlp/index.js';
 import { otlpRoot, sampleRequest, sampleRequestJson } from '../receiver/helpers.js';
 
-export const RUNS = Number(process.env.FUZZ_RUNS ?? 200);
+const RUNS = Number(process.env.FUZZ_RUNS ?? 200);
 const SEED = process.env.FUZZ_SEED !== undefined ? { seed: Number(process.env.FUZZ_SEED) } : {};
 const LIMITS = { maxNestingDepth: 32 };
 const params = { numRuns: RUNS, ...SEED };
+/** Per-test time budget: the JSON property is the slowest at about 7 ms a run. */
+const BUDGET_MS = Math.max(30_000, RUNS * 10);
 
 type Decoded = ReturnType<typeof decodeLogsProtobuf>;
 
@@ -99,7 +101,7 @@ function mutate(base: Uint8Array, ms: readonly Mutation[]): Uint8Array {
 describe('fuzz: OTLP decoders never throw and answer well-formed results', () => {
   it('random bytes (both decoders)', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 2048 }), (bytes) => decodeBoth(bytes)), params);
-  });
+  }, BUDGET_MS);
 
   it('mutated valid protobuf requests', () => {
     const base = richRequest();
@@ -115,7 +117,7 @@ describe('fuzz: OTLP decoders never throw and answer well-formed results', () =>
     );
     // Both outcomes occur: the mutations are neither all fatal nor all harmless.
     console.log(`mutated protobuf: ${accepted}/${RUNS} still valid`);
-  });
+  }, BUDGET_MS);
 
   it('random protobuf-shaped messages: nested length-delimited fields with random tags', () => {
     // Build wire-format-valid but semantically random messages: tag, then a payload of the wire type.
@@ -143,7 +145,7 @@ describe('fuzz: OTLP decoders never throw and answer well-formed results', () =>
       }),
       params,
     );
-  });
+  }, BUDGET_MS);
 
   it('random JSON values and mutated valid JSON requests', () => {
     fc.assert(fc.property(fc.jsonValue({ maxDepth: 6 }), (v) => decodeBoth(new TextEncoder().encode(JSON.stringify(v)))), params);
@@ -159,7 +161,7 @@ describe('fuzz: OTLP decoders never throw and answer well-formed results', () =>
     );
     const text = new TextEncoder().encode(sampleRequestJson(2));
     fc.assert(fc.property(fc.array(mutationArb, { minLength: 1, maxLength: 4 }), (ms) => checkResult(decodeLogsJson(mutate(text, ms), LIMITS))), params);
-  });
+  }, BUDGET_MS);
 
   it('deep JSON nesting (up to 30000 levels) never overflows the stack; beyond max_nesting_depth it is refused', () => {
     fc.assert(
@@ -174,7 +176,7 @@ describe('fuzz: OTLP decoders never throw and answer well-formed results', () =>
       }),
       { ...params, numRuns: Math.min(RUNS, 30) },
     );
-  });
+  }, BUDGET_MS);
 
   it('deep protobuf nesting (up to 3000 levels) never overflows the stack; beyond max_nesting_depth it is refused', () => {
     const ld = (field: number, payload: Uint8Array): Uint8Array => concat([varint(BigInt((field << 3) | 2)), varint(BigInt(payload.length)), payload]);
@@ -191,7 +193,7 @@ describe('fuzz: OTLP decoders never throw and answer well-formed results', () =>
       }),
       { ...params, numRuns: Math.min(RUNS, 30) },
     );
-  });
+  }, BUDGET_MS);
 });
 
 function varint(v: bigint): Uint8Array {

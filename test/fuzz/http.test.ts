@@ -23,6 +23,8 @@ import { MemorySink, httpRequest, sampleRequest, sampleRequestJson, startHttp } 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 200);
 const SEED = process.env.FUZZ_SEED !== undefined ? { seed: Number(process.env.FUZZ_SEED) } : {};
 const TOKEN = 'fuzz-token-0123456789abcdef0123';
+/** Per-test time budget: about 15 ms a request, never below 60 s. */
+const BUDGET_MS = Math.max(60_000, RUNS * 15);
 const STATUSES = new Set([200, 400, 401, 404, 405, 413, 415, 429, 503]);
 
 let dir: string;
@@ -141,7 +143,7 @@ describe('fuzz: OTLP/HTTP receiver', () => {
     // The generator reaches both sides of the fence.
     expect(seen.get(200) ?? 0).toBeGreaterThan(0);
     expect(seen.get(401) ?? 0).toBeGreaterThan(0);
-  }, 60_000);
+  }, BUDGET_MS);
 
   it('raw-socket garbage gets 400 (or a close), never a crash; the receiver serves afterwards', async () => {
     const before = sink.entries.length;
@@ -168,5 +170,5 @@ describe('fuzz: OTLP/HTTP receiver', () => {
     expect(sink.entries.length).toBe(before);
     const ok = await httpRequest(url, { headers: { 'content-type': 'application/x-protobuf', authorization: `Bearer ${TOKEN}` }, body: sampleRequest(1) });
     expect(ok.status).toBe(200);
-  }, 60_000);
+  }, BUDGET_MS);
 });
