@@ -78,7 +78,8 @@ describe('loadSigner permission checks', () => {
     await expect(loadSigner(r.keyPath)).resolves.toBeDefined();
   });
 
-  for (const m of [0o640, 0o604, 0o660, 0o644, 0o602, 0o620]) {
+  // Every group/other bit counts, execute included (security review, issue 8: 0610, 0601, 0777 added).
+  for (const m of [0o640, 0o604, 0o660, 0o644, 0o602, 0o620, 0o610, 0o601, 0o777]) {
     it(`refuses mode 0${m.toString(8)} and says how to fix it, without key material`, async () => {
       const r = await writeKeyPair(dir, 'k');
       const keyText = (await fs.readFile(r.keyPath, 'utf8')).trim();
