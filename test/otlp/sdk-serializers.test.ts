@@ -55,7 +55,7 @@ function withSpan(sc: { traceId: string; spanId: string; traceFlags: number }) {
   return { context: ctx as never };
 }
 
-function records(entries: Uint8Array[]): O[] {
+function records(entries: Uint8Array[]): { resource: O; scope: O; record: O }[] {
   return entries.map((e) => {
     const rl = entryToOtlpJson(e) as { resource: O; scopeLogs: { scope: O; logRecords: O[] }[] };
     return { resource: rl.resource, scope: rl.scopeLogs[0]!.scope, record: rl.scopeLogs[0]!.logRecords[0]! };
