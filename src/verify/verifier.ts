@@ -187,6 +187,8 @@ class SourceVerifier {
   #lastProgress = performance.now();
   readonly #pool: ScanPool | null;
   readonly #cache: ScanCache | null;
+  /** A ledger directory whose forwarder released checkpoint files: the chain may start later. */
+  #checkpointsReleased = false;
   /** Scans started ahead of the main loop (pool mode), by segment seq. */
   readonly #ahead = new Map<number, Promise<SegmentScan>>();
 
@@ -219,6 +221,7 @@ class SourceVerifier {
   async run(): Promise<SourceResult> {
     const items = await this.#src.list();
     const released = await this.#src.released();
+    this.#checkpointsReleased = [...released].some((n) => n.endsWith('.cp'));
     const segs = new Map<number, StoredItem>();
     const cps = new Map<number, { item: StoredItem; name: NonNullable<ReturnType<typeof parseCheckpointFileName>> }[]>();
     let open: StoredItem | undefined;
@@ -591,6 +594,10 @@ class SourceVerifier {
       if (cp.seq < last.seq) this.#find('checkpoint.order', seq, `${st.where}: segment ${cp.seq} after segment ${last.seq}`, file);
     } else if (cp.prev === null && (cp.size !== 0 && cp.seq !== 0)) {
       this.#find('checkpoint.link', seq, `${st.where} claims to be the first checkpoint of the log but covers ${cp.size} entries in segment ${cp.seq}`, file);
+    } else if (cp.prev !== null && !this.#checkpointsReleased) {
+      // The first checkpoint here is not the log's first (that one says genesis): the earlier ones
+      // were deleted. Only a ledger directory may lack them, when the forwarder released them.
+      this.#find('checkpoint.link', seq, `${st.where} follows a checkpoint that is not here: the log's earlier checkpoints are missing`, file);
     }
     this.#last = st;
   }

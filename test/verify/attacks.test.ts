@@ -272,11 +272,23 @@ describe('3. deleted segments and tail truncation', () => {
     for (const s of [0, 1]) fs.rmSync(segPath(d, s));
     for (const f of cpFiles(d, (x) => /^000000000000000[01]-/.test(x))) fs.rmSync(f);
     const r = await verifyDirs([d], A);
-    expect(brief(r)).toEqual([{ check: 'segment.start', segment: 2 }]);
+    expect(brief(r)).toEqual([
+      { check: 'segment.start', segment: 2 },
+      { check: 'checkpoint.link', segment: 2 },
+    ]);
     fs.writeFileSync(path.join(d, 'released'), `${gone.join('\n')}\n`);
     const ok = await verifyDirs([d], A);
     expect(brief(ok)).toEqual([]);
     expect(ok.sources[0]!.firstSegment).toBe(2);
+  });
+
+  it("delete the log's first checkpoint (the genesis heartbeat) → checkpoint.link", async () => {
+    const d = fresh();
+    const genesis = cpFiles(d)[0]!;
+    expect(fs.readFileSync(genesis, 'utf8')).toMatch(/\nsealtrail-prev genesis\n/);
+    fs.rmSync(genesis);
+    const r = await verifyDirs([d], A);
+    expect(brief(r)).toEqual([{ check: 'checkpoint.link', segment: 0 }]);
   });
 
   it('delete everything → log.empty', async () => {
