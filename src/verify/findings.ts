@@ -90,6 +90,8 @@ export interface SourceSummary {
   skippedSegments: number;
   /** Segments byte-identical (SHA-256) to one already verified in an earlier source: its scan was reused. */
   identicalToVerified: number;
+  /** Entries stored after the newest signed checkpoint (a ledger's open segment): checked, not yet signed. */
+  unsignedEntries: number;
 }
 
 /** The whole result of a `verify` run; rendered by {@link renderHuman} and {@link renderJson}. */
@@ -124,6 +126,7 @@ export function emptySummary(source: string): SourceSummary {
     timeTo: null,
     skippedSegments: 0,
     identicalToVerified: 0,
+    unsignedEntries: 0,
   };
 }
 
@@ -171,6 +174,7 @@ export function renderJson(report: VerifyReport): string {
       timeTo: iso(s.timeTo),
       skippedSegments: s.skippedSegments,
       identicalToVerified: s.identicalToVerified,
+      unsignedEntries: s.unsignedEntries,
     })),
     findings: sortFindings(report).map((f) => ({
       check: f.check,
@@ -203,7 +207,8 @@ export function renderHuman(report: VerifyReport): string {
         (s.treeSize !== null ? `; tree size ${s.treeSize}` : '') +
         (s.timeFrom !== null ? `; ${iso(s.timeFrom)} .. ${iso(s.timeTo)}` : '') +
         (s.skippedSegments > 0 ? `; ${s.skippedSegments} segments outside --since/--until (entries not hashed)` : '') +
-        (s.identicalToVerified > 0 ? `; ${s.identicalToVerified} segments byte-identical to an earlier source (not re-hashed)` : ''),
+        (s.identicalToVerified > 0 ? `; ${s.identicalToVerified} segments byte-identical to an earlier source (not re-hashed)` : '') +
+        (s.unsignedEntries > 0 ? `; ${s.unsignedEntries} entries after the newest signed checkpoint (not yet signed)` : ''),
     );
   }
   lines.push(

@@ -189,6 +189,8 @@ class SourceVerifier {
   readonly #cache: ScanCache | null;
   /** A ledger directory whose forwarder released checkpoint files: the chain may start later. */
   #checkpointsReleased = false;
+  /** Largest index + 1 of the entries scanned. */
+  #maxEnd = 0;
   /** Scans started ahead of the main loop (pool mode), by segment seq. */
   readonly #ahead = new Map<number, Promise<SegmentScan>>();
 
@@ -374,6 +376,9 @@ class SourceVerifier {
   }
 
   #result(segSeqs: number[]): SourceResult {
+    if (this.#maxEnd > 0 && this.summary.treeSize !== null && this.#maxEnd > this.summary.treeSize) {
+      this.summary.unsignedEntries = this.#maxEnd - this.summary.treeSize;
+    }
     return { summary: this.summary, digests: this.#digests, segmentSeqs: segSeqs, latestSize: this.#latest?.size ?? null };
   }
 
@@ -639,6 +644,7 @@ class SourceVerifier {
     this.summary.segments++;
     this.summary.bytes += scan.bytes;
     this.summary.entries += scan.frames;
+    if (scan.header) this.#maxEnd = Math.max(this.#maxEnd, scan.header.firstIndex + scan.frames);
     this.#noteSegmentSeq(seq);
     if (scan.unsupportedVersion !== undefined) {
       if (scan.unsupportedVersion > 0) {

@@ -578,6 +578,7 @@ describe('the open segment of a running agent', () => {
       expect(brief(ok)).toEqual([]);
       expect(ok.sources[0]!.entries).toBe(48);
       expect(ok.sources[0]!.treeSize).toBe(46);
+      expect(ok.sources[0]!.unsignedEntries).toBe(2);
       // Rewrite entry 42 in the open segment with CRC and chain recomputed: the heartbeat disagrees.
       const open = path.join(snap, 'segments', '0000000000000004.seg.open');
       const { rewriteOpenSegment } = await import('./helpers.js');
