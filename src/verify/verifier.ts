@@ -353,8 +353,11 @@ class SourceVerifier {
             { file: sealFromFile.item.name },
           );
         }
-        // Heartbeats of a segment that is not stored: normal for the open segment (seq after the
-        // last sealed one); any gap before it was reported above as segment.sequence.
+        // Heartbeats of a segment that is not stored: normal for the open segment (the last seq
+        // here); before a later segment or checkpoint, that segment was deleted.
+        else if (cpList.length > 0 && i < allSeqs.length - 1 && !released.has(segName(seq))) {
+          this.#find('segment.sequence', seq, `checkpoints of segment ${seq} exist (${cpList[0]!.item.name}) but the segment is missing`, { file: cpList[0]!.item.name });
+        }
         if (sealFromFile?.state) this.#afterSeal(sealFromFile.state, null);
         else if (heartbeats.length) this.#resetContinuity();
         continue;

@@ -227,6 +227,15 @@ describe('3. deleted segments and tail truncation', () => {
     expect(brief(r)).toContainEqual({ check: 'segment.sequence', segment: 2 });
   });
 
+  it('delete a middle segment and its seal, keeping its heartbeat → segment.sequence', async () => {
+    const d = fresh();
+    fs.rmSync(segPath(d, 2));
+    fs.rmSync(cpOf(d, 2, 'seal'));
+    const r = await verifyDirs([d], A);
+    expect(brief(r)[0]).toEqual({ check: 'segment.sequence', segment: 2 });
+    expect(brief(r)).toContainEqual({ check: 'checkpoint.link', segment: 3 });
+  });
+
   it('delete a middle segment and its checkpoints → segment.sequence and checkpoint.link', async () => {
     const d = fresh();
     fs.rmSync(segPath(d, 2));
