@@ -582,12 +582,20 @@ export class Ledger implements EntrySink {
     await this.#fs.rename(tmp, path.join(dir, name));
   }
 
-  /** Writes checkpoints/<name> and head.checkpoint (both fsync'd; the caller fsyncs the directories). */
+  /**
+   * Writes head.checkpoint, then checkpoints/<name> (both fsync'd; the caller fsyncs the
+   * checkpoints directory). Order matters: head.checkpoint is made durable FIRST, so it is never
+   * older than a checkpoint file that forwarding could have shipped. Otherwise a crash between
+   * the two would let recovery link the next checkpoint to an older head, forking the prev-chain
+   * (found by test/e2e/crash.test.ts). A crash after the head but before the file is repaired by
+   * recovery, which recreates the missing file from head.checkpoint (#ensureCheckpointFile).
+   */
   async #persistCheckpoint(c: LastCheckpoint): Promise<CheckpointInfo> {
     const bytes = enc.encode(c.note);
     const name = checkpointFileName(c.cp.seq, c.cp.size, c.cp.toMs, c.cp.kind);
-    await this.#writeAtomic(this.#cpDir, name, bytes, true);
     await this.#writeAtomic(this.#dir, HEAD_FILE, bytes, false);
+    await this.#fs.fsyncDir(this.#dir);
+    await this.#writeAtomic(this.#cpDir, name, bytes, true);
     this.#fixedBytes = bytes.length;
     const info: CheckpointInfo = { name, path: path.join(this.#cpDir, name), kind: c.cp.kind, seq: c.cp.seq, size: c.cp.size, toMs: c.cp.toMs, bytes: bytes.length };
     this.#cps.set(name, info);
@@ -959,6 +967,8 @@ export class Ledger implements EntrySink {
       }
       // Without head.checkpoint (deleted?), the last local seal still links the chain: never a second genesis.
       this.#last = head ?? prevEnd?.cp;
+      // A crash between writing head.checkpoint and its checkpoints/ file leaves the file missing.
+      if (head) await this.#ensureCheckpointFile(head);
       await this.#rotateIfNeeded();
       if (scan.count > 0) {
         // Entries a crash left in an unsealed segment get their seal now.
