@@ -66,6 +66,8 @@ export interface BenchReport {
   settings: Record<string, number>;
   rows: Row[];
   startup?: { ms: number; idleRssMB: number; noneMs: number };
+  /** Start-up of an agent on the existing verify log (local sealed segments are checked on open). */
+  restart?: { ms: number; ledgerBytes: number; rssMB: number };
   sanity?: { sent: number; acceptedByAgent: number; exporters: string[] };
   soak?: {
     seconds: number;
@@ -89,7 +91,7 @@ export interface BenchReport {
     fill: { seconds: number; entriesPerSec: number };
     reportSummary?: string;
   };
-  forwarding: { destination: string; segments: number; bytes: number; complete: boolean; secondsFromSpawn: number; MBps: number }[];
+  forwarding: { destination: string; segments: number; bytes: number; complete: boolean; secondsFromSpawn: number; firstObjectAfterS: number; MBps: number }[];
   profile?: { file: string; summary: ProfileSummary };
   targets?: Target[];
 }
@@ -246,6 +248,7 @@ export function renderTable(r: BenchReport): string {
   const other: string[][] = [];
   if (r.startup) other.push(['agent start-up to /readyz 200 (fsync agent, fresh ledger)', `${int(r.startup.ms)} ms (durability none: ${int(r.startup.noneMs)} ms)`]);
   if (r.startup) other.push(['agent idle RSS, 1 s after ready', `${f1(r.startup.idleRssMB)} MB`]);
+  if (r.restart) other.push([`agent start-up to /readyz 200 on an existing ${f2(r.restart.ledgerBytes / 2 ** 30)} GiB ledger (the verify log)`, `${int(r.restart.ms)} ms, RSS 1 s later ${f1(r.restart.rssMB)} MB`]);
   if (r.agentPeakRssMB !== undefined) other.push(['agent (c) peak RSS over all its runs (VmHWM)', `${f1(r.agentPeakRssMB)} MB`]);
   if (r.soak) {
     other.push([
@@ -271,7 +274,7 @@ export function renderTable(r: BenchReport): string {
   for (const f of r.forwarding) {
     other.push([
       `forwarding a backlog of ${f.segments} sealed segments to the ${f.destination} destination`,
-      `${f1(f.MBps)} MB/s (between the first and last confirmed object; ${f1(f.bytes / 1e6)} MB${f.complete ? '' : ', INCOMPLETE'})`,
+      `${f1(f.MBps)} MB/s between the first and the last confirmed object (${f1(f.bytes / 1e6)} MB${f.complete ? '' : ', INCOMPLETE'}); first object confirmed ${f1(f.firstObjectAfterS)} s after the agent was spawned`,
     ]);
   }
   if (!r.forwarding.some((f) => f.destination === 's3')) other.push(['forwarding to S3', 'not measured in this run (set SEALTRAIL_S3_ENDPOINT, see scripts/s3-server.sh)']);

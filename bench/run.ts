@@ -65,8 +65,8 @@ const { values: opt } = parseArgs({
 const QUICK = opt.quick === true;
 const PHASES = new Set((opt.only ?? 'throughput,variants,open,soak,verify,forward').split(','));
 const S = QUICK
-  ? { warmup: 400, main: 2000, variant: 1500, open: 2000, soak: Number(opt.soak ?? 8), verifyBytes: 64 * 2 ** 20, segBytes: 8 * 2 ** 20, s3Bytes: 32 * 2 ** 20 }
-  : { warmup: 1000, main: 8000, variant: 4000, open: 5000, soak: Number(opt.soak ?? 60), verifyBytes: 2 ** 30, segBytes: 64 * 2 ** 20, s3Bytes: 128 * 2 ** 20 };
+  ? { warmup: 400, main: 2000, variant: 1500, open: 2000, soak: Number(opt.soak ?? 8), verifyBytes: 64 * 2 ** 20, segBytes: 8 * 2 ** 20, s3Bytes: 32 * 2 ** 20, fsBytes: 64 * 2 ** 20 }
+  : { warmup: 1000, main: 8000, variant: 4000, open: 5000, soak: Number(opt.soak ?? 45), verifyBytes: 2 ** 30, segBytes: 64 * 2 ** 20, s3Bytes: 128 * 2 ** 20, fsBytes: 256 * 2 ** 20 };
 const CONCURRENCY = Number(opt.concurrency ?? 32);
 const RUN_TRANSPORTS = TRANSPORTS.filter((t) => !opt.transports || opt.transports.split(',').includes(t));
 const AGENT_CPU = 0;
@@ -343,7 +343,10 @@ async function verifyPhase(base: string): Promise<{ verify: NonNullable<BenchRep
       /* exited */
     }
   }, 100);
+  // A bound, so one slow phase cannot eat the whole run: reported as exit null (killed).
+  const killer = setTimeout(() => child.kill('SIGKILL'), QUICK ? 60_000 : 120_000);
   const code = await new Promise<number | null>((r) => child.once('exit', r));
+  clearTimeout(killer);
   clearInterval(timer);
   const seconds = (performance.now() - t0) / 1000;
   if (code !== 0) log(`verify: exit ${code}: ${err.slice(0, 2000)} ${out.slice(0, 2000)}`);
@@ -426,9 +429,10 @@ async function forwardPhase(base: string, src: { ledgerDir: string; keyFile: str
     bytes: last.bytes,
     complete: last.bytes >= target,
     secondsFromSpawn: (last.t - t0) / 1000,
+    firstObjectAfterS: first ? (first.t - t0) / 1000 : -1,
     MBps: rate,
   };
-  log(`forward ${label}: ${(res.bytes / 1e6).toFixed(0)} MB in ${segs.files} segments, ${rate.toFixed(1)} MB/s (after the first object), ${res.secondsFromSpawn.toFixed(1)} s from spawn${res.complete ? '' : ' INCOMPLETE'}`);
+  log(`forward ${label}: ${(res.bytes / 1e6).toFixed(0)} MB in ${segs.files} segments, ${rate.toFixed(1)} MB/s (after the first object), first object confirmed ${res.firstObjectAfterS.toFixed(1)} s after spawn, all ${res.secondsFromSpawn.toFixed(1)} s${res.complete ? '' : ' INCOMPLETE'}`);
   return res;
 }
 
@@ -512,7 +516,7 @@ async function main(): Promise<number> {
       for (const transport of RUN_TRANSPORTS.filter((t) => t !== 'http-json')) {
         for (const records of [1, 1000]) {
           for (const srv of servers) {
-            if (QUICK && srv.name === 'none') continue;
+            if (srv.name === 'none') continue; // the c/b ratio is taken on the 100-record runs
             const concurrency = records === 1000 ? 8 : CONCURRENCY;
             rows.push(await measure(lg, srv, { ...base100, transport, records, concurrency, durationMs: S.variant }));
           }
@@ -580,9 +584,32 @@ async function main(): Promise<number> {
     }
   }
 
-  if (PHASES.has('verify') || PHASES.has('forward')) {
+  // A failure here is reported and the figures measured so far are still written.
+  if (PHASES.has('verify') || PHASES.has('forward')) await verifyAndForward(base, report).catch((e: unknown) => log(`verify/forward phase failed: ${e instanceof Error ? e.message : String(e)}`));
+  await finish(report, base);
+  return 0;
+}
+
+async function verifyAndForward(base: string, report: BenchReport): Promise<void> {
+  {
     const v = await verifyPhase(base);
     if (PHASES.has('verify')) report.verify = v.verify;
+    // Start-up on an existing log: the ledger checks local sealed segments when it opens.
+    {
+      const agent = await AgentProcess.start({
+        node: NODE,
+        bin: BIN,
+        dir: path.join(base, 'restart'),
+        durability: 'fsync',
+        cpu: AGENT_CPU,
+        keyFile: v.keyFile,
+        origin: v.origin,
+        ledger: { dir: v.ledgerDir },
+      });
+      report.restart = { ms: agent.startupMs, ledgerBytes: v.verify.bytes, rssMB: agent.idleRss / 1e6 };
+      log(`start-up on the ${(v.verify.bytes / 2 ** 30).toFixed(2)} GiB log: ${agent.startupMs.toFixed(0)} ms to /readyz 200, RSS ${(agent.idleRss / 1e6).toFixed(1)} MB`);
+      await agent.stop();
+    }
     if (PHASES.has('forward')) {
       const s3 = await s3Destination().catch((e: unknown) => {
         log(`S3: could not prepare a bucket at ${process.env.SEALTRAIL_S3_ENDPOINT}: ${e instanceof Error ? e.message : String(e)}`);
@@ -592,24 +619,20 @@ async function main(): Promise<number> {
       if (s3) destinations.push([s3, 's3']);
       else log('forward: SEALTRAIL_S3_ENDPOINT not set — S3 forwarding not measured (scripts/s3-server.sh start)');
       for (const [d, label] of destinations) {
-        let src = v;
-        if (label === 's3') {
-          // The local gateway is far slower than a local disk: a smaller log of its own keeps the run short.
-          const dir = path.join(base, 'ledger-for-s3');
-          const { keyFile } = keygen(NODE, BIN, path.join(dir, 'keys'));
-          const ledgerDir = path.join(dir, 'ledger');
-          await fillLedger(ledgerDir, keyFile, v.origin, S.s3Bytes, 16 * 2 ** 20);
-          src = { ...v, ledgerDir, keyFile };
-        } else {
-          // A copy: forwarding releases (deletes) the local segments it delivered.
-          const copy = path.join(base, `ledger-for-${label}`);
-          spawnSync('cp', ['-a', v.ledgerDir, copy]);
-          src = { ...v, ledgerDir: copy };
-        }
-        report.forwarding.push(await forwardPhase(base, src, d, label));
+        // Each destination gets a log of its own (forwarding releases what it delivered), smaller
+        // than the verify log to keep the run within a few minutes; S3 smaller still (the local
+        // gateway is far slower than a local disk).
+        const dir = path.join(base, `ledger-for-${label}`);
+        const { keyFile } = keygen(NODE, BIN, path.join(dir, 'keys'));
+        const ledgerDir = path.join(dir, 'ledger');
+        await fillLedger(ledgerDir, keyFile, v.origin, label === 's3' ? S.s3Bytes : S.fsBytes, 16 * 2 ** 20);
+        report.forwarding.push(await forwardPhase(base, { ...v, ledgerDir, keyFile }, d, label));
       }
     }
   }
+}
+
+async function finish(report: BenchReport, base: string): Promise<void> {
 
   report.finished = new Date().toISOString();
   report.loadAvgEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
@@ -625,9 +648,8 @@ async function main(): Promise<number> {
     await writeDocs(file, report);
     log(`${file}: generated block rewritten`);
   }
-  // chmod: fs destinations make files read-only; rm -rf handles it as the owner.
+  // fs destinations make files read-only; removing them is still allowed to their owner.
   await rm(base, { recursive: true, force: true }).catch(() => spawnSync('rm', ['-rf', base]));
-  return 0;
 }
 
 process.exitCode = await main().catch((e: unknown) => {
