@@ -131,11 +131,18 @@ export class TlsReloader {
    * @throws SealtrailError CONFIG_INVALID when a file is unreadable or the material unusable.
    */
   static async load(cfg: TlsConfig, keyPath: string, logger: Logger): Promise<TlsReloader> {
+    let r: TlsReloader;
     try {
-      return new TlsReloader(cfg, keyPath, logger, await readTlsMaterial(cfg));
+      r = new TlsReloader(cfg, keyPath, logger, await readTlsMaterial(cfg));
     } catch (e) {
       throw new SealtrailError('CONFIG_INVALID', `${keyPath}.${errorMessage(e)}`, { cause: e });
     }
+    // Not a refusal (Secret mounts and cert-manager set their own modes), but say it loudly.
+    const st = await fsp.stat(cfg.key_file).catch(() => undefined);
+    if (st && (st.mode & 0o007) !== 0) {
+      logger.warn({ file: cfg.key_file, mode: (st.mode & 0o777).toString(8) }, `${keyPath}.key_file can be read by any user on the host; chmod 600 (or 640 with a dedicated group)`);
+    }
+    return r;
   }
 
   get material(): TlsMaterial {

@@ -8,12 +8,14 @@
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import tls from 'node:tls';
 import grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SealtrailError } from '../../src/errors.js';
 import { GrpcReceiver, OTLP_GRPC_PATHS } from '../../src/receiver/grpc.js';
 import { HttpReceiver } from '../../src/receiver/http.js';
+import { createLogger } from '../../src/telemetry/logger.js';
 import type { Metrics } from '../../src/telemetry/metrics.js';
 import { GRPC_DEFAULTS, HTTP_DEFAULTS, MemorySink, deps, newMetrics, sampleRequest, startGrpc, startHttp } from '../receiver/helpers.js';
 import { type TestPki, fingerprint, httpRequestPlain, httpsRequest, makePki, peerFingerprint, replaceFile, waitUntil } from './helpers.js';
@@ -158,6 +160,38 @@ describe('OTLP/HTTP over TLS', () => {
       deps(new MemorySink()),
     );
     await expect(noCa.start()).rejects.toThrow(/receivers\.otlp\.protocols\.grpc\.tls\.client_ca_file: cannot read .*absent\.pem: ENOENT/);
+  });
+});
+
+describe('secret files readable by others', () => {
+  it('a world-readable TLS key or token file is served but warned about, naming the file and the fix; no secret in the log', async () => {
+    const live = fs.mkdtempSync(path.join(pki.dir, 'perm-'));
+    const key = path.join(live, 'tls.key');
+    const tokens = path.join(live, 'tokens');
+    const token = 'world-readable-token-0123456789';
+    fs.copyFileSync(pki.server.key, key);
+    fs.chmodSync(key, 0o644);
+    fs.writeFileSync(tokens, `${token}\n`, { mode: 0o644 });
+    fs.chmodSync(tokens, 0o644);
+    const lines: string[] = [];
+    const sinkStream = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(chunk.toString());
+        cb();
+      },
+    });
+    const rx = new HttpReceiver(
+      { endpoint: '127.0.0.1:0', max_request_body_size: 1024, ...HTTP_DEFAULTS, tls: tlsBlock({ key_file: key }), auth: { bearer_token_file: tokens, reload_interval: 0 } },
+      { ...deps(new MemorySink()), logger: createLogger('warn', sinkStream) },
+    );
+    await rx.start();
+    cleanups.push(() => rx.shutdown());
+    await new Promise((r) => setTimeout(r, 50)); // pino writes asynchronously
+    const log = lines.join('');
+    expect(log).toContain('receivers.otlp.protocols.http.tls.key_file can be read by any user on the host; chmod 600');
+    expect(log).toContain('receivers.otlp.protocols.http.auth.bearer_token_file can be read by any user on the host; chmod 600');
+    expect(log).not.toContain(token);
+    expect(log).not.toContain('PRIVATE KEY');
   });
 });
 
