@@ -14,7 +14,11 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { SealtrailError, errorMessage } from '../errors.js';
 import { CANARY_FOLDER, originPath } from '../forward/keys.js';
+import { parseCheckpointBody, parseSignedNote } from '../ledger/checkpoint.js';
+import { checkpointFileName } from '../ledger/ledger.js';
 import type { LogSource, StoredItem } from '../verify/source.js';
+
+const HEAD_FILE = 'head.checkpoint';
 
 /** Options that shape how remote SOURCEs are reached. */
 export interface SourceOptions {
@@ -88,7 +92,36 @@ class DirectorySource implements LogSource {
         out.push({ kind, name, key: `${dir}/${name}`, size, versions: 1, versionIndex: 0, deleteMarker: false });
       }
     }
+    if (this.kind === 'ledger') {
+      const head = await this.#headItem(out);
+      if (head) out.push(head);
+    }
     return out;
+  }
+
+  /**
+   * A ledger keeps its newest checkpoint in head.checkpoint (written before the checkpoint file,
+   * and kept after forwarding released the file). Listing it, under the file name its content
+   * gives, lets a ledger whose history was forwarded and released still show how far it got, so
+   * comparing it with destinations does not report it as truncated. Its signature is checked like
+   * any other checkpoint's. A head that does not parse is listed as unknown (a finding).
+   */
+  async #headItem(listed: readonly StoredItem[]): Promise<StoredItem | undefined> {
+    const path = join(this.#root, HEAD_FILE);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new SealtrailError('IO', `${this.description}: cannot read ${path}: ${errorMessage(e)}`, { cause: e });
+    }
+    const base = { key: HEAD_FILE, size: bytes.length, versions: 1, versionIndex: 0, deleteMarker: false } as const;
+    const note = parseSignedNote(bytes);
+    const cp = note.ok ? parseCheckpointBody(note.value.body) : undefined;
+    if (!cp?.ok) return { ...base, kind: 'unknown', name: HEAD_FILE };
+    const name = checkpointFileName(cp.value.seq, cp.value.size, cp.value.toMs, cp.value.kind);
+    if (listed.some((i) => i.kind === 'checkpoint' && i.name === name)) return undefined;
+    return { ...base, kind: 'checkpoint', name };
   }
 
   async *read(item: StoredItem): AsyncIterable<Uint8Array> {

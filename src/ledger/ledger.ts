@@ -375,6 +375,8 @@ export class Ledger implements EntrySink {
       const cp = this.#cps.get(name);
       if (cp) {
         try {
+          // Recorded like segments, so a verifier of this directory knows the gap is a release.
+          await this.#appendReleased(name);
           await this.#fs.unlink(cp.path);
           await this.#fs.fsyncDir(this.#cpDir);
         } catch (e) {

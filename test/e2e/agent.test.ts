@@ -67,6 +67,18 @@ describe('agent end to end', () => {
     const both = await cli('verify', join(dir, 'ledger'), worm, '--key', pub, '--origin', ORIGIN);
     expect(both.code, both.stdout + both.stderr).toBe(0);
 
+    // A ledger whose newest checkpoint really is behind the destination is still reported.
+    const { copyFile, readdir: ls } = await import('node:fs/promises');
+    const cpDir = join(worm, ORIGIN, 'checkpoints');
+    const oldest = (await ls(cpDir)).sort()[0]!;
+    const headFile = join(dir, 'ledger', 'head.checkpoint');
+    await copyFile(headFile, join(dir, 'head.saved'));
+    await copyFile(join(cpDir, oldest), headFile);
+    const behind = await cli('verify', join(dir, 'ledger'), worm, '--key', pub, '--origin', ORIGIN, '--json');
+    expect(behind.code).toBe(1);
+    expect((JSON.parse(behind.stdout) as { findings: Array<{ check: string }> }).findings.map((f) => f.check)).toContain('source.truncated');
+    await copyFile(join(dir, 'head.saved'), headFile);
+
     const exported = await cli('export', worm, '--key', pub, '--origin', ORIGIN);
     expect(exported.code, exported.stderr).toBe(0);
     const bodies = bodiesFromExport(exported.stdout);
