@@ -251,7 +251,13 @@ describe('3. deleted segments and tail truncation', () => {
     fs.rmSync(segPath(d, 3));
     fs.rmSync(path.join(d, 'segments', '0000000000000004.seg.open'));
     for (const f of cpFiles(d, (x) => x.startsWith('0000000000000003-') || x.startsWith('0000000000000004-'))) fs.rmSync(f);
-    // Alone, a cleanly cut tail looks like an older log: that is why heartbeats and --expect-fresh exist.
+    // A ledger dir's head.checkpoint still names the newest tree: left in place, it gives the cut away.
+    expect(brief(await verifyDirs([d], A))).toEqual([
+      { check: 'checkpoint.link', segment: 3 },
+      { check: 'segment.sequence', segment: 3 },
+    ]);
+    fs.rmSync(path.join(d, 'head.checkpoint'));
+    // Alone, a cleanly cut tail (head included) looks like an older log: that is why heartbeats and --expect-fresh exist.
     expect(brief(await verifyDirs([d], A))).toEqual([]);
     const now = () => lastMs + 2_000;
     expect(brief(await verifyDirs([intact], A, { expectFreshMs: 5_000, now }))).toEqual([]);
@@ -304,6 +310,7 @@ describe('3. deleted segments and tail truncation', () => {
     const d = fresh();
     fs.rmSync(path.join(d, 'segments'), { recursive: true });
     fs.rmSync(path.join(d, 'checkpoints'), { recursive: true });
+    fs.rmSync(path.join(d, 'head.checkpoint'));
     fs.mkdirSync(path.join(d, 'segments'));
     const r = await verifyDirs([d], A);
     expect(brief(r)).toEqual([{ check: 'log.empty', segment: null }]);
