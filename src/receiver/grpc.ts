@@ -308,7 +308,7 @@ export class GrpcReceiver {
     }
     this.#deps.metrics?.receiverBytes.inc({ transport: 'grpc' }, request.length);
     const decoded = decodeLogsProtobuf(request, this.#deps.limits);
-    if (!decoded.ok) return { kind: 'invalid', message: decoded.message };
+    if (!decoded.ok) return { kind: decoded.tooLarge ? 'too_large' : 'invalid', message: decoded.message };
     const entries = decoded.entries;
     if (entries.length === 0) return { kind: 'ok', records: 0 };
     const maxRecords = this.#deps.limits.maxRecordsPerRequest ?? DEFAULT_MAX_RECORDS_PER_REQUEST;

@@ -462,7 +462,7 @@ export class HttpReceiver {
     this.#deps.metrics?.receiverBytes.inc({ transport: 'http' }, read.body.length);
 
     const decoded = ct === 'protobuf' ? decodeLogsProtobuf(read.body, this.#deps.limits) : decodeLogsJson(read.body, this.#deps.limits);
-    if (!decoded.ok) return this.#reply(req, res, ct, { kind: 'invalid', message: decoded.message });
+    if (!decoded.ok) return this.#reply(req, res, ct, { kind: decoded.tooLarge ? 'too_large' : 'invalid', message: decoded.message });
     const entries = decoded.entries;
     if (entries.length === 0) return this.#reply(req, res, ct, { kind: 'ok', records: 0 });
     const maxRecords = this.#deps.limits.maxRecordsPerRequest ?? DEFAULT_MAX_RECORDS_PER_REQUEST;
