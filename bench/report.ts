@@ -176,12 +176,12 @@ function runCells(x: Row): string[] {
     `${f2(x.latencyMs.p50)} / ${f2(x.latencyMs.p99)} / ${f1(x.latencyMs.max)}`,
     `${int(x.cpuPct)} % / ${int(x.loadgenCpuPct)} %`,
     f1(x.peakRssMB),
-    x.groupCommits !== undefined ? `${int(x.groupCommits)} / ${int(x.avgBatchEntries ?? 0)}` : '–',
+    x.groupCommits !== undefined ? `${int(x.groupCommits)} / ${int(x.avgBatchEntries ?? 0)} / ${f2(x.avgCommitMs ?? 0)}` : '–',
     errorsOf(x),
   ];
 }
 
-const RUN_HEAD = ['records/s', 'payload MB/s', 'ack latency p50 / p99 / max (ms)', 'CPU server / loadgen', 'peak RSS MB', 'group commits / avg entries', 'errors'];
+const RUN_HEAD = ['records/s', 'payload MB/s', 'ack latency p50 / p99 / max (ms)', 'CPU server / loadgen', 'peak RSS MB', 'group commits / entries per commit / ms per write+fsync', 'errors'];
 
 /** Markdown tables of everything measured (printed to stdout and put into docs/benchmarks.md). */
 export function renderTable(r: BenchReport): string {
