@@ -565,6 +565,9 @@ async function main(): Promise<number> {
       };
     }
     if (fsync) report.agentPeakRssMB = memory(fsync.pid).hwm / 1e6;
+  } catch (e) {
+    await rm(base, { recursive: true, force: true }).catch(() => undefined);
+    throw e;
   } finally {
     bare?.child.kill('SIGTERM');
     const codes = await Promise.all([none?.agent?.stop(), fsync?.agent?.stop()]);
