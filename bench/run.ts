@@ -488,6 +488,7 @@ async function main(): Promise<number> {
     rows,
     forwarding: [],
   };
+  let failed: unknown;
   let bare: { server: Server; child: ChildProcess } | undefined;
   let none: Server | undefined;
   let fsync: Server | undefined;
@@ -566,13 +567,16 @@ async function main(): Promise<number> {
     }
     if (fsync) report.agentPeakRssMB = memory(fsync.pid).hwm / 1e6;
   } catch (e) {
-    await rm(base, { recursive: true, force: true }).catch(() => undefined);
-    throw e;
+    failed = e;
   } finally {
     bare?.child.kill('SIGTERM');
     const codes = await Promise.all([none?.agent?.stop(), fsync?.agent?.stop()]);
     if (codes.some((c) => c !== undefined && c !== 0)) log(`an agent exited with ${codes.join(', ')} on SIGTERM (see ${base}/agent-*/agent.log)`);
     lg.stop();
+  }
+  if (failed !== undefined) {
+    await rm(base, { recursive: true, force: true }).catch(() => undefined);
+    throw failed;
   }
 
   if (opt['cpu-prof']) {
