@@ -76,7 +76,7 @@ class DestinationLogSource implements LogSource {
  * Opens `s3://bucket/prefix` or `dest:NAME`.
  * @throws SealtrailError USAGE for a malformed argument or an unknown destination name; CONFIG_* for a bad config
  */
-export function openRemoteSource(arg: string, o: SourceOptions): LogSource {
+export async function openRemoteSource(arg: string, o: SourceOptions): Promise<LogSource> {
   if (arg.startsWith('s3://')) {
     const m = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(arg);
     if (!m || m[1]!.length < 3) throw new SealtrailError('USAGE', `source ${arg}: expected s3://BUCKET[/PREFIX]`);
@@ -99,5 +99,5 @@ export function openRemoteSource(arg: string, o: SourceOptions): LogSource {
   if (!d) {
     throw new SealtrailError('USAGE', `source ${arg}: no destination named "${name}" in ${o.configFile} (have: ${cfg.destinations.map((x) => x.name).join(', ') || 'none'})`);
   }
-  return new DestinationLogSource(arg, createDestination(d), o.origin);
+  return new DestinationLogSource(arg, await createDestination(d), o.origin);
 }

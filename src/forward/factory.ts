@@ -2,14 +2,15 @@
 import type { DestinationConfig } from '../config/schema.js';
 import type { Destination } from './destination.js';
 import { FsDestination } from './fs.js';
-import { S3Destination } from './s3.js';
 
 /**
- * One Destination per config entry.
+ * One Destination per config entry. The S3 implementation (and the AWS SDK, ~25 MB of RSS and a
+ * slower start) is loaded only when an `s3` destination is configured.
  * @throws SealtrailError CONFIG_INVALID / CONFIG_IO for S3 credential or CA file problems.
  */
-export function createDestination(cfg: DestinationConfig): Destination {
+export async function createDestination(cfg: DestinationConfig): Promise<Destination> {
   if (cfg.type === 'fs') return new FsDestination({ name: cfg.name, path: cfg.path });
+  const { S3Destination } = await import('./s3.js');
   return new S3Destination({
     name: cfg.name,
     bucket: cfg.bucket,

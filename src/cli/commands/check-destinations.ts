@@ -83,7 +83,7 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
     const dc: DestinationConfig = d.type === 'fs' ? { ...d, path: resolve(io.cwd, d.path) } : d;
     let result: CanaryResult;
     try {
-      const dest = createDestination(dc);
+      const dest = await createDestination(dc);
       try {
         result = await runCanary(dest, { lockSeconds });
       } finally {
