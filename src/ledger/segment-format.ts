@@ -294,6 +294,36 @@ export function writeFrame(
   return { leaf, chain, length: FRAME_OVERHEAD + n };
 }
 
+/**
+ * Completes a frame whose entry (`entryLength` bytes) was already copied to `out[offset+40 ..]`:
+ * writes len, ~len, the given chain value and the CRC-32C (same bytes as {@link writeFrame}).
+ * For batch hashing (src/ledger/native-hash.ts): the ledger places a batch's entries first, hashes
+ * them in one native call, then finishes each frame. Returns the frame length.
+ * @throws RangeError if the entry is larger than MAX_ENTRY_BYTES, chain is not 32 bytes, or out is too small
+ */
+export function finishFrame(out: Uint8Array, offset: number, entryLength: number, chain: Uint8Array): number {
+  const n = entryLength;
+  if (n > MAX_ENTRY_BYTES) throw new RangeError(`entry of ${n} bytes exceeds the ${MAX_ENTRY_BYTES}-byte frame limit`);
+  if (chain.length !== HASH_SIZE) throw new RangeError('chain must be 32 bytes');
+  if (offset + FRAME_OVERHEAD + n > out.length) throw new RangeError('output buffer too small for the frame');
+  out[offset] = n >>> 24;
+  out[offset + 1] = (n >>> 16) & 0xff;
+  out[offset + 2] = (n >>> 8) & 0xff;
+  out[offset + 3] = n & 0xff;
+  const c = ~n >>> 0;
+  out[offset + 4] = c >>> 24;
+  out[offset + 5] = (c >>> 16) & 0xff;
+  out[offset + 6] = (c >>> 8) & 0xff;
+  out[offset + 7] = c & 0xff;
+  out.set(chain, offset + 8);
+  const crc = crc32c(out, offset, offset + 40 + n);
+  out[offset + 40 + n] = crc >>> 24;
+  out[offset + 41 + n] = (crc >>> 16) & 0xff;
+  out[offset + 42 + n] = (crc >>> 8) & 0xff;
+  out[offset + 43 + n] = crc & 0xff;
+  return FRAME_OVERHEAD + n;
+}
+
 /** What lies at a frame position, judged from the bytes alone (used by the parser and by recovery). */
 export type FrameProbe =
   | { readonly kind: 'frame'; readonly entryLength: number; readonly length: number; readonly crcOk: boolean }

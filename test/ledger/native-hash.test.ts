@@ -1,0 +1,182 @@
+/**
+ * The native batch-hashing addon (native/sealtrail_hash.c via src/ledger/native-hash.ts) must give
+ * byte-identical results to src/ledger/hash.ts and merkle.ts, and the fallback must be the same
+ * code path the ledger used before the addon. The addon is compared directly (loaded here with
+ * createRequire), so these tests fail if it is built but wrong — the self-check in native-hash.ts
+ * would otherwise silently hide a bad build behind the fallback.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import { describe, expect, it, vi } from 'vitest';
+import { chainHash, chainSeed, fromHex, leafHash, toHex } from '../../src/ledger/hash.js';
+import { Frontier, merkleRoot, rootFromFrontier } from '../../src/ledger/merkle.js';
+import {
+  frontierAppend,
+  frontierAppendJs,
+  leafChainBatch,
+  leafChainBatchJs,
+  nativeHashLoaded,
+  nativeHashStatus,
+} from '../../src/ledger/native-hash.js';
+import { finishFrame, writeFrame } from '../../src/ledger/segment-format.js';
+
+type BatchFn = typeof leafChainBatchJs;
+type FrontierFn = typeof frontierAppendJs;
+const ADDON = fileURLToPath(new URL('../../build/Release/sealtrail_hash.node', import.meta.url));
+const built = existsSync(ADDON);
+const addon = built ? (createRequire(import.meta.url)(ADDON) as { leafChainBatch: BatchFn; frontierAppend: FrontierFn }) : undefined;
+
+// Both implementations run through every check below; the native one only where it was built
+// (`npm ci` builds it; a machine without a compiler uses the fallback and skips only its rows).
+const impls: [string, BatchFn, FrontierFn][] = [['js', leafChainBatchJs, frontierAppendJs]];
+if (addon) impls.push(['native', addon.leafChainBatch, addon.frontierAppend]);
+
+const V = JSON.parse(readFileSync(new URL('../vectors/chain.json', import.meta.url), 'utf8')) as {
+  origin: string;
+  entries: { entry: string; leaf: string; chain: string }[];
+};
+
+/** Entries laid out in one buffer with `gap` bytes of noise before each, as spans. */
+function layout(entries: Uint8Array[], gap: number): { data: Uint8Array; spans: Uint32Array } {
+  const data = new Uint8Array(entries.reduce((s, e) => s + e.length + gap, 0)).fill(0xa5);
+  const spans = new Uint32Array(2 * entries.length);
+  let off = 0;
+  entries.forEach((e, i) => {
+    off += gap;
+    data.set(e, off);
+    spans[2 * i] = off;
+    spans[2 * i + 1] = off + e.length;
+    off += e.length;
+  });
+  return { data, spans };
+}
+
+describe('native batch hashing', () => {
+  it('loads the addon whenever it was built', () => {
+    expect(nativeHashLoaded, nativeHashStatus).toBe(built && process.env.SEALTRAIL_NATIVE_HASH !== '0');
+  });
+
+  for (const [name, batch, append] of impls) {
+    it(`${name}: chain vectors (test/vectors/chain.json) in one batch`, () => {
+      const entries = V.entries.map((e) => fromHex(e.entry));
+      const { data, spans } = layout(entries, 3);
+      const leaves = new Uint8Array(32 * entries.length);
+      const chains = new Uint8Array(32 * entries.length);
+      batch(data, spans, chainSeed(V.origin), leaves, chains);
+      V.entries.forEach((e, i) => {
+        expect(toHex(leaves.subarray(32 * i, 32 * i + 32))).toBe(e.leaf);
+        expect(toHex(chains.subarray(32 * i, 32 * i + 32))).toBe(e.chain);
+      });
+      const f = Frontier.fromBytes(append(Frontier.empty().toBytes(), leaves));
+      expect(toHex(f.root())).toBe(toHex(merkleRoot(V.entries.map((e) => fromHex(e.leaf)))));
+    });
+
+    it(`${name}: random batches equal leafHash/chainHash one by one`, () => {
+      fc.assert(
+        fc.property(
+          fc.array(fc.uint8Array({ maxLength: 600 }), { maxLength: 40 }),
+          fc.uint8Array({ minLength: 32, maxLength: 32 }),
+          fc.nat({ max: 5 }),
+          (entries, prev, gap) => {
+            const { data, spans } = layout(entries, gap);
+            const leaves = new Uint8Array(32 * entries.length);
+            const chains = new Uint8Array(32 * entries.length);
+            batch(data, spans, prev, leaves, chains);
+            let chain: Uint8Array = prev;
+            entries.forEach((e, i) => {
+              const leaf = leafHash(e);
+              chain = chainHash(chain, leaf);
+              expect(toHex(leaves.subarray(32 * i, 32 * i + 32))).toBe(toHex(leaf));
+              expect(toHex(chains.subarray(32 * i, 32 * i + 32))).toBe(toHex(chain));
+            });
+          },
+        ),
+        { numRuns: 300 },
+      );
+    });
+
+    it(`${name}: frontier append equals Frontier.append for any start size`, () => {
+      fc.assert(
+        fc.property(fc.nat({ max: 300 }), fc.nat({ max: 300 }), fc.integer(), (before, added, seed) => {
+          const leafAt = (i: number) => leafHash(Uint8Array.of(seed & 0xff, i & 0xff, i >>> 8));
+          const f = Frontier.empty();
+          for (let i = 0; i < before; i++) f.append(leafAt(i));
+          const leaves = new Uint8Array(32 * added);
+          for (let i = 0; i < added; i++) leaves.set(leafAt(before + i), 32 * i);
+          const got = append(f.toBytes(), leaves);
+          for (let i = 0; i < added; i++) f.append(leafAt(before + i));
+          expect(toHex(got)).toBe(toHex(f.toBytes()));
+          const all = Array.from({ length: before + added }, (_, i) => leafAt(i));
+          expect(toHex(rootFromFrontier(got))).toBe(toHex(merkleRoot(all)));
+        }),
+        { numRuns: 200 },
+      );
+    });
+
+    it(`${name}: refuses bad input with a RangeError naming it`, () => {
+      const out = new Uint8Array(64);
+      expect(() => batch(new Uint8Array(4), Uint32Array.of(0, 4), new Uint8Array(31), out, out)).toThrow(/prevChain/);
+      expect(() => batch(new Uint8Array(4), Uint32Array.of(0, 5), new Uint8Array(32), out, out)).toThrow(/span/);
+      expect(() => batch(new Uint8Array(4), Uint32Array.of(0, 4, 0, 4, 0, 4), new Uint8Array(32), out, out)).toThrow(/32 bytes per entry/);
+      expect(() => append(new Uint8Array(8), new Uint8Array(31))).toThrow(RangeError);
+      expect(() => append(Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 1), new Uint8Array(32))).toThrow(RangeError); // size 1 needs one root
+    });
+  }
+
+  it('finishFrame after in-place batch hashing writes the same frames as writeFrame', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 400 }), { minLength: 1, maxLength: 20 }), (entries) => {
+        const total = entries.reduce((s, e) => s + 44 + e.length, 0);
+        const want = new Uint8Array(total);
+        let chain = chainSeed('sealtrail.test/native');
+        let off = 0;
+        for (const e of entries) {
+          const r = writeFrame(want, off, e, chain);
+          chain = r.chain;
+          off += r.length;
+        }
+        // the ledger's native path: place entries at frame offset + 40, hash in place, finish frames
+        const got = new Uint8Array(total);
+        const spans = new Uint32Array(2 * entries.length);
+        off = 0;
+        entries.forEach((e, i) => {
+          got.set(e, off + 40);
+          spans[2 * i] = off + 40;
+          spans[2 * i + 1] = off + 40 + e.length;
+          off += 44 + e.length;
+        });
+        const leaves = new Uint8Array(32 * entries.length);
+        const chains = new Uint8Array(32 * entries.length);
+        leafChainBatch(got, spans, chainSeed('sealtrail.test/native'), leaves, chains);
+        off = 0;
+        entries.forEach((e, i) => {
+          off += finishFrame(got, off, e.length, chains.subarray(32 * i, 32 * i + 32));
+        });
+        expect(Buffer.from(got).equals(Buffer.from(want))).toBe(true);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('SEALTRAIL_NATIVE_HASH=0 selects the node:crypto fallback, with the same results', async () => {
+    vi.stubEnv('SEALTRAIL_NATIVE_HASH', '0');
+    vi.resetModules();
+    try {
+      const m = await import('../../src/ledger/native-hash.js');
+      expect(m.nativeHashLoaded).toBe(false);
+      expect(m.nativeHashStatus).toMatch(/SEALTRAIL_NATIVE_HASH=0/);
+      const data = new TextEncoder().encode('fallback');
+      const a = [new Uint8Array(32), new Uint8Array(32)] as const;
+      const b = [new Uint8Array(32), new Uint8Array(32)] as const;
+      m.leafChainBatch(data, Uint32Array.of(0, data.length), new Uint8Array(32), a[0], a[1]);
+      leafChainBatch(data, Uint32Array.of(0, data.length), new Uint8Array(32), b[0], b[1]);
+      expect(toHex(a[1])).toBe(toHex(b[1]));
+      expect(toHex(m.frontierAppend(new Uint8Array(8), a[0]))).toBe(toHex(frontierAppend(new Uint8Array(8), b[0])));
+    } finally {
+      vi.unstubAllEnvs();
+      vi.resetModules();
+    }
+  });
+});
