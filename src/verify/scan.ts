@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Frontier } from '../ledger/merkle.js';
+import { frontierAppend } from '../ledger/native-hash.js';
 import {
   SEGMENT_FORMAT_VERSION,
   SEGMENT_MAGIC,
@@ -93,27 +94,48 @@ export async function scanSegment(
       if (v !== undefined && v !== SEGMENT_FORMAT_VERSION) scan.unsupportedVersion = v;
     }
     if (scan.error) continue; // keep reading for the digest and the byte count
+    // Leaf hashes are appended to the frontier per chunk in one call (native-hash.ts: ~0.13 µs per
+    // leaf natively vs ~2.9 µs for Frontier.append, whose node hash is mostly crypto.hash call
+    // overhead), flushed early only where a probe size needs the root.
+    let pending = new Uint8Array(0);
+    let npending = 0;
+    const flush = (): void => {
+      if (npending === 0) return;
+      scan.frontier = Frontier.fromBytes(frontierAppend(scan.frontier!.toBytes(), pending.subarray(0, 32 * npending)));
+      npending = 0;
+    };
     try {
       for (const item of parser.push(chunk)) {
         if (item.kind === 'frame') {
-          const f = scan.frontier!;
-          f.append(item.leaf);
+          if (pending.length < 32 * (npending + 1)) {
+            const grown = new Uint8Array(Math.max(4096, 2 * pending.length));
+            grown.set(pending.subarray(0, 32 * npending));
+            pending = grown;
+          }
+          pending.set(item.leaf, 32 * npending++);
           scan.frames++;
           // A consumer that needs to wait (stdout backpressure in `export`) returns a promise.
           const wait = opts.onEntry?.(item.index, item.entry);
           if (wait) await wait;
-          if (probe.has(f.size)) scan.rootsAt.set(f.size, f.root());
+          const size = scan.frontier!.size + npending;
+          if (probe.has(size)) {
+            flush();
+            scan.rootsAt.set(size, scan.frontier!.root());
+          }
         } else if (item.kind === 'header') {
           scan.header = item.header;
           scan.frontier = item.header.frontier.clone();
           if (probe.has(scan.frontier.size)) scan.rootsAt.set(scan.frontier.size, scan.frontier.root());
         } else {
+          flush();
           scan.trailer = item.trailer;
         }
       }
     } catch (e) {
       if (!(e instanceof SegmentFormatError)) throw e;
       scan.error = scanError(e);
+    } finally {
+      flush();
     }
   }
   if (!scan.error) {
