@@ -20,7 +20,8 @@ import {
   nativeHashLoaded,
   nativeHashStatus,
 } from '../../src/ledger/native-hash.js';
-import { finishFrame, writeFrame } from '../../src/ledger/segment-format.js';
+import { crc32c } from '../../src/ledger/crc32c.js';
+import { FRAME_OVERHEAD, SegmentFormatError, SegmentParser, encodeHeader, finishFrame, writeFrame } from '../../src/ledger/segment-format.js';
 
 type BatchFn = typeof leafChainBatchJs;
 type FrontierFn = typeof frontierAppendJs;
@@ -158,6 +159,46 @@ describe('native batch hashing', () => {
       }),
       { numRuns: 100 },
     );
+  });
+
+  it('SegmentParser (leaf and chain hashed per chunk in one batch) reports the FIRST bad chain, after the good frames, before a later CRC error', () => {
+    const origin = 'sealtrail.test/native';
+    const entries = Array.from({ length: 8 }, (_, i) => new TextEncoder().encode(`entry ${i}`));
+    const header = encodeHeader({ seq: 0, firstIndex: 0, createdMs: 1, origin, prevCheckpointHash: new Uint8Array(32), chainPrev: chainSeed(origin), frontier: Frontier.empty() });
+    const file = new Uint8Array(header.length + entries.reduce((s, e) => s + FRAME_OVERHEAD + e.length, 0));
+    file.set(header);
+    let off = header.length;
+    let chain = chainSeed(origin);
+    const offsets: number[] = [];
+    for (const e of entries) {
+      offsets.push(off);
+      const r = writeFrame(file, off, e, chain);
+      chain = r.chain;
+      off += r.length;
+    }
+    const resealCrc = (o: number, n: number) => {
+      const crc = crc32c(file, o, o + 40 + n);
+      file.set([crc >>> 24, (crc >>> 16) & 0xff, (crc >>> 8) & 0xff, crc & 0xff], o + 40 + n);
+    };
+    file[offsets[3]! + 20]! ^= 1; // frame 3: wrong chain value with a valid CRC (only the chain check sees it)
+    resealCrc(offsets[3]!, entries[3]!.length);
+    file[offsets[5]! + 45]! ^= 1; // frame 5: CRC error, later in the same chunk
+    const p = new SegmentParser();
+    const items = p.push(file);
+    expect(items.map((it) => it.kind)).toEqual(['header', 'frame', 'frame', 'frame']);
+    items.slice(1).forEach((it, i) => {
+      if (it.kind === 'frame') expect(toHex(it.leaf)).toBe(toHex(leafHash(entries[i]!)));
+    });
+    let err: unknown;
+    try {
+      p.end();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(SegmentFormatError);
+    expect((err as SegmentFormatError).check).toBe('chain');
+    expect((err as SegmentFormatError).frame).toBe(3);
+    expect((err as SegmentFormatError).offset).toBe(offsets[3]! + 8);
   });
 
   it('SEALTRAIL_NATIVE_HASH=0 selects the node:crypto fallback, with the same results', async () => {
