@@ -328,9 +328,16 @@ export class Replicator {
         const s = this.status();
         if (this.#workers.length === 0) return { ok: true, detail: 'no destinations configured (local-only)' };
         const down = s.destinations.filter((d) => d.healthy === false).map((d) => `${d.name}: ${d.lastError ?? 'failing'}`);
-        return s.quorumReachable
-          ? { ok: true, detail: `quorum ${s.quorum} of ${s.destinations.length} reachable${down.length ? `; failing: ${down.join('; ')}` : ''}` }
-          : { ok: false, detail: `fewer than ${s.quorum} destinations reachable; failing: ${down.join('; ') || 'unsafe destinations do not count'}` };
+        if (s.quorumReachable) {
+          return { ok: true, detail: `quorum ${s.quorum} of ${s.destinations.length} reachable${down.length ? `; failing: ${down.join('; ')}` : ''}` };
+        }
+        // Name every destination that does not count yet, so the operator sees why at once.
+        const notCounting = [
+          ...down,
+          ...s.destinations.filter((d) => d.healthy === undefined).map((d) => `${d.name}: no confirmed upload yet`),
+          ...s.unsafe.map((n) => `${n}: unsafe (accepts delete or overwrite), does not count`),
+        ];
+        return { ok: false, detail: `fewer than ${s.quorum} destinations reachable; ${notCounting.join('; ') || 'none confirmed yet'}` };
       },
       noUnsafeDestination: () => {
         const s = this.status();
