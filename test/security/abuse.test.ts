@@ -72,6 +72,8 @@ function trickle(s: net.Socket, text: string, everyMs: number): NodeJS.Timeout {
   return t;
 }
 
+// Upper bounds leave room for a loaded CI machine (timers fire late under load); a trickling client
+// that is never cut off would exceed them by far.
 describe('slow clients (slowloris)', () => {
   it('HTTP: headers trickled one byte a second are cut off after read_header_timeout; a normal client is served meanwhile', async () => {
     const sink = new MemorySink();
@@ -90,7 +92,7 @@ describe('slow clients (slowloris)', () => {
     clearInterval(timer);
     console.log(`slowloris (headers): cut off after ${ms} ms (read_header_timeout 2000 ms), answer ${JSON.stringify(reply.split('\r\n')[0])}`);
     expect(ms).toBeGreaterThanOrEqual(1_900);
-    expect(ms).toBeLessThan(3_500);
+    expect(ms).toBeLessThan(5_000);
     expect(reply).toMatch(/^HTTP\/1\.1 408/);
     expect(sink.entries).toHaveLength(3);
     expect(await refusedCount(metrics, 'timeout')).toBe(1);
@@ -116,7 +118,7 @@ describe('slow clients (slowloris)', () => {
     const { ms, reply } = await slow;
     clearInterval(timer);
     console.log(`slowloris (body): cut off after ${ms} ms (read_timeout 2000 ms)`);
-    expect(ms).toBeLessThan(3_500);
+    expect(ms).toBeLessThan(5_000);
     expect(reply).toMatch(/^HTTP\/1\.1 408/);
     expect(gate.inUse).toBe(0); // …and gives it back
     expect(sink.entries).toHaveLength(0);
@@ -128,7 +130,7 @@ describe('slow clients (slowloris)', () => {
     cleanups.push(() => rx.shutdown());
     const { ms } = await rawClient(port, () => undefined);
     console.log(`silent HTTP connection closed after ${ms} ms (read_header_timeout 1000 ms)`);
-    expect(ms).toBeLessThan(2_500);
+    expect(ms).toBeLessThan(4_000);
   });
 
   it('gRPC: a call whose message never completes ends with DEADLINE_EXCEEDED after read_timeout and releases its slot', async () => {
@@ -163,7 +165,7 @@ describe('slow clients (slowloris)', () => {
     console.log(`gRPC slow message: DEADLINE_EXCEEDED after ${ms} ms (read_timeout 1000 ms)`);
     expect(code).toBe(4);
     expect(ms).toBeGreaterThanOrEqual(900);
-    expect(ms).toBeLessThan(2_500);
+    expect(ms).toBeLessThan(4_000);
     expect(gate.inUse).toBe(0);
     expect(await refusedCount(metrics, 'timeout', 'grpc')).toBe(1);
     expect((await grpcCall(`127.0.0.1:${port}`, OTLP_GRPC_PATHS.logs, sampleRequest(1))).code).toBe(0);
