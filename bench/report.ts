@@ -61,6 +61,8 @@ export interface BenchReport {
     loadAvgStart: number[];
     taskset: boolean;
     tmpDisk: string;
+    /** src/ledger/native-hash.ts status: whether the optional native SHA-256 batch addon was loaded. */
+    nativeHash?: string;
   };
   loadAvgEnd?: number[];
   settings: Record<string, number>;
@@ -192,6 +194,7 @@ export function renderTable(r: BenchReport): string {
       `Command: \`${r.command}\` — ${r.quick ? 'quick run (short windows; for development, not for the record)' : 'full run'}`,
       `Date: ${r.date}${r.finished ? ` → ${r.finished}` : ''}`,
       `Machine: ${m.nproc} CPUs, ${m.cpuModel}, ${m.memGiB} GiB RAM, ${m.kernel}, Node ${m.node}; temp dir on ${m.tmpDisk || '?'}`,
+      `Ledger hashing: ${m.nativeHash ?? 'unknown'}`,
       `Load average at start: ${m.loadAvgStart.join(' ')}${r.loadAvgEnd ? `; at end: ${r.loadAvgEnd.join(' ')}` : ''}`,
       m.taskset
         ? `Pinning: servers (bare receiver, agents, verify) on CPU ${r.settings.agentCpu}, load generator on CPU ${r.settings.loadgenCpu} (\`taskset -c\`).`

@@ -31,6 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TRANSPORTS } from './clients.js';
 import type { FromLoadgen, LoadJob, LoadResult, ToLoadgen } from './loadgen.js';
+import { nativeHashStatus } from '../src/ledger/native-hash.js';
 import { repoRoot } from './payloads.js';
 import { type ProfileSummary, renderProfile, summariseProfile } from './profile.js';
 import {
@@ -101,6 +102,7 @@ function machine(): BenchReport['machine'] {
     loadAvgStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
     taskset: hasTaskset(),
     tmpDisk: disk.replace(/\s+/g, ' '),
+    nativeHash: nativeHashStatus,
   };
 }
 
