@@ -647,9 +647,8 @@ export class Ledger implements EntrySink {
         seg.dirty = false;
       }
       const c = this.#sign('heartbeat', rotate);
-      info = await this.#persistCheckpoint(c);
+      info = await this.#persistCheckpoint(c); // fsyncs ledger.dir itself (head.checkpoint)
       await this.#fs.fsyncDir(this.#cpDir);
-      await this.#fs.fsyncDir(this.#dir);
     } catch (e) {
       this.#fail(e, 'heartbeat checkpoint');
       throw ioError('heartbeat checkpoint', e);

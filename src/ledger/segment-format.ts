@@ -270,29 +270,13 @@ export function writeFrame(
 ): { leaf: Uint8Array; chain: Uint8Array; length: number } {
   const n = entry.length;
   if (n > MAX_ENTRY_BYTES) throw new RangeError(`entry of ${n} bytes exceeds the ${MAX_ENTRY_BYTES}-byte frame limit`);
-  const end = offset + FRAME_OVERHEAD + n;
-  if (end > out.length) throw new RangeError('output buffer too small for the frame');
-  // len and ~len, big-endian, written bytewise (no DataView per frame: this is the hot path).
-  out[offset] = n >>> 24;
-  out[offset + 1] = (n >>> 16) & 0xff;
-  out[offset + 2] = (n >>> 8) & 0xff;
-  out[offset + 3] = n & 0xff;
-  const c = ~n >>> 0;
-  out[offset + 4] = c >>> 24;
-  out[offset + 5] = (c >>> 16) & 0xff;
-  out[offset + 6] = (c >>> 8) & 0xff;
-  out[offset + 7] = c & 0xff;
+  if (offset + FRAME_OVERHEAD + n > out.length) throw new RangeError('output buffer too small for the frame');
   out.set(entry, offset + 40);
   out[offset + 39] = 0x00;
   const leaf = sha256(out.subarray(offset + 39, offset + 40 + n));
   const chain = chainHash(prevChain, leaf);
-  out.set(chain, offset + 8);
-  const crc = crc32c(out, offset, offset + 40 + n);
-  out[offset + 40 + n] = crc >>> 24;
-  out[offset + 41 + n] = (crc >>> 16) & 0xff;
-  out[offset + 42 + n] = (crc >>> 8) & 0xff;
-  out[offset + 43 + n] = crc & 0xff;
-  return { leaf, chain, length: FRAME_OVERHEAD + n };
+  // len, ~len, the chain value (over the 0x00 byte) and the CRC: the same code as the batch path.
+  return { leaf, chain, length: finishFrame(out, offset, n, chain) };
 }
 
 /**
@@ -307,6 +291,7 @@ export function finishFrame(out: Uint8Array, offset: number, entryLength: number
   if (n > MAX_ENTRY_BYTES) throw new RangeError(`entry of ${n} bytes exceeds the ${MAX_ENTRY_BYTES}-byte frame limit`);
   if (chain.length !== HASH_SIZE) throw new RangeError('chain must be 32 bytes');
   if (offset + FRAME_OVERHEAD + n > out.length) throw new RangeError('output buffer too small for the frame');
+  // len and ~len, big-endian, written bytewise (no DataView per frame: this is the hot path).
   out[offset] = n >>> 24;
   out[offset + 1] = (n >>> 16) & 0xff;
   out[offset + 2] = (n >>> 8) & 0xff;
