@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signerFromSeed, verifierFor } from '../../src/keys/keys.js';
-import { verifyCheckpoint } from '../../src/ledger/checkpoint.js';
+import { parseCheckpointBody, parseSignedNote, verifyCheckpoint } from '../../src/ledger/checkpoint.js';
 import { type LedgerFs, nodeLedgerFs } from '../../src/ledger/fs.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { merkleRoot } from '../../src/ledger/merkle.js';
@@ -206,6 +206,55 @@ describe('Ledger', () => {
     const reasons = new Set(outs.map((o) => (o.kind === 'ok' ? 'ok' : o.reason)));
     expect(reasons).toEqual(new Set(['ok', 'overloaded']));
   });
+
+  // G1/G3: a crash between writing head.checkpoint and the checkpoint file must not fork the
+  // checkpoints' prev-chain (found by test/e2e/crash.test.ts). Fail either rename once, restart,
+  // and check that every checkpoint file links to the one before it and head is the newest.
+  for (const target of ['head.checkpoint', 'checkpoints/'] as const) {
+    it(`a failed rename of ${target} during a heartbeat leaves one unbroken checkpoint chain after restart`, async () => {
+      const dir = await newDir();
+      let fail = false;
+      const faulty: LedgerFs = {
+        ...nodeLedgerFs,
+        rename: async (from, to) => {
+          if (fail && to.includes(target)) {
+            fail = false;
+            throw Object.assign(new Error('EIO: simulated crash'), { code: 'EIO' });
+          }
+          await nodeLedgerFs.rename(from, to);
+        },
+      };
+      const l = await openLedger(dir, {}, { fs: faulty });
+      expect((await l.append([entry('a')])).kind).toBe('ok');
+      await l.heartbeat();
+      fail = true;
+      await expect(l.heartbeat()).rejects.toThrow(/heartbeat/);
+      await l.close().catch(() => undefined);
+      const again = await openLedger(dir);
+      expect((await again.append([entry('b')])).kind).toBe('ok');
+      await again.heartbeat();
+      await again.close();
+
+      const cpDir = path.join(dir, 'checkpoints');
+      const bodies = fs
+        .readdirSync(cpDir)
+        .filter((n) => n.endsWith('.cp'))
+        .sort()
+        .map((n) => {
+          const note = parseSignedNote(fs.readFileSync(path.join(cpDir, n)));
+          if (!note.ok) throw new Error(`${n}: ${note.detail}`);
+          const cp = parseCheckpointBody(note.value.body);
+          if (!cp.ok) throw new Error(`${n}: ${cp.detail}`);
+          return cp.value;
+        });
+      expect(bodies.length).toBeGreaterThanOrEqual(3);
+      const hex = (b: Uint8Array | null): string => (b ? Buffer.from(b).toString('hex') : 'genesis');
+      for (let i = 1; i < bodies.length; i++) expect(hex(bodies[i]!.prev), `checkpoint ${i} links to ${i - 1}`).toBe(hex(bodies[i - 1]!.bodyHash));
+      const head = parseSignedNote(fs.readFileSync(path.join(dir, 'head.checkpoint')));
+      const headCp = head.ok ? parseCheckpointBody(head.value.body) : undefined;
+      expect(headCp?.ok && hex(headCp.value.bodyHash)).toBe(hex(bodies.at(-1)!.bodyHash));
+    });
+  }
 
   it('an fdatasync error switches the ledger to failed: pending and later appends get retryable ledger_failed, once logged and counted', async () => {
     const dir = await newDir();
