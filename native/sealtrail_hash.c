@@ -10,6 +10,7 @@
 #include <openssl/sha.h>
 #include <stdint.h>
 #include <string.h>
+#include "crc32c.h"
 
 #define THROW(env, msg) do { napi_throw_range_error((env), NULL, (msg)); return NULL; } while (0)
 
@@ -132,12 +133,80 @@ static napi_value frontier_append(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static void put_be32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+/*
+ * frameBatch(buf: Uint8Array, spans: Uint32Array, prevChain: Uint8Array(32),
+ *            outLeaves: Uint8Array(32n), outChains: Uint8Array(32n)): undefined
+ * leafChainBatch, then finishes every frame in place (docs/format.md "Frames"): entry i already
+ * sits at buf[spans[2i], spans[2i+1]) with its frame starting 40 bytes before it; writes len and
+ * ~len (big-endian), chain_i, and the CRC-32C of [frame start, entry end) after the entry. Same bytes
+ * as src/ledger/segment-format.ts finishFrame; one call per group commit instead of a JS CRC loop.
+ */
+static napi_value frame_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) THROW(env, "frameBatch needs 5 arguments");
+  uint8_t *data, *prev, *leaves, *chains;
+  uint32_t *spans;
+  size_t data_len, spans_len, prev_len, leaves_len, chains_len;
+  if (!bytes_of(env, argv[0], 0, (void **)&data, &data_len)) THROW(env, "buf must be a Uint8Array");
+  if (!bytes_of(env, argv[1], 1, (void **)&spans, &spans_len)) THROW(env, "spans must be a Uint32Array");
+  if (!bytes_of(env, argv[2], 0, (void **)&prev, &prev_len) || prev_len != 32) THROW(env, "prevChain must be a 32-byte Uint8Array");
+  if (!bytes_of(env, argv[3], 0, (void **)&leaves, &leaves_len)) THROW(env, "outLeaves must be a Uint8Array");
+  if (!bytes_of(env, argv[4], 0, (void **)&chains, &chains_len)) THROW(env, "outChains must be a Uint8Array");
+  if (spans_len % 2 != 0) THROW(env, "spans must hold (start, end) pairs");
+  size_t n = spans_len / 2;
+  if (leaves_len < 32 * n || chains_len < 32 * n) THROW(env, "outLeaves and outChains need 32 bytes per entry");
+  for (size_t i = 0; i < n; i++) {
+    uint32_t s = spans[2 * i], e = spans[2 * i + 1];
+    if (s < 40 || s > e || (size_t)e + 4 > data_len || e - s > 0x7fffffffu) THROW(env, "frame span outside buf");
+  }
+  const uint8_t *last = prev;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t s = spans[2 * i], e = spans[2 * i + 1], len = e - s;
+    uint8_t *leaf = leaves + 32 * i, *chain = chains + 32 * i, *frame = data + s - 40;
+    leaf_hash(data + s, len, leaf);
+    pair_hash(NULL, last, leaf, chain);
+    last = chain;
+    put_be32(frame, len);
+    put_be32(frame + 4, ~len);
+    memcpy(frame + 8, chain, 32);
+    put_be32(data + e, crc32c_update(0, frame, 40 + (size_t)len));
+  }
+  return NULL;
+}
+
+/* crc32c(data: Uint8Array, start: number, end: number, crc: number): number — continues crc over data[start, end). */
+static napi_value crc32c_js(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) THROW(env, "crc32c needs 4 arguments");
+  uint8_t *data;
+  size_t len;
+  uint32_t s, e, crc;
+  if (!bytes_of(env, argv[0], 0, (void **)&data, &len)) THROW(env, "data must be a Uint8Array");
+  if (napi_get_value_uint32(env, argv[1], &s) != napi_ok || napi_get_value_uint32(env, argv[2], &e) != napi_ok ||
+      napi_get_value_uint32(env, argv[3], &crc) != napi_ok) THROW(env, "start, end and crc must be numbers");
+  if (s > e || e > len) THROW(env, "range outside data");
+  napi_value out;
+  if (napi_create_uint32(env, crc32c_update(crc, data + s, e - s), &out) != napi_ok) return NULL;
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "leafChainBatch", NULL, leaf_chain_batch, NULL, NULL, NULL, napi_enumerable, NULL },
     { "frontierAppend", NULL, frontier_append, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "frameBatch", NULL, frame_batch, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "crc32c", NULL, crc32c_js, NULL, NULL, NULL, napi_enumerable, NULL },
   };
-  napi_define_properties(env, exports, 2, props);
+  napi_define_properties(env, exports, 4, props);
   return exports;
 }
 

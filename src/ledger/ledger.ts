@@ -34,7 +34,7 @@ import {
 import { type LedgerFs, nodeLedgerFs } from './fs.js';
 import { HASH_SIZE, chainSeed, hashEqual } from './hash.js';
 import { Frontier } from './merkle.js';
-import { frontierAppend, leafChainBatch, nativeHashLoaded, nativeHashStatus } from './native-hash.js';
+import { frontierAppend, nativeHashStatus } from './native-hash.js';
 import { type SegmentScan, scanSegment } from './recovery.js';
 import {
   FRAME_OVERHEAD,
@@ -43,10 +43,9 @@ import {
   SegmentFormatError,
   encodeHeader,
   encodeTrailer,
-  finishFrame,
+  finishFrames,
   parseSegmentFileName,
   segmentFileName,
-  writeFrame,
 } from './segment-format.js';
 import type { AppendOutcome, EntrySink, RefusalReason } from './types.js';
 
@@ -455,52 +454,32 @@ export class Ledger implements EntrySink {
     }
     this.#queueBytes -= bytes;
 
-    // Encode: every hash exactly once per entry (leaf and chain inside writeFrame, the frontier here).
+    // Encode: every hash exactly once per entry. Place every entry in its frame, then hash all
+    // leaves + chains and finish the frames (len, ~len, chain, CRC-32C) in one call — native when
+    // the addon is loaded: per-call overhead of crypto.hash (~2.2–2.8 µs, ~3 calls per entry) and a
+    // JS CRC loop (~0.5 µs per frame) dominated the ledger otherwise — and the frontier in another.
     const buf = Buffer.allocUnsafe(bytes);
     const firsts: number[] = [];
+    let count = 0;
+    for (const p of batch) count += p.entries.length;
+    const spans = new Uint32Array(2 * count);
     let off = 0;
     let n = 0;
-    if (nativeHashLoaded) {
-      // Native batch hashing (native-hash.ts): per-call overhead of crypto.hash (~2.2–2.8 µs for
-      // 64–300 B, ~3 calls per entry) capped the ledger near 85k entries/s. Place every entry in its
-      // frame, hash all leaves + chains in one native call and the frontier in another, then finish
-      // each frame (len, chain, CRC). Same bytes as the writeFrame loop below.
-      let count = 0;
-      for (const p of batch) count += p.entries.length;
-      const spans = new Uint32Array(2 * count);
-      for (const p of batch) {
-        firsts.push(this.#frontier.size + n);
-        for (const e of p.entries) {
-          buf.set(e, off + FRAME_OVERHEAD - 4); // the entry sits after len, ~len and chain (40 bytes)
-          spans[2 * n] = off + FRAME_OVERHEAD - 4;
-          spans[2 * n + 1] = off + FRAME_OVERHEAD - 4 + e.length;
-          off += FRAME_OVERHEAD + e.length;
-          n++;
-        }
+    for (const p of batch) {
+      firsts.push(this.#frontier.size + n);
+      for (const e of p.entries) {
+        buf.set(e, off + FRAME_OVERHEAD - 4); // the entry sits after len, ~len and chain (40 bytes)
+        spans[2 * n] = off + FRAME_OVERHEAD - 4;
+        spans[2 * n + 1] = off + FRAME_OVERHEAD - 4 + e.length;
+        off += FRAME_OVERHEAD + e.length;
+        n++;
       }
-      const leaves = new Uint8Array(HASH_SIZE * count);
-      const chains = new Uint8Array(HASH_SIZE * count);
-      leafChainBatch(buf, spans, this.#chain, leaves, chains);
-      for (let i = 0, o = 0; i < count; i++) {
-        o += finishFrame(buf, o, spans[2 * i + 1]! - spans[2 * i]!, chains.subarray(HASH_SIZE * i, HASH_SIZE * (i + 1)));
-      }
-      if (count > 0) this.#chain = chains.slice(HASH_SIZE * (count - 1));
-      this.#frontier = Frontier.fromBytes(frontierAppend(this.#frontier.toBytes(), leaves));
-    } else {
-      let chain = this.#chain;
-      const frontier = this.#frontier;
-      for (const p of batch) {
-        firsts.push(frontier.size);
-        for (const e of p.entries) {
-          const r = writeFrame(buf, off, e, chain);
-          chain = r.chain;
-          frontier.append(r.leaf);
-          off += r.length;
-          n++;
-        }
-      }
-      this.#chain = chain;
     }
+    const leaves = new Uint8Array(HASH_SIZE * count);
+    const chains = new Uint8Array(HASH_SIZE * count);
+    finishFrames(buf, spans, this.#chain, leaves, chains);
+    if (count > 0) this.#chain = chains.slice(HASH_SIZE * (count - 1));
+    this.#frontier = Frontier.fromBytes(frontierAppend(this.#frontier.toBytes(), leaves));
 
     const t0 = process.hrtime.bigint();
     try {

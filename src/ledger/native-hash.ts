@@ -15,12 +15,15 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { crc32cUpdate } from './crc32c.js';
 import { HASH_SIZE, chainHash, hashEqual, leafHash } from './hash.js';
 import { Frontier } from './merkle.js';
 
 interface Addon {
   leafChainBatch(data: Uint8Array, spans: Uint32Array, prevChain: Uint8Array, outLeaves: Uint8Array, outChains: Uint8Array): void;
   frontierAppend(frontier: Uint8Array, leaves: Uint8Array): Uint8Array;
+  frameBatch(buf: Uint8Array, spans: Uint32Array, prevChain: Uint8Array, outLeaves: Uint8Array, outChains: Uint8Array): void;
+  crc32c(data: Uint8Array, start: number, end: number, crc: number): number;
 }
 
 /**
@@ -94,6 +97,15 @@ function loadAddon(): { addon: Addon | undefined; status: string } {
       || !hashEqual(addon.frontierAppend(f, want[0]), frontierAppendJs(f, want[0]))) {
       return { addon: undefined, status: `${file} failed the self-check` };
     }
+    // CRC-32C over every length 0..600 at every alignment 0..7, against the JS tables.
+    const crcData = new Uint8Array(608).map((_, i) => (i * 131 + 7) & 0xff);
+    for (let a = 0; a < 8; a++) {
+      for (let len = 0; len <= 600; len += len < 24 ? 1 : 37) {
+        if (addon.crc32c(crcData, a, a + len, 0x1234) !== crc32cUpdate(0x1234, crcData, a, a + len)) {
+          return { addon: undefined, status: `${file} failed the CRC-32C self-check` };
+        }
+      }
+    }
     return { addon, status: `native (${file})` };
   } catch (e) {
     return { addon: undefined, status: `${file} did not load: ${e instanceof Error ? e.message : String(e)}` };
@@ -121,6 +133,15 @@ export function leafChainBatch(
   if (loaded.addon) loaded.addon.leafChainBatch(data, spans, prevChain, outLeaves, outChains);
   else leafChainBatchJs(data, spans, prevChain, outLeaves, outChains);
 }
+
+/**
+ * The addon's frameBatch when it is loaded (segment-format.ts `finishFrames` wraps it with the JS
+ * fallback): leafChainBatch, then len, ~len, chain and CRC-32C of every frame written in place.
+ */
+export const nativeFrameBatch: Addon['frameBatch'] | undefined = loaded.addon?.frameBatch;
+
+/** The addon's CRC-32C (SSE4.2 where the CPU has it) when loaded: crc32c(data, start, end, crc). */
+export const nativeCrc32c: Addon['crc32c'] | undefined = loaded.addon?.crc32c;
 
 /**
  * {@link frontierAppendJs} in one native call when the addon is loaded (same bytes either way).

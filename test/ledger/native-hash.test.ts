@@ -20,14 +20,21 @@ import {
   nativeHashLoaded,
   nativeHashStatus,
 } from '../../src/ledger/native-hash.js';
-import { crc32c } from '../../src/ledger/crc32c.js';
-import { FRAME_OVERHEAD, SegmentFormatError, SegmentParser, encodeHeader, finishFrame, writeFrame } from '../../src/ledger/segment-format.js';
+import { crc32c, crc32cUpdate } from '../../src/ledger/crc32c.js';
+import { FRAME_OVERHEAD, SegmentFormatError, SegmentParser, encodeHeader, finishFrame, finishFrames, writeFrame } from '../../src/ledger/segment-format.js';
 
 type BatchFn = typeof leafChainBatchJs;
 type FrontierFn = typeof frontierAppendJs;
 const ADDON = fileURLToPath(new URL('../../build/Release/sealtrail_hash.node', import.meta.url));
 const built = existsSync(ADDON);
-const addon = built ? (createRequire(import.meta.url)(ADDON) as { leafChainBatch: BatchFn; frontierAppend: FrontierFn }) : undefined;
+const addon = built
+  ? (createRequire(import.meta.url)(ADDON) as {
+      leafChainBatch: BatchFn;
+      frontierAppend: FrontierFn;
+      frameBatch: BatchFn;
+      crc32c: (data: Uint8Array, start: number, end: number, crc: number) => number;
+    })
+  : undefined;
 
 // Both implementations run through every check below; the native one only where it was built
 // (`npm ci` builds it; a machine without a compiler uses the fallback and skips only its rows).
@@ -161,6 +168,69 @@ describe('native batch hashing', () => {
     );
   });
 
+  /** Frames of `entries` as writeFrame writes them, and the same buffer with only the entries placed. */
+  function framesAndPlaced(entries: Uint8Array[]) {
+    const total = entries.reduce((s, e) => s + 44 + e.length, 0);
+    const want = new Uint8Array(total);
+    const placed = new Uint8Array(total).fill(0x5a); // junk where len, ~len, chain and CRC go
+    const spans = new Uint32Array(2 * entries.length);
+    const wantLeaves: Uint8Array[] = [];
+    let chain = chainSeed('sealtrail.test/native');
+    let off = 0;
+    entries.forEach((e, i) => {
+      const r = writeFrame(want, off, e, chain);
+      chain = r.chain;
+      wantLeaves.push(r.leaf);
+      placed.set(e, off + 40);
+      spans[2 * i] = off + 40;
+      spans[2 * i + 1] = off + 40 + e.length;
+      off += r.length;
+    });
+    return { want, placed, spans, wantLeaves, lastChain: chain };
+  }
+
+  const frameImpls: [string, BatchFn][] = [['finishFrames (addon if loaded)', finishFrames]];
+  if (addon) frameImpls.push(['native frameBatch', addon.frameBatch]);
+  for (const [name, fn] of frameImpls) {
+    it(`${name} writes the same frames, leaves and chains as writeFrame`, () => {
+      fc.assert(
+        fc.property(fc.array(fc.uint8Array({ maxLength: 700 }), { minLength: 1, maxLength: 20 }), (entries) => {
+          const { want, placed, spans, wantLeaves, lastChain } = framesAndPlaced(entries);
+          const leaves = new Uint8Array(32 * entries.length);
+          const chains = new Uint8Array(32 * entries.length);
+          fn(placed, spans, chainSeed('sealtrail.test/native'), leaves, chains);
+          expect(Buffer.from(placed).equals(Buffer.from(want))).toBe(true);
+          wantLeaves.forEach((l, i) => expect(toHex(leaves.subarray(32 * i, 32 * i + 32))).toBe(toHex(l)));
+          expect(toHex(chains.subarray(-32))).toBe(toHex(lastChain));
+        }),
+        { numRuns: 100 },
+      );
+    });
+
+    it(`${name} refuses a span that leaves no room for its frame header or CRC`, () => {
+      const buf = new Uint8Array(100);
+      const out = () => [new Uint8Array(32), new Uint8Array(32)] as const;
+      expect(() => fn(buf, Uint32Array.of(39, 50), new Uint8Array(32), ...out())).toThrow(RangeError); // no room for len/~len/chain
+      expect(() => fn(buf, Uint32Array.of(40, 97), new Uint8Array(32), ...out())).toThrow(RangeError); // no room for the CRC
+      expect(() => fn(buf, Uint32Array.of(40, 96), new Uint8Array(31), ...out())).toThrow(RangeError); // bad prevChain
+    });
+  }
+
+  it.runIf(addon !== undefined)('native crc32c equals the JS CRC-32C at every length and alignment, continuing a previous CRC', () => {
+    // runIf: without a compiler the addon is not built; the JS CRC has its own vectors (crc32c.test.ts).
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2000 }), fc.nat(), fc.nat(), fc.integer({ min: 0, max: 0xffffffff }), (data, a, b, init) => {
+        const s = data.length === 0 ? 0 : a % data.length;
+        const e = s + (data.length === 0 ? 0 : b % (data.length - s + 1));
+        expect(addon!.crc32c(data, s, e, init)).toBe(crc32cUpdate(init, data, s, e));
+      }),
+      { numRuns: 300 },
+    );
+    // RFC 3720 Appendix B.4: 32 bytes of zeros -> 0x8A9136AA
+    expect(addon!.crc32c(new Uint8Array(32), 0, 32, 0)).toBe(0x8a9136aa);
+    expect(() => addon!.crc32c(new Uint8Array(4), 2, 5, 0)).toThrow(RangeError);
+  });
+
   it('SegmentParser (leaf and chain hashed per chunk in one batch) reports the FIRST bad chain, after the good frames, before a later CRC error', () => {
     const origin = 'sealtrail.test/native';
     const entries = Array.from({ length: 8 }, (_, i) => new TextEncoder().encode(`entry ${i}`));
@@ -215,6 +285,12 @@ describe('native batch hashing', () => {
       leafChainBatch(data, Uint32Array.of(0, data.length), new Uint8Array(32), b[0], b[1]);
       expect(toHex(a[1])).toBe(toHex(b[1]));
       expect(toHex(m.frontierAppend(new Uint8Array(8), a[0]))).toBe(toHex(frontierAppend(new Uint8Array(8), b[0])));
+      // finishFrames' JS route (leafChainBatchJs + finishFrame) writes the same frames as writeFrame
+      const sf = await import('../../src/ledger/segment-format.js');
+      const entries = [new TextEncoder().encode('one'), new Uint8Array(0), new Uint8Array(333).fill(9)];
+      const { want, placed, spans } = framesAndPlaced(entries);
+      sf.finishFrames(placed, spans, chainSeed('sealtrail.test/native'), new Uint8Array(96), new Uint8Array(96));
+      expect(Buffer.from(placed).equals(Buffer.from(want))).toBe(true);
     } finally {
       vi.unstubAllEnvs();
       vi.resetModules();
