@@ -10,6 +10,8 @@ export interface LedgerFs {
   open(path: string, flags: string, mode?: number): Promise<number>;
   /** Writes all of `buf` at `position` (loops over short writes). */
   writeAll(fd: number, buf: Uint8Array, position: number): Promise<void>;
+  /** Writes the buffers back to back from `position` (one writev where the kernel takes it all). */
+  writevAll(fd: number, bufs: readonly Uint8Array[], position: number): Promise<void>;
   fdatasync(fd: number): Promise<void>;
   fsync(fd: number): Promise<void>;
   ftruncate(fd: number, length: number): Promise<void>;
@@ -37,9 +39,30 @@ async function writeAll(fd: number, buf: Uint8Array, position: number): Promise<
   }
 }
 
+async function writevAll(fd: number, bufs: readonly Uint8Array[], position: number): Promise<void> {
+  if (bufs.length === 1) return writeAll(fd, bufs[0]!, position);
+  const total = bufs.reduce((s, b) => s + b.length, 0);
+  const n = await cb<number>((d) => fs.writev(fd, bufs as Uint8Array[], position, d));
+  if (n === total) return;
+  // A short writev: finish piece by piece from where it stopped.
+  let done = n;
+  let pos = position;
+  for (const b of bufs) {
+    if (done >= b.length) {
+      done -= b.length;
+      pos += b.length;
+      continue;
+    }
+    await writeAll(fd, b.subarray(done), pos + done);
+    pos += b.length;
+    done = 0;
+  }
+}
+
 export const nodeLedgerFs: LedgerFs = {
   open: (path, flags, mode = 0o644) => cb<number>((d) => fs.open(path, flags, mode, d)),
   writeAll,
+  writevAll,
   fdatasync: (fd) => cb<void>((d) => fs.fdatasync(fd, d)),
   fsync: (fd) => cb<void>((d) => fs.fsync(fd, d)),
   ftruncate: (fd, len) => cb<void>((d) => fs.ftruncate(fd, len, d)),

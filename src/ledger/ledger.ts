@@ -137,6 +137,26 @@ interface LastCheckpoint {
   readonly signedBy?: 'current' | 'previous' | 'unknown';
 }
 
+/** Requests encoded into frames (chain and frontier advanced), waiting for the disk. */
+interface Encoded {
+  readonly batch: Pending[];
+  /** Global index of each request's first entry. */
+  readonly firsts: number[];
+  readonly buf: Buffer;
+  /** Where buf goes in the open segment. */
+  readonly offset: number;
+  readonly count: number;
+}
+
+type CommitResult = { readonly ok: true; readonly secs: number } | { readonly ok: false; readonly error: unknown };
+
+/** One write + fdatasync of encoded groups, in flight. */
+interface Commit {
+  readonly groups: Encoded[];
+  readonly seg: OpenSegment;
+  readonly done: Promise<CommitResult>;
+}
+
 interface Task {
   readonly kind: 'seal' | 'heartbeat';
   readonly resolve: () => void;
@@ -181,7 +201,12 @@ export class Ledger implements EntrySink {
   #lastCpMs = 0; // clock() when the newest checkpoint was made (heartbeat deadline)
 
   #queue: Pending[] = [];
+  /** Bytes accepted and not yet written: queued, or encoded and waiting for / in a commit. */
   #queueBytes = 0;
+  /** Bytes encoded into the open segment but not yet written (the next frame goes at seg.size + this). */
+  #unwritten = 0;
+  /** Wakes the group-commit loop while it waits for a commit (set only then). */
+  #arrival: (() => void) | undefined;
   #tasks: Task[] = [];
   #loop: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -278,7 +303,7 @@ export class Ledger implements EntrySink {
       if (e.length > MAX_ENTRY_BYTES) return Promise.reject(new RangeError(`entry of ${e.length} bytes exceeds MAX_ENTRY_BYTES (${MAX_ENTRY_BYTES})`));
       bytes += FRAME_OVERHEAD + e.length;
     }
-    if (this.#queue.length > 0 && this.#queueBytes + bytes > this.#maxPending) {
+    if (this.#queueBytes > 0 && this.#queueBytes + bytes > this.#maxPending) {
       return Promise.resolve(this.#refuse('overloaded', `${this.#queueBytes} bytes already waiting for the disk`));
     }
     if (this.diskBytes + this.#queueBytes + bytes + DISK_RESERVE > this.#cfg.max_disk_bytes) {
@@ -407,21 +432,74 @@ export class Ledger implements EntrySink {
   }
 
   #kick(): void {
-    if (this.#loop) return;
+    if (this.#loop) {
+      this.#arrival?.();
+      return;
+    }
     // setImmediate, not a microtask: lets the I/O callbacks of other requests that are already
     // due run first, so their appends join this batch.
     this.#loop = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#run());
   }
 
+  /**
+   * Resolves when the next append or task arrives — one setImmediate later, so that requests whose
+   * I/O callbacks are due in the same event-loop turn join one batch.
+   */
+  #nextArrival(): Promise<'arrived'> {
+    return new Promise((resolve) => {
+      this.#arrival = () => {
+        this.#arrival = undefined;
+        setImmediate(() => resolve('arrived'));
+      };
+    });
+  }
+
+  /**
+   * The group-commit loop, pipelined: while one commit's write + fdatasync is in flight (on the
+   * libuv thread pool), requests that arrive are already encoded — hashed, chained, framed — so the
+   * CPU work of batch N+1 overlaps the disk wait of batch N. Everything encoded meanwhile is written
+   * by the next commit with a single fdatasync. Requests are acknowledged in order, only when their
+   * commit is durable. Seals and heartbeats sign the tree, so they run only with nothing encoded
+   * ahead of the disk: a checkpoint never covers an entry that is not durable.
+   */
   async #run(): Promise<void> {
+    let io: Commit | undefined;
+    let ready: Encoded[] = [];
+    const start = (): void => {
+      io = this.#startCommit(ready);
+      ready = [];
+    };
     try {
       for (;;) {
         if (this.#state === 'failed') {
+          if (io) await this.#complete(io);
+          io = undefined;
+          this.#refuseEncoded(ready);
+          ready = [];
           this.#drainFailed();
           break;
         }
-        const task = this.#tasks.shift();
-        if (task) {
+        const full = this.#seg.count > 0 && this.#seg.size + this.#unwritten >= this.#cfg.max_segment_bytes;
+        if (this.#tasks.length > 0 || full) {
+          // Write out everything encoded first (see above), then seal or run the task.
+          if (io) {
+            await this.#complete(io);
+            io = undefined;
+            continue;
+          }
+          if (ready.length > 0) {
+            start();
+            continue;
+          }
+          if (full) {
+            try {
+              await this.#sealNow();
+            } catch {
+              // #sealNow failed the ledger and logged it; the next turn refuses what waits.
+            }
+            continue;
+          }
+          const task = this.#tasks.shift()!;
           try {
             if (task.kind === 'seal') await this.#sealNow();
             else await this.#heartbeatNow();
@@ -431,37 +509,62 @@ export class Ledger implements EntrySink {
           }
           continue;
         }
-        if (this.#queue.length === 0) break;
-        await this.#flushBatch();
+        if (this.#queue.length > 0) {
+          ready.push(this.#encode());
+          if (!io) start();
+          continue;
+        }
+        if (io) {
+          // Wait for the disk; whatever arrives meanwhile is encoded at once (the loop above).
+          const r = await Promise.race([io.done, this.#nextArrival()]);
+          if (r !== 'arrived') {
+            this.#arrival = undefined;
+            await this.#complete(io);
+            io = undefined;
+            if (ready.length > 0 && this.failure === undefined) start();
+          }
+          continue;
+        }
+        if (ready.length > 0) {
+          start();
+          continue;
+        }
+        break;
       }
     } finally {
       this.#loop = undefined;
+      this.#arrival = undefined;
     }
     if (this.#queue.length > 0 || this.#tasks.length > 0) this.#kick();
   }
 
-  async #flushBatch(): Promise<void> {
+  /**
+   * Takes queued requests (up to max batch bytes and the open segment's room, at least one) and
+   * encodes their frames: every hash exactly once per entry. The chain and frontier advance here;
+   * the bytes reach the disk in #startCommit.
+   */
+  #encode(): Encoded {
     const seg = this.#seg;
-    const room = Math.max(0, this.#cfg.max_segment_bytes - seg.size);
+    const offset = seg.size + this.#unwritten;
+    const room = Math.max(0, this.#cfg.max_segment_bytes - offset);
     const limit = Math.min(this.#maxBatch, room);
     const batch: Pending[] = [];
     let bytes = 0;
+    let count = 0;
     while (this.#queue.length > 0) {
       const next = this.#queue[0]!;
       if (batch.length > 0 && bytes + next.bytes > limit) break;
       batch.push(this.#queue.shift()!);
       bytes += next.bytes;
+      count += next.entries.length;
     }
-    this.#queueBytes -= bytes;
 
-    // Encode: every hash exactly once per entry. Place every entry in its frame, then hash all
-    // leaves + chains and finish the frames (len, ~len, chain, CRC-32C) in one call — native when
-    // the addon is loaded: per-call overhead of crypto.hash (~2.2–2.8 µs, ~3 calls per entry) and a
-    // JS CRC loop (~0.5 µs per frame) dominated the ledger otherwise — and the frontier in another.
+    // Place every entry in its frame, then hash all leaves + chains and finish the frames (len,
+    // ~len, chain, CRC-32C) in one call — native when the addon is loaded: per-call overhead of
+    // crypto.hash (~2.2–2.8 µs, ~3 calls per entry) and a JS CRC loop (~0.5 µs per frame)
+    // dominated the ledger otherwise — and the frontier in another.
     const buf = Buffer.allocUnsafe(bytes);
     const firsts: number[] = [];
-    let count = 0;
-    for (const p of batch) count += p.entries.length;
     const spans = new Uint32Array(2 * count);
     let off = 0;
     let n = 0;
@@ -480,30 +583,61 @@ export class Ledger implements EntrySink {
     finishFrames(buf, spans, this.#chain, leaves, chains);
     if (count > 0) this.#chain = chains.slice(HASH_SIZE * (count - 1));
     this.#frontier = Frontier.fromBytes(frontierAppend(this.#frontier.toBytes(), leaves));
+    seg.count += count;
+    seg.firstEntryMs ??= this.#clock();
+    this.#unwritten += bytes;
+    return { batch, firsts, buf, offset, count };
+  }
 
+  /** Starts one commit: the encoded groups' bytes written at their offsets, then one fdatasync. */
+  #startCommit(groups: Encoded[]): Commit {
+    const seg = this.#seg;
+    const fsync = this.#cfg.durability === 'fsync';
     const t0 = process.hrtime.bigint();
-    try {
-      await this.#fs.writeAll(seg.fd, buf, seg.size);
-      seg.size += bytes;
-      if (this.#cfg.durability === 'fsync') await this.#fs.fdatasync(seg.fd);
-      else seg.dirty = true;
-    } catch (e) {
-      this.#fail(e, `group commit of ${n} entries to ${seg.path}`);
-      for (const p of batch) p.resolve(this.#refuse('ledger_failed', errorMessage(e)));
+    const run = async (): Promise<CommitResult> => {
+      try {
+        // The groups are contiguous in the segment: one positional writev.
+        await this.#fs.writevAll(seg.fd, groups.map((g) => g.buf), groups[0]!.offset);
+        if (fsync) await this.#fs.fdatasync(seg.fd);
+        return { ok: true, secs: Number(process.hrtime.bigint() - t0) / 1e9 };
+      } catch (e) {
+        return { ok: false, error: e };
+      }
+    };
+    return { groups, seg, done: run() };
+  }
+
+  /** Waits for a commit and answers its requests: ok with their indices, or ledger_failed. */
+  async #complete(c: Commit): Promise<void> {
+    const r = await c.done;
+    let bytes = 0;
+    let n = 0;
+    for (const g of c.groups) {
+      bytes += g.buf.length;
+      n += g.count;
+    }
+    this.#unwritten -= bytes;
+    this.#queueBytes -= bytes;
+    if (!r.ok) {
+      this.#fail(r.error, `group commit of ${n} entries to ${c.seg.path}`);
+      this.#refuseEncoded(c.groups);
       return;
     }
-    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    seg.count += n;
-    seg.firstEntryMs ??= this.#clock();
-    batch.forEach((p, i) => p.resolve({ kind: 'ok', firstIndex: firsts[i]!, count: p.entries.length }));
+    c.seg.size += bytes;
+    if (this.#cfg.durability !== 'fsync') c.seg.dirty = true;
+    for (const g of c.groups) g.batch.forEach((p, i) => p.resolve({ kind: 'ok', firstIndex: g.firsts[i]!, count: p.entries.length }));
     const m = this.#metrics;
     if (m) {
       m.ledgerEntries.inc(n);
-      m.ledgerFsyncSeconds.observe(secs);
+      m.ledgerFsyncSeconds.observe(r.secs);
       m.ledgerBatchEntries.observe(n);
     }
     this.#updateGauges();
-    if (seg.size >= this.#cfg.max_segment_bytes) await this.#sealNow();
+  }
+
+  /** Refuses encoded requests that will never be durable (the ledger failed). */
+  #refuseEncoded(groups: Encoded[]): void {
+    for (const g of groups) for (const p of g.batch) p.resolve(this.#refuse('ledger_failed', errorMessage(this.#failure)));
   }
 
   #fail(e: unknown, what: string): void {

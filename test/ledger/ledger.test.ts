@@ -80,9 +80,9 @@ describe('Ledger', () => {
         syncs++;
         await nodeLedgerFs.fdatasync(fd);
       },
-      writeAll: async (fd, b, pos) => {
+      writevAll: async (fd, b, pos) => {
         writes++;
-        await nodeLedgerFs.writeAll(fd, b, pos);
+        await nodeLedgerFs.writevAll(fd, b, pos);
       },
     };
     const metrics = new Metrics({ defaultMetrics: false });
@@ -97,7 +97,7 @@ describe('Ledger', () => {
     expect(idx).toEqual(Array.from({ length: 500 }, (_, i) => i));
     expect(syncs).toBeGreaterThan(0);
     expect(syncs).toBeLessThan(50);
-    expect(writes).toBe(syncs); // one write per batch, one fdatasync per batch
+    expect(writes).toBe(syncs); // one (positional) writev per group commit, one fdatasync per group commit
     const batches = (await metrics.registry.getSingleMetric('sealtrail_ledger_group_commit_entries')!.get()).values.find((v) => (v as { metricName?: string }).metricName?.endsWith('_count'));
     expect(batches?.value).toBe(syncs);
     const entries = (await metrics.registry.getSingleMetric('sealtrail_ledger_entries_total')!.get()).values[0]?.value;
@@ -286,6 +286,144 @@ describe('Ledger', () => {
     // Restart: the acknowledged entry is there, the failed batch may or may not be (never acknowledged).
     const again = await openLedger(dir);
     expect(again.treeSize).toBeGreaterThanOrEqual(1);
+  });
+
+  describe('pipelined group commit', () => {
+    /** An fs whose segment fdatasync waits for `release()`; counts commits and records the order of events. */
+    function gatedFs() {
+      let gate: (() => void) | undefined;
+      let failNext = false;
+      const events: string[] = [];
+      const state = { syncing: 0, syncs: 0, writes: 0 };
+      const fsx: LedgerFs = {
+        ...nodeLedgerFs,
+        writevAll: async (fd, b, pos) => {
+          state.writes++;
+          events.push(`write ${b.length}`);
+          await nodeLedgerFs.writevAll(fd, b, pos);
+        },
+        fdatasync: async (fd) => {
+          state.syncing++;
+          await new Promise<void>((r) => (gate = r));
+          gate = undefined;
+          state.syncing--;
+          state.syncs++;
+          if (failNext) {
+            failNext = false;
+            events.push('fdatasync EIO');
+            throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+          }
+          await nodeLedgerFs.fdatasync(fd);
+          events.push('fdatasync');
+        },
+        rename: async (from, to) => {
+          if (path.basename(to) === 'head.checkpoint') events.push('head');
+          await nodeLedgerFs.rename(from, to);
+        },
+      };
+      const waitSyncing = async () => {
+        for (let i = 0; i < 500 && state.syncing === 0; i++) await new Promise((r) => setTimeout(r, 2));
+        expect(state.syncing).toBe(1);
+      };
+      const release = async () => {
+        await waitSyncing();
+        gate!();
+      };
+      return { fsx, state, events, release, waitSyncing, failNextSync: () => (failNext = true) };
+    }
+    const tick = () => new Promise((r) => setImmediate(r));
+
+    it('encodes requests that arrive during a commit while its fdatasync runs, writes them with ONE writev + fdatasync, acknowledges in order', async () => {
+      const dir = await newDir();
+      const g = gatedFs();
+      // No start-up heartbeat in the way: it would take the gate first.
+      const l = await openLedger(dir, {}, { fs: { ...g.fsx, fdatasync: nodeLedgerFs.fdatasync } });
+      await l.heartbeat();
+      await l.close();
+      const l2 = await openLedger(dir, {}, { fs: g.fsx });
+      const base = l2.treeSize;
+      const order: string[] = [];
+      const a = l2.append([entry('a0'), entry('a1')]).then((o) => (order.push('a'), o));
+      await g.waitSyncing(); // commit 1 (a) is waiting for its fdatasync
+      const b = l2.append([entry('b0')]).then((o) => (order.push('b'), o));
+      await tick();
+      await tick();
+      const c = l2.append([entry('c0'), entry('c1'), entry('c2')]).then((o) => (order.push('c'), o));
+      await tick();
+      await tick();
+      // b and c are hashed into the tree already, while a's fdatasync has not returned — and not acknowledged.
+      expect(l2.treeSize).toBe(base + 6);
+      expect(order).toEqual([]);
+      await g.release(); // a durable -> acknowledged; b and c go out together
+      expect(await a).toEqual({ kind: 'ok', firstIndex: base, count: 2 });
+      expect(order).toEqual(['a']);
+      await g.release();
+      expect(await b).toEqual({ kind: 'ok', firstIndex: base + 2, count: 1 });
+      expect(await c).toEqual({ kind: 'ok', firstIndex: base + 3, count: 3 });
+      expect(order).toEqual(['a', 'b', 'c']);
+      expect(g.state.writes).toBe(2); // a, then b + c in one writev
+      expect(g.events.filter((e) => e.startsWith('write'))).toEqual(['write 1', 'write 2']);
+      const closing = l2.close();
+      await g.release(); // the seal's fdatasync
+      await closing;
+      expect(readLog(dir).entries.map((e) => text(e).split(':')[0])).toEqual(['a0', 'a1', 'b0', 'c0', 'c1', 'c2']);
+    });
+
+    it('a heartbeat requested during a commit waits until everything encoded is durable: a checkpoint never covers an unwritten entry', async () => {
+      const dir = await newDir();
+      const g = gatedFs();
+      const l = await openLedger(dir, { durability: 'fsync' }, { fs: { ...g.fsx, fdatasync: nodeLedgerFs.fdatasync } });
+      await l.heartbeat();
+      await l.close();
+      const l2 = await openLedger(dir, {}, { fs: g.fsx });
+      const a = l2.append([entry('a')]);
+      await g.waitSyncing();
+      const b = l2.append([entry('b')]);
+      await tick();
+      await tick();
+      const hb = l2.heartbeat();
+      await g.release(); // a
+      await g.release(); // b (the heartbeat must not have been signed before this)
+      await Promise.all([a, b, hb]);
+      const head = parseSignedNote(fs.readFileSync(path.join(dir, 'head.checkpoint'), 'utf8'));
+      expect(head.ok).toBe(true);
+      const cp = head.ok ? parseCheckpointBody(head.value.body) : undefined;
+      expect(cp?.ok && cp.value.size).toBe(l2.treeSize);
+      // Order on disk: both commits' fdatasyncs completed before head.checkpoint was replaced.
+      const lastHead = g.events.lastIndexOf('head');
+      expect(lastHead).toBeGreaterThan(g.events.lastIndexOf('fdatasync'));
+      expect(g.events.filter((e) => e === 'fdatasync').length).toBeGreaterThanOrEqual(2);
+      const closing = l2.close();
+      await g.release();
+      await closing;
+    });
+
+    it('an fdatasync error with a later batch already encoded refuses both (ledger_failed) and acknowledges nothing after', async () => {
+      const dir = await newDir();
+      const g = gatedFs();
+      const l = await openLedger(dir, {}, { fs: { ...g.fsx, fdatasync: nodeLedgerFs.fdatasync } });
+      expect((await l.append([entry('durable')])).kind).toBe('ok');
+      await l.heartbeat();
+      await l.close();
+      const l2 = await openLedger(dir, {}, { fs: g.fsx, logger: silentLogger() });
+      const a = l2.append([entry('a')]);
+      await g.waitSyncing();
+      const b = l2.append([entry('b')]);
+      await tick();
+      await tick();
+      g.failNextSync();
+      await g.release();
+      expect(await a).toMatchObject({ kind: 'retryable', reason: 'ledger_failed' });
+      expect(await b).toMatchObject({ kind: 'retryable', reason: 'ledger_failed' });
+      expect(await l2.append([entry('later')])).toMatchObject({ kind: 'retryable', reason: 'ledger_failed' });
+      await expect(l2.heartbeat()).rejects.toThrow(/failed/);
+      expect(l2.failure).toMatch(/EIO/);
+      await l2.close().catch(() => undefined);
+      // What was acknowledged survives; the refused entries may or may not be on disk, never acknowledged.
+      const again = await openLedger(dir);
+      expect(again.treeSize).toBeGreaterThanOrEqual(1);
+      expect(readLog(dir).entries.map((e) => text(e).split(':')[0])[0]).toBe('durable');
+    });
   });
 
   it('stopAccepting refuses with shutting_down; close writes what was accepted', async () => {
