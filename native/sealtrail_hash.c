@@ -182,6 +182,91 @@ static napi_value frame_batch(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Largest entry a frame may carry: src/ledger/segment-format.ts MAX_ENTRY_BYTES (1 GiB). */
+#define MAX_ENTRY_BYTES (1u << 30)
+#define TRAILER_MARKER 0xffffffffu
+#define FRONTIER_CAP 64
+
+static uint32_t get_be32(const uint8_t *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+/* Result codes of scanFrames (src/ledger/native-hash.ts SCAN_*). */
+enum { SCAN_NEED_MORE = 0, SCAN_TRAILER = 1, SCAN_BAD_LENGTH = 2, SCAN_BAD_CRC = 3, SCAN_BAD_CHAIN = 4, SCAN_LIMIT = 5 };
+
+/*
+ * scanFrames(buf: Uint8Array, start: number, end: number, chain: Uint8Array(32),
+ *            frontier: Uint8Array(8 + 64·32), limit: number, out: Uint32Array(2)): number
+ * The verifier's inner loop (src/verify/frame-scan.ts): walks the frames lying back to back in
+ * buf[start, end) IN PLACE and, for each, does exactly what SegmentParser does (docs/format.md
+ * "Frames"): len and ~len agree and len <= MAX_ENTRY_BYTES, CRC-32C of [frame start, entry end)
+ * equals the stored one, leaf = SHA-256(0x00 ‖ entry), chain' = SHA-256(chain ‖ leaf) equals the
+ * stored chain value; then appends the leaf to the Merkle frontier (RFC 9162 §2.1.1 node hash).
+ * `chain` (the chain value before the next frame) and `frontier` (u64 BE size ‖ popcount(size)
+ * subtree roots, largest first = merkle.ts Frontier.toBytes, in a buffer with room for 64) are
+ * updated in place for every frame accepted.
+ * Stops before the first frame that is not accepted and returns why: NEED_MORE (fewer bytes than
+ * it needs), TRAILER (the trailer marker), BAD_LENGTH, BAD_CRC (checked before the chain, as the
+ * parser does), BAD_CHAIN; or LIMIT after the frame that brought the tree size to `limit` (-1 = no
+ * limit; the caller wants the root at that size). out[0] = offset of the first frame not accepted,
+ * out[1] = frames accepted. One call per chunk: no per-frame JS, no copies.
+ */
+static napi_value scan_frames(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 7) THROW(env, "scanFrames needs 7 arguments");
+  uint8_t *buf, *chain, *fr;
+  uint32_t *out;
+  size_t buf_len, chain_len, fr_len, out_len;
+  uint32_t start, end;
+  double limit;
+  if (!bytes_of(env, argv[0], 0, (void **)&buf, &buf_len)) THROW(env, "buf must be a Uint8Array");
+  if (napi_get_value_uint32(env, argv[1], &start) != napi_ok || napi_get_value_uint32(env, argv[2], &end) != napi_ok) THROW(env, "start and end must be numbers");
+  if (!bytes_of(env, argv[3], 0, (void **)&chain, &chain_len) || chain_len != 32) THROW(env, "chain must be a 32-byte Uint8Array");
+  if (!bytes_of(env, argv[4], 0, (void **)&fr, &fr_len) || fr_len < 8 + 32 * FRONTIER_CAP) THROW(env, "frontier must be a Uint8Array of 8 + 64*32 bytes");
+  if (napi_get_value_double(env, argv[5], &limit) != napi_ok) THROW(env, "limit must be a number");
+  if (!bytes_of(env, argv[6], 1, (void **)&out, &out_len) || out_len < 2) THROW(env, "out must be a Uint32Array of 2");
+  if (start > end || end > buf_len) THROW(env, "range outside buf");
+  uint64_t size = 0;
+  for (int i = 0; i < 8; i++) size = (size << 8) | fr[i];
+  if (size > 9007199254740991ULL) THROW(env, "tree size beyond 2^53-1");
+  int k = popcount64(size);
+  uint8_t (*stack)[32] = (uint8_t (*)[32])(fr + 8);
+  static const uint8_t one = 0x01;
+  uint32_t off = start, frames = 0;
+  int status = SCAN_NEED_MORE;
+  uint8_t leaf[32], next[32];
+  for (;;) {
+    if (end - off < 4) { status = SCAN_NEED_MORE; break; }
+    uint32_t n = get_be32(buf + off);
+    if (n == TRAILER_MARKER) { status = SCAN_TRAILER; break; }
+    if (end - off < 8) { status = SCAN_NEED_MORE; break; }
+    if (get_be32(buf + off + 4) != ~n || n > MAX_ENTRY_BYTES) { status = SCAN_BAD_LENGTH; break; }
+    if ((uint64_t)(end - off) < 44 + (uint64_t)n) { status = SCAN_NEED_MORE; break; }
+    const uint8_t *frame = buf + off;
+    if (crc32c_update(0, frame, 40 + (size_t)n) != get_be32(frame + 40 + n)) { status = SCAN_BAD_CRC; break; }
+    leaf_hash(frame + 40, n, leaf);
+    pair_hash(NULL, chain, leaf, next);
+    if (memcmp(next, frame + 8, 32) != 0) { status = SCAN_BAD_CHAIN; break; }
+    memcpy(chain, next, 32);
+    memcpy(stack[k++], leaf, 32);
+    for (uint64_t s = size; s & 1; s >>= 1) {
+      pair_hash(&one, stack[k - 2], stack[k - 1], stack[k - 2]);
+      k--;
+    }
+    size++;
+    off += 44 + n;
+    frames++;
+    if (limit >= 0 && (double)size == limit) { status = SCAN_LIMIT; break; }
+  }
+  for (int i = 0; i < 8; i++) fr[i] = (uint8_t)(size >> (56 - 8 * i));
+  out[0] = off;
+  out[1] = frames;
+  napi_value ret;
+  if (napi_create_int32(env, status, &ret) != napi_ok) return NULL;
+  return ret;
+}
+
 /* crc32c(data: Uint8Array, start: number, end: number, crc: number): number — continues crc over data[start, end). */
 static napi_value crc32c_js(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -205,8 +290,9 @@ static napi_value init(napi_env env, napi_value exports) {
     { "frontierAppend", NULL, frontier_append, NULL, NULL, NULL, napi_enumerable, NULL },
     { "frameBatch", NULL, frame_batch, NULL, NULL, NULL, napi_enumerable, NULL },
     { "crc32c", NULL, crc32c_js, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "scanFrames", NULL, scan_frames, NULL, NULL, NULL, napi_enumerable, NULL },
   };
-  napi_define_properties(env, exports, 4, props);
+  napi_define_properties(env, exports, 5, props);
   return exports;
 }
 

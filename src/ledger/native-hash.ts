@@ -24,6 +24,7 @@ interface Addon {
   frontierAppend(frontier: Uint8Array, leaves: Uint8Array): Uint8Array;
   frameBatch(buf: Uint8Array, spans: Uint32Array, prevChain: Uint8Array, outLeaves: Uint8Array, outChains: Uint8Array): void;
   crc32c(data: Uint8Array, start: number, end: number, crc: number): number;
+  scanFrames?(buf: Uint8Array, start: number, end: number, chain: Uint8Array, frontier: Uint8Array, limit: number, out: Uint32Array): number;
 }
 
 /**
@@ -59,6 +60,80 @@ export function frontierAppendJs(frontier: Uint8Array, leaves: Uint8Array): Uint
   const f = Frontier.fromBytes(frontier);
   for (let o = 0; o < leaves.length; o += HASH_SIZE) f.append(leaves.subarray(o, o + HASH_SIZE));
   return f.toBytes();
+}
+
+/** {@link scanFrames} results: why the walk stopped (native/sealtrail_hash.c uses the same numbers). */
+export const SCAN_NEED_MORE = 0;
+export const SCAN_TRAILER = 1;
+export const SCAN_BAD_LENGTH = 2;
+export const SCAN_BAD_CRC = 3;
+export const SCAN_BAD_CHAIN = 4;
+export const SCAN_LIMIT = 5;
+/** Bytes of the frontier state buffer scanFrames works in: u64 size + room for 64 subtree roots. */
+export const SCAN_FRONTIER_BYTES = 8 + 64 * HASH_SIZE;
+/** segment-format.ts MAX_ENTRY_BYTES (not imported: segment-format.ts imports this module). */
+const SCAN_MAX_ENTRY = 1024 * 1024 * 1024;
+
+/**
+ * The meaningful part of a scanFrames frontier state (u64 size ‖ popcount(size) roots, i.e.
+ * merkle.ts Frontier.toBytes); the bytes after it are scratch space and may differ between the
+ * implementations.
+ * @throws RangeError if the size exceeds 2^53-1
+ */
+export function scanFrontierBytes(state: Uint8Array): Uint8Array {
+  const size = new DataView(state.buffer, state.byteOffset, 8).getBigUint64(0, false);
+  if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw new RangeError('tree size beyond 2^53-1');
+  let k = 0;
+  for (let s = size; s > 0n; s >>= 1n) k += Number(s & 1n);
+  return state.subarray(0, 8 + HASH_SIZE * k);
+}
+
+function be32(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+}
+
+/**
+ * The verifier's per-frame work without the addon, byte for byte what the native scanFrames does:
+ * walks the frames in `buf[start, end)` in place; per frame checks len/~len (≤ 1 GiB), CRC-32C,
+ * leaf = SHA-256(0x00 ‖ entry), chain = SHA-256(chain ‖ leaf) against the stored value, and appends
+ * the leaf to the frontier. `chain` (32 bytes) and `frontier` ({@link SCAN_FRONTIER_BYTES}: u64 BE
+ * size ‖ subtree roots as merkle.ts Frontier.toBytes) are updated in place per accepted frame.
+ * Returns a SCAN_* code for the first frame not accepted (or SCAN_LIMIT once the tree size equals
+ * `limit`, −1 = none); `out[0]` = its offset, `out[1]` = frames accepted.
+ * @throws RangeError if the range, chain, frontier or out are malformed
+ */
+export function scanFramesJs(buf: Uint8Array, start: number, end: number, chain: Uint8Array, frontier: Uint8Array, limit: number, out: Uint32Array): number {
+  if (start < 0 || start > end || end > buf.length) throw new RangeError('range outside buf');
+  if (chain.length !== HASH_SIZE) throw new RangeError('chain must be 32 bytes');
+  if (frontier.length < SCAN_FRONTIER_BYTES) throw new RangeError(`frontier must be ${SCAN_FRONTIER_BYTES} bytes`);
+  if (out.length < 2) throw new RangeError('out must hold 2 numbers');
+  const f = Frontier.fromBytes(scanFrontierBytes(frontier));
+  let off = start;
+  let frames = 0;
+  let status: number;
+  let c: Uint8Array = chain.slice();
+  for (;;) {
+    if (end - off < 4) { status = SCAN_NEED_MORE; break; }
+    const n = be32(buf, off);
+    if (n === 0xffffffff) { status = SCAN_TRAILER; break; }
+    if (end - off < 8) { status = SCAN_NEED_MORE; break; }
+    if (be32(buf, off + 4) !== (~n >>> 0) || n > SCAN_MAX_ENTRY) { status = SCAN_BAD_LENGTH; break; }
+    if (end - off < 44 + n) { status = SCAN_NEED_MORE; break; }
+    if (crc32cUpdate(0, buf, off, off + 40 + n) !== be32(buf, off + 40 + n)) { status = SCAN_BAD_CRC; break; }
+    const leaf = leafHash(buf.subarray(off + 40, off + 40 + n));
+    const next = chainHash(c, leaf);
+    if (!hashEqual(next, buf.subarray(off + 8, off + 40))) { status = SCAN_BAD_CHAIN; break; }
+    c = next;
+    f.append(leaf);
+    off += 44 + n;
+    frames++;
+    if (limit >= 0 && f.size === limit) { status = SCAN_LIMIT; break; }
+  }
+  chain.set(c);
+  frontier.set(f.toBytes());
+  out[0] = off;
+  out[1] = frames;
+  return status;
 }
 
 function checkBatch(data: Uint8Array, spans: Uint32Array, prevChain: Uint8Array, outLeaves: Uint8Array, outChains: Uint8Array): number {
@@ -106,10 +181,38 @@ function loadAddon(): { addon: Addon | undefined; status: string } {
         }
       }
     }
+    if (addon.scanFrames && !scanFramesAgree(addon.scanFrames)) return { addon: undefined, status: `${file} failed the scanFrames self-check` };
     return { addon, status: `native (${file})` };
   } catch (e) {
     return { addon: undefined, status: `${file} did not load: ${e instanceof Error ? e.message : String(e)}` };
   }
+}
+
+/** Three frames (the last with a wrong chain value) walked by the addon and by scanFramesJs must agree. */
+function scanFramesAgree(native: NonNullable<Addon['scanFrames']>): boolean {
+  const entries = [new Uint8Array(0), new TextEncoder().encode('sealtrail'), new Uint8Array(70).fill(3)];
+  const buf = new Uint8Array(entries.reduce((a, e) => a + 44 + e.length, 0));
+  let chain: Uint8Array = new Uint8Array(HASH_SIZE).fill(9);
+  let off = 0;
+  for (const [i, e] of entries.entries()) {
+    chain = i === 2 ? new Uint8Array(HASH_SIZE) : chainHash(chain, leafHash(e));
+    const v = new DataView(buf.buffer, off);
+    v.setUint32(0, e.length);
+    v.setUint32(4, ~e.length >>> 0);
+    buf.set(chain, off + 8);
+    buf.set(e, off + 40);
+    v.setUint32(40 + e.length, crc32cUpdate(0, buf, off, off + 40 + e.length));
+    off += 44 + e.length;
+  }
+  const run = (fn: NonNullable<Addon['scanFrames']>): string => {
+    const c = new Uint8Array(HASH_SIZE).fill(9);
+    const fr = new Uint8Array(SCAN_FRONTIER_BYTES);
+    fr.set(Frontier.empty().toBytes());
+    const out = new Uint32Array(2);
+    const st = fn(buf, 0, buf.length, c, fr, -1, out);
+    return `${st} ${out.join(',')} ${Buffer.from(c).toString('hex')} ${Buffer.from(scanFrontierBytes(fr)).toString('hex')}`;
+  };
+  return run(native) === run(scanFramesJs);
 }
 
 const loaded = loadAddon();
@@ -142,6 +245,18 @@ export const nativeFrameBatch: Addon['frameBatch'] | undefined = loaded.addon?.f
 
 /** The addon's CRC-32C (SSE4.2 where the CPU has it) when loaded: crc32c(data, start, end, crc). */
 export const nativeCrc32c: Addon['crc32c'] | undefined = loaded.addon?.crc32c;
+
+/**
+ * {@link scanFramesJs} in one native call when the addon is loaded (same results and state either way).
+ * @throws RangeError as scanFramesJs
+ */
+export function scanFrames(buf: Uint8Array, start: number, end: number, chain: Uint8Array, frontier: Uint8Array, limit: number, out: Uint32Array): number {
+  const native = loaded.addon?.scanFrames;
+  return native ? native(buf, start, end, chain, frontier, limit, out) : scanFramesJs(buf, start, end, chain, frontier, limit, out);
+}
+
+/** True when {@link scanFrames} runs natively (an addon built before it existed lacks it). */
+export const nativeScanFrames: boolean = loaded.addon?.scanFrames !== undefined;
 
 /**
  * {@link frontierAppendJs} in one native call when the addon is loaded (same bytes either way).

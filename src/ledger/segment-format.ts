@@ -435,6 +435,28 @@ export function decodeTrailer(
 }
 
 /**
+ * Checks a decoded trailer against the frames before it: its count, its chain_last (when `chain`,
+ * the last entry's chain value, is given) and its end frontier's size. `offset` = the trailer's file
+ * offset. Shared by SegmentParser and the verifier's in-place scanner (src/verify/frame-scan.ts).
+ * @throws SegmentFormatError trailer_field
+ */
+export function checkTrailer(
+  tr: SegmentTrailer,
+  at: { frames: number; chain: Uint8Array | undefined; firstIndex: number; offset: number },
+  where: { frame: number; index: number },
+): void {
+  if (tr.count !== at.frames) {
+    throw new SegmentFormatError('trailer_field', at.offset + 8, `trailer says ${tr.count} entries, the segment has ${at.frames}`, where);
+  }
+  if (at.chain && !hashEqual(tr.chainLast, at.chain)) {
+    throw new SegmentFormatError('trailer_field', at.offset + 16, 'trailer chain_last differs from the last entry chain value', where);
+  }
+  if (tr.endFrontier.size !== at.firstIndex + tr.count) {
+    throw new SegmentFormatError('trailer_field', at.offset + 48, `end frontier covers ${tr.endFrontier.size} entries, expected ${at.firstIndex + tr.count}`, where);
+  }
+}
+
+/**
  * Checks a 16-byte footer that should point at `trailerOffset`.
  * @throws SegmentFormatError footer
  */
@@ -564,7 +586,11 @@ export class SegmentParser {
     // Keep only the unconsumed rest (a copy, so a big chunk is not pinned by a small remainder).
     this.#pending = off === buf.length ? new Uint8Array(0) : buf.slice(off);
     if (this.#state === 'done' && this.#pending.length > 0) {
-      throw new SegmentFormatError('trailing_bytes', this.#base, `${this.#pending.length} bytes after the footer`);
+      // Deferred like any other failure after good items, so the result does not depend on whether
+      // the extra bytes arrived in the same chunk as the footer.
+      const e = new SegmentFormatError('trailing_bytes', this.#base, `${this.#pending.length} bytes after the footer`);
+      if (items.length === 0) throw e;
+      this.#deferred = e;
     }
     return items;
   }
@@ -616,15 +642,7 @@ export class SegmentParser {
           const t = decodeTrailer(buf, off, this.#base, where);
           if ('need' in t) return 0;
           const tr = t.trailer;
-          if (tr.count !== this.#frame) {
-            throw new SegmentFormatError('trailer_field', this.#base + 8, `trailer says ${tr.count} entries, the segment has ${this.#frame}`, where);
-          }
-          if (this.#checkChain && !hashEqual(tr.chainLast, this.#chain)) {
-            throw new SegmentFormatError('trailer_field', this.#base + 16, 'trailer chain_last differs from the last entry chain value', where);
-          }
-          if (tr.endFrontier.size !== h.firstIndex + tr.count) {
-            throw new SegmentFormatError('trailer_field', this.#base + 48, `end frontier covers ${tr.endFrontier.size} entries, expected ${h.firstIndex + tr.count}`, where);
-          }
+          checkTrailer(tr, { frames: this.#frame, chain: this.#checkChain ? this.#chain : undefined, firstIndex: h.firstIndex, offset: this.#base }, where);
           this.#trailerOffset = this.#base;
           this.#state = 'footer';
           items.push({ kind: 'trailer', trailer: tr, offset: this.#base, length: t.length });

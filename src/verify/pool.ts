@@ -1,44 +1,94 @@
 /**
- * Segment scans in worker threads: verification is CPU-bound hashing (three SHA-256 calls per
- * entry: leaf, chain, and on average one Merkle node), and segments can be scanned independently
- * (scan.ts), so the verifier hands whole segments to a pool while it checks checkpoints in order on
- * the main thread. Memory: the segments in flight (at most workers + 1).
+ * Segment scans in worker threads: verification is CPU-bound hashing (per entry a CRC-32C, the
+ * leaf hash, the chain hash and on average one Merkle node), and segments can be scanned
+ * independently (scan.ts), so the verifier hands segments to a pool while it checks checkpoints in
+ * order on the main thread.
+ *
+ * Streaming with bounded memory: a segment is never held whole. The main thread reads each object
+ * into a few fixed buffers per worker ({@link BUFFERS_PER_WORKER} × {@link CHUNK_BYTES}) and
+ * transfers them (zero-copy) to the worker scanning it; the worker scans each chunk in place
+ * (frame-scan.ts) and transfers the buffer back for the next read. Read-ahead is therefore bounded
+ * by the free buffers: a worker that falls behind stops the reads for it. Jobs queued for a worker
+ * hold no buffer and no open file until their turn.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { type SegmentScan, type WireScan, scanFromWire } from './scan.js';
+import type { ObjectReader } from './source.js';
+
+/** Size of one read: large enough that the per-message cost (~50 µs) is noise, small enough to bound memory. */
+export const CHUNK_BYTES = 4 * 1024 * 1024;
+/** Buffers per worker: one being scanned, one queued behind it, one being read. */
+export const BUFFERS_PER_WORKER = 3;
+
+/** Messages to a worker. */
+export type ToWorker =
+  | { readonly t: 'start'; readonly id: number; readonly probe: readonly number[]; readonly digest: boolean; readonly parse: boolean }
+  | { readonly t: 'chunk'; readonly id: number; readonly buf: ArrayBuffer; readonly len: number }
+  | { readonly t: 'end'; readonly id: number };
+/** Messages from a worker. */
+export type FromWorker =
+  | { readonly t: 'buf'; readonly buf: ArrayBuffer }
+  | { readonly t: 'done'; readonly id: number; readonly scan: WireScan }
+  | { readonly t: 'error'; readonly id: number; readonly error: string };
+
+/** What one job asks for. `parse: false` only hashes the bytes (digest) and counts them. */
+export interface ScanJob {
+  readonly open: () => Promise<ObjectReader>;
+  readonly probe: Iterable<number>;
+  readonly digest: boolean;
+  readonly parse: boolean;
+}
+
+interface Slot {
+  readonly w: Worker;
+  /** Jobs given to this worker and not finished. */
+  busy: number;
+  /** Buffers currently on this side (not in the worker). */
+  readonly free: ArrayBuffer[];
+  /** Feeders waiting for a buffer to come back. */
+  readonly waiting: ((b: ArrayBuffer | null) => void)[];
+  /** The feed of the job before: the next job's reads start when it has sent its last chunk. */
+  tail: Promise<void>;
+}
 
 interface Pending {
   readonly resolve: (s: SegmentScan) => void;
   readonly reject: (e: Error) => void;
 }
 
-/** A fixed set of scan workers, used round-robin by the least busy. */
+/** A fixed set of scan workers; each job goes to the worker with the fewest unfinished jobs. */
 export class ScanPool {
-  readonly #workers: { w: Worker; busy: number }[] = [];
+  readonly #slots: Slot[] = [];
   readonly #pending = new Map<number, Pending>();
   #next = 0;
+  #closed = false;
 
   private constructor(n: number, script: URL) {
     for (let i = 0; i < n; i++) {
       const w = new Worker(script);
       w.unref();
-      const slot = { w, busy: 0 };
-      w.on('message', (m: { id: number; scan?: WireScan; error?: string }) => {
+      const slot: Slot = { w, busy: 0, free: [], waiting: [], tail: Promise.resolve() };
+      for (let b = 0; b < BUFFERS_PER_WORKER; b++) slot.free.push(new ArrayBuffer(CHUNK_BYTES));
+      w.on('message', (m: FromWorker) => {
+        if (m.t === 'buf') {
+          this.#giveBack(slot, m.buf);
+          return;
+        }
         slot.busy--;
         const p = this.#pending.get(m.id);
         this.#pending.delete(m.id);
         if (!p) return;
-        if (m.scan) p.resolve(scanFromWire(m.scan));
-        else p.reject(new Error(`segment scan worker: ${m.error ?? 'no result'}`));
+        if (m.t === 'done') p.resolve(scanFromWire(m.scan));
+        else p.reject(new Error(`segment scan worker: ${m.error}`));
       });
       w.on('error', (e) => {
         for (const p of this.#pending.values()) p.reject(e);
         this.#pending.clear();
       });
-      this.#workers.push(slot);
+      this.#slots.push(slot);
     }
   }
 
@@ -55,24 +105,70 @@ export class ScanPool {
   }
 
   get size(): number {
-    return this.#workers.length;
+    return this.#slots.length;
   }
 
-  /** Scans one whole segment in a worker; `bytes` is transferred (unusable afterwards). */
-  scan(bytes: Uint8Array, probe: Iterable<number>, digest: boolean): Promise<SegmentScan> {
-    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice();
-    const slot = this.#workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+  /**
+   * Scans one object in a worker, streaming it through that worker's buffers.
+   * @throws (rejects) whatever the reader throws (SealtrailError IO), or an Error if the worker fails
+   */
+  scan(job: ScanJob): Promise<SegmentScan> {
+    if (this.#closed) return Promise.reject(new Error('scan pool is closed'));
+    const slot = this.#slots.reduce((a, b) => (b.busy < a.busy ? b : a));
     const id = this.#next++;
     slot.busy++;
-    return new Promise<SegmentScan>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      slot.w.postMessage({ id, bytes: own, probe: [...probe], digest }, [own.buffer as ArrayBuffer]);
-    });
+    const result = new Promise<SegmentScan>((resolve, reject) => this.#pending.set(id, { resolve, reject }));
+    const feed = slot.tail.then(() => this.#feed(slot, id, job));
+    slot.tail = feed.catch(() => undefined);
+    // A read error fails the job; the worker still gets its `end` (sent by #feed) and answers.
+    return Promise.all([result, feed]).then(([s]) => s);
   }
 
-  /** Stops the workers. Safe to call twice. */
+  async #feed(slot: Slot, id: number, job: ScanJob): Promise<void> {
+    slot.w.postMessage({ t: 'start', id, probe: [...job.probe], digest: job.digest, parse: job.parse } satisfies ToWorker);
+    let reader: ObjectReader | undefined;
+    try {
+      reader = await job.open();
+      for (;;) {
+        const buf = await this.#take(slot);
+        let n: number;
+        try {
+          n = await reader.read(new Uint8Array(buf));
+        } catch (e) {
+          this.#giveBack(slot, buf);
+          throw e;
+        }
+        if (n === 0) {
+          this.#giveBack(slot, buf);
+          break;
+        }
+        slot.w.postMessage({ t: 'chunk', id, buf, len: n } satisfies ToWorker, [buf]);
+        if (n < buf.byteLength) break; // a short read is the end of the object
+      }
+    } finally {
+      if (!this.#closed) slot.w.postMessage({ t: 'end', id } satisfies ToWorker);
+      await reader?.close();
+    }
+  }
+
+  #take(slot: Slot): Promise<ArrayBuffer> {
+    const b = slot.free.pop();
+    if (b) return Promise.resolve(b);
+    if (this.#closed) return Promise.reject(new Error('scan pool is closed'));
+    return new Promise((resolve, reject) => slot.waiting.push((x) => (x ? resolve(x) : reject(new Error('scan pool is closed')))));
+  }
+
+  #giveBack(slot: Slot, buf: ArrayBuffer): void {
+    const w = slot.waiting.shift();
+    if (w) w(buf);
+    else slot.free.push(buf);
+  }
+
+  /** Stops the workers (pending reads end with an error). Safe to call twice. */
   async close(): Promise<void> {
-    const ws = this.#workers.splice(0);
-    await Promise.all(ws.map((s) => s.w.terminate()));
+    this.#closed = true;
+    const slots = this.#slots.splice(0);
+    for (const s of slots) for (const w of s.waiting.splice(0)) w(null);
+    await Promise.all(slots.map((s) => s.w.terminate()));
   }
 }

@@ -1,23 +1,46 @@
 /**
- * Worker thread body for {@link ScanPool}: scans the segment bytes it is sent (scan.ts) and posts
- * the result back. No I/O: the bytes arrive in the message (transferred, not copied).
+ * Worker thread body for {@link ScanPool} (pool.ts): scans the chunks of one object at a time as
+ * they arrive (frame-scan.ts, in place) and transfers each chunk's buffer straight back for the next
+ * read; at the end posts the scan. No I/O here: the bytes arrive in the messages.
  */
 import { parentPort } from 'node:worker_threads';
-import { scanSegment, scanToWire } from './scan.js';
-
-interface Job {
-  readonly id: number;
-  readonly bytes: Uint8Array;
-  readonly probe: readonly number[];
-  readonly digest: boolean;
-}
+import { DigestOnlyScan, SegmentScanner } from './frame-scan.js';
+import type { FromWorker, ToWorker } from './pool.js';
+import { scanToWire } from './scan.js';
 
 const port = parentPort;
 if (port) {
-  port.on('message', (job: Job) => {
-    scanSegment([job.bytes], { probeSizes: new Set(job.probe), digest: job.digest }).then(
-      (scan) => port.postMessage({ id: job.id, scan: scanToWire(scan) }),
-      (e: unknown) => port.postMessage({ id: job.id, error: e instanceof Error ? e.message : String(e) }),
-    );
+  const jobs = new Map<number, SegmentScanner | DigestOnlyScan>();
+  const fail = (id: number, e: unknown): void => {
+    jobs.delete(id);
+    port.postMessage({ t: 'error', id, error: e instanceof Error ? e.message : String(e) } satisfies FromWorker);
+  };
+  port.on('message', (m: ToWorker) => {
+    switch (m.t) {
+      case 'start':
+        jobs.set(m.id, m.parse ? new SegmentScanner({ probeSizes: m.probe, digest: m.digest }) : new DigestOnlyScan());
+        return;
+      case 'chunk': {
+        const job = jobs.get(m.id);
+        try {
+          job?.push(new Uint8Array(m.buf, 0, m.len));
+        } catch (e) {
+          fail(m.id, e); // not a format failure (those are data): a bug or an internal error
+        }
+        port.postMessage({ t: 'buf', buf: m.buf } satisfies FromWorker, [m.buf]);
+        return;
+      }
+      case 'end': {
+        const job = jobs.get(m.id);
+        if (!job) return; // already failed and answered
+        jobs.delete(m.id);
+        try {
+          port.postMessage({ t: 'done', id: m.id, scan: scanToWire(job.end()) } satisfies FromWorker);
+        } catch (e) {
+          fail(m.id, e);
+        }
+        return;
+      }
+    }
   });
 }

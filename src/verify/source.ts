@@ -32,9 +32,55 @@ export interface LogSource {
   list(): Promise<StoredItem[]>;
   /** The exact bytes of one object version, in chunks (one chunk is fine). @throws SealtrailError IO */
   read(item: StoredItem): AsyncIterable<Uint8Array>;
+  /**
+   * Optional fast path for large objects: the same bytes as `read`, but filled into the caller's
+   * buffers (the verifier reuses a few fixed buffers instead of allocating one per chunk).
+   * @throws SealtrailError IO
+   */
+  openReader?(item: StoredItem): Promise<ObjectReader>;
   /** Names the ledger's forwarder released (deleted locally after forwarding); empty for destinations. */
   released(): Promise<ReadonlySet<string>>;
   close(): void;
+}
+
+/** Sequential reads of one object into caller-owned buffers. */
+export interface ObjectReader {
+  /** Fills `buf` from the current position; returns the bytes read, less than buf.length only at the end (0 = end). @throws SealtrailError IO */
+  read(buf: Uint8Array): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** An {@link ObjectReader} over a source's `read` chunks (copied into the caller's buffers). */
+export function chunkReader(chunks: AsyncIterable<Uint8Array>): ObjectReader {
+  const it = chunks[Symbol.asyncIterator]();
+  let cur: Uint8Array | undefined;
+  let at = 0;
+  let done = false;
+  return {
+    async read(buf: Uint8Array): Promise<number> {
+      let n = 0;
+      while (n < buf.length && !done) {
+        if (!cur || at === cur.length) {
+          const r = await it.next();
+          if (r.done) {
+            done = true;
+            break;
+          }
+          cur = r.value;
+          at = 0;
+          continue;
+        }
+        const take = Math.min(buf.length - n, cur.length - at);
+        buf.set(cur.subarray(at, at + take), n);
+        n += take;
+        at += take;
+      }
+      return n;
+    },
+    async close(): Promise<void> {
+      if (!done) await it.return?.();
+    },
+  };
 }
 
 /** Checkpoint file names: `<seq16>-<size16>-<toMs15>-<seal|heartbeat>.cp` (ledger.ts, docs/format.md). */

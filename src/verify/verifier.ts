@@ -4,8 +4,9 @@
  * gets bytes from a {@link LogSource} and trusted keys and the origin from the operator — never
  * from the data being verified (immudb CVE-2022-39199).
  *
- * Memory stays flat in the size of the log: one segment is scanned at a time (scan.ts, frame by
- * frame), and per checkpoint only its tree size and root are kept (for equivocation checks).
+ * Memory stays flat in the size of the log: segments are streamed through fixed buffers and
+ * scanned in place (frame-scan.ts; pool.ts bounds the read-ahead per worker), and per checkpoint
+ * only its tree size and root are kept (for equivocation checks).
  *
  * Order of trust (docs/verify.md "Key rotation"): checkpoints are processed in chain order
  * (segment sequence, then tree size, then time — the order of their file names). A checkpoint
@@ -19,9 +20,10 @@ import { parseSegmentFileName, segmentFileName } from '../ledger/segment-format.
 import { type Verifier, parseVerifierKey } from '../keys/keys.js';
 import { SealtrailError, errorMessage } from '../errors.js';
 import { type CheckName, type Finding, type SourceSummary, type VerifyReport, emptySummary } from './findings.js';
-import { ScanPool } from './pool.js';
+import { DigestOnlyScan, SegmentScanner } from './frame-scan.js';
+import { CHUNK_BYTES, ScanPool } from './pool.js';
 import { type SegmentScan, scanSegment } from './scan.js';
-import { type LogSource, type StoredItem, parseCheckpointFileName } from './source.js';
+import { type LogSource, type ObjectReader, type StoredItem, chunkReader, parseCheckpointFileName } from './source.js';
 
 /** Options of one verification run (all from the operator). */
 export interface VerifyOptions {
@@ -193,6 +195,8 @@ class SourceVerifier {
   #maxEnd = 0;
   /** Scans started ahead of the main loop (pool mode), by segment seq. */
   readonly #ahead = new Map<number, Promise<SegmentScan>>();
+  /** The one read buffer of main-thread scans (no pool), reused for every chunk of every segment. */
+  #buf: Uint8Array | undefined;
 
   constructor(
     src: LogSource,
@@ -290,13 +294,15 @@ class SourceVerifier {
     const fillAhead = (): void => {
       const pool = this.#pool;
       if (!pool) return;
-      while (nextAhead < scanOrder.length && this.#ahead.size < pool.size + 1) {
+      // Queued jobs hold no buffer and no open file (pool.ts), so two per worker keep every
+      // worker busy while the main loop waits for the oldest.
+      while (nextAhead < scanOrder.length && this.#ahead.size < 2 * pool.size) {
         const q = scanOrder[nextAhead++]!;
         const item = segs.get(q) ?? open!;
         const names = cps.get(q) ?? [];
         if (this.#skipByName(names, cps.get(q - 1) ?? [])) continue;
         const probe = names.map((c) => c.name.size);
-        const p = this.#readBytes(item).then((bytes) => this.#scanBytes(item, bytes, probe, (b) => pool.scan(b, probe, false)));
+        const p = this.#scanItem(item, probe);
         p.catch(() => undefined); // awaited later; keep an early failure from being "unhandled"
         this.#ahead.set(q, p);
       }
@@ -421,33 +427,45 @@ class SourceVerifier {
   }
 
   /**
-   * Scans whole-object bytes with `scan`, or reuses the scan of a byte-identical copy verified in
-   * an earlier source (ScanCache). The result carries the object's SHA-256 in `digest`.
+   * Scans one object, streamed (pool.ts / frame-scan.ts), or reuses the scan of a byte-identical
+   * copy verified in an earlier source (ScanCache): when the cache holds a scan of the same name
+   * that probed every size needed here, the object is first only hashed, and scanned only if its
+   * SHA-256 differs. With several sources the result carries the object's SHA-256 in `digest`.
    */
-  async #scanBytes(item: StoredItem, bytes: Uint8Array, probe: Iterable<number>, scan: (b: Uint8Array) => Promise<SegmentScan>): Promise<SegmentScan> {
-    if (!this.#cache) return scan(bytes);
-    const digestBytes = new Uint8Array(createHash('sha256').update(bytes).digest());
-    const digest = Buffer.from(digestBytes).toString('hex');
+  async #scanItem(item: StoredItem, probe: Iterable<number>): Promise<SegmentScan> {
     const want = new Set(probe);
-    const hit = this.#cache.get(item.name);
-    if (hit && hit.digest === digest && [...want].every((x) => hit.probe.has(x))) {
-      this.summary.identicalToVerified++;
-      return { ...hit.scan, digest: digestBytes };
+    const digest = this.#wantDigests || this.#cache !== null;
+    const hit = this.#cache?.get(item.name);
+    if (hit && [...want].every((x) => hit.probe.has(x))) {
+      const d = await this.#stream(item, [], true, false);
+      if (d.digest && Buffer.from(d.digest).toString('hex') === hit.digest) {
+        this.summary.identicalToVerified++;
+        return { ...hit.scan, digest: d.digest };
+      }
     }
-    const result = { ...(await scan(bytes)), digest: digestBytes };
-    if (!hit) this.#cache.set(item.name, { digest, scan: result, probe: want });
-    return result;
+    const scan = await this.#stream(item, want, digest, true);
+    if (this.#cache && !hit && scan.digest) this.#cache.set(item.name, { digest: Buffer.from(scan.digest).toString('hex'), scan, probe: want });
+    return scan;
   }
 
-  /** The whole object (pool mode: a segment is handed to a worker in one piece). */
-  async #readBytes(item: StoredItem): Promise<Uint8Array> {
-    const parts: Uint8Array[] = [];
-    let n = 0;
-    for await (const c of this.#src.read(item)) {
-      parts.push(c);
-      n += c.length;
+  /** Streams one object through a scan in a pool worker, or here through one reused buffer. */
+  async #stream(item: StoredItem, probe: Iterable<number>, digest: boolean, parse: boolean): Promise<SegmentScan> {
+    const src = this.#src;
+    const open = (): Promise<ObjectReader> => (src.openReader ? src.openReader(item) : Promise.resolve(chunkReader(src.read(item))));
+    if (this.#pool) return this.#pool.scan({ open, probe, digest, parse });
+    const scanner = parse ? new SegmentScanner({ probeSizes: probe, digest }) : new DigestOnlyScan();
+    this.#buf ??= new Uint8Array(CHUNK_BYTES);
+    const reader = await open();
+    try {
+      for (;;) {
+        const n = await reader.read(this.#buf);
+        if (n > 0) scanner.push(this.#buf.subarray(0, n));
+        if (n < this.#buf.length) break;
+      }
+    } finally {
+      await reader.close();
     }
-    return parts.length === 1 ? parts[0]! : new Uint8Array(Buffer.concat(parts, n));
+    return scanner.end();
   }
 
   /** --since/--until from checkpoint file names, to avoid scanning ahead what will be skipped. */
@@ -632,12 +650,11 @@ class SourceVerifier {
       this.#ahead.delete(seq);
       scan = await ahead;
       if (scan.digest && !isOpen) this.#digests.set(item.name, Buffer.from(scan.digest).toString('hex'));
-    } else if (this.#cache && !this.#opts.onEntry) {
-      // Several sources: the whole object is needed for its digest before deciding to scan it.
-      const bytes = await this.#readBytes(item);
-      scan = await this.#scanBytes(item, bytes, probeSizes, (b) => scanSegment([b], { probeSizes }));
+    } else if (!this.#opts.onEntry) {
+      scan = await this.#scanItem(item, probeSizes);
       if (scan.digest && !isOpen) this.#digests.set(item.name, Buffer.from(scan.digest).toString('hex'));
     } else {
+      // `export`: every entry goes to onEntry in order, so the segment runs through SegmentParser.
       const hasher = this.#wantDigests ? new DigestTap() : undefined;
       const onEntry = this.#opts.onEntry;
       const chunks = hasher ? hasher.tap(this.#src.read(item)) : this.#src.read(item);
