@@ -137,7 +137,9 @@ function readBody(req: http.IncomingMessage, coding: Coding, limit: number): Pro
     };
     const done = (): void => {
       if (settled) return;
-      const body = Buffer.concat(chunks, outBytes);
+      // A body that arrived in one chunk is used as it is (no copy; most bodies of a keep-alive
+      // connection fit one socket read).
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, outBytes);
       finish({ ok: true, body });
     };
     const makeInflater = (first: Buffer): zlib.Gunzip | zlib.Inflate | zlib.InflateRaw => {
