@@ -80,7 +80,10 @@ export class SegmentScanner {
    * Feeds the next chunk of the segment. Never throws for bad bytes (they become `error` in the
    * result); the chunk is not referenced after the call returns.
    */
-  push(chunk: Uint8Array): void {
+  push(input: Uint8Array): void {
+    // A Buffer's slice() is a view, not a copy: decoded header/trailer fields must not alias a
+    // chunk the caller will overwrite, so work on a plain Uint8Array view (slice() copies).
+    const chunk = Buffer.isBuffer(input) ? new Uint8Array(input.buffer, input.byteOffset, input.byteLength) : input;
     const s = this.#scan;
     s.bytes += chunk.length;
     this.#hasher?.update(chunk);

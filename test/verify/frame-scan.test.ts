@@ -194,8 +194,9 @@ describe('SegmentScanner = scanSegment (SegmentParser) on real segments', () => 
   };
   const both = async (b: Uint8Array, cuts: number[], probe: number[]): Promise<[unknown, unknown]> => {
     const ref = await scanSegment(chunked(b, cuts), { probeSizes: new Set(probe), digest: true });
-    // The fast scanner gets chunks in ONE reused buffer, overwritten after each push (as the pool does).
-    const reuse = new Uint8Array(b.length + 1);
+    // The fast scanner gets chunks in ONE reused buffer, overwritten after each push (as the pool
+    // does) — a Buffer, whose slice() would alias it if the scanner did not guard against that.
+    const reuse = Buffer.alloc(b.length + 1);
     const s = new SegmentScanner({ probeSizes: probe, digest: true });
     for (const c of chunked(b, cuts)) {
       reuse.set(c);
