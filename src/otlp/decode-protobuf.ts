@@ -32,6 +32,7 @@ import {
   readTag,
   skipValue,
   skipVarint,
+  viewOf,
 } from './wire.js';
 
 /**
@@ -47,6 +48,7 @@ export function decodeLogsProtobuf(body: Uint8Array, limits: DecodeLimits): Deco
     // A plain Uint8Array view: Buffer's subarray() is markedly slower than Uint8Array's.
     const b = Buffer.isBuffer(body) ? new Uint8Array(body.buffer, body.byteOffset, body.byteLength) : body;
     budget = new DecodeBudget(limits.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES);
+    dv = viewOf(b);
     walkRequest(b, limits.maxNestingDepth, entries);
     return { ok: true, entries };
   } catch (e) {
@@ -56,6 +58,13 @@ export function decodeLogsProtobuf(body: Uint8Array, limits: DecodeLimits): Deco
 
 /** Budget of the request being decoded (decoding is synchronous: one request at a time). */
 let budget = new DecodeBudget(DEFAULT_MAX_DECODED_BYTES);
+/** viewOf(body) of the request being decoded, for the UTF-8 checks. */
+let dv = viewOf(EMPTY);
+/**
+ * Record ranges `[start, end, …]` of the ScopeLogs being decoded, reused across ScopeLogs and
+ * requests (walkScopeLogs never nests) so that finding records allocates nothing.
+ */
+let recs: number[] = [];
 
 function walkRequest(b: Uint8Array, maxDepth: number, out: Uint8Array[]): void {
   const end = b.length;
@@ -110,7 +119,7 @@ function walkResourceLogs(b: Uint8Array, pos: number, end: number, maxDepth: num
       case 3:
         expectWire('schemaUrl', WT_LEN);
         pos = readLen(b, pos, end);
-        checkUtf8('schemaUrl', b, pos, pos + rLen);
+        checkUtf8('schemaUrl', b, dv, pos, pos + rLen);
         // A repeated singular scalar: the last one wins (protobuf encoding guide, "Last One Wins").
         schemaS = pos;
         schemaE = pos += rLen;
@@ -143,7 +152,8 @@ function walkScopeLogs(
   out: Uint8Array[],
 ): void {
   const scope: number[] = [];
-  const records: number[] = [];
+  const records = recs;
+  let n = 0;
   const perEntry = resourceField.length + rlSchemaField.length + ENTRY_OVERHEAD_BYTES;
   let charged = 0;
   let schemaS = 0;
@@ -171,13 +181,13 @@ function walkScopeLogs(
         // even the list of their ranges grows large; scope and schema URL are charged below.
         budget.take(rLen + perEntry);
         charged += rLen + perEntry;
-        records.push(pos, pos + rLen);
-        pos += rLen;
+        records[n++] = pos;
+        records[n++] = pos += rLen;
         break;
       case 3:
         expectWire('schemaUrl', WT_LEN);
         pos = readLen(b, pos, end);
-        checkUtf8('schemaUrl', b, pos, pos + rLen);
+        checkUtf8('schemaUrl', b, dv, pos, pos + rLen);
         schemaS = pos;
         schemaE = pos += rLen;
         break;
@@ -192,7 +202,7 @@ function walkScopeLogs(
     schemaE > schemaS ? lenField(3, b.subarray(schemaS, schemaE)) : EMPTY,
   );
   let total = 0;
-  for (let k = 0; k < records.length; k += 2) {
+  for (let k = 0; k < n; k += 2) {
     const s = records[k]!;
     const e = records[k + 1]!;
     try {
@@ -203,7 +213,7 @@ function walkScopeLogs(
     total += asm.size(e - s);
   }
   // The rest of the exact cost: scope, schema URL, keys and lengths of each entry.
-  budget.take(total + (ENTRY_OVERHEAD_BYTES * records.length) / 2 - charged);
+  budget.take(total + (ENTRY_OVERHEAD_BYTES * n) / 2 - charged);
   // One allocation for all entries of this ScopeLogs; each entry is a view of its own range.
   // Allocating per entry cost a third of the decode time (measured, docs/benchmarks.md).
   // allocUnsafeSlow skips zero-filling (and the shared pool): every byte is written below, which
@@ -211,37 +221,49 @@ function walkScopeLogs(
   const all = Buffer.allocUnsafeSlow(total);
   const buf = all.buffer;
   let p = 0;
-  for (let k = 0; k < records.length; k += 2) {
+  for (let k = 0; k < n; k += 2) {
     const end = asm.writeInto(all, p, b, records[k]!, records[k + 1]!);
     out.push(new Uint8Array(buf, all.byteOffset + p, end - p));
     p = end;
   }
   if (p !== total) throw new Error(`entry sizes disagree (${p} written, ${total} computed)`);
+  // Do not keep a huge scratch list alive after a huge request.
+  if (records.length > 1 << 17) recs = [];
 }
+
+/*
+ * Fast dispatch. The hot walkers (LogRecord, KeyValue, AnyValue) first switch on the field's key
+ * byte, which for the fields of a well-formed request is one byte holding both the field number
+ * and the wire type its declared type needs (protobuf encoding guide, "Message Structure"). A
+ * matching key byte is handled on the spot with exactly the checks and error messages of the
+ * general path; anything else (multi-byte keys, wrong wire types, unknown fields, a fixed-width
+ * value cut short) falls through to the general path, readTag + switch on the field number, which
+ * is the reference behaviour. test/otlp/fastpath.test.ts checks the two agree on every input.
+ */
 
 function walkLogRecord(b: Uint8Array, pos: number, end: number, maxDepth: number): void {
   let attr = 0;
   while (pos < end) {
-    pos = readTag(b, pos, end);
-    switch (rField) {
-      case 1: // time_unix_nano
-      case 11: // observed_time_unix_nano
-        expectWire(rField === 1 ? 'timeUnixNano' : 'observedTimeUnixNano', WT_I64);
-        pos = skipValue(WT_I64, b, pos, end);
+    switch (b[pos]!) {
+      case 0x09: // 1 time_unix_nano, fixed64
+      case 0x59: // 11 observed_time_unix_nano, fixed64
+        if (end - pos > 8) {
+          pos += 9;
+          continue;
+        }
         break;
-      case 2: // severity_number: an open enum in proto3, unknown values are kept as received
-        expectWire('severityNumber', WT_VARINT);
-        pos = skipVarint(b, pos, end);
-        break;
-      case 3:
-        expectWire('severityText', WT_LEN);
-        pos = readLen(b, pos, end);
-        checkUtf8('severityText', b, pos, pos + rLen);
+      case 0x10: // 2 severity_number, varint
+      case 0x38: // 7 dropped_attributes_count, varint
+        pos = skipVarint(b, pos + 1, end);
+        continue;
+      case 0x1a: // 3 severity_text
+        pos = readLen(b, pos + 1, end);
+        checkUtf8('severityText', b, dv, pos, pos + rLen);
         pos += rLen;
-        break;
-      case 5: {
-        expectWire('body', WT_LEN);
-        pos = readLen(b, pos, end);
+        continue;
+      case 0x2a: {
+        // 5 body
+        pos = readLen(b, pos + 1, end);
         const e = pos + rLen;
         try {
           walkAnyValue(b, pos, e, 1, maxDepth);
@@ -249,11 +271,11 @@ function walkLogRecord(b: Uint8Array, pos: number, end: number, maxDepth: number
           addSegment(err, 'body');
         }
         pos = e;
-        break;
+        continue;
       }
-      case 6: {
-        expectWire('attributes', WT_LEN);
-        pos = readLen(b, pos, end);
+      case 0x32: {
+        // 6 attributes
+        pos = readLen(b, pos + 1, end);
         const e = pos + rLen;
         try {
           walkKeyValue(b, pos, e, 1, maxDepth);
@@ -262,38 +284,101 @@ function walkLogRecord(b: Uint8Array, pos: number, end: number, maxDepth: number
         }
         attr++;
         pos = e;
-        break;
+        continue;
       }
-      case 7:
-        expectWire('droppedAttributesCount', WT_VARINT);
-        pos = skipVarint(b, pos, end);
+      case 0x45: // 8 flags, fixed32
+        if (end - pos > 4) {
+          pos += 5;
+          continue;
+        }
         break;
-      case 8:
-        expectWire('flags', WT_I32);
-        pos = skipValue(WT_I32, b, pos, end);
-        break;
-      case 9:
-        expectWire('traceId', WT_LEN);
-        pos = readLen(b, pos, end);
-        // OTLP: an all-absent (empty) id means "no trace"; otherwise exactly 16 bytes.
+      case 0x4a: // 9 trace_id
+        pos = readLen(b, pos + 1, end);
         if (rLen !== 0 && rLen !== 16) throw new DecodeFailure(`must be 16 bytes (or empty), got ${rLen}`, 'traceId');
         pos += rLen;
-        break;
-      case 10:
-        expectWire('spanId', WT_LEN);
-        pos = readLen(b, pos, end);
+        continue;
+      case 0x52: // 10 span_id
+        pos = readLen(b, pos + 1, end);
         if (rLen !== 0 && rLen !== 8) throw new DecodeFailure(`must be 8 bytes (or empty), got ${rLen}`, 'spanId');
         pos += rLen;
-        break;
-      case 12:
-        expectWire('eventName', WT_LEN);
-        pos = readLen(b, pos, end);
-        checkUtf8('eventName', b, pos, pos + rLen);
+        continue;
+      case 0x62: // 12 event_name
+        pos = readLen(b, pos + 1, end);
+        checkUtf8('eventName', b, dv, pos, pos + rLen);
         pos += rLen;
-        break;
-      default:
-        pos = skipValue(rWire, b, pos, end);
+        continue;
     }
+    pos = readTag(b, pos, end);
+    if (rField === 6) {
+      expectWire('attributes', WT_LEN);
+      pos = readLen(b, pos, end);
+      const e = pos + rLen;
+      try {
+        walkKeyValue(b, pos, e, 1, maxDepth);
+      } catch (err) {
+        addSegment(err, `attributes[${attr}]`);
+      }
+      attr++;
+      pos = e;
+    } else {
+      pos = logRecordField(b, pos, end, maxDepth);
+    }
+  }
+}
+
+/**
+ * General path: the value of one LogRecord field other than attributes, whose key readTag has just
+ * read (rField, rWire) and which starts at `pos`; returns the position after it.
+ */
+function logRecordField(b: Uint8Array, pos: number, end: number, maxDepth: number): number {
+  switch (rField) {
+    case 1: // time_unix_nano
+    case 11: // observed_time_unix_nano
+      expectWire(rField === 1 ? 'timeUnixNano' : 'observedTimeUnixNano', WT_I64);
+      return skipValue(WT_I64, b, pos, end);
+    case 2: // severity_number: an open enum in proto3, unknown values are kept as received
+      expectWire('severityNumber', WT_VARINT);
+      return skipVarint(b, pos, end);
+    case 3:
+      expectWire('severityText', WT_LEN);
+      pos = readLen(b, pos, end);
+      checkUtf8('severityText', b, dv, pos, pos + rLen);
+      return pos + rLen;
+    case 5: {
+      expectWire('body', WT_LEN);
+      pos = readLen(b, pos, end);
+      const e = pos + rLen;
+      try {
+        walkAnyValue(b, pos, e, 1, maxDepth);
+      } catch (err) {
+        addSegment(err, 'body');
+      }
+      return e;
+    }
+    case 7:
+      expectWire('droppedAttributesCount', WT_VARINT);
+      return skipVarint(b, pos, end);
+    case 8:
+      expectWire('flags', WT_I32);
+      return skipValue(WT_I32, b, pos, end);
+    case 9:
+      expectWire('traceId', WT_LEN);
+      pos = readLen(b, pos, end);
+      // OTLP: an all-absent (empty) id means "no trace"; otherwise exactly 16 bytes.
+      if (rLen !== 0 && rLen !== 16) throw new DecodeFailure(`must be 16 bytes (or empty), got ${rLen}`, 'traceId');
+      return pos + rLen;
+    case 10:
+      expectWire('spanId', WT_LEN);
+      pos = readLen(b, pos, end);
+      if (rLen !== 0 && rLen !== 8) throw new DecodeFailure(`must be 8 bytes (or empty), got ${rLen}`, 'spanId');
+      return pos + rLen;
+    case 12:
+      expectWire('eventName', WT_LEN);
+      pos = readLen(b, pos, end);
+      checkUtf8('eventName', b, dv, pos, pos + rLen);
+      return pos + rLen;
+    default:
+      return skipValue(rWire, b, pos, end);
   }
 }
 
@@ -349,7 +434,7 @@ function walkEntityRef(b: Uint8Array, pos: number, end: number): void {
       const name = f === 1 ? 'schemaUrl' : f === 2 ? 'type' : f === 3 ? `idKeys[${ids++}]` : `descriptionKeys[${descs++}]`;
       expectWire(name, WT_LEN);
       pos = readLen(b, pos, end);
-      checkUtf8(name, b, pos, pos + rLen);
+      checkUtf8(name, b, dv, pos, pos + rLen);
       pos += rLen;
     } else {
       pos = skipValue(rWire, b, pos, end);
@@ -367,7 +452,7 @@ function walkScope(b: Uint8Array, pos: number, end: number, maxDepth: number): v
         const name = rField === 1 ? 'name' : 'version';
         expectWire(name, WT_LEN);
         pos = readLen(b, pos, end);
-        checkUtf8(name, b, pos, pos + rLen);
+        checkUtf8(name, b, dv, pos, pos + rLen);
         pos += rLen;
         break;
       }
@@ -397,11 +482,31 @@ function walkScope(b: Uint8Array, pos: number, end: number, maxDepth: number): v
 /** `depth` is the nesting depth its value will have: 1 for a body or attribute value. */
 function walkKeyValue(b: Uint8Array, pos: number, end: number, depth: number, maxDepth: number): void {
   while (pos < end) {
+    const t = b[pos]!;
+    if (t === 0x0a) {
+      // 1 key (fast dispatch, see above)
+      pos = readLen(b, pos + 1, end);
+      checkUtf8('key', b, dv, pos, pos + rLen);
+      pos += rLen;
+      continue;
+    }
+    if (t === 0x12) {
+      // 2 value
+      pos = readLen(b, pos + 1, end);
+      const e = pos + rLen;
+      try {
+        walkAnyValue(b, pos, e, depth, maxDepth);
+      } catch (err) {
+        addSegment(err, 'value');
+      }
+      pos = e;
+      continue;
+    }
     pos = readTag(b, pos, end);
     if (rField === 1) {
       expectWire('key', WT_LEN);
       pos = readLen(b, pos, end);
-      checkUtf8('key', b, pos, pos + rLen);
+      checkUtf8('key', b, dv, pos, pos + rLen);
       pos += rLen;
     } else if (rField === 2) {
       expectWire('value', WT_LEN);
@@ -422,7 +527,9 @@ function walkKeyValue(b: Uint8Array, pos: number, end: number, depth: number, ma
 /**
  * Validates one AnyValue. Depth counts AnyValue messages from the outermost (body or attribute
  * value, depth 1) inwards; more than `maxDepth` is refused before descending, so recursion is
- * bounded by the configured limit whatever the input.
+ * bounded by the configured limit whatever the input. The scalar members are handled here (small
+ * enough to be inlined into its callers); arrays, key-value lists and everything unusual go to
+ * anyValueField.
  */
 function walkAnyValue(b: Uint8Array, pos: number, end: number, depth: number, maxDepth: number): void {
   if (depth > maxDepth) {
@@ -431,55 +538,68 @@ function walkAnyValue(b: Uint8Array, pos: number, end: number, depth: number, ma
     );
   }
   while (pos < end) {
-    pos = readTag(b, pos, end);
-    switch (rField) {
-      case 1:
-        expectWire('stringValue', WT_LEN);
-        pos = readLen(b, pos, end);
-        checkUtf8('stringValue', b, pos, pos + rLen);
-        pos += rLen;
-        break;
-      case 2:
-      case 3:
-        expectWire(rField === 2 ? 'boolValue' : 'intValue', WT_VARINT);
-        pos = skipVarint(b, pos, end);
-        break;
-      case 4:
-        expectWire('doubleValue', WT_I64);
-        pos = skipValue(WT_I64, b, pos, end);
-        break;
-      case 5: {
-        expectWire('arrayValue', WT_LEN);
-        pos = readLen(b, pos, end);
-        const e = pos + rLen;
-        try {
-          walkArrayValue(b, pos, e, depth + 1, maxDepth);
-        } catch (err) {
-          addSegment(err, 'arrayValue');
-        }
-        pos = e;
-        break;
-      }
-      case 6: {
-        expectWire('kvlistValue', WT_LEN);
-        pos = readLen(b, pos, end);
-        const e = pos + rLen;
-        try {
-          walkKeyValueList(b, pos, e, depth + 1, maxDepth);
-        } catch (err) {
-          addSegment(err, 'kvlistValue');
-        }
-        pos = e;
-        break;
-      }
-      case 7:
-        expectWire('bytesValue', WT_LEN);
-        pos = readLen(b, pos, end);
-        pos += rLen;
-        break;
-      default:
-        pos = skipValue(rWire, b, pos, end);
+    const t = b[pos]!;
+    if (t === 0x0a) {
+      // 1 string_value
+      pos = readLen(b, pos + 1, end);
+      checkUtf8('stringValue', b, dv, pos, pos + rLen);
+      pos += rLen;
+    } else if (t === 0x18 || t === 0x10) {
+      // 3 int_value, 2 bool_value
+      pos = skipVarint(b, pos + 1, end);
+    } else if (t === 0x21 && end - pos > 8) {
+      // 4 double_value
+      pos += 9;
+    } else {
+      pos = anyValueField(b, pos, end, depth, maxDepth);
     }
+  }
+}
+
+/** General path: one AnyValue field at `pos` (its key included); returns the position after it. */
+function anyValueField(b: Uint8Array, pos: number, end: number, depth: number, maxDepth: number): number {
+  pos = readTag(b, pos, end);
+  switch (rField) {
+    case 1:
+      expectWire('stringValue', WT_LEN);
+      pos = readLen(b, pos, end);
+      checkUtf8('stringValue', b, dv, pos, pos + rLen);
+      return pos + rLen;
+    case 2:
+    case 3:
+      expectWire(rField === 2 ? 'boolValue' : 'intValue', WT_VARINT);
+      return skipVarint(b, pos, end);
+    case 4:
+      expectWire('doubleValue', WT_I64);
+      return skipValue(WT_I64, b, pos, end);
+    case 5: {
+      expectWire('arrayValue', WT_LEN);
+      pos = readLen(b, pos, end);
+      const e = pos + rLen;
+      try {
+        walkArrayValue(b, pos, e, depth + 1, maxDepth);
+      } catch (err) {
+        addSegment(err, 'arrayValue');
+      }
+      return e;
+    }
+    case 6: {
+      expectWire('kvlistValue', WT_LEN);
+      pos = readLen(b, pos, end);
+      const e = pos + rLen;
+      try {
+        walkKeyValueList(b, pos, e, depth + 1, maxDepth);
+      } catch (err) {
+        addSegment(err, 'kvlistValue');
+      }
+      return e;
+    }
+    case 7:
+      expectWire('bytesValue', WT_LEN);
+      pos = readLen(b, pos, end);
+      return pos + rLen;
+    default:
+      return skipValue(rWire, b, pos, end);
   }
 }
 

@@ -1,0 +1,526 @@
+/**
+ * Strict decoder for OTLP/protobuf ExportLogsServiceRequest bodies (OTLP specification,
+ * "OTLP/HTTP" binary encoding and OTLP/gRPC). A hand-written wire walker: it validates every
+ * known field of every message down to the AnyValue leaves and slices the byte ranges of the
+ * Resource, InstrumentationScope and LogRecord messages, which go into the entries unchanged.
+ * Measured against protobufjs in docs/benchmarks.md ("OTLP decode"); cross-checked against it in
+ * test/otlp/crosscheck.test.ts.
+ *
+ * Field numbers are those of proto/opentelemetry/proto/** (common, resource, logs, collector/logs v1).
+ */
+import { DEFAULT_MAX_DECODED_BYTES, ENTRY_OVERHEAD_BYTES } from './types.js';
+import type { DecodeLimits, DecodeResult } from './types.js';
+import {
+  DecodeBudget,
+  DecodeFailure,
+  EMPTY,
+  EntryAssembler,
+  WT_I32,
+  WT_I64,
+  WT_LEN,
+  WT_VARINT,
+  addSegment,
+  checkUtf8,
+  concatRanges,
+  expectWire,
+  failureResult,
+  lenField,
+  rField,
+  rLen,
+  rWire,
+  readLen,
+  readTag,
+  skipValue,
+  skipVarint,
+} from './wire.js';
+
+/**
+ * Decodes an OTLP/protobuf `ExportLogsServiceRequest` into entries, one per LogRecord.
+ * Never throws on bad input: malformed wire data, a trace_id that is not 0 or 16 bytes, a span_id
+ * not 0 or 8 bytes, invalid UTF-8 in a string field or AnyValue nesting deeper than
+ * `limits.maxNestingDepth` give `{ ok: false, message }` naming the field path.
+ * An empty body is a valid empty request.
+ */
+export function decodeLogsProtobuf(body: Uint8Array, limits: DecodeLimits): DecodeResult {
+  try {
+    const entries: Uint8Array[] = [];
+    // A plain Uint8Array view: Buffer's subarray() is markedly slower than Uint8Array's.
+    const b = Buffer.isBuffer(body) ? new Uint8Array(body.buffer, body.byteOffset, body.byteLength) : body;
+    budget = new DecodeBudget(limits.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES);
+    walkRequest(b, limits.maxNestingDepth, entries);
+    return { ok: true, entries };
+  } catch (e) {
+    return failureResult(e);
+  }
+}
+
+/** Budget of the request being decoded (decoding is synchronous: one request at a time). */
+let budget = new DecodeBudget(DEFAULT_MAX_DECODED_BYTES);
+
+function walkRequest(b: Uint8Array, maxDepth: number, out: Uint8Array[]): void {
+  const end = b.length;
+  let pos = 0;
+  let i = 0;
+  while (pos < end) {
+    pos = readTag(b, pos, end);
+    if (rField === 1) {
+      expectWire('resourceLogs', WT_LEN);
+      pos = readLen(b, pos, end);
+      const e = pos + rLen;
+      try {
+        walkResourceLogs(b, pos, e, maxDepth, out);
+      } catch (err) {
+        addSegment(err, `resourceLogs[${i}]`);
+      }
+      i++;
+      pos = e;
+    } else {
+      pos = skipValue(rWire, b, pos, end);
+    }
+  }
+}
+
+function walkResourceLogs(b: Uint8Array, pos: number, end: number, maxDepth: number, out: Uint8Array[]): void {
+  const resource: number[] = [];
+  const scopeLogs: number[] = [];
+  let schemaS = 0;
+  let schemaE = 0;
+  while (pos < end) {
+    pos = readTag(b, pos, end);
+    switch (rField) {
+      case 1: {
+        expectWire('resource', WT_LEN);
+        pos = readLen(b, pos, end);
+        const e = pos + rLen;
+        try {
+          walkResource(b, pos, e, maxDepth);
+        } catch (err) {
+          addSegment(err, 'resource');
+        }
+        resource.push(pos, e);
+        pos = e;
+        break;
+      }
+      case 2:
+        expectWire('scopeLogs', WT_LEN);
+        pos = readLen(b, pos, end);
+        scopeLogs.push(pos, pos + rLen);
+        pos += rLen;
+        break;
+      case 3:
+        expectWire('schemaUrl', WT_LEN);
+        pos = readLen(b, pos, end);
+        checkUtf8('schemaUrl', b, pos, pos + rLen);
+        // A repeated singular scalar: the last one wins (protobuf encoding guide, "Last One Wins").
+        schemaS = pos;
+        schemaE = pos += rLen;
+        break;
+      default:
+        pos = skipValue(rWire, b, pos, end);
+    }
+  }
+  // A singular message field that occurs more than once is merged; for the encoding that is the
+  // concatenation of the occurrences (protobuf encoding guide, "Last One Wins" for messages).
+  const resourceField =
+    resource.length === 0 ? EMPTY : lenField(1, resource.length === 2 ? b.subarray(resource[0], resource[1]) : concatRanges(b, resource));
+  const rlSchemaField = schemaE > schemaS ? lenField(3, b.subarray(schemaS, schemaE)) : EMPTY;
+  for (let k = 0; k < scopeLogs.length; k += 2) {
+    try {
+      walkScopeLogs(b, scopeLogs[k]!, scopeLogs[k + 1]!, maxDepth, resourceField, rlSchemaField, out);
+    } catch (err) {
+      addSegment(err, `scopeLogs[${k / 2}]`);
+    }
+  }
+}
+
+function walkScopeLogs(
+  b: Uint8Array,
+  pos: number,
+  end: number,
+  maxDepth: number,
+  resourceField: Uint8Array,
+  rlSchemaField: Uint8Array,
+  out: Uint8Array[],
+): void {
+  const scope: number[] = [];
+  const records: number[] = [];
+  const perEntry = resourceField.length + rlSchemaField.length + ENTRY_OVERHEAD_BYTES;
+  let charged = 0;
+  let schemaS = 0;
+  let schemaE = 0;
+  while (pos < end) {
+    pos = readTag(b, pos, end);
+    switch (rField) {
+      case 1: {
+        expectWire('scope', WT_LEN);
+        pos = readLen(b, pos, end);
+        const e = pos + rLen;
+        try {
+          walkScope(b, pos, e, maxDepth);
+        } catch (err) {
+          addSegment(err, 'scope');
+        }
+        scope.push(pos, e);
+        pos = e;
+        break;
+      }
+      case 2:
+        expectWire('logRecords', WT_LEN);
+        pos = readLen(b, pos, end);
+        // Charged as the records are found, so that a flood of tiny records is refused before
+        // even the list of their ranges grows large; scope and schema URL are charged below.
+        budget.take(rLen + perEntry);
+        charged += rLen + perEntry;
+        records.push(pos, pos + rLen);
+        pos += rLen;
+        break;
+      case 3:
+        expectWire('schemaUrl', WT_LEN);
+        pos = readLen(b, pos, end);
+        checkUtf8('schemaUrl', b, pos, pos + rLen);
+        schemaS = pos;
+        schemaE = pos += rLen;
+        break;
+      default:
+        pos = skipValue(rWire, b, pos, end);
+    }
+  }
+  const asm = new EntryAssembler(
+    resourceField,
+    rlSchemaField,
+    scope.length === 0 ? EMPTY : lenField(1, scope.length === 2 ? b.subarray(scope[0], scope[1]) : concatRanges(b, scope)),
+    schemaE > schemaS ? lenField(3, b.subarray(schemaS, schemaE)) : EMPTY,
+  );
+  let total = 0;
+  for (let k = 0; k < records.length; k += 2) {
+    const s = records[k]!;
+    const e = records[k + 1]!;
+    try {
+      walkLogRecord(b, s, e, maxDepth);
+    } catch (err) {
+      addSegment(err, `logRecords[${k / 2}]`);
+    }
+    total += asm.size(e - s);
+  }
+  // The rest of the exact cost: scope, schema URL, keys and lengths of each entry.
+  budget.take(total + (ENTRY_OVERHEAD_BYTES * records.length) / 2 - charged);
+  // One allocation for all entries of this ScopeLogs; each entry is a view of its own range.
+  // Allocating per entry cost a third of the decode time (measured, docs/benchmarks.md).
+  // allocUnsafeSlow skips zero-filling (and the shared pool): every byte is written below, which
+  // the check after the loop confirms before any entry leaves this function.
+  const all = Buffer.allocUnsafeSlow(total);
+  const buf = all.buffer;
+  let p = 0;
+  for (let k = 0; k < records.length; k += 2) {
+    const end = asm.writeInto(all, p, b, records[k]!, records[k + 1]!);
+    out.push(new Uint8Array(buf, all.byteOffset + p, end - p));
+    p = end;
+  }
+  if (p !== total) throw new Error(`entry sizes disagree (${p} written, ${total} computed)`);
+}
+
+function walkLogRecord(b: Uint8Array, pos: number, end: number, maxDepth: number): void {
+  let attr = 0;
+  while (pos < end) {
+    pos = readTag(b, pos, end);
+    switch (rField) {
+      case 1: // time_unix_nano
+      case 11: // observed_time_unix_nano
+        expectWire(rField === 1 ? 'timeUnixNano' : 'observedTimeUnixNano', WT_I64);
+        pos = skipValue(WT_I64, b, pos, end);
+        break;
+      case 2: // severity_number: an open enum in proto3, unknown values are kept as received
+        expectWire('severityNumber', WT_VARINT);
+        pos = skipVarint(b, pos, end);
+        break;
+      case 3:
+        expectWire('severityText', WT_LEN);
+        pos = readLen(b, pos, end);
+        checkUtf8('severityText', b, pos, pos + rLen);
+        pos += rLen;
+        break;
+      case 5: {
+        expectWire('body', WT_LEN);
+        pos = readLen(b, pos, end);
+        const e = pos + rLen;
+        try {
+          walkAnyValue(b, pos, e, 1, maxDepth);
+        } catch (err) {
+          addSegment(err, 'body');
+        }
+        pos = e;
+        break;
+      }
+      case 6: {
+        expectWire('attributes', WT_LEN);
+        pos = readLen(b, pos, end);
+        const e = pos + rLen;
+        try {
+          walkKeyValue(b, pos, e, 1, maxDepth);
+        } catch (err) {
+          addSegment(err, `attributes[${attr}]`);
+        }
+        attr++;
+        pos = e;
+        break;
+      }
+      case 7:
+        expectWire('droppedAttributesCount', WT_VARINT);
+        pos = skipVarint(b, pos, end);
+        break;
+      case 8:
+        expectWire('flags', WT_I32);
+        pos = skipValue(WT_I32, b, pos, end);
+        break;
+      case 9:
+        expectWire('traceId', WT_LEN);
+        pos = readLen(b, pos, end);
+        // OTLP: an all-absent (empty) id means "no trace"; otherwise exactly 16 bytes.
+        if (rLen !== 0 && rLen !== 16) throw new DecodeFailure(`must be 16 bytes (or empty), got ${rLen}`, 'traceId');
+        pos += rLen;
+        break;
+      case 10:
+        expectWire('spanId', WT_LEN);
+        pos = readLen(b, pos, end);
+        if (rLen !== 0 && rLen !== 8) throw new DecodeFailure(`must be 8 bytes (or empty), got ${rLen}`, 'spanId');
+        pos += rLen;
+        break;
+      case 12:
+        expectWire('eventName', WT_LEN);
+        pos = readLen(b, pos, end);
+        checkUtf8('eventName', b, pos, pos + rLen);
+        pos += rLen;
+        break;
+      default:
+        pos = skipValue(rWire, b, pos, end);
+    }
+  }
+}
+
+function walkResource(b: Uint8Array, pos: number, end: number, maxDepth: number): void {
+  let attr = 0;
+  let ref = 0;
+  while (pos < end) {
+    pos = readTag(b, pos, end);
+    switch (rField) {
+      case 1: {
+        expectWire('attributes', WT_LEN);
+        pos = readLen(b, pos, end);
+        const e = pos + rLen;
+        try {
+          walkKeyValue(b, pos, e, 1, maxDepth);
+        } catch (err) {
+          addSegment(err, `attributes[${attr}]`);
+        }
+        attr++;
+        pos = e;
+        break;
+      }
+      case 2:
+        expectWire('droppedAttributesCount', WT_VARINT);
+        pos = skipVarint(b, pos, end);
+        break;
+      case 3: {
+        expectWire('entityRefs', WT_LEN);
+        pos = readLen(b, pos, end);
+        const e = pos + rLen;
+        try {
+          walkEntityRef(b, pos, e);
+        } catch (err) {
+          addSegment(err, `entityRefs[${ref}]`);
+        }
+        ref++;
+        pos = e;
+        break;
+      }
+      default:
+        pos = skipValue(rWire, b, pos, end);
+    }
+  }
+}
+
+function walkEntityRef(b: Uint8Array, pos: number, end: number): void {
+  let ids = 0;
+  let descs = 0;
+  while (pos < end) {
+    pos = readTag(b, pos, end);
+    const f = rField;
+    if (f >= 1 && f <= 4) {
+      const name = f === 1 ? 'schemaUrl' : f === 2 ? 'type' : f === 3 ? `idKeys[${ids++}]` : `descriptionKeys[${descs++}]`;
+      expectWire(name, WT_LEN);
+      pos = readLen(b, pos, end);
+      checkUtf8(name, b, pos, pos + rLen);
+      pos += rLen;
+    } else {
+      pos = skipValue(rWire, b, pos, end);
+    }
+  }
+}
+
+function walkScope(b: Uint8Array, pos: number, end: number, maxDepth: number): void {
+  let attr = 0;
+  while (pos < end) {
+    pos = readTag(b, pos, end);
+    switch (rField) {
+      case 1:
+      case 2: {
+        const name = rField === 1 ? 'name' : 'version';
+        expectWire(name, WT_LEN);
+        pos = readLen(b, pos, end);
+        checkUtf8(name, b, pos, pos + rLen);
+        pos += rLen;
+        break;
+      }
+      case 3: {
+        expectWire('attributes', WT_LEN);
+        pos = readLen(b, pos, end);
+        const e = pos + rLen;
+        try {
+          walkKeyValue(b, pos, e, 1, maxDepth);
+        } catch (err) {
+          addSegment(err, `attributes[${attr}]`);
+        }
+        attr++;
+        pos = e;
+        break;
+      }
+      case 4:
+        expectWire('droppedAttributesCount', WT_VARINT);
+        pos = skipVarint(b, pos, end);
+        break;
+      default:
+        pos = skipValue(rWire, b, pos, end);
+    }
+  }
+}
+
+/** `depth` is the nesting depth its value will have: 1 for a body or attribute value. */
+function walkKeyValue(b: Uint8Array, pos: number, end: number, depth: number, maxDepth: number): void {
+  while (pos < end) {
+    pos = readTag(b, pos, end);
+    if (rField === 1) {
+      expectWire('key', WT_LEN);
+      pos = readLen(b, pos, end);
+      checkUtf8('key', b, pos, pos + rLen);
+      pos += rLen;
+    } else if (rField === 2) {
+      expectWire('value', WT_LEN);
+      pos = readLen(b, pos, end);
+      const e = pos + rLen;
+      try {
+        walkAnyValue(b, pos, e, depth, maxDepth);
+      } catch (err) {
+        addSegment(err, 'value');
+      }
+      pos = e;
+    } else {
+      pos = skipValue(rWire, b, pos, end);
+    }
+  }
+}
+
+/**
+ * Validates one AnyValue. Depth counts AnyValue messages from the outermost (body or attribute
+ * value, depth 1) inwards; more than `maxDepth` is refused before descending, so recursion is
+ * bounded by the configured limit whatever the input.
+ */
+function walkAnyValue(b: Uint8Array, pos: number, end: number, depth: number, maxDepth: number): void {
+  if (depth > maxDepth) {
+    throw new DecodeFailure(
+      `AnyValue nesting deeper than ${maxDepth} levels (limit receivers.otlp.max_nesting_depth)`,
+    );
+  }
+  while (pos < end) {
+    pos = readTag(b, pos, end);
+    switch (rField) {
+      case 1:
+        expectWire('stringValue', WT_LEN);
+        pos = readLen(b, pos, end);
+        checkUtf8('stringValue', b, pos, pos + rLen);
+        pos += rLen;
+        break;
+      case 2:
+      case 3:
+        expectWire(rField === 2 ? 'boolValue' : 'intValue', WT_VARINT);
+        pos = skipVarint(b, pos, end);
+        break;
+      case 4:
+        expectWire('doubleValue', WT_I64);
+        pos = skipValue(WT_I64, b, pos, end);
+        break;
+      case 5: {
+        expectWire('arrayValue', WT_LEN);
+        pos = readLen(b, pos, end);
+        const e = pos + rLen;
+        try {
+          walkArrayValue(b, pos, e, depth + 1, maxDepth);
+        } catch (err) {
+          addSegment(err, 'arrayValue');
+        }
+        pos = e;
+        break;
+      }
+      case 6: {
+        expectWire('kvlistValue', WT_LEN);
+        pos = readLen(b, pos, end);
+        const e = pos + rLen;
+        try {
+          walkKeyValueList(b, pos, e, depth + 1, maxDepth);
+        } catch (err) {
+          addSegment(err, 'kvlistValue');
+        }
+        pos = e;
+        break;
+      }
+      case 7:
+        expectWire('bytesValue', WT_LEN);
+        pos = readLen(b, pos, end);
+        pos += rLen;
+        break;
+      default:
+        pos = skipValue(rWire, b, pos, end);
+    }
+  }
+}
+
+function walkArrayValue(b: Uint8Array, pos: number, end: number, depth: number, maxDepth: number): void {
+  let i = 0;
+  while (pos < end) {
+    pos = readTag(b, pos, end);
+    if (rField === 1) {
+      expectWire('values', WT_LEN);
+      pos = readLen(b, pos, end);
+      const e = pos + rLen;
+      try {
+        walkAnyValue(b, pos, e, depth, maxDepth);
+      } catch (err) {
+        addSegment(err, `values[${i}]`);
+      }
+      i++;
+      pos = e;
+    } else {
+      pos = skipValue(rWire, b, pos, end);
+    }
+  }
+}
+
+function walkKeyValueList(b: Uint8Array, pos: number, end: number, depth: number, maxDepth: number): void {
+  let i = 0;
+  while (pos < end) {
+    pos = readTag(b, pos, end);
+    if (rField === 1) {
+      expectWire('values', WT_LEN);
+      pos = readLen(b, pos, end);
+      const e = pos + rLen;
+      try {
+        walkKeyValue(b, pos, e, depth, maxDepth);
+      } catch (err) {
+        addSegment(err, `values[${i}]`);
+      }
+      i++;
+      pos = e;
+    } else {
+      pos = skipValue(rWire, b, pos, end);
+    }
+  }
+}

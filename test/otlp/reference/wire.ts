@@ -1,0 +1,369 @@
+/**
+ * Protocol Buffers wire-format primitives used by the OTLP decoders and encoders
+ * (https://protobuf.dev/programming-guides/encoding/). Internal to src/otlp.
+ *
+ * Readers work on `(buf, pos, end)` and return the new position; values that do not fit the return
+ * value are left in module-level registers (`rLen`, `rField`, `rWire`). JavaScript runs this code
+ * synchronously on one thread, so the registers cannot be observed half-written; avoiding an object
+ * per read keeps the walker allocation-free (STYLE.md habit 7).
+ */
+import { isUtf8 } from 'node:buffer';
+
+/**
+ * A decode failure travelling up the walker. `path` collects the field path innermost first
+ * while the stack unwinds (each container adds its own segment), so the hot path builds no strings.
+ */
+export class DecodeFailure {
+  readonly path: string[] = [];
+  /** Set for a refusal of the request as a whole for its decoded size (see DecodeLimits.maxDecodedBytes). */
+  tooLarge = false;
+  constructor(
+    readonly reason: string,
+    segment?: string,
+  ) {
+    if (segment !== undefined && segment !== '') this.path.push(segment);
+  }
+
+  /** `resourceLogs[0].scopeLogs[1].logRecords[3].traceId: must be 16 bytes, got 5`. */
+  message(): string {
+    if (this.path.length === 0 || this.tooLarge) return `request: ${this.reason}`;
+    return `${this.path.slice().reverse().join('.')}: ${this.reason}`;
+  }
+}
+
+/** The decoded-size budget of one request (DecodeLimits.maxDecodedBytes). */
+export class DecodeBudget {
+  private left: number;
+  constructor(readonly cap: number) {
+    this.left = cap;
+  }
+
+  /** Spends `n` bytes; refuses the request once the cap is passed, before anything is allocated. */
+  take(n: number): void {
+    this.left -= n;
+    if (this.left < 0) {
+      const f = new DecodeFailure(
+        `the request would decode into more than ${this.cap} bytes of entries (every record carries a copy of its resource and scope); send fewer records per request`,
+      );
+      f.tooLarge = true;
+      throw f;
+    }
+  }
+}
+
+/** The result for a failure caught at the top of a decoder. */
+export function failureResult(e: unknown): { ok: false; message: string; tooLarge?: true } {
+  if (e instanceof DecodeFailure) return e.tooLarge ? { ok: false, message: e.message(), tooLarge: true } : { ok: false, message: e.message() };
+  // A bug here must not take the receiver down, and must say it is ours, not the client's.
+  return { ok: false, message: `request: internal decoder error: ${e instanceof Error ? e.message : String(e)}` };
+}
+
+/** Adds `segment` to a DecodeFailure passing through; anything else is rethrown untouched. */
+export function addSegment(e: unknown, segment: string): never {
+  if (e instanceof DecodeFailure) e.path.push(segment);
+  throw e;
+}
+
+export const WT_VARINT = 0;
+export const WT_I64 = 1;
+export const WT_LEN = 2;
+export const WT_SGROUP = 3;
+export const WT_EGROUP = 4;
+export const WT_I32 = 5;
+
+const WIRE_NAMES = ['varint', 'fixed64', 'length-delimited', 'start-group', 'end-group', 'fixed32', 'wire type 6', 'wire type 7'];
+
+/** Registers written by the readers below. */
+export let rLen = 0;
+export let rField = 0;
+export let rWire = 0;
+
+/**
+ * Reads a field key (tag). Field numbers are 1..2^29-1 (protobuf encoding guide, "Message
+ * Structure"); 0 is never valid, and groups (wire types 3/4, deprecated since proto3) and the
+ * unassigned wire types 6/7 are refused rather than skipped: a strict edge parses nothing it cannot
+ * vouch for.
+ */
+export function readTag(b: Uint8Array, pos: number, end: number): number {
+  // Fast path, small enough for V8 to inline: a one-byte key (fields 1–15) of wire type 0, 1, 2 or 5.
+  const c = b[pos]!;
+  if (c < 0x80 && c >= 8 && ((0x27 >> (c & 7)) & 1) === 1) {
+    rWire = c & 7;
+    rField = c >> 3;
+    return pos + 1;
+  }
+  return readTagSlow(b, pos, end);
+}
+
+function readTagSlow(b: Uint8Array, pos: number, end: number): number {
+  let c = b[pos]!;
+  let v: number;
+  if (c < 0x80) {
+    v = c;
+    pos += 1;
+  } else {
+    v = c & 0x7f;
+    let shift = 7;
+    let i = pos + 1;
+    for (;;) {
+      if (i >= end) throw new DecodeFailure(`truncated field key at byte ${pos}`);
+      c = b[i++]!;
+      v += (c & 0x7f) * 2 ** shift;
+      if (c < 0x80) break;
+      shift += 7;
+      if (shift > 28) throw new DecodeFailure(`field key at byte ${pos} is longer than 5 bytes`);
+    }
+    if (v > 0xffffffff) throw new DecodeFailure(`field key at byte ${pos} exceeds 32 bits`);
+    pos = i;
+  }
+  rWire = v & 7;
+  rField = Math.floor(v / 8);
+  if (rField === 0) throw new DecodeFailure(`field number 0 at byte ${pos - 1} is not valid`);
+  if (rWire > 5 || rWire === WT_SGROUP || rWire === WT_EGROUP) {
+    throw new DecodeFailure(`field ${rField}: unsupported ${WIRE_NAMES[rWire]} (groups and wire types 6/7 are not accepted)`);
+  }
+  return pos;
+}
+
+/** Skips a varint (at most 10 bytes, the 10th holding only bit 63). */
+export function skipVarint(b: Uint8Array, pos: number, end: number): number {
+  const start = pos;
+  for (let n = 0; n < 10; n++) {
+    if (pos >= end) throw new DecodeFailure(`truncated varint at byte ${start}`);
+    const c = b[pos++]!;
+    if (c < 0x80) {
+      if (n === 9 && c > 1) throw new DecodeFailure(`varint at byte ${start} overflows 64 bits`);
+      return pos;
+    }
+  }
+  throw new DecodeFailure(`varint at byte ${start} is longer than 10 bytes`);
+}
+
+/**
+ * Reads the length prefix of a length-delimited field into `rLen` and checks that the payload fits
+ * inside the enclosing message; returns the payload's start.
+ */
+export function readLen(b: Uint8Array, pos: number, end: number): number {
+  // Fast path (inlined): a one-byte length that fits.
+  if (pos < end) {
+    const c = b[pos]!;
+    if (c < 0x80 && c < end - pos) {
+      rLen = c;
+      return pos + 1;
+    }
+  }
+  return readLenSlow(b, pos, end);
+}
+
+function readLenSlow(b: Uint8Array, pos: number, end: number): number {
+  const start = pos;
+  let c = pos < end ? b[pos]! : 0x80;
+  if (pos < end && c < 0x80) {
+    rLen = c;
+    pos += 1;
+  } else {
+    let v = 0;
+    let mul = 1;
+    for (let n = 0; ; n++) {
+      if (pos >= end) throw new DecodeFailure(`truncated length at byte ${start}`);
+      if (n === 5) throw new DecodeFailure(`length at byte ${start} is longer than 5 bytes`);
+      c = b[pos++]!;
+      v += (c & 0x7f) * mul;
+      if (c < 0x80) break;
+      mul *= 128;
+    }
+    rLen = v;
+  }
+  if (rLen > end - pos) {
+    throw new DecodeFailure(`length ${rLen} at byte ${start} runs past the end of its message (${end - pos} bytes left)`);
+  }
+  return pos;
+}
+
+/** Skips the value of a field of an unknown number (kept as received: protobuf forward compatibility). */
+export function skipValue(wire: number, b: Uint8Array, pos: number, end: number): number {
+  switch (wire) {
+    case WT_VARINT:
+      return skipVarint(b, pos, end);
+    case WT_I64:
+      if (end - pos < 8) throw new DecodeFailure(`truncated fixed64 at byte ${pos}`);
+      return pos + 8;
+    case WT_I32:
+      if (end - pos < 4) throw new DecodeFailure(`truncated fixed32 at byte ${pos}`);
+      return pos + 4;
+    default: {
+      const p = readLen(b, pos, end);
+      return p + rLen;
+    }
+  }
+}
+
+/** Fails unless a known field arrived with the wire type its declared type requires. */
+export function expectWire(name: string, want: number): void {
+  if (rWire !== want) wrongWire(name, want);
+}
+
+function wrongWire(name: string, want: number): never {
+  throw new DecodeFailure(`wrong wire type: field ${rField} needs ${WIRE_NAMES[want]}, got ${WIRE_NAMES[rWire]}`, name);
+}
+
+/** Strings this long or longer are checked by node's native (simdutf) validator; shorter ones inline. */
+const NATIVE_UTF8_MIN = 256;
+
+/**
+ * Index of the first byte of `b[s..e)` that is not part of well-formed UTF-8 (Unicode 15 table
+ * 3-7: no overlongs, no surrogates, nothing above U+10FFFF), or -1 when all is well. proto3
+ * `string` fields must hold valid UTF-8 (protobuf language guide, "Scalar Value Types").
+ */
+export function utf8ErrorAt(b: Uint8Array, s: number, e: number): number {
+  let i = s;
+  // ASCII prefix: the overwhelmingly common case in keys and short values.
+  while (i < e && b[i]! < 0x80) i++;
+  if (i === e) return -1;
+  if (e - s >= NATIVE_UTF8_MIN && isUtf8(b.subarray(i, e))) return -1;
+  while (i < e) {
+    const c = b[i]!;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    let need: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) need = 1;
+    else if (c === 0xe0) {
+      need = 2;
+      lo = 0xa0;
+    } else if ((c >= 0xe1 && c <= 0xec) || c === 0xee || c === 0xef) need = 2;
+    else if (c === 0xed) {
+      need = 2;
+      hi = 0x9f;
+    } else if (c === 0xf0) {
+      need = 3;
+      lo = 0x90;
+    } else if (c >= 0xf1 && c <= 0xf3) need = 3;
+    else if (c === 0xf4) {
+      need = 3;
+      hi = 0x8f;
+    } else return i;
+    if (i + need >= e) return i; // sequence cut off by the end of the string
+    const c1 = b[i + 1]!;
+    if (c1 < lo || c1 > hi) return i;
+    for (let k = 2; k <= need; k++) {
+      const ck = b[i + k]!;
+      if (ck < 0x80 || ck > 0xbf) return i;
+    }
+    i += need + 1;
+  }
+  return -1;
+}
+
+/** Validates a string field's payload, failing with the field name and the offending byte. */
+export function checkUtf8(name: string, b: Uint8Array, s: number, e: number): void {
+  const at = utf8ErrorAt(b, s, e);
+  if (at >= 0) {
+    throw new DecodeFailure(`invalid UTF-8 at byte ${at - s} of the string (proto3 strings must be UTF-8)`, name);
+  }
+}
+
+/** Number of bytes of `v` (0 ≤ v < 2^35) as a varint. */
+export function varintSize(v: number): number {
+  if (v < 0x80) return 1;
+  if (v < 0x4000) return 2;
+  if (v < 0x200000) return 3;
+  if (v < 0x10000000) return 4;
+  return 5;
+}
+
+/** Writes `v` (0 ≤ v < 2^35) as a varint at `pos`; returns the new position. */
+export function putVarint(out: Uint8Array, pos: number, v: number): number {
+  while (v >= 0x80) {
+    out[pos++] = (v & 0x7f) | 0x80;
+    v = Math.floor(v / 128);
+  }
+  out[pos++] = v;
+  return pos;
+}
+
+/** A complete length-delimited field: key `(field << 3) | 2`, length, payload. Fields here are < 16. */
+export function lenField(field: number, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + varintSize(payload.length) + payload.length);
+  out[0] = (field << 3) | WT_LEN;
+  out.set(payload, putVarint(out, 1, payload.length));
+  return out;
+}
+
+/** Concatenation of byte ranges `[s0, e0, s1, e1, …]` of `b` (used when a singular message field repeats). */
+export function concatRanges(b: Uint8Array, ranges: readonly number[]): Uint8Array {
+  let n = 0;
+  for (let i = 0; i < ranges.length; i += 2) n += ranges[i + 1]! - ranges[i]!;
+  const out = new Uint8Array(n);
+  let p = 0;
+  for (let i = 0; i < ranges.length; i += 2) {
+    out.set(b.subarray(ranges[i]!, ranges[i + 1]!), p);
+    p += ranges[i + 1]! - ranges[i]!;
+  }
+  return out;
+}
+
+export const EMPTY: Uint8Array = new Uint8Array(0);
+
+/**
+ * Builds entries for the records of one ScopeLogs. The parts that are the same for every record
+ * (resource field, scope field, the two schema_url fields) are encoded once by the caller; each
+ * entry is then one allocation and a few copies:
+ *
+ *   ResourceLogs{ resource(1)?, scope_logs(2) = ScopeLogs{ scope(1)?, log_records(2), schema_url(3)? }, schema_url(3)? }
+ */
+export class EntryAssembler {
+  constructor(
+    /** `resource` field (key, length, payload) or empty. */
+    readonly resourceField: Uint8Array,
+    /** ResourceLogs `schema_url` field or empty. */
+    readonly rlSchemaField: Uint8Array,
+    /** `scope` field or empty. */
+    readonly scopeField: Uint8Array,
+    /** ScopeLogs `schema_url` field or empty. */
+    readonly slSchemaField: Uint8Array,
+  ) {}
+
+  /** Size of the entry for a LogRecord of `recLen` bytes. */
+  size(recLen: number): number {
+    const slLen = this.scopeField.length + 1 + varintSize(recLen) + recLen + this.slSchemaField.length;
+    return this.resourceField.length + 1 + varintSize(slLen) + slLen + this.rlSchemaField.length;
+  }
+
+  /** Writes the entry for the LogRecord in `b[s..e)` at `out[p..]`; returns the end position. */
+  writeInto(out: Uint8Array, p: number, b: Uint8Array, s: number, e: number): number {
+    const recLen = e - s;
+    const slLen = this.scopeField.length + 1 + varintSize(recLen) + recLen + this.slSchemaField.length;
+    if (this.resourceField.length > 0) {
+      out.set(this.resourceField, p);
+      p += this.resourceField.length;
+    }
+    out[p++] = (2 << 3) | WT_LEN;
+    p = putVarint(out, p, slLen);
+    if (this.scopeField.length > 0) {
+      out.set(this.scopeField, p);
+      p += this.scopeField.length;
+    }
+    out[p++] = (2 << 3) | WT_LEN;
+    p = putVarint(out, p, recLen);
+    // copyWithin cannot cross buffers; set() needs a view, which costs more than a short loop.
+    if (recLen < 64) {
+      for (let i = s; i < e; i++) out[p++] = b[i]!;
+    } else {
+      out.set(b.subarray(s, e), p);
+      p += recLen;
+    }
+    if (this.slSchemaField.length > 0) {
+      out.set(this.slSchemaField, p);
+      p += this.slSchemaField.length;
+    }
+    if (this.rlSchemaField.length > 0) {
+      out.set(this.rlSchemaField, p);
+      p += this.rlSchemaField.length;
+    }
+    return p;
+  }
+}
