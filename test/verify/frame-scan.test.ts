@@ -101,10 +101,10 @@ describe('scanFrames: native = JS fallback', () => {
     const body = frames(es, new Uint8Array(32).fill(5));
     const at = (k: number): number => k * 64; // 44 + 20 bytes per frame
     const cases: [string, (b: Uint8Array) => void, number, number][] = [
-      ['length', (b) => (b[at(2) + 3] ^= 1), SCAN_BAD_LENGTH, 2],
-      ['crc', (b) => (b[at(3) + 50] ^= 1), SCAN_BAD_CRC, 3],
+      ['length', (b) => (b[at(2) + 3]! ^= 1), SCAN_BAD_LENGTH, 2],
+      ['crc', (b) => (b[at(3) + 50]! ^= 1), SCAN_BAD_CRC, 3],
       ['chain', (b) => {
-        b[at(1) + 9] ^= 1; // stored chain of frame 1, CRC recomputed by the "attacker"
+        b[at(1) + 9]! ^= 1; // stored chain of frame 1, CRC recomputed by the "attacker"
         new DataView(b.buffer).setUint32(at(1) + 60, crc32c(b, at(1), at(1) + 60));
       }, SCAN_BAD_CHAIN, 1],
     ];
@@ -244,7 +244,7 @@ describe('SegmentScanner = scanSegment (SegmentParser) on real segments', () => 
     const b = seg.slice();
     const { SegmentParser } = await import('../../src/ledger/segment-format.js');
     const f7 = new SegmentParser().push(seg).find((i) => i.kind === 'frame' && i.frame === 7)!;
-    b[f7.offset + 8] ^= 0x80;
+    b[f7.offset + 8]! ^= 0x80;
     const n = f7.length - 44;
     new DataView(b.buffer).setUint32(f7.offset + 40 + n, crc32c(b, f7.offset, f7.offset + 40 + n));
     const [fast, ref] = await both(b, [f7.offset + 20], probes);
