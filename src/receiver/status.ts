@@ -67,6 +67,21 @@ export type ReceiveOutcome =
   | { readonly kind: 'not_found'; readonly message: string }
   /** Traces or metrics: this agent takes logs only. */
   | { readonly kind: 'unimplemented_signal'; readonly message: string }
+  /** gRPC only: a path naming no method we serve (gRPC over HTTP/2: UNIMPLEMENTED). */
+  | { readonly kind: 'unknown_method'; readonly message: string }
+  /**
+   * gRPC only: a `grpc-encoding` we cannot decompress. gRPC compression.md ("Test cases", 4):
+   * UNIMPLEMENTED, naming the supported encodings (also sent in `grpc-accept-encoding`). Final.
+   */
+  | { readonly kind: 'unsupported_encoding'; readonly message: string }
+  /**
+   * gRPC only: the call broke the gRPC wire protocol — corrupt length-prefixed framing, a
+   * Compressed-Flag other than 0/1 or set without a `grpc-encoding`, a message that does not
+   * decompress, an invalid `grpc-timeout` (PROTOCOL-HTTP2.md; compression.md case 6): INTERNAL. Final.
+   */
+  | { readonly kind: 'protocol_error'; readonly message: string }
+  /** gRPC only: the call's `grpc-timeout` passed before it was answered (DEADLINE_EXCEEDED). */
+  | { readonly kind: 'deadline_exceeded'; readonly message: string }
   /** The ledger (or the receiver while stopping) cannot take data now; nothing was stored. */
   | { readonly kind: 'retryable'; readonly reason: RefusalReason; readonly afterMs: number; readonly message: string };
 
@@ -113,6 +128,16 @@ export function transportStatus(o: ReceiveOutcome): TransportStatus {
       return { http: 404, grpc: GrpcCode.NOT_FOUND, message: o.message, retryable: false };
     case 'unimplemented_signal':
       return { http: 404, grpc: GrpcCode.UNIMPLEMENTED, message: o.message, retryable: false };
+    case 'unknown_method':
+      return { http: 404, grpc: GrpcCode.UNIMPLEMENTED, message: o.message, retryable: false };
+    case 'unsupported_encoding':
+      // HTTP keeps issue 2's 400 for an unknown Content-Encoding (http.ts answers it as `invalid`).
+      return { http: 400, grpc: GrpcCode.UNIMPLEMENTED, message: o.message, retryable: false };
+    case 'protocol_error':
+      return { http: 400, grpc: GrpcCode.INTERNAL, message: o.message, retryable: false };
+    case 'deadline_exceeded':
+      // The client gave up already; it decides itself whether to send the data again.
+      return { http: 408, grpc: GrpcCode.DEADLINE_EXCEEDED, message: o.message, retryable: false };
     case 'retryable': {
       const after = retryAfterSeconds(o.afterMs);
       switch (o.reason) {

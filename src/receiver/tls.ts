@@ -15,7 +15,6 @@
 import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import tls from 'node:tls';
-import grpc from '@grpc/grpc-js';
 import { SealtrailError, errorMessage } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 
@@ -191,31 +190,5 @@ export class TlsReloader {
   close(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
-  }
-}
-
-/**
- * gRPC server credentials whose secure context can be replaced while the server runs.
- * grpc-js (1.14) builds its HTTP/2 secure server from `_getConstructorOptions()` and
- * `_getSecureContextOptions()`, and registers a watcher through `_addWatcher` that calls
- * `setSecureContext` on the server whenever `updateSecureContextOptions` is called — the
- * mechanism its own certificate-provider credentials use. We use it directly so that the minimum
- * version and "keep the old context when the new files are broken" stay under our control.
- */
-export class ReloadableServerCredentials extends grpc.ServerCredentials {
-  readonly #cfg: TlsConfig;
-
-  constructor(cfg: TlsConfig, m: TlsMaterial) {
-    super(tlsServerOptions(cfg), secureContextOptions(m, cfg));
-    this.#cfg = cfg;
-  }
-
-  /** Installs new material for new connections (grpc-js calls `setSecureContext` on its server). */
-  update(m: TlsMaterial): void {
-    this.updateSecureContextOptions(secureContextOptions(m, this.#cfg));
-  }
-
-  _equals(other: grpc.ServerCredentials): boolean {
-    return other === this;
   }
 }
