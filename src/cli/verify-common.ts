@@ -5,7 +5,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseDurationMs } from '../config/schema.js';
+import { parseDurationMs } from '../config/duration.js';
 import { SealtrailError, errorMessage } from '../errors.js';
 import { type Verifier, parseVerifierKey } from '../keys/keys.js';
 import type { SourceOptions } from './log-sources.js';

@@ -4,6 +4,7 @@
  * The names are binding: operators' scripts and the acceptance tests use exactly these keys.
  */
 import { z } from 'zod';
+import { parseDurationMs } from './duration.js';
 
 /** A duration such as `500ms`, `5s`, `10m`, `1h`, `7d`; parsed to milliseconds. */
 export const durationMs = z
@@ -20,15 +21,7 @@ export const durationMs = z
     return ms;
   });
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Parses `5s`-style durations; a bare number is seconds. Returns undefined when invalid. */
-export function parseDurationMs(v: string | number): number | undefined {
-  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? v * 1000 : undefined;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(v.trim());
-  if (!m) return undefined;
-  return Math.round(Number(m[1]) * UNIT_MS[m[2]!]!);
-}
+export { parseDurationMs };
 
 /** `host:port`, where host may be a bracketed IPv6 literal; the port 0 asks for any free port. */
 const endpoint = z.string().refine((s) => parseEndpoint(s) !== undefined, {
