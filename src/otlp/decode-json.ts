@@ -268,7 +268,7 @@ function decodeScopeLogs(
   const lrs = asArray('logRecords', sl.logRecords);
   // Encode every record back to back, then build all entries in one allocation (as on the protobuf path).
   w.pos = 0;
-  const ends: number[] = [];
+  const ranges: number[] = [];
   let total = 0;
   for (let i = 0; i < lrs.length; i++) {
     const start = w.pos;
@@ -277,19 +277,12 @@ function decodeScopeLogs(
     } catch (e) {
       addSegment(e, `logRecords[${i}]`);
     }
-    ends.push(w.pos);
+    ranges.push(start, w.pos);
     const size = asm.size(w.pos - start);
     budget.take(size + ENTRY_OVERHEAD_BYTES);
     total += size;
   }
-  const all = new Uint8Array(total);
-  let p = 0;
-  for (let i = 0, start = 0; i < ends.length; i++) {
-    const end = asm.writeInto(all, p, w.buf, start, ends[i]!);
-    out.push(all.subarray(p, end));
-    p = end;
-    start = ends[i]!;
-  }
+  asm.buildAll(w.buf, ranges, ranges.length, total, out);
 }
 
 /*

@@ -216,17 +216,7 @@ function walkScopeLogs(
   budget.take(total + (ENTRY_OVERHEAD_BYTES * n) / 2 - charged);
   // One allocation for all entries of this ScopeLogs; each entry is a view of its own range.
   // Allocating per entry cost a third of the decode time (measured, docs/benchmarks.md).
-  // allocUnsafeSlow skips zero-filling (and the shared pool): every byte is written below, which
-  // the check after the loop confirms before any entry leaves this function.
-  const all = Buffer.allocUnsafeSlow(total);
-  const buf = all.buffer;
-  let p = 0;
-  for (let k = 0; k < n; k += 2) {
-    const end = asm.writeInto(all, p, b, records[k]!, records[k + 1]!);
-    out.push(new Uint8Array(buf, all.byteOffset + p, end - p));
-    p = end;
-  }
-  if (p !== total) throw new Error(`entry sizes disagree (${p} written, ${total} computed)`);
+  asm.buildAll(b, records, n, total, out);
   // Do not keep a huge scratch list alive after a huge request.
   if (records.length > 1 << 17) recs = [];
 }
