@@ -93,11 +93,14 @@ export class ScanPool {
   }
 
   /**
-   * A pool of `n` workers (default: the available cores, at most 8), or null when `n` is 0 or the
-   * compiled worker script is not there (running from TypeScript sources, e.g. under vitest).
+   * A pool of `n` workers, or null when `n` is 0 or the compiled worker script is not there
+   * (running from TypeScript sources, e.g. under vitest). Default: one worker per available core
+   * (at most 8) — but none on a single core (e.g. under `taskset -c 0`), where a worker would only
+   * add its start-up (~0.1 s of CPU) and the hand-over to the scan the main thread can do itself.
    */
   static create(n?: number): ScanPool | null {
-    const count = n ?? Math.min(8, availableParallelism());
+    const cores = availableParallelism();
+    const count = n ?? (cores > 1 ? Math.min(8, cores) : 0);
     if (count <= 0) return null;
     const script = new URL('./scan-worker.js', import.meta.url);
     if (script.protocol !== 'file:' || !existsSync(fileURLToPath(script))) return null;

@@ -41,8 +41,9 @@ export interface VerifyOptions {
   /** Called for every entry of every segment whose entries were verified (used by `export`). */
   readonly onEntry?: (index: number, entry: Uint8Array, source: string) => void | Promise<void>;
   /**
-   * Worker threads for scanning segments (pool.ts); default: the available cores. 0 = scan on the
-   * main thread. Ignored with `onEntry` (entries are delivered in order from the main thread).
+   * Worker threads for scanning segments (pool.ts); default: one per available core, none on a
+   * single core. 0 = scan on the main thread. Ignored with `onEntry` (entries are delivered in
+   * order from the main thread).
    */
   readonly workers?: number;
 }
