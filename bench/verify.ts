@@ -4,13 +4,14 @@
  * line: entries, bytes, seconds, entries/s, MB/s, findings. Build a log first with
  * dist/bench/fill-ledger.js.
  *
- *   node dist/bench/verify.js --dir DIR --key PUBFILE --origin ORIGIN [--workers N]   (default 0: one thread)
+ *   node dist/bench/verify.js --dir DIR --key PUBFILE --origin ORIGIN [--workers N]   (default 0: main thread only)
  *   node dist/bench/verify.js --dir DIR --key PUBFILE --origin ORIGIN --fill BYTES --signing-key KEYFILE
  *
  * --fill first writes a log of about BYTES with the real Ledger (durability none, 64 MiB segments,
  * 1,000-entry batches of OTLP entries of about 250 bytes each: resource and scope attributes, a
  * body, trace context — what src/otlp stores for a typical SDK record).
  */
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { openLogSource } from '../src/cli/log-sources.js';
@@ -96,6 +97,9 @@ process.stdout.write(
     entriesPerCpuSec: Math.round(s.entries / cpuSeconds),
     findings: report.findings.length,
     rssMiB: Math.round(process.memoryUsage().rss / 1048576),
+    // Peak over the whole process (main thread + workers), KiB on Linux.
+    peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+    loadavg: loadavg().map((x) => Number(x.toFixed(2))),
   })}\n`,
 );
 src.close();
