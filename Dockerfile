@@ -68,5 +68,6 @@ STOPSIGNAL SIGTERM
 # node's own fetch does the request. SEALTRAIL_HEALTHCHECK_URL overrides the address.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch(process.env.SEALTRAIL_HEALTHCHECK_URL||'http://127.0.0.1:13133/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-ENTRYPOINT ["node", "/app/dist/src/cli/bin.js"]
+# Node flags the agent runs with: src/cli/node-flags.ts says why (a test keeps them equal).
+ENTRYPOINT ["node", "--max-semi-space-size=8", "/app/dist/src/cli/bin.js"]
 CMD ["agent", "--config", "/app/config/container.yaml"]

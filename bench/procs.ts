@@ -10,6 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
+import { AGENT_NODE_FLAGS } from '../src/cli/node-flags.js';
 
 let tasksetOk: boolean | undefined;
 
@@ -123,7 +124,7 @@ export interface AgentOptions {
   readonly keyFile?: string;
   /** Write a V8 CPU profile to this directory (node --cpu-prof). */
   readonly cpuProfDir?: string;
-  /** Extra node flags for the agent process (experiments, e.g. --max-semi-space-size=4). */
+  /** Node flags for the agent process instead of the shipped AGENT_NODE_FLAGS (experiments, e.g. --max-semi-space-size=4). */
   readonly nodeFlags?: readonly string[];
   /** Default true: wait for /readyz 200 and 1 s more (start-up time, idle RSS). */
   readonly waitReady?: boolean;
@@ -160,7 +161,7 @@ export class AgentProcess {
 
   private constructor(o: AgentOptions, configFile: string) {
     this.configFile = configFile;
-    const nodeArgs = [...(o.nodeFlags ?? []), ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [])];
+    const nodeArgs = [...(o.nodeFlags ?? AGENT_NODE_FLAGS), ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [])];
     this.spawnedAt = performance.now();
     this.child = spawnPinned(o.cpu, o.node, [...nodeArgs, o.bin, 'agent', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
     if (this.child.pid === undefined) throw new Error(`could not start the agent (${o.node} ${o.bin})`);

@@ -21,6 +21,7 @@ import { loadConfigFile } from '../../src/config/load.js';
 import { Health } from '../../src/telemetry/health.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
 import { TelemetryServer } from '../../src/telemetry/server.js';
+import { AGENT_NODE_FLAGS } from '../../src/cli/node-flags.js';
 
 const run = promisify(execFile);
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -258,7 +259,7 @@ describe('Dockerfile runtime settings', () => {
     expect(JSON.parse(one(runtime, 'VOLUME'))).toEqual(['/var/lib/sealtrail']);
     expect(one(runtime, 'WORKDIR')).toBe('/var/lib/sealtrail');
     expect(one(runtime, 'HEALTHCHECK')).toMatch(/^--interval=\S+ --timeout=\S+ --start-period=\S+ --retries=\d+ CMD \["node"/);
-    expect(entrypoint).toEqual(['node', '/app/dist/src/cli/bin.js']);
+    expect(entrypoint).toEqual(['node', ...AGENT_NODE_FLAGS, '/app/dist/src/cli/bin.js']); // flags: test/ops/node-flags.test.ts
   });
 
   it('.dockerignore is an allow-list that keeps keys, data and node_modules out of the build context', async () => {
