@@ -16,6 +16,7 @@ import { SealtrailError, errorMessage } from '../errors.js';
 import { CANARY_FOLDER, originPath } from '../forward/keys.js';
 import { parseCheckpointBody, parseSignedNote } from '../ledger/checkpoint.js';
 import { checkpointFileName } from '../ledger/ledger.js';
+import { nativeFileMap } from '../ledger/native-hash.js';
 import type { LogSource, ObjectReader, StoredItem } from '../verify/source.js';
 
 const HEAD_FILE = 'head.checkpoint';
@@ -133,29 +134,70 @@ class DirectorySource implements LogSource {
     }
   }
 
-  /** Reads straight into the verifier's reused buffers (no allocation per chunk). */
+  /**
+   * Reads straight into the verifier's reused buffers (no allocation per chunk). A sealed segment
+   * can also be viewed through a memory mapping (native-hash.ts nativeFileMap: no copy out of the
+   * page cache); never the open segment or a checkpoint, which the ledger may still rewrite or cut.
+   */
   async openReader(item: StoredItem): Promise<ObjectReader> {
     const path = join(this.#root, item.key);
     const io = (e: unknown): SealtrailError => new SealtrailError('IO', `${this.description}: cannot read ${path}: ${errorMessage(e)}`, { cause: e });
     const fh = await open(path, 'r').catch((e: unknown) => {
       throw io(e);
     });
-    return {
+    let pos = 0;
+    const reader: ObjectReader = {
       async read(buf: Uint8Array): Promise<number> {
         let n = 0;
         try {
           while (n < buf.length) {
-            const { bytesRead } = await fh.read(buf, n, buf.length - n, null);
+            const { bytesRead } = await fh.read(buf, n, buf.length - n, pos);
             if (bytesRead === 0) break;
             n += bytesRead;
+            pos += bytesRead;
           }
         } catch (e) {
           throw io(e);
         }
         return n;
       },
-      close: () => fh.close(),
+      close: async () => {
+        release();
+        await fh.close();
+      },
     };
+    let mapped: ArrayBuffer | undefined;
+    const release = (): void => {
+      if (mapped) nativeFileMap?.unmap(mapped);
+      mapped = undefined;
+    };
+    const map = nativeFileMap;
+    if (map && item.kind === 'segment') {
+      // The size now, not the listed one: mapping past the end of the file would fault.
+      const size = (await fh.stat().catch((e: unknown) => {
+        throw io(e);
+      })).size;
+      reader.view = async (max: number): Promise<Uint8Array | null> => {
+        if (mapped) {
+          release();
+          // Node runs the finalizer that unmaps a detached external buffer from its immediate
+          // queue: let it run, or a whole segment of mapped pages would count in the RSS.
+          await new Promise((r) => setImmediate(r));
+        }
+        if (pos >= size) return null;
+        // Windows start on multiples of `max` rounded to 64 KiB, so offsets stay page-aligned.
+        const step = Math.max(65536, max - (max % 65536));
+        const len = Math.min(step, size - pos);
+        try {
+          mapped = map.map(fh.fd, pos, len);
+        } catch (e) {
+          throw io(e);
+        }
+        pos += len;
+        return new Uint8Array(mapped);
+      };
+    }
+    return reader;
   }
 
   async released(): Promise<ReadonlySet<string>> {

@@ -47,6 +47,13 @@ export interface LogSource {
 export interface ObjectReader {
   /** Fills `buf` from the current position; returns the bytes read, less than buf.length only at the end (0 = end). @throws SealtrailError IO */
   read(buf: Uint8Array): Promise<number>;
+  /**
+   * Optional zero-copy alternative to `read` (do not mix the two on one reader): the next at most
+   * `max` bytes as a view (e.g. of a memory-mapped file), null at the end. A view is valid only
+   * until the next call or `close`.
+   * @throws SealtrailError IO
+   */
+  view?(max: number): Promise<Uint8Array | null>;
   close(): Promise<void>;
 }
 

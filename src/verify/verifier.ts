@@ -455,13 +455,18 @@ class SourceVerifier {
     const open = (): Promise<ObjectReader> => (src.openReader ? src.openReader(item) : Promise.resolve(chunkReader(src.read(item))));
     if (this.#pool) return this.#pool.scan({ open, probe, digest, parse });
     const scanner = parse ? new SegmentScanner({ probeSizes: probe, digest }) : new DigestOnlyScan();
-    this.#buf ??= new Uint8Array(CHUNK_BYTES);
     const reader = await open();
     try {
-      for (;;) {
-        const n = await reader.read(this.#buf);
-        if (n > 0) scanner.push(this.#buf.subarray(0, n));
-        if (n < this.#buf.length) break;
+      if (reader.view) {
+        // Zero-copy (a memory-mapped sealed segment): the scanner reads the file's pages in place.
+        for (let v = await reader.view(2 * CHUNK_BYTES); v; v = await reader.view(2 * CHUNK_BYTES)) scanner.push(v);
+      } else {
+        this.#buf ??= new Uint8Array(CHUNK_BYTES);
+        for (;;) {
+          const n = await reader.read(this.#buf);
+          if (n > 0) scanner.push(this.#buf.subarray(0, n));
+          if (n < this.#buf.length) break;
+        }
       }
     } finally {
       await reader.close();
