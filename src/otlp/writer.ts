@@ -8,6 +8,16 @@ import { WT_I32, WT_I64, WT_LEN, WT_VARINT } from './wire.js';
 
 const encoder = new TextEncoder();
 
+/** Value of a hex digit's char code (0-9, a-f, A-F); the caller has checked it is one. */
+function hexNibble(c: number): number {
+  return c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x57;
+}
+
+/** Whether `c` is the char code of a hex digit. */
+export function isHexDigit(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66);
+}
+
 export class Writer {
   buf: Uint8Array;
   view: DataView;
@@ -17,6 +27,12 @@ export class Writer {
   constructor(initial = 1024) {
     this.buf = new Uint8Array(initial);
     this.view = new DataView(this.buf.buffer);
+  }
+
+  /** Forgets everything written, keeping the buffer (a failed encode may leave forks open). */
+  reset(): void {
+    this.pos = 0;
+    this.starts.length = 0;
   }
 
   private ensure(n: number): void {
@@ -52,8 +68,19 @@ export class Writer {
     this.varintRaw(v);
   }
 
-  /** int32 / int64 field from a signed 64-bit BigInt: negatives take 10 bytes (two's complement). */
-  int64Field(field: number, v: bigint): void {
+  /**
+   * int32 / int64 field from a signed 64-bit integer: negatives take 10 bytes (two's complement).
+   * A non-negative safe integer may come as a number, which skips BigInt arithmetic (the common case).
+   */
+  int64Field(field: number, v: bigint | number): void {
+    if (typeof v === 'number') {
+      if (v >= 0) {
+        this.key(field, WT_VARINT);
+        this.varintRaw(v);
+        return;
+      }
+      v = BigInt(v);
+    }
     this.key(field, WT_VARINT);
     let x = BigInt.asUintN(64, v);
     this.ensure(10);
@@ -70,11 +97,34 @@ export class Writer {
     else this.int64Field(field, BigInt(v));
   }
 
-  fixed64Field(field: number, v: bigint): void {
+  /** fixed64 field from an unsigned 64-bit integer; a safe integer may come as a number (no BigInt). */
+  fixed64Field(field: number, v: bigint | number): void {
     this.key(field, WT_I64);
     this.ensure(8);
-    this.view.setBigUint64(this.pos, v, true);
+    if (typeof v === 'number') {
+      // Little-endian: low 32 bits, then high (v < 2^53, so both halves are exact).
+      const hi = Math.floor(v / 0x100000000);
+      this.view.setUint32(this.pos, v - hi * 0x100000000, true);
+      this.view.setUint32(this.pos + 4, hi, true);
+    } else {
+      this.view.setBigUint64(this.pos, v, true);
+    }
     this.pos += 8;
+  }
+
+  /**
+   * bytes field from a hex string already checked to hold only hex digits, two per byte (trace and
+   * span ids); writes the bytes without an intermediate Buffer.
+   */
+  hexField(field: number, hex: string): void {
+    const n = hex.length >> 1;
+    this.key(field, WT_LEN);
+    this.varintRaw(n);
+    this.ensure(n);
+    const b = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < hex.length; i += 2) b[p++] = (hexNibble(hex.charCodeAt(i)) << 4) | hexNibble(hex.charCodeAt(i + 1));
+    this.pos = p;
   }
 
   fixed32Field(field: number, v: number): void {

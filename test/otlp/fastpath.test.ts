@@ -214,6 +214,52 @@ describe('decodeLogsJson agrees with the reference decoder', () => {
     }
   });
 
+  it('on ids, 64-bit integers and AnyValue members of every spelling (valid or not)', () => {
+    let accepted = 0;
+    // Mostly valid values (so that whole requests get through and their entries are compared),
+    // sometimes anything at all (so that the refusals are compared too).
+    const hexDigits = (n: number) => fc.string({ unit: fc.constantFrom(...'0123456789abcdefABCDEF'), minLength: n, maxLength: n });
+    const hexId = (n: number) =>
+      fc.oneof(
+        { weight: 8, arbitrary: fc.oneof(hexDigits(n), fc.constant('')) },
+        fc.integer({ min: 0, max: 40 }).chain(hexDigits),
+        fc.constantFrom('zz', '0g'.repeat(8), 'F'.repeat(n)),
+        fc.jsonValue({ maxDepth: 1 }),
+      );
+    const int64 = fc.oneof(
+      { weight: 8, arbitrary: fc.oneof(fc.bigInt(0n, (1n << 64n) - 1n).map(String), fc.integer({ min: 0, max: 2 ** 40 }).map(String), fc.integer({ min: -5, max: 2 ** 31 })) },
+      fc.bigInt(-(1n << 64n), 1n << 65n).map(String),
+      fc.integer({ min: 0, max: 25 }).chain((n) => fc.string({ unit: fc.constantFrom(...'0123456789'), minLength: n, maxLength: n })),
+      fc.constantFrom('-0', '0', '000', '+1', ' 1', '1e3', '9007199254740993', '18446744073709551615', '18446744073709551616', '-9223372036854775808'),
+      fc.oneof(fc.integer(), fc.double(), fc.constantFrom(-0, 2 ** 53, -(2 ** 53), 2 ** 64)),
+      fc.jsonValue({ maxDepth: 1 }),
+    );
+    const signed = fc.oneof({ weight: 3, arbitrary: fc.bigInt(-(1n << 63n), (1n << 63n) - 1n).map(String) }, int64);
+    const member = fc.oneof(
+      { weight: 3, arbitrary: fc.record({ stringValue: fc.string() }) },
+      { weight: 3, arbitrary: fc.record({ intValue: signed }) },
+      fc.record({ stringValue: fc.jsonValue({ maxDepth: 1 }) }),
+      fc.record({ boolValue: fc.oneof(fc.boolean(), fc.jsonValue({ maxDepth: 1 })) }),
+      fc.record({ doubleValue: fc.oneof(fc.double(), fc.constantFrom('NaN', 'Infinity', '-Infinity', '1.5', 'x')) }),
+      fc.record({ stringValue: fc.string(), intValue: int64 }, { requiredKeys: [] }),
+      fc.record({ bytesValue: fc.string(), kvlistValue: fc.constant({ values: [] }), arrayValue: fc.constant({}) }, { requiredKeys: [] }),
+    );
+    const record = fc.record(
+      { traceId: hexId(32), spanId: hexId(16), timeUnixNano: int64, observedTimeUnixNano: int64, body: member, attributes: fc.array(fc.record({ key: fc.string(), value: member }), { maxLength: 3 }) },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(fc.array(record, { maxLength: 3 }), (logRecords) => {
+        const body = new TextEncoder().encode(JSON.stringify({ resourceLogs: [{ resource: {}, scopeLogs: [{ scope: { name: 's' }, logRecords }] }] }));
+        const ours = decodeLogsJson(body, { maxNestingDepth: 32 });
+        expect(view(ours)).toEqual(view(refJson(body, { maxNestingDepth: 32 })));
+        if (ours.ok && ours.entries.length > 0) accepted++;
+      }),
+      { numRuns: RUNS * 5 },
+    );
+    expect(accepted).toBeGreaterThan(RUNS / 5);
+  });
+
   it('on requests rendered from generated protobuf ones, and on random JSON in OTLP places', () => {
     const anyJson = fc.jsonValue({ maxDepth: 3 });
     const shaped = fc.oneof(
