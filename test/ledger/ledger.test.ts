@@ -398,6 +398,47 @@ describe('Ledger', () => {
       await closing;
     });
 
+    it('a heartbeat is made durable in the background: appends are acknowledged while its files are still being fsync\'d', async () => {
+      const dir = await newDir();
+      let gate: (() => void) | undefined;
+      let blocked = 0;
+      const slowCheckpointFiles: LedgerFs = {
+        ...nodeLedgerFs,
+        // fsync (not fdatasync) is what checkpoint and head files get; hold the heartbeat's first one.
+        fsync: async (fd) => {
+          if (blocked === 0 && gate === undefined) {
+            blocked++;
+            await new Promise<void>((r) => (gate = r));
+          }
+          await nodeLedgerFs.fsync(fd);
+        },
+      };
+      const l = await openLedger(dir, {}, { fs: { ...nodeLedgerFs } });
+      await l.heartbeat();
+      await l.close();
+      const l2 = await openLedger(dir, {}, { fs: slowCheckpointFiles });
+      await l2.append([entry('before')]);
+      let hbDone = false;
+      const hb = l2.heartbeat().then(() => (hbDone = true));
+      for (let i = 0; i < 500 && gate === undefined; i++) await new Promise((r) => setTimeout(r, 2));
+      expect(gate).toBeDefined(); // the heartbeat's head.checkpoint fsync is held
+      const out = await l2.append([entry('during')]);
+      expect(out).toMatchObject({ kind: 'ok' }); // acknowledged although the heartbeat is not durable yet
+      expect(hbDone).toBe(false);
+      gate!();
+      await hb;
+      // The heartbeat covers what was durable when it was signed, not the later entry; the next seal covers all.
+      const head = parseSignedNote(fs.readFileSync(path.join(dir, 'head.checkpoint'), 'utf8'));
+      const cp = head.ok ? parseCheckpointBody(head.value.body) : undefined;
+      expect(cp?.ok && cp.value.size).toBe(l2.treeSize - 1);
+      await l2.close();
+      const log = readLog(dir);
+      expect(log.entries.map((e) => text(e).split(':')[0])).toEqual(['before', 'during']);
+      // checkpoints chain: every checkpoint file links to its predecessor (no fork from the background write)
+      const again = await openLedger(dir);
+      expect(again.treeSize).toBe(2);
+    });
+
     it('an fdatasync error with a later batch already encoded refuses both (ledger_failed) and acknowledges nothing after', async () => {
       const dir = await newDir();
       const g = gatedFs();
