@@ -103,6 +103,21 @@ const RESPONSE_FRAME = ((): Buffer => {
   return frame;
 })();
 
+/**
+ * Success response headers and trailers, shared by every call (Node copies headers before use).
+ * No `date` header (`sendDate: false`): gRPC has no use for it, and it is one more field to encode
+ * per call. `grpc-accept-encoding` is sent only where it matters, with an UNIMPLEMENTED encoding.
+ */
+const OK_HEADERS: http2.OutgoingHttpHeaders = Object.freeze({ ':status': 200, 'content-type': 'application/grpc+proto' });
+const OK_TRAILERS: http2.OutgoingHttpHeaders = Object.freeze({ 'grpc-status': '0' });
+const OK_RESPOND_OPTIONS: http2.ServerStreamResponseOptions = Object.freeze({ waitForTrailers: true, sendDate: false });
+const REFUSAL_RESPOND_OPTIONS: http2.ServerStreamResponseOptions = Object.freeze({ endStream: true, sendDate: false });
+
+/** 'wantTrailers' listener (called with the stream as `this`; one function for all calls). */
+function sendOkTrailers(this: http2.ServerHttp2Stream): void {
+  this.sendTrailers(OK_TRAILERS);
+}
+
 interface SessionState {
   /** Streams open on the connection now. */
   active: number;
@@ -482,8 +497,8 @@ export class GrpcReceiver {
   #replyOk(stream: http2.ServerHttp2Stream): void {
     this.#deps.metrics?.receiverRequests.inc({ transport: 'grpc', status: 'OK' });
     if (stream.headersSent || stream.destroyed || stream.closed) return;
-    stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-accept-encoding': GRPC_ACCEPT_ENCODING }, { waitForTrailers: true });
-    stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    stream.respond(OK_HEADERS, OK_RESPOND_OPTIONS);
+    stream.once('wantTrailers', sendOkTrailers);
     stream.end(RESPONSE_FRAME);
   }
 
@@ -513,7 +528,7 @@ export class GrpcReceiver {
       // metadata is base64, emitted unpadded (PROTOCOL-HTTP2.md "Custom-Metadata").
       headers['grpc-status-details-bin'] = grpcStatusDetailsWithRetryInfo(st.grpc, st.message, st.retryAfterSeconds).toString('base64').replace(/=+$/, '');
     }
-    stream.respond(headers, { endStream: true });
+    stream.respond(headers, REFUSAL_RESPOND_OPTIONS);
     // "Early Server Closure": the client may still be sending; RST_STREAM(NO_ERROR) after the
     // trailers lets both sides drop the stream without reading the rest of the body.
     if (!stream.endAfterHeaders && !stream.readableEnded) stream.close(NGHTTP2_NO_ERROR);
