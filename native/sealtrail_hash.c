@@ -290,11 +290,6 @@ static napi_value crc32c_js(napi_env env, napi_callback_info info) {
 }
 
 #ifdef SEALTRAIL_MMAP
-static void unmap_range(napi_env env, void *data, void *hint) {
-  (void)env;
-  munmap(data, (size_t)(uintptr_t)hint);
-}
-
 /*
  * mapRange(fd: number, offset: number, length: number): ArrayBuffer
  * The bytes [offset, offset+length) of an open file as an ArrayBuffer backed by a private mapping
@@ -302,8 +297,10 @@ static void unmap_range(napi_env env, void *data, void *hint) {
  * a segment with read(2) copies it from the page cache, measured ~0.45 s of system CPU per GiB here
  * against ~0.03 s for mapping it — a quarter of the verifier's CPU (docs/benchmarks.md "Verify").
  * `offset` must be a multiple of the page size and the range inside the file: a file that shrinks
- * while mapped raises SIGBUS, so the caller maps only sealed (immutable) segments. The mapping is
- * released by the ArrayBuffer's finalizer; unmapRange() detaches the buffer so that happens now.
+ * while mapped raises SIGBUS, so the caller maps only sealed (immutable) segments.
+ * The caller MUST release it with unmapRange: there is deliberately no finalizer, because Node runs
+ * external-buffer finalizers late (in a worker thread, measured: not before the thread ended), and
+ * mappings left to them would pile up (RSS, and vm.max_map_count on a large log).
  */
 static napi_value map_range(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -319,19 +316,27 @@ static napi_value map_range(napi_env env, napi_callback_info info) {
   if (p == MAP_FAILED) THROW(env, "mapRange: mmap failed");
   madvise(p, (size_t)len, MADV_SEQUENTIAL);
   napi_value ab;
-  if (napi_create_external_arraybuffer(env, p, (size_t)len, unmap_range, (void *)(uintptr_t)len, &ab) != napi_ok) {
+  if (napi_create_external_arraybuffer(env, p, (size_t)len, NULL, NULL, &ab) != napi_ok) {
     munmap(p, (size_t)len);
     THROW(env, "mapRange: external ArrayBuffers are not available in this runtime");
   }
   return ab;
 }
 
-/* unmapRange(buffer: ArrayBuffer): detaches a mapRange buffer (its mapping is released by its finalizer). */
+/*
+ * unmapRange(buffer: ArrayBuffer): detaches a mapRange buffer (JS can no longer reach its bytes:
+ * its length becomes 0) and unmaps it. Only for buffers from mapRange, once each.
+ */
 static napi_value unmap_range_js(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) THROW(env, "unmapRange needs 1 argument");
+  void *p = NULL;
+  size_t len = 0;
+  if (napi_get_arraybuffer_info(env, argv[0], &p, &len) != napi_ok) THROW(env, "unmapRange: not an ArrayBuffer");
+  if (p == NULL || len == 0) return NULL; /* already detached */
   if (napi_detach_arraybuffer(env, argv[0]) != napi_ok) THROW(env, "unmapRange: not a detachable ArrayBuffer");
+  munmap(p, len);
   return NULL;
 }
 #endif

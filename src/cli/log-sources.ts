@@ -177,13 +177,9 @@ class DirectorySource implements LogSource {
       const size = (await fh.stat().catch((e: unknown) => {
         throw io(e);
       })).size;
+      Object.assign(reader, { mappable: { fd: fh.fd, size } });
       reader.view = async (max: number): Promise<Uint8Array | null> => {
-        if (mapped) {
-          release();
-          // Node runs the finalizer that unmaps a detached external buffer from its immediate
-          // queue: let it run, or a whole segment of mapped pages would count in the RSS.
-          await new Promise((r) => setImmediate(r));
-        }
+        release();
         if (pos >= size) return null;
         // Windows start on multiples of `max` rounded to 64 KiB, so offsets stay page-aligned.
         const step = Math.max(65536, max - (max % 65536));

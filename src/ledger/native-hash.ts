@@ -261,7 +261,8 @@ export function scanFrames(buf: Uint8Array, start: number, end: number, chain: U
  * File mapping for the verifier's reads (src/cli/log-sources.ts), when the addon has it (POSIX):
  * `map(fd, offset, length)` returns the bytes of [offset, offset+length) of an open file as an
  * ArrayBuffer backed by a private mapping (offset page-aligned, range inside the file: only for
- * files that cannot shrink meanwhile); `unmap(buffer)` detaches it and releases the mapping. Saves
+ * files that cannot shrink meanwhile); `unmap(buffer)` detaches it and releases the mapping — every
+ * mapped buffer must be unmapped (no finalizer does it: see native/sealtrail_hash.c). Saves
  * read(2)'s copy out of the page cache (~0.45 s of CPU per GiB here). Undefined without the addon:
  * callers read instead (the same bytes).
  */

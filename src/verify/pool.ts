@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { nativeFileMap } from '../ledger/native-hash.js';
 import { type SegmentScan, type WireScan, scanFromWire } from './scan.js';
 import type { ObjectReader } from './source.js';
 
@@ -22,11 +23,14 @@ import type { ObjectReader } from './source.js';
 export const CHUNK_BYTES = 4 * 1024 * 1024;
 /** Buffers per worker: one being scanned, one queued behind it, one being read. */
 export const BUFFERS_PER_WORKER = 3;
+/** Window a worker maps at a time of a mappable object (a sealed segment of a directory source). */
+export const MAP_WINDOW = 8 * 1024 * 1024;
 
 /** Messages to a worker. */
 export type ToWorker =
   | { readonly t: 'start'; readonly id: number; readonly probe: readonly number[]; readonly digest: boolean; readonly parse: boolean }
   | { readonly t: 'chunk'; readonly id: number; readonly buf: ArrayBuffer; readonly len: number }
+  | { readonly t: 'map'; readonly id: number; readonly fd: number; readonly offset: number; readonly length: number }
   | { readonly t: 'end'; readonly id: number };
 /** Messages from a worker. */
 export type FromWorker =
@@ -131,17 +135,30 @@ export class ScanPool {
     const id = this.#next++;
     slot.busy++;
     const result = new Promise<SegmentScan>((resolve, reject) => this.#pending.set(id, { resolve, reject }));
-    const feed = slot.tail.then(() => this.#feed(slot, id, job));
+    const feed = slot.tail.then(() => this.#feed(slot, id, job, result));
     slot.tail = feed.catch(() => undefined);
     // A read error fails the job; the worker still gets its `end` (sent by #feed) and answers.
     return Promise.all([result, feed]).then(([s]) => s);
   }
 
-  async #feed(slot: Slot, id: number, job: ScanJob): Promise<void> {
+  async #feed(slot: Slot, id: number, job: ScanJob, result: Promise<SegmentScan>): Promise<void> {
     slot.w.postMessage({ t: 'start', id, probe: [...job.probe], digest: job.digest, parse: job.parse } satisfies ToWorker);
     let reader: ObjectReader | undefined;
     try {
       reader = await job.open();
+      const m = reader.mappable;
+      if (m && nativeFileMap) {
+        // The worker maps the windows itself: no bytes cross threads, nothing is copied. The
+        // descriptor stays open until the worker has answered for this job.
+        for (let off = 0; off < m.size; off += MAP_WINDOW) {
+          slot.w.postMessage({ t: 'map', id, fd: m.fd, offset: off, length: Math.min(MAP_WINDOW, m.size - off) } satisfies ToWorker);
+        }
+        const r = reader;
+        reader = undefined;
+        const close = (): Promise<void> => r.close().catch(() => undefined);
+        void result.then(close, close);
+        return;
+      }
       for (;;) {
         const buf = await this.#take(slot);
         let n: number;

@@ -54,6 +54,12 @@ export interface ObjectReader {
    * @throws SealtrailError IO
    */
   view?(max: number): Promise<Uint8Array | null>;
+  /**
+   * Optional: an open descriptor of the whole object that stays valid until `close`, for an object
+   * that cannot shrink meanwhile (a sealed segment) — a worker thread maps it itself (the same
+   * process, so the descriptor is valid there) instead of being sent copies of its bytes.
+   */
+  readonly mappable?: { readonly fd: number; readonly size: number };
   close(): Promise<void>;
 }
 
