@@ -128,6 +128,8 @@ interface SessionState {
 /** What a call needs from its receiver (kept narrow so the per-call object stays small). */
 interface CallHost {
   readonly maxRecvBytes: number;
+  /** The limit and its setting, for error messages. */
+  readonly limitDescription: string;
   readonly readTimeoutMs: number;
   exportMessage(message: Buffer): Promise<ReceiveOutcome>;
   refuse(stream: http2.ServerHttp2Stream, outcome: ReceiveOutcome, label?: string): void;
@@ -169,7 +171,7 @@ class UnaryCall {
     this.#coding = coding;
     this.#release = release;
     this.#session = session;
-    this.#reader = new UnaryMessageReader(host.maxRecvBytes, `${LIMIT_NAME} = ${host.maxRecvBytes} bytes`);
+    this.#reader = new UnaryMessageReader(host.maxRecvBytes, host.limitDescription);
     // Slow-client cut-off (issue 8): the message must arrive within read_timeout of the headers.
     this.#readTimer = setTimeout(() => this.#onReadTimeout(), host.readTimeoutMs);
     this.#readTimer.unref();
@@ -210,7 +212,7 @@ class UnaryCall {
         // compression.md "Test cases", 6: Compressed-Flag set without a grpc-encoding → INTERNAL.
         return { kind: 'protocol_error', message: 'the message is marked compressed (Compressed-Flag 1) but the call has no grpc-encoding' };
       }
-      const out = await decompressMessage(this.#coding, data, this.#host.maxRecvBytes, `${LIMIT_NAME} = ${this.#host.maxRecvBytes} bytes`);
+      const out = await decompressMessage(this.#coding, data, this.#host.maxRecvBytes, this.#host.limitDescription);
       if (!Buffer.isBuffer(out)) return out;
       message = out;
     }
@@ -264,6 +266,7 @@ class UnaryCall {
     // While reading, nothing else will happen for this call: free its slot. While processing,
     // #answer frees it when the append settles (its reply then goes nowhere).
     if (this.#phase === 'reading') this.#finish();
+    else clearTimeout(this.#deadlineTimer); // nobody left to tell about a deadline
   }
 
   #finish(): void {
@@ -299,6 +302,7 @@ export class GrpcReceiver {
     this.#gate = deps.gate ?? new ConcurrencyGate(DEFAULT_MAX_CONCURRENT_REQUESTS);
     this.#host = {
       maxRecvBytes: this.maxRecvBytes,
+      limitDescription: `${LIMIT_NAME} = ${this.maxRecvBytes} bytes`,
       readTimeoutMs: config.read_timeout,
       exportMessage: (m) => this.#export(m),
       refuse: (s, o, l) => this.#refuse(s, o, l),
