@@ -4,12 +4,14 @@
  * independently (scan.ts), so the verifier hands segments to a pool while it checks checkpoints in
  * order on the main thread.
  *
- * Streaming with bounded memory: a segment is never held whole. The main thread reads each object
- * into a few fixed buffers per worker ({@link BUFFERS_PER_WORKER} × {@link CHUNK_BYTES}) and
- * transfers them (zero-copy) to the worker scanning it; the worker scans each chunk in place
- * (frame-scan.ts) and transfers the buffer back for the next read. Read-ahead is therefore bounded
- * by the free buffers: a worker that falls behind stops the reads for it. Jobs queued for a worker
- * hold no buffer and no open file until their turn.
+ * Streaming with bounded memory: a segment is never held whole. A sealed segment of a directory
+ * source arrives as an open descriptor (ObjectReader.mappable): the worker maps it itself,
+ * {@link MAP_WINDOW} at a time, scans each window in place (frame-scan.ts) and unmaps it — no byte
+ * is read(2)-copied or sent between threads. Anything else (the open segment, remote objects) the
+ * main thread reads into a few fixed buffers per worker ({@link BUFFERS_PER_WORKER} ×
+ * {@link CHUNK_BYTES}) and transfers them (zero-copy) to the worker, which sends each back once
+ * scanned: read-ahead is bounded by the free buffers. Jobs queued for a worker hold no buffer and
+ * no open file until their turn.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
