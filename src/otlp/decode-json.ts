@@ -97,6 +97,52 @@ function isDigits(s: string): boolean {
   return true;
 }
 
+// Module constants: a regular expression literal inside a function is a new object per evaluation.
+const SIGNED_DECIMAL = /^-?[0-9]{1,20}$/;
+const UNSIGNED_DECIMAL = /^[0-9]{1,20}$/;
+const INT32_DECIMAL = /^-?[0-9]{1,11}$/;
+const DOUBLE_STRING = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
+
+/** Result registers of decimalU64 (low and high 32 bits). */
+let u64Lo = 0;
+let u64Hi = 0;
+
+/**
+ * Parses a string of 1–20 decimal digits into u64Lo/u64Hi; false if a character is not a digit or
+ * the value is 2^64 or more. Two base-2^32 limbs in doubles, all steps exact (lo·10 + 9 < 2^36,
+ * hi < 2^36): a nanosecond timestamp (19 digits) without BigInt.
+ */
+function decimalU64(s: string): boolean {
+  let lo = 0;
+  let hi = 0;
+  for (let i = 0; i < s.length; i++) {
+    const d = s.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return false;
+    lo = lo * 10 + d;
+    const carry = Math.floor(lo / 0x100000000);
+    lo -= carry * 0x100000000;
+    hi = hi * 10 + carry;
+    if (hi > 0xffffffff) return false;
+  }
+  u64Lo = lo;
+  u64Hi = hi;
+  return true;
+}
+
+/**
+ * A fixed64 timestamp field (time_unix_nano, observed_time_unix_nano), omitted when 0. The usual
+ * spelling, a decimal string, is converted without BigInt; anything else (numbers, bad strings,
+ * out of range) takes asInt64, which also words the refusals.
+ */
+function timestampField(w: Writer, field: number, name: string, v: Json): void {
+  if (typeof v === 'string' && v.length > 0 && v.length <= 20 && decimalU64(v)) {
+    if (u64Lo !== 0 || u64Hi !== 0) w.fixed64Parts(field, u64Lo, u64Hi);
+    return;
+  }
+  const t = asInt64(name, v, false);
+  if (t !== 0 && t !== 0n) w.fixed64Field(field, t);
+}
+
 const UINT64_MAX = (1n << 64n) - 1n;
 const INT64_MIN = -(1n << 63n);
 const INT64_MAX = (1n << 63n) - 1n;
@@ -121,7 +167,7 @@ function asInt64(name: string, v: Json, signed: boolean): bigint | number {
     }
     n = BigInt(v);
   } else if (typeof v === 'string') {
-    if (!(signed ? /^-?[0-9]{1,20}$/ : /^[0-9]{1,20}$/).test(v)) {
+    if (!(signed ? SIGNED_DECIMAL : UNSIGNED_DECIMAL).test(v)) {
       wrongType(name, signed ? 'a decimal integer string' : 'an unsigned decimal integer string', v);
     }
     n = BigInt(v);
@@ -138,7 +184,7 @@ function asInt64(name: string, v: Json, signed: boolean): bigint | number {
 function asInt32(name: string, v: Json, min: number, max: number): number {
   let n: number;
   if (typeof v === 'number') n = v;
-  else if (typeof v === 'string' && /^-?[0-9]{1,11}$/.test(v)) n = Number(v);
+  else if (typeof v === 'string' && INT32_DECIMAL.test(v)) n = Number(v);
   else wrongType(name, 'an integer', v);
   if (!Number.isInteger(n)) wrongType(name, 'an integer', v);
   if (n < min || n > max) throw new DecodeFailure(`${n} is out of range [${min}, ${max}]`, name);
@@ -171,15 +217,15 @@ function asSeverity(name: string, v: Json): number {
 function hexIdField(w: Writer, field: number, name: string, v: Json, bytes: number): void {
   const s = asString(name, v);
   if (s.length === 0) return;
+  // The usual case, the right length: decode and check in one pass (hexField refuses a non-hex
+  // digit before anything is used). Otherwise, or on a bad digit, the checks below word the refusal.
+  if (s.length === bytes * 2 && w.hexField(field, s)) return;
   for (let i = 0; i < s.length; i++) {
     if (!isHexDigit(s.charCodeAt(i))) {
       throw new DecodeFailure(`must be hexadecimal (OTLP/JSON ids are hex, not base64), got ${preview(s)}`, name);
     }
   }
-  if (s.length !== bytes * 2) {
-    throw new DecodeFailure(`must be ${bytes * 2} hex digits (${bytes} bytes) or empty, got ${s.length} digits`, name);
-  }
-  w.hexField(field, s);
+  throw new DecodeFailure(`must be ${bytes * 2} hex digits (${bytes} bytes) or empty, got ${s.length} digits`, name);
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/_-]{4})*(?:[A-Za-z0-9+/_-]{2}(?:==)?|[A-Za-z0-9+/_-]{3}=?)?$/;
@@ -198,7 +244,7 @@ function asDouble(name: string, v: Json): number {
     if (v === 'NaN') return NaN;
     if (v === 'Infinity') return Infinity;
     if (v === '-Infinity') return -Infinity;
-    if (/^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/.test(v)) return Number(v);
+    if (DOUBLE_STRING.test(v)) return Number(v);
   }
   wrongType(name, 'a number', v);
 }
@@ -352,10 +398,7 @@ function stringIfSet(w: Writer, field: number, name: string, v: Json | undefined
 }
 
 function encodeLogRecord(r: JsonObject, maxDepth: number, w: Writer): void {
-  if (present(r.timeUnixNano)) {
-    const t = asInt64('timeUnixNano', r.timeUnixNano, false);
-    if (t !== 0 && t !== 0n) w.fixed64Field(1, t);
-  }
+  if (present(r.timeUnixNano)) timestampField(w, 1, 'timeUnixNano', r.timeUnixNano);
   if (present(r.severityNumber)) {
     const n = asSeverity('severityNumber', r.severityNumber);
     if (n !== 0) w.int32Field(2, n);
@@ -379,10 +422,7 @@ function encodeLogRecord(r: JsonObject, maxDepth: number, w: Writer): void {
   }
   if (present(r.traceId)) hexIdField(w, 9, 'traceId', r.traceId, 16);
   if (present(r.spanId)) hexIdField(w, 10, 'spanId', r.spanId, 8);
-  if (present(r.observedTimeUnixNano)) {
-    const t = asInt64('observedTimeUnixNano', r.observedTimeUnixNano, false);
-    if (t !== 0 && t !== 0n) w.fixed64Field(11, t);
-  }
+  if (present(r.observedTimeUnixNano)) timestampField(w, 11, 'observedTimeUnixNano', r.observedTimeUnixNano);
   stringIfSet(w, 12, 'eventName', r.eventName);
 }
 

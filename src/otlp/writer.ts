@@ -8,9 +8,11 @@ import { WT_I32, WT_I64, WT_LEN, WT_VARINT } from './wire.js';
 
 const encoder = new TextEncoder();
 
-/** Value of a hex digit's char code (0-9, a-f, A-F); the caller has checked it is one. */
-function hexNibble(c: number): number {
-  return c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x57;
+/** Value of each ASCII hex digit (0-9, a-f, A-F) by char code; -1 for every other ASCII character. */
+const HEX_VALUE = new Int8Array(128).fill(-1);
+for (let c = 0; c < 128; c++) {
+  if (c >= 0x30 && c <= 0x39) HEX_VALUE[c] = c - 0x30;
+  else if ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66) HEX_VALUE[c] = (c | 0x20) - 0x57;
 }
 
 /** Whether `c` is the char code of a hex digit. */
@@ -112,19 +114,41 @@ export class Writer {
     this.pos += 8;
   }
 
+  /** fixed64 field from its low and high 32 bits. */
+  fixed64Parts(field: number, lo: number, hi: number): void {
+    this.key(field, WT_I64);
+    this.ensure(8);
+    this.view.setUint32(this.pos, lo, true);
+    this.view.setUint32(this.pos + 4, hi, true);
+    this.pos += 8;
+  }
+
   /**
-   * bytes field from a hex string already checked to hold only hex digits, two per byte (trace and
-   * span ids); writes the bytes without an intermediate Buffer.
+   * bytes field from a string of hex digits, two per byte (trace and span ids), written without an
+   * intermediate Buffer. Returns false, having written nothing that counts (the position is
+   * restored), if a character is not a hex digit.
    */
-  hexField(field: number, hex: string): void {
+  hexField(field: number, hex: string): boolean {
+    const start = this.pos;
     const n = hex.length >> 1;
     this.key(field, WT_LEN);
     this.varintRaw(n);
     this.ensure(n);
     const b = this.buf;
     let p = this.pos;
-    for (let i = 0; i < hex.length; i += 2) b[p++] = (hexNibble(hex.charCodeAt(i)) << 4) | hexNibble(hex.charCodeAt(i + 1));
+    for (let i = 0; i < hex.length; i += 2) {
+      const c0 = hex.charCodeAt(i);
+      const c1 = hex.charCodeAt(i + 1);
+      const h = c0 < 128 ? HEX_VALUE[c0]! : -1;
+      const l = c1 < 128 ? HEX_VALUE[c1]! : -1;
+      if ((h | l) < 0) {
+        this.pos = start;
+        return false;
+      }
+      b[p++] = (h << 4) | l;
+    }
     this.pos = p;
+    return true;
   }
 
   fixed32Field(field: number, v: number): void {
@@ -152,12 +176,14 @@ export class Writer {
   /** String field; the caller has checked that `s` is well-formed UTF-16 (no lone surrogates). */
   stringField(field: number, s: string): void {
     this.key(field, WT_LEN);
-    // ASCII fast path for short strings (keys, most values): no encoder call, no view allocation.
+    // ASCII fast path (keys, most values, and log lines up to 16 KiB): no encoder call, no view
+    // allocation; the length prefix is 1 byte below 128 characters, 2 below 16384.
     const n = s.length;
-    if (n < 0x80) {
-      this.ensure(1 + n);
+    if (n < 0x4000) {
+      const lb = n < 0x80 ? 1 : 2;
+      this.ensure(lb + n);
       const b = this.buf;
-      let p = this.pos + 1;
+      let p = this.pos + lb;
       let i = 0;
       for (; i < n; i++) {
         const c = s.charCodeAt(i);
@@ -165,7 +191,11 @@ export class Writer {
         b[p++] = c;
       }
       if (i === n) {
-        b[this.pos] = n;
+        if (lb === 1) b[this.pos] = n;
+        else {
+          b[this.pos] = (n & 0x7f) | 0x80;
+          b[this.pos + 1] = n >> 7;
+        }
         this.pos = p;
         return;
       }

@@ -237,6 +237,8 @@ describe('decodeLogsJson agrees with the reference decoder', () => {
     const signed = fc.oneof({ weight: 3, arbitrary: fc.bigInt(-(1n << 63n), (1n << 63n) - 1n).map(String) }, int64);
     const member = fc.oneof(
       { weight: 3, arbitrary: fc.record({ stringValue: fc.string() }) },
+      // Around the writer's 1- and 2-byte length prefixes, ASCII or not.
+      fc.record({ stringValue: fc.oneof(fc.string({ minLength: 120, maxLength: 300 }), fc.string({ unit: 'binary', minLength: 60, maxLength: 200 })) }),
       { weight: 3, arbitrary: fc.record({ intValue: signed }) },
       fc.record({ stringValue: fc.jsonValue({ maxDepth: 1 }) }),
       fc.record({ boolValue: fc.oneof(fc.boolean(), fc.jsonValue({ maxDepth: 1 })) }),
