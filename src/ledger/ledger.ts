@@ -507,7 +507,7 @@ export class Ledger implements EntrySink {
           }
           const task = this.#tasks.shift()!;
           if (task.kind === 'heartbeat') {
-            await this.#beginHeartbeat(task);
+            this.#beginHeartbeat(task);
             continue;
           }
           try {
@@ -803,29 +803,24 @@ export class Ledger implements EntrySink {
    * while commits go on — a heartbeat's four fsyncs no longer stall acknowledgements. The task
    * resolves once its files are durable.
    */
-  async #beginHeartbeat(task: Task): Promise<void> {
+  #beginHeartbeat(task: Task): void {
     if (this.#state === 'failed') {
       task.reject(ioError('ledger failed earlier', this.#failure));
       return;
     }
+    // durability none: a checkpoint never claims more than the disk holds, so the entries it covers
+    // are fdatasync'd before it is written — in the background too (with seconds of unsynced writes
+    // that fdatasync is long). A seal waits for this chain before it closes the segment.
     const seg = this.#seg;
-    if (seg.dirty) {
-      // durability none: a checkpoint never claims more than the disk holds.
-      try {
-        await this.#fs.fdatasync(seg.fd);
-        seg.dirty = false;
-      } catch (e) {
-        this.#fail(e, 'heartbeat checkpoint');
-        task.reject(ioError('heartbeat checkpoint', e));
-        return;
-      }
-    }
+    const sync = seg.dirty;
+    seg.dirty = false;
     const c = this.#sign('heartbeat');
     this.#setLast(c); // the next checkpoint links to this one
     const persisted = this.#cpChain.then(async () => {
       if (this.#state === 'failed') throw ioError('ledger failed earlier', this.#failure);
       let info: CheckpointInfo;
       try {
+        if (sync) await this.#fs.fdatasync(seg.fd);
         info = await this.#persistCheckpoint(c);
         await this.#fs.fsyncDir(this.#cpDir);
       } catch (e) {

@@ -107,14 +107,28 @@ describe('Ledger', () => {
   it('durability none: one write per batch and no fdatasync until a checkpoint', async () => {
     const dir = await newDir();
     let syncs = 0;
-    const counting: LedgerFs = { ...nodeLedgerFs, fdatasync: async (fd) => { syncs++; await nodeLedgerFs.fdatasync(fd); } };
+    const events: string[] = [];
+    const counting: LedgerFs = {
+      ...nodeLedgerFs,
+      fdatasync: async (fd) => {
+        syncs++;
+        await nodeLedgerFs.fdatasync(fd);
+        events.push('fdatasync');
+      },
+      rename: async (a, b) => {
+        if (path.basename(b) === 'head.checkpoint') events.push('head');
+        await nodeLedgerFs.rename(a, b);
+      },
+    };
     const l = await openLedger(dir, { durability: 'none' }, { fs: counting });
     await l.heartbeat();
     syncs = 0;
+    events.length = 0;
     await Promise.all(Array.from({ length: 50 }, (_, i) => l.append([entry(`n${i}`)])));
     expect(syncs).toBe(0);
     await l.heartbeat(); // a checkpoint never claims more than the disk holds
     expect(syncs).toBe(1);
+    expect(events).toEqual(['fdatasync', 'head']); // the entries are durable before the checkpoint appears
   });
 
   it('seals on max_segment_bytes, and every sealed segment is announced with its checkpoint', async () => {
