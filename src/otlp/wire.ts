@@ -236,7 +236,7 @@ export function viewOf(b: Uint8Array): DataView {
  */
 export function utf8ErrorAt(b: Uint8Array, dv: DataView, s: number, e: number): number {
   const i = asciiEnd(b, dv, s, e);
-  return i === e ? -1 : utf8ErrorFrom(b, s, i, e);
+  return i === e ? -1 : utf8ErrorFrom(b, dv, s, i, e);
 }
 
 /**
@@ -254,12 +254,13 @@ function asciiEnd(b: Uint8Array, dv: DataView, s: number, e: number): number {
 }
 
 /** utf8ErrorAt for `b[s..e)` whose bytes before `i` are known to be ASCII. */
-function utf8ErrorFrom(b: Uint8Array, s: number, i: number, e: number): number {
+function utf8ErrorFrom(b: Uint8Array, dv: DataView, s: number, i: number, e: number): number {
   if (e - s >= NATIVE_UTF8_MIN && isUtf8(b.subarray(i, e))) return -1;
   while (i < e) {
     const c = b[i]!;
     if (c < 0x80) {
-      i++;
+      // Back to ASCII after a multi-byte character (text with the odd accent or dash).
+      i = asciiEnd(b, dv, i, e);
       continue;
     }
     let need: number;
@@ -296,11 +297,11 @@ function utf8ErrorFrom(b: Uint8Array, s: number, i: number, e: number): number {
 /** Validates a string field's payload, failing with the field name and the offending byte. */
 export function checkUtf8(name: string, b: Uint8Array, dv: DataView, s: number, e: number): void {
   const i = asciiEnd(b, dv, s, e);
-  if (i !== e) checkUtf8From(name, b, s, i, e);
+  if (i !== e) checkUtf8From(name, b, dv, s, i, e);
 }
 
-function checkUtf8From(name: string, b: Uint8Array, s: number, i: number, e: number): void {
-  const at = utf8ErrorFrom(b, s, i, e);
+function checkUtf8From(name: string, b: Uint8Array, dv: DataView, s: number, i: number, e: number): void {
+  const at = utf8ErrorFrom(b, dv, s, i, e);
   if (at >= 0) {
     throw new DecodeFailure(`invalid UTF-8 at byte ${at - s} of the string (proto3 strings must be UTF-8)`, name);
   }
