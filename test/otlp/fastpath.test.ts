@@ -99,6 +99,18 @@ const utf8 = fc.oneof(
       return b;
     }),
   fc.uint8Array({ maxLength: 10 }),
+  // ASCII runs of every length around the scan's 8-byte steps, between multi-byte characters,
+  // sometimes with one byte overwritten (an invalid or cut-off sequence anywhere).
+  fc
+    .tuple(
+      fc.array(fc.oneof(fc.string({ unit: 'grapheme-ascii', maxLength: 20 }), fc.constantFrom('é', '—', '😀', '\u{10FFFF}', '\u07FF')), { maxLength: 12 }),
+      fc.option(fc.tuple(fc.nat(), fc.integer({ min: 0x80, max: 0xff })), { freq: 2 }),
+    )
+    .map(([parts, bad]) => {
+      const b = new TextEncoder().encode(parts.join(''));
+      if (bad !== null && b.length > 0) b[bad[0] % b.length] = bad[1];
+      return b;
+    }),
 );
 const varintPayload = fc.oneof(fc.bigInt(0n, (1n << 64n) - 1n).map((v) => Uint8Array.from(varint(v))), fc.constant(Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])));
 const fixed = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
