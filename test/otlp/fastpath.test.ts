@@ -2,8 +2,8 @@
  * The decoders' fast paths (key-byte dispatch, 8-byte ASCII scan, two-byte lengths, single-copy
  * entry assembly; see src/otlp/decode-protobuf.ts "Fast dispatch") must not change what a request
  * decodes to — not the entries (they are hashed into the log) and not the refusals. Reference: a
- * frozen copy of src/otlp as it was before the fast paths (test/otlp/reference/, from commit
- * e9afb85), run on the same inputs; results must be equal, messages included.
+ * frozen copy of src/otlp as it was before the fast paths (test/otlp/reference/, src/otlp at commit
+ * 444a2e6), run on the same inputs; results must be equal, messages included.
  *
  * Inputs: wire-level messages generated from the OTLP grammar with deliberate faults (wrong wire
  * types, non-minimal keys and lengths, unknown fields, invalid UTF-8, bad id lengths, fixed-width
