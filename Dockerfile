@@ -31,11 +31,24 @@ RUN npm run build \
 
 # ---- prod: the published package plus its production dependencies only ---------------------
 FROM ${NODE_IMAGE} AS prod
+# The native hashing addon (native/, built by the package's own install script; about 3x the
+# ledger's throughput, docs/benchmarks.md) needs a C compiler and Python for node-gyp, in this stage
+# only. Dependencies' install scripts stay off (--ignore-scripts); ours runs explicitly, and the
+# build fails if the addon did not build, so an image never silently runs the slower fallback.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /pkg/ ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && npm run install \
+ && test -f build/Release/sealtrail_hash.node \
+ && mv build/Release/sealtrail_hash.node /tmp/ \
+ && rm -rf build \
+ && mkdir -p build/Release \
+ && mv /tmp/sealtrail_hash.node build/Release/ \
  && chmod 0755 dist/src/cli/bin.js \
- && rm -rf /root/.npm
+ && rm -rf /root/.npm /root/.cache
 
 # ---- runtime ---------------------------------------------------------------------------------
 FROM ${NODE_IMAGE}

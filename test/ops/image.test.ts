@@ -117,6 +117,8 @@ beforeAll(async () => {
     env: { ...process.env, NODE_ENV: 'production' },
     maxBuffer: 16 * 1024 * 1024,
   });
+  // the prod stage builds the native hashing addon with the package's own install script
+  await run('npm', ['run', 'install'], { cwd: app, maxBuffer: 16 * 1024 * 1024 });
   await chmod(join(app, 'dist/src/cli/bin.js'), 0o755); // as the prod stage does
   // the runtime stage's `ln -s /app/dist/src/cli/bin.js /usr/local/bin/sealtrail`
   await mkdir(join(tmp, 'bin'));
@@ -136,6 +138,12 @@ describe('image start command from a production install (npm pack + npm ci --omi
     const [file, args] = imageCommand(['--version']);
     const r = await run(file, args, { cwd: volume, env: { PATH: process.env.PATH, NODE_ENV: 'production' } });
     expect(r.stdout).toBe(`sealtrail ${pkg.version}\n`);
+  });
+
+  it('the production install hashes with the native addon its prod stage built (not the fallback)', async () => {
+    const probe = `import('${join(app, 'dist/src/ledger/native-hash.js')}').then((m) => console.log(m.nativeHashStatus))`;
+    const r = await run(process.execPath, ['-e', probe], { cwd: volume, env: { PATH: process.env.PATH, NODE_ENV: 'production' } });
+    expect(r.stdout.trim()).toBe(`native (${join(app, 'build/Release/sealtrail_hash.node')})`);
   });
 
   it('ENTRYPOINT --help lists the commands, including the CMD one', async () => {
@@ -242,7 +250,9 @@ describe('Dockerfile runtime settings', () => {
     const runs = (s: Instruction[]) => s.filter((i) => i.op === 'RUN').map((i) => i.args).join(' && ');
     expect(runs(stages[0]!)).toMatch(/npm ci /);
     expect(runs(stages[0]!)).toMatch(/npm run build/);
-    expect(runs(stages[1]!)).toMatch(/npm ci --omit=dev/);
+    expect(runs(stages[1]!)).toMatch(/npm ci --omit=dev --ignore-scripts/);
+    // the native hashing addon is built in the prod stage, and its absence fails the image build
+    expect(runs(stages[1]!)).toMatch(/npm run install && test -f build\/Release\/sealtrail_hash\.node/);
     expect(runtime.filter((i) => i.op === 'COPY').map((i) => i.args)).toEqual(['--from=prod /app /app']);
     expect(runs(runtime)).not.toMatch(/npm (ci|install)/);
     expect(dockerfile).not.toMatch(/^\s*ADD\s+https?:/m);
@@ -270,6 +280,8 @@ describe('Dockerfile runtime settings', () => {
     expect(lines).toContain('**/*.key');
     // everything the build stage needs is allowed
     for (const need of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src', 'config']) expect(allowed).toContain(need);
+    // and what the package's install script needs to build the native addon in the prod stage
+    for (const need of ['binding.gyp', 'native', 'scripts/build-native.mjs']) expect(allowed).toContain(need);
   });
 });
 
