@@ -197,7 +197,7 @@ export function renderTable(r: BenchReport): string {
       `Ledger hashing: ${m.nativeHash ?? 'unknown'}`,
       `Load average at start: ${m.loadAvgStart.join(' ')}${r.loadAvgEnd ? `; at end: ${r.loadAvgEnd.join(' ')}` : ''}`,
       m.taskset
-        ? `Pinning: servers (bare receiver, agents, verify) on CPU ${r.settings.agentCpu}, load generator on CPU ${r.settings.loadgenCpu} (\`taskset -c\`).`
+        ? `Pinning: servers (bare receiver, agents) on CPU ${r.settings.agentCpu}, load generator on CPU ${r.settings.loadgenCpu} (\`taskset -c\`); \`sealtrail verify\` unpinned (both cores, nothing else running).`
         : 'Pinning: taskset not available — processes were NOT pinned.',
       `Windows: ${r.settings.warmupMs} ms warm-up, then ${r.settings.mainMs} ms (100-record runs), ${r.settings.variantMs} ms (1 and 1,000 records), ${r.settings.openMs} ms (open loop); closed loop at ${r.settings.concurrency} requests in flight (8 for 1,000-record requests).`,
       'Agents: built `node dist/src/cli/bin.js agent`, temporary config, fresh key from `sealtrail keygen`, `destinations: []` (ingest only), all endpoints on 127.0.0.1.',
