@@ -43,20 +43,4 @@ describe('crc32c', () => {
     expect(() => crc32c(new Uint8Array(4), 0, 5)).toThrow(RangeError);
     expect(() => crc32c(new Uint8Array(4), 3, 2)).toThrow(RangeError);
   });
-
-  it('slicing-by-8 is measurably faster on 300-byte frames (speed comparison, loose bound)', () => {
-    const data = Uint8Array.from({ length: 300 }, (_, i) => (i * 7) & 0xff);
-    const time = (f: (d: Uint8Array) => number) => {
-      let x = 0;
-      const t0 = process.hrtime.bigint();
-      for (let i = 0; i < 20000; i++) x ^= f(data);
-      return [Number(process.hrtime.bigint() - t0), x] as const;
-    };
-    time(crc32c); time(crc32cSimple); // warm up both
-    const [fast] = time(crc32c);
-    const [slow] = time(crc32cSimple);
-    // Shared 2-core machine: only assert it is not slower; the report gives the measured ratio.
-    console.log(`crc32c 300 B: slicing-by-8 ${(fast / 20000).toFixed(0)} ns, one table ${(slow / 20000).toFixed(0)} ns`);
-    expect(fast).toBeLessThan(slow * 1.2);
-  });
 });
