@@ -15,7 +15,7 @@ import { decodeLogsJson, decodeLogsProtobuf } from '../../src/otlp/index.js';
 import type { DecodeLimits, DecodeResult } from '../../src/otlp/index.js';
 import { decodeLogsJson as refJson } from './reference/decode-json.js';
 import { decodeLogsProtobuf as refProtobuf } from './reference/decode-protobuf.js';
-import { cat, varint } from './wirebuild.js';
+import { cat, ld, varint } from './wirebuild.js';
 import { encodeRequest as benchRequest } from '../../bench/payloads.js';
 
 const RUNS = Number(process.env.FC_RUNS ?? 300);
@@ -184,6 +184,40 @@ describe('decodeLogsProtobuf fast paths agree with the reference decoder', () =>
     expect(accepted).toBeGreaterThan(RUNS);
     expect(refused).toBeGreaterThan(RUNS / 2);
     expect(inRecords).toBeGreaterThan(RUNS / 2);
+  });
+
+  it('on ScopeLogs of many records of mixed sizes, with fields between them (entry assembly, head reuse)', () => {
+    // Valid records of 0 to ~400 bytes (severity_text, body string, ids), so that requests get through.
+    const rec = fc
+      .tuple(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 100 }), fc.boolean())
+      .map(([n, m, ids]) =>
+        cat(
+          n > 0 ? cat([0x1a], varint(n), new Uint8Array(n).fill(0x41)) : [],
+          m > 0 ? ld(5, cat([0x0a], varint(m), new Uint8Array(m).fill(0x62))) : [],
+          ids ? cat(ld(9, new Uint8Array(16)), ld(10, new Uint8Array(8))) : [],
+        ),
+      );
+    const between = fc.oneof(
+      { weight: 4, arbitrary: fc.constant(new Uint8Array(0)) },
+      fc.integer({ min: 0, max: 3000 }).map((n) => cat(varint((20 << 3) | 2), varint(n), new Uint8Array(n))),
+      fc.constant(ld(1, ld(1, new TextEncoder().encode('lib')))), // a scope between records
+    );
+    const sl = fc
+      .tuple(fc.array(fc.tuple(rec, between), { minLength: 8, maxLength: 60 }), fc.uint8Array({ maxLength: 400 }))
+      .map(([items, res]) => {
+        const sBody = cat(...items.flatMap(([r, x]) => [cat([0x12], varint(r.length), r), x]));
+        // Resource{ dropped_attributes_count: 1, unknown field 20: `res` } makes entry heads of varied size.
+        const resource = cat([0x10, 0x01], varint((20 << 3) | 2), varint(res.length), res);
+        return ld(1, ld(1, resource), ld(2, sBody));
+      });
+    let accepted = 0;
+    fc.assert(
+      fc.property(sl, (body) => {
+        if (sameAsReference(body, { maxNestingDepth: 32 }).ok) accepted++;
+      }),
+      { numRuns: RUNS },
+    );
+    expect(accepted).toBeGreaterThan(RUNS / 10);
   });
 
   it('on byte-level mutations of the benchmark request (bench/payloads.ts)', () => {
