@@ -207,6 +207,8 @@ export class Ledger implements EntrySink {
   #queueBytes = 0;
   /** Bytes encoded into the open segment but not yet written (the next frame goes at seg.size + this). */
   #unwritten = 0;
+  /** `released` already names a checkpoint file (one is enough: see release()). */
+  #cpReleaseRecorded = false;
   /** Heartbeat checkpoints being made durable in the background, in signing order (#beginHeartbeat). */
   #cpChain: Promise<void> = Promise.resolve();
   /** Encode buffers whose commit is done, for reuse (#takeBuffer). */
@@ -407,8 +409,11 @@ export class Ledger implements EntrySink {
       const cp = this.#cps.get(name);
       if (cp) {
         try {
-          // Recorded like segments, so a verifier of this directory knows the gap is a release.
-          await this.#appendReleased(name);
+          // Recorded once, so a verifier of this directory knows checkpoint files may be missing
+          // because they were released. Not every name: heartbeats alone would add ~17,000 lines a
+          // day to a file that every start and every verify reads whole.
+          if (!this.#cpReleaseRecorded) await this.#appendReleased(name);
+          this.#cpReleaseRecorded = true;
           await this.#fs.unlink(cp.path);
           await this.#fs.fsyncDir(this.#cpDir);
         } catch (e) {
@@ -1063,6 +1068,7 @@ export class Ledger implements EntrySink {
     const released = new Set<string>();
     if (rootNames.includes(RELEASED_FILE)) {
       for (const line of dec.decode(await read(path.join(this.#dir, RELEASED_FILE))).split('\n')) if (line) released.add(line);
+      this.#cpReleaseRecorded = [...released].some((n) => n.endsWith('.cp'));
     }
 
     // The newest checkpoint (head). Its signature is checked when it was made with our key.

@@ -183,6 +183,27 @@ describe('Ledger', () => {
     expect(names).toEqual([...names].sort());
   });
 
+  it('released lists every released segment but only the first released checkpoint file, across restarts', async () => {
+    const dir = await newDir();
+    let l = await openLedger(dir, { max_segment_bytes: 4096 });
+    for (let i = 0; i < 30; i++) await l.append([entry(`r${i}`, 300)]);
+    for (let i = 0; i < 3; i++) await l.heartbeat();
+    const segs = l.sealedSegments().slice(0, 2).map((s) => s.name);
+    const cps = l.checkpoints().slice(0, 4).map((c) => c.name);
+    expect(cps.length).toBe(4);
+    for (const n of [...segs, ...cps.slice(0, 2)]) await l.release(n);
+    await l.close();
+    l = await openLedger(dir, { max_segment_bytes: 4096 });
+    for (const n of cps.slice(2)) await l.release(n);
+    const lines = fs.readFileSync(path.join(dir, 'released'), 'utf8').split('\n').filter(Boolean);
+    expect(lines.filter((n) => n.endsWith('.seg'))).toEqual(segs);
+    expect(lines.filter((n) => n.endsWith('.cp'))).toEqual([cps[0]]);
+    for (const n of cps) expect(fs.existsSync(path.join(dir, 'checkpoints', n))).toBe(false);
+    expect(l.checkpoints().map((c) => c.name)).not.toContain(cps[3]);
+    await l.close();
+    expect((await openLedger(dir)).treeSize).toBe(30); // still starts: released segments are accounted for
+  });
+
   it('refuses with retryable disk_full at max_disk_bytes, and release() frees space', async () => {
     const dir = await newDir();
     const budget = 200 * 1024;
