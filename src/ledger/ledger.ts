@@ -101,7 +101,7 @@ const RETRY_MS: Record<RefusalReason, number> = { disk_full: 5_000, overloaded: 
 const DISK_RESERVE = 64 * 1024;
 const HEAD_FILE = 'head.checkpoint';
 /** Encode buffers kept for reuse (each at most max batch bytes, 4 MiB by default). */
-const POOL_BLOCKS = 3;
+const POOL_BLOCKS = 2;
 const RELEASED_FILE = 'released';
 const CP_NAME = /^(\d{16})-(\d{16})-(\d{15})-(seal|heartbeat)\.cp$/;
 const OPEN_NAME = /^(\d{16})\.seg\.open$/;
