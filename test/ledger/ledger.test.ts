@@ -291,6 +291,70 @@ describe('Ledger', () => {
     });
   }
 
+  // A seal writes three files in parallel and publishes them in a fixed order (#finishSeal). Kill it
+  // at every one of its file operations — from that call on every operation fails, as if the process
+  // had died there — and restart: the log opens, keeps every acknowledged entry, continues, and its
+  // checkpoints still form one chain.
+  it('a seal interrupted at any of its file operations restarts with every acknowledged entry and one checkpoint chain', async () => {
+    const ops = ['open', 'writeAll', 'fsync', 'fdatasync', 'close', 'rename', 'fsyncDir'] as const;
+    const dying = (state: { armed: boolean; left: number; calls: number }): LedgerFs => {
+      const fsx: LedgerFs = { ...nodeLedgerFs };
+      for (const op of ops) {
+        const real = nodeLedgerFs[op] as (...a: unknown[]) => Promise<unknown>;
+        (fsx as unknown as Record<string, unknown>)[op] = async (...a: unknown[]) => {
+          if (state.armed) {
+            state.calls++;
+            if (state.left-- <= 0) throw Object.assign(new Error(`EIO: simulated crash at ${op}`), { code: 'EIO' });
+          }
+          return real(...a);
+        };
+      }
+      return fsx;
+    };
+    // How many file operations a seal makes (heartbeats are far apart: seal_interval 1 h).
+    const probe = { armed: false, left: Infinity, calls: 0 };
+    const d0 = await newDir();
+    const l0 = await openLedger(d0, {}, { fs: dying(probe) });
+    await l0.append([entry('x')]);
+    await l0.heartbeat(); // the start-up heartbeat (made durable in the background) is done
+    probe.armed = true;
+    await l0.seal();
+    probe.armed = false;
+    const total = probe.calls;
+    expect(total).toBeGreaterThan(10);
+    await l0.close();
+
+    for (let k = 0; k < total; k++) {
+      const dir = await newDir();
+      const st = { armed: false, left: k, calls: 0 };
+      const l = await openLedger(dir, {}, { fs: dying(st), logger: silentLogger() });
+      const acked: string[] = [];
+      for (let i = 0; i < 3; i++) if ((await l.append([entry(`k${k}-${i}`)])).kind === 'ok') acked.push(`k${k}-${i}`);
+      await l.heartbeat();
+      st.armed = true;
+      await expect(l.seal()).rejects.toThrow();
+      await l.close().catch(() => undefined);
+      const again = await openLedger(dir);
+      expect((await again.append([entry('after')])).kind, `crash at operation ${k}`).toBe('ok');
+      await again.close();
+      const got = readLog(dir).entries.map((e) => text(e).split(':')[0]);
+      expect(got, `crash at operation ${k}`).toEqual([...acked, 'after']);
+      const cpDir = path.join(dir, 'checkpoints');
+      const bodies = fs
+        .readdirSync(cpDir)
+        .filter((n) => n.endsWith('.cp'))
+        .sort()
+        .map((n) => {
+          const note = parseSignedNote(fs.readFileSync(path.join(cpDir, n)));
+          const cp = note.ok ? parseCheckpointBody(note.value.body) : undefined;
+          if (!cp?.ok) throw new Error(`${n} does not parse`);
+          return cp.value;
+        });
+      const hex = (b: Uint8Array | null): string => (b ? Buffer.from(b).toString('hex') : 'genesis');
+      for (let i = 1; i < bodies.length; i++) expect(hex(bodies[i]!.prev), `crash at operation ${k}: checkpoint ${i} links to ${i - 1}`).toBe(hex(bodies[i - 1]!.bodyHash));
+    }
+  }, 120_000);
+
   it('an fdatasync error switches the ledger to failed: pending and later appends get retryable ledger_failed, once logged and counted', async () => {
     const dir = await newDir();
     let fail = false;
