@@ -15,7 +15,7 @@ import { decodeLogsJson, decodeLogsProtobuf } from '../../src/otlp/index.js';
 import type { DecodeLimits, DecodeResult } from '../../src/otlp/index.js';
 import { decodeLogsJson as refJson } from './reference/decode-json.js';
 import { decodeLogsProtobuf as refProtobuf } from './reference/decode-protobuf.js';
-import { cat, ld, varint } from './wirebuild.js';
+import { cat, ld, oneScope, varint } from './wirebuild.js';
 import { encodeRequest as benchRequest } from '../../bench/payloads.js';
 
 const RUNS = Number(process.env.FC_RUNS ?? 300);
@@ -218,6 +218,13 @@ describe('decodeLogsProtobuf fast paths agree with the reference decoder', () =>
       { numRuns: RUNS },
     );
     expect(accepted).toBeGreaterThan(RUNS / 10);
+  });
+
+  it('on records larger than one 64 KiB allocation of entries, between small ones', () => {
+    const big = (n: number) => cat([0x1a], varint(n), new Uint8Array(n).fill(0x41));
+    const body = oneScope(big(10), big(70_000), big(10), big(10), big(65_530), big(200_000), big(0));
+    const r = sameAsReference(body, { maxNestingDepth: 32 });
+    expect(r.ok && r.entries.map((e) => e.length)).toEqual([16, 70_012, 16, 16, 65_542, 200_012, 6]);
   });
 
   it('on byte-level mutations of the benchmark request (bench/payloads.ts)', () => {
