@@ -247,7 +247,7 @@ describe('OTLP/gRPC bad input', () => {
     { name: 'traces service', path: OTLP_GRPC_PATHS.traces, payload: new Uint8Array(0), code: UNIMPLEMENTED, message: /logs only/ },
     { name: 'metrics service', path: OTLP_GRPC_PATHS.metrics, payload: new Uint8Array(0), code: UNIMPLEMENTED, message: /logs only/ },
     { name: 'unknown method', path: '/opentelemetry.proto.collector.logs.v1.LogsService/Import', payload: new Uint8Array(0), code: UNIMPLEMENTED, message: /./ },
-    // grpc-js answers a frame it cannot inflate with INTERNAL (non-retryable for OTLP clients, as wanted).
+    // The receiver answers a message it cannot inflate with INTERNAL (non-retryable for OTLP clients, as wanted).
     { name: 'grpc-encoding gzip, frame not gzip', payload: sampleRequest(), encoding: 'gzip', code: INTERNAL, message: /decompress/i },
   ];
 
