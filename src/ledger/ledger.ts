@@ -139,6 +139,26 @@ interface LastCheckpoint {
   readonly signedBy?: 'current' | 'previous' | 'unknown';
 }
 
+/** Spans, leaf and chain arrays for #encode, grown as needed and reused: fewer ArrayBuffers per commit. */
+class EncodeScratch {
+  #spans = new Uint32Array(0);
+  #leaves = new Uint8Array(0);
+  #chains = new Uint8Array(0);
+
+  spans(count: number): Uint32Array {
+    if (this.#spans.length < 2 * count) this.#spans = new Uint32Array(2 * count + 1024);
+    return this.#spans.subarray(0, 2 * count);
+  }
+
+  hashes(count: number): { leaves: Uint8Array; chains: Uint8Array } {
+    if (this.#leaves.length < HASH_SIZE * count) {
+      this.#leaves = new Uint8Array(HASH_SIZE * (count + 512));
+      this.#chains = new Uint8Array(HASH_SIZE * (count + 512));
+    }
+    return { leaves: this.#leaves.subarray(0, HASH_SIZE * count), chains: this.#chains.subarray(0, HASH_SIZE * count) };
+  }
+}
+
 /** Requests encoded into frames (chain and frontier advanced), waiting for the disk. */
 interface Encoded {
   readonly batch: Pending[];
@@ -209,6 +229,8 @@ export class Ledger implements EntrySink {
   #unwritten = 0;
   /** `released` already names a checkpoint file (one is enough: see release()). */
   #cpReleaseRecorded = false;
+  /** Per-batch arrays of #encode, reused (only used inside one synchronous #encode). */
+  readonly #scratch = new EncodeScratch();
   /** Heartbeat checkpoints being made durable in the background, in signing order (#beginHeartbeat). */
   #cpChain: Promise<void> = Promise.resolve();
   /** Encode buffers whose commit is done, for reuse (#takeBuffer). */
@@ -579,7 +601,7 @@ export class Ledger implements EntrySink {
     // dominated the ledger otherwise — and the frontier in another.
     const buf = this.#takeBuffer(bytes);
     const firsts: number[] = [];
-    const spans = new Uint32Array(2 * count);
+    const spans = this.#scratch.spans(count);
     let off = 0;
     let n = 0;
     for (const p of batch) {
@@ -592,8 +614,7 @@ export class Ledger implements EntrySink {
         n++;
       }
     }
-    const leaves = new Uint8Array(HASH_SIZE * count);
-    const chains = new Uint8Array(HASH_SIZE * count);
+    const { leaves, chains } = this.#scratch.hashes(count);
     finishFrames(buf, spans, this.#chain, leaves, chains);
     if (count > 0) this.#chain = chains.slice(HASH_SIZE * (count - 1));
     this.#frontier = Frontier.fromBytes(frontierAppend(this.#frontier.toBytes(), leaves));
