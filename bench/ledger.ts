@@ -32,6 +32,7 @@ const { values: a } = parseArgs({
     durability: { type: 'string', default: 'fsync' },
     dir: { type: 'string' },
     'no-micro': { type: 'boolean', default: false },
+    'max-batch-bytes': { type: 'string' },
   },
 });
 const N = Number(a.entries);
@@ -84,6 +85,7 @@ async function main(): Promise<void> {
     signer: signerFromSeed('sealtrail.bench/ledger', new Uint8Array(32).fill(1)),
     logger: silentLogger(),
     metrics,
+    ...(a['max-batch-bytes'] ? { maxBatchBytes: Number(a['max-batch-bytes']) } : {}),
   });
   const pool: Uint8Array[] = Array.from({ length: 4096 }, () => new Uint8Array(nodeCrypto.randomBytes(S)));
   const requests = Math.ceil(N / B);
