@@ -176,14 +176,14 @@ export class Writer {
   /** String field; the caller has checked that `s` is well-formed UTF-16 (no lone surrogates). */
   stringField(field: number, s: string): void {
     this.key(field, WT_LEN);
-    // ASCII fast path (keys, most values, and log lines up to 16 KiB): no encoder call, no view
-    // allocation; the length prefix is 1 byte below 128 characters, 2 below 16384.
+    // ASCII fast path for short strings (keys, most values): no encoder call, no view allocation.
+    // Longer ones go to TextEncoder.encodeInto: a JS loop up to 16 KiB measured slower on the
+    // harness's 200-byte bodies (docs/benchmarks.md "OTLP decode").
     const n = s.length;
-    if (n < 0x4000) {
-      const lb = n < 0x80 ? 1 : 2;
-      this.ensure(lb + n);
+    if (n < 0x80) {
+      this.ensure(1 + n);
       const b = this.buf;
-      let p = this.pos + lb;
+      let p = this.pos + 1;
       let i = 0;
       for (; i < n; i++) {
         const c = s.charCodeAt(i);
@@ -191,11 +191,7 @@ export class Writer {
         b[p++] = c;
       }
       if (i === n) {
-        if (lb === 1) b[this.pos] = n;
-        else {
-          b[this.pos] = (n & 0x7f) | 0x80;
-          b[this.pos + 1] = n >> 7;
-        }
+        b[this.pos] = n;
         this.pos = p;
         return;
       }
