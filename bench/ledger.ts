@@ -121,6 +121,27 @@ async function main(): Promise<void> {
       `  group commits (write + ${durability === 'fsync' ? 'fdatasync' : 'no sync'}): ${fsyncs}, ${(done / Math.max(1, fsyncs)).toFixed(0)} entries each on average; ${segments} segments sealed\n` +
       `  append-to-durable latency per request: p50 ${pct(lat, 50).toFixed(2)} ms, p99 ${pct(lat, 99).toFixed(2)} ms, max ${lat[lat.length - 1]!.toFixed(2)} ms`,
   );
+  // The disk's own ceiling for the same pattern: back-to-back writes of one average commit's bytes,
+  // each followed by fdatasync, in the same directory (no hashing, no ledger).
+  if (durability === 'fsync') {
+    const chunk = Buffer.alloc(Math.max(4096, Math.round((done / Math.max(1, fsyncs)) * (S + FRAME_OVERHEAD))), 0x5a);
+    const raw = path.join(dir, 'raw-disk-probe');
+    const fd = fs.openSync(raw, 'w');
+    const rounds = Math.max(20, Math.min(200, Math.floor((256 * 2 ** 20) / chunk.length)));
+    const r0 = process.hrtime.bigint();
+    for (let i = 0; i < rounds; i++) {
+      fs.writeSync(fd, chunk, 0, chunk.length, i * chunk.length);
+      fs.fdatasyncSync(fd);
+    }
+    const rs = Number(process.hrtime.bigint() - r0) / 1e9;
+    fs.closeSync(fd);
+    fs.rmSync(raw);
+    const rawBps = (rounds * chunk.length) / rs;
+    console.log(
+      `  disk ceiling: write ${(chunk.length / 2 ** 20).toFixed(2)} MiB + fdatasync, ${rounds} times: ${((rs / rounds) * 1000).toFixed(2)} ms each, ` +
+        `${(rawBps / 1e6).toFixed(1)} MB/s = at most ${Math.round(rawBps / (S + FRAME_OVERHEAD)).toLocaleString('en-US')} entries/s of ${S} B with no CPU work at all`,
+    );
+  }
   if (!a.dir) fs.rmSync(dir, { recursive: true, force: true });
 }
 
