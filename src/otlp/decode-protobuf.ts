@@ -53,13 +53,17 @@ export function decodeLogsProtobuf(body: Uint8Array, limits: DecodeLimits): Deco
     return { ok: true, entries };
   } catch (e) {
     return failureResult(e);
+  } finally {
+    // Do not keep the request's bytes reachable until the next request.
+    dv = NO_BODY;
   }
 }
 
 /** Budget of the request being decoded (decoding is synchronous: one request at a time). */
 let budget = new DecodeBudget(DEFAULT_MAX_DECODED_BYTES);
+const NO_BODY = viewOf(EMPTY);
 /** viewOf(body) of the request being decoded, for the UTF-8 checks. */
-let dv = viewOf(EMPTY);
+let dv = NO_BODY;
 /**
  * Record ranges `[start, end, …]` of the ScopeLogs being decoded, reused across ScopeLogs and
  * requests (walkScopeLogs never nests) so that finding records allocates nothing.
