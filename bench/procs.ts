@@ -198,7 +198,9 @@ export class AgentProcess {
     const keyFile = o.keyFile ?? keygen(o.node, o.bin, path.join(o.dir, 'keys')).keyFile;
     const cfg = {
       receivers: { otlp: { protocols: { grpc: { endpoint: '127.0.0.1:0' }, http: { endpoint: '127.0.0.1:0' } } } },
-      ledger: { dir: path.join(o.dir, 'ledger'), origin: o.origin ?? 'bench.sealtrail.local/agent', durability: o.durability, ...o.ledger },
+      // A disk budget the runs cannot reach (the default 10 GiB fills in about two minutes at full
+      // ingest with nothing forwarded; the soak would then measure disk_full refusals, not ingest).
+      ledger: { dir: path.join(o.dir, 'ledger'), origin: o.origin ?? 'bench.sealtrail.local/agent', durability: o.durability, max_disk_bytes: 64 * 2 ** 30, ...o.ledger },
       signing: { key_file: keyFile },
       destinations: [],
       telemetry: { metrics: { endpoint: '127.0.0.1:0' }, health: { endpoint: '127.0.0.1:0' }, logs: { level: 'info' } },
