@@ -70,6 +70,35 @@ describe('Ledger', () => {
     expect(Buffer.from(v.checkpoint.root)).toEqual(Buffer.from(merkleRoot(log.entries.map(leafHash))));
   });
 
+  it('entries that are views into shared buffers (as the OTLP decoders build them) are stored byte for byte', async () => {
+    const dir = await newDir();
+    const l = await openLedger(dir);
+    const want: string[] = [];
+    const requests: Uint8Array[][] = [];
+    for (let r = 0; r < 12; r++) {
+      // One shared buffer per request, entries back to back or with a separator between them, an
+      // empty entry now and then, and a stray entry with a buffer of its own.
+      const parts = Array.from({ length: 3 + (r % 7) }, (_, i) => (i === 2 && r % 3 === 0 ? '' : `r${r}e${i}:`.padEnd(20 + ((r * 7 + i * 13) % 90), '#')));
+      const sep = r % 2 === 0 ? '' : '|';
+      const shared = new TextEncoder().encode(parts.join(sep));
+      let at = 0;
+      requests.push(
+        parts.map((t, i) => {
+          const v = i === 1 && r % 4 === 1 ? new TextEncoder().encode(t) : shared.subarray(at, at + t.length);
+          at += t.length + sep.length;
+          return v;
+        }),
+      );
+      want.push(...parts);
+    }
+    const outs = await Promise.all(requests.map((r) => l.append(r)));
+    expect(outs.every((o) => o.kind === 'ok')).toBe(true);
+    // Changing the callers' buffers afterwards changes nothing stored (the ledger copied them).
+    for (const r of requests) for (const v of r) v.fill(0x21);
+    await l.close();
+    expect(readLog(dir).entries.map((e) => text(e))).toEqual(want);
+  });
+
   it('batches concurrent appends: one write and one fdatasync per group commit, fewer fsyncs than appends', async () => {
     const dir = await newDir();
     let syncs = 0;
