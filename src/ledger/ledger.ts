@@ -830,17 +830,23 @@ export class Ledger implements EntrySink {
    * resolves once its files are durable.
    */
   #beginHeartbeat(task: Task): void {
-    if (this.#state === 'failed') {
-      task.reject(ioError('ledger failed earlier', this.#failure));
-      return;
-    }
+    this.#heartbeat().then(task.resolve, task.reject);
+  }
+
+  /**
+   * Signs a heartbeat now (over the durable tree: the loop, and recovery, call this with nothing
+   * encoded ahead of the disk) and makes it durable in the background, after any earlier one. The
+   * promise settles once its files are durable. `rotate`: signed by the old key, announcing the new.
+   */
+  #heartbeat(rotate?: { oldSigner: Signer; announce: string }): Promise<void> {
+    if (this.#state === 'failed') return Promise.reject(ioError('ledger failed earlier', this.#failure));
     // durability none: a checkpoint never claims more than the disk holds, so the entries it covers
     // are fdatasync'd before it is written — in the background too (with seconds of unsynced writes
     // that fdatasync is long). A seal waits for this chain before it closes the segment.
     const seg = this.#seg;
     const sync = seg.dirty;
     seg.dirty = false;
-    const c = this.#sign('heartbeat');
+    const c = this.#sign('heartbeat', rotate);
     this.#setLast(c); // the next checkpoint links to this one
     const persisted = this.#cpChain.then(async () => {
       if (this.#state === 'failed') throw ioError('ledger failed earlier', this.#failure);
@@ -857,29 +863,7 @@ export class Ledger implements EntrySink {
       this.#emitCheckpoint(info);
     });
     this.#cpChain = persisted.catch(() => undefined);
-    persisted.then(task.resolve, task.reject);
-  }
-
-  async #heartbeatNow(rotate?: { oldSigner: Signer; announce: string }): Promise<void> {
-    await this.#cpChain;
-    if (this.#state === 'failed') throw ioError('ledger failed earlier', this.#failure);
-    const seg = this.#seg;
-    let info: CheckpointInfo;
-    try {
-      // A checkpoint never claims more than the disk holds, whatever `durability` says.
-      if (seg.dirty) {
-        await this.#fs.fdatasync(seg.fd);
-        seg.dirty = false;
-      }
-      const c = this.#sign('heartbeat', rotate);
-      info = await this.#persistCheckpoint(c); // fsyncs ledger.dir itself (head.checkpoint)
-      await this.#fs.fsyncDir(this.#cpDir);
-    } catch (e) {
-      this.#fail(e, 'heartbeat checkpoint');
-      throw ioError('heartbeat checkpoint', e);
-    }
-    this.#updateGauges();
-    this.#emitCheckpoint(info);
+    return persisted;
   }
 
   async #sealNow(): Promise<void> {
@@ -1280,7 +1264,7 @@ export class Ledger implements EntrySink {
     const last = this.#last;
     if (!last || last.signedBy === 'current') return;
     if (last.signedBy === 'previous' && this.#previous) {
-      await this.#heartbeatNow({ oldSigner: this.#previous, announce: this.#signer.verifierKey });
+      await this.#heartbeat({ oldSigner: this.#previous, announce: this.#signer.verifierKey });
       this.#log.warn({ newKey: this.#signer.verifierKey, oldKey: this.#previous.verifierKey }, 'signing key rotated: the old key announced the new one in a heartbeat checkpoint');
       return;
     }
