@@ -9,6 +9,7 @@
 #include <node_api.h>
 #include <openssl/sha.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include "crc32c.h"
 #if defined(__unix__) || defined(__APPLE__)
@@ -55,6 +56,44 @@ static void pair_hash(const uint8_t *prefix, const uint8_t a[32], const uint8_t 
   SHA256_Final(out, &c);
 }
 
+/* Arguments shared by leafChainBatch and frameBatch: (data, spans, prevChain, outLeaves, outChains). */
+typedef struct {
+  uint8_t *data, *prev, *leaves, *chains;
+  uint32_t *spans;
+  size_t data_len, n;
+} batch_args;
+
+/* Parses and checks the five arguments; throws (returns 0) with `name` in the message. */
+static int batch_args_of(napi_env env, napi_callback_info info, const char *name, batch_args *a) {
+  size_t argc = 5;
+  napi_value argv[5];
+  size_t spans_len, prev_len, leaves_len, chains_len;
+  const char *why = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) why = "needs 5 arguments";
+  else if (!bytes_of(env, argv[0], 0, (void **)&a->data, &a->data_len)) why = "data must be a Uint8Array";
+  else if (!bytes_of(env, argv[1], 1, (void **)&a->spans, &spans_len)) why = "spans must be a Uint32Array";
+  else if (!bytes_of(env, argv[2], 0, (void **)&a->prev, &prev_len) || prev_len != 32) why = "prevChain must be a 32-byte Uint8Array";
+  else if (!bytes_of(env, argv[3], 0, (void **)&a->leaves, &leaves_len)) why = "outLeaves must be a Uint8Array";
+  else if (!bytes_of(env, argv[4], 0, (void **)&a->chains, &chains_len)) why = "outChains must be a Uint8Array";
+  else if (spans_len % 2 != 0) why = "spans must hold (start, end) pairs";
+  else if (leaves_len < 32 * (spans_len / 2) || chains_len < 32 * (spans_len / 2)) why = "outLeaves and outChains need 32 bytes per entry";
+  if (why) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: %s", name, why);
+    napi_throw_range_error(env, NULL, msg);
+    return 0;
+  }
+  a->n = spans_len / 2;
+  return 1;
+}
+
+/* leaf_i and chain_i of entry i (entry = data[spans[2i], spans[2i+1])); `last` is chain_{i-1}. */
+static void leaf_chain_step(const batch_args *a, size_t i, const uint8_t *last) {
+  uint32_t s = a->spans[2 * i], e = a->spans[2 * i + 1];
+  leaf_hash(a->data + s, e - s, a->leaves + 32 * i);
+  pair_hash(NULL, last, a->leaves + 32 * i, a->chains + 32 * i);
+}
+
 /*
  * leafChainBatch(data: Uint8Array, spans: Uint32Array, prevChain: Uint8Array(32),
  *                outLeaves: Uint8Array(32n), outChains: Uint8Array(32n)): undefined
@@ -62,31 +101,13 @@ static void pair_hash(const uint8_t *prefix, const uint8_t a[32], const uint8_t 
  * encoded frames). leaf_i = SHA-256(0x00 ‖ entry_i); chain_i = SHA-256(chain_{i-1} ‖ leaf_i).
  */
 static napi_value leaf_chain_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) THROW(env, "leafChainBatch needs 5 arguments");
-  uint8_t *data, *prev, *leaves, *chains;
-  uint32_t *spans;
-  size_t data_len, spans_len, prev_len, leaves_len, chains_len;
-  if (!bytes_of(env, argv[0], 0, (void **)&data, &data_len)) THROW(env, "data must be a Uint8Array");
-  if (!bytes_of(env, argv[1], 1, (void **)&spans, &spans_len)) THROW(env, "spans must be a Uint32Array");
-  if (!bytes_of(env, argv[2], 0, (void **)&prev, &prev_len) || prev_len != 32) THROW(env, "prevChain must be a 32-byte Uint8Array");
-  if (!bytes_of(env, argv[3], 0, (void **)&leaves, &leaves_len)) THROW(env, "outLeaves must be a Uint8Array");
-  if (!bytes_of(env, argv[4], 0, (void **)&chains, &chains_len)) THROW(env, "outChains must be a Uint8Array");
-  if (spans_len % 2 != 0) THROW(env, "spans must hold (start, end) pairs");
-  size_t n = spans_len / 2;
-  if (leaves_len < 32 * n || chains_len < 32 * n) THROW(env, "outLeaves and outChains need 32 bytes per entry");
-  for (size_t i = 0; i < n; i++) {
-    uint32_t s = spans[2 * i], e = spans[2 * i + 1];
-    if (s > e || e > data_len) THROW(env, "span outside data");
+  batch_args a;
+  if (!batch_args_of(env, info, "leafChainBatch", &a)) return NULL;
+  for (size_t i = 0; i < a.n; i++) {
+    uint32_t s = a.spans[2 * i], e = a.spans[2 * i + 1];
+    if (s > e || e > a.data_len) THROW(env, "span outside data");
   }
-  const uint8_t *last = prev;
-  for (size_t i = 0; i < n; i++) {
-    uint8_t *leaf = leaves + 32 * i, *chain = chains + 32 * i;
-    leaf_hash(data + spans[2 * i], spans[2 * i + 1] - spans[2 * i], leaf);
-    pair_hash(NULL, last, leaf, chain);
-    last = chain;
-  }
+  for (size_t i = 0; i < a.n; i++) leaf_chain_step(&a, i, i == 0 ? a.prev : a.chains + 32 * (i - 1));
   return NULL;
 }
 
@@ -138,6 +159,9 @@ static napi_value frontier_append(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* Largest entry a frame may carry: src/ledger/segment-format.ts MAX_ENTRY_BYTES (1 GiB). */
+#define MAX_ENTRY_BYTES (1u << 30)
+
 static void put_be32(uint8_t *p, uint32_t v) {
   p[0] = (uint8_t)(v >> 24);
   p[1] = (uint8_t)(v >> 16);
@@ -154,41 +178,25 @@ static void put_be32(uint8_t *p, uint32_t v) {
  * as src/ledger/segment-format.ts finishFrame; one call per group commit instead of a JS CRC loop.
  */
 static napi_value frame_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) THROW(env, "frameBatch needs 5 arguments");
-  uint8_t *data, *prev, *leaves, *chains;
-  uint32_t *spans;
-  size_t data_len, spans_len, prev_len, leaves_len, chains_len;
-  if (!bytes_of(env, argv[0], 0, (void **)&data, &data_len)) THROW(env, "buf must be a Uint8Array");
-  if (!bytes_of(env, argv[1], 1, (void **)&spans, &spans_len)) THROW(env, "spans must be a Uint32Array");
-  if (!bytes_of(env, argv[2], 0, (void **)&prev, &prev_len) || prev_len != 32) THROW(env, "prevChain must be a 32-byte Uint8Array");
-  if (!bytes_of(env, argv[3], 0, (void **)&leaves, &leaves_len)) THROW(env, "outLeaves must be a Uint8Array");
-  if (!bytes_of(env, argv[4], 0, (void **)&chains, &chains_len)) THROW(env, "outChains must be a Uint8Array");
-  if (spans_len % 2 != 0) THROW(env, "spans must hold (start, end) pairs");
-  size_t n = spans_len / 2;
-  if (leaves_len < 32 * n || chains_len < 32 * n) THROW(env, "outLeaves and outChains need 32 bytes per entry");
-  for (size_t i = 0; i < n; i++) {
-    uint32_t s = spans[2 * i], e = spans[2 * i + 1];
-    if (s < 40 || s > e || (size_t)e + 4 > data_len || e - s > 0x7fffffffu) THROW(env, "frame span outside buf");
+  batch_args a;
+  if (!batch_args_of(env, info, "frameBatch", &a)) return NULL;
+  for (size_t i = 0; i < a.n; i++) {
+    uint32_t s = a.spans[2 * i], e = a.spans[2 * i + 1];
+    if (s < 40 || s > e || (size_t)e + 4 > a.data_len) THROW(env, "frame span outside buf");
+    if (e - s > MAX_ENTRY_BYTES) THROW(env, "entry exceeds the 1 GiB frame limit");
   }
-  const uint8_t *last = prev;
-  for (size_t i = 0; i < n; i++) {
-    uint32_t s = spans[2 * i], e = spans[2 * i + 1], len = e - s;
-    uint8_t *leaf = leaves + 32 * i, *chain = chains + 32 * i, *frame = data + s - 40;
-    leaf_hash(data + s, len, leaf);
-    pair_hash(NULL, last, leaf, chain);
-    last = chain;
+  for (size_t i = 0; i < a.n; i++) {
+    uint32_t s = a.spans[2 * i], e = a.spans[2 * i + 1], len = e - s;
+    uint8_t *frame = a.data + s - 40;
+    leaf_chain_step(&a, i, i == 0 ? a.prev : a.chains + 32 * (i - 1));
     put_be32(frame, len);
     put_be32(frame + 4, ~len);
-    memcpy(frame + 8, chain, 32);
-    put_be32(data + e, crc32c_update(0, frame, 40 + (size_t)len));
+    memcpy(frame + 8, a.chains + 32 * i, 32);
+    put_be32(a.data + e, crc32c_update(0, frame, 40 + (size_t)len));
   }
   return NULL;
 }
 
-/* Largest entry a frame may carry: src/ledger/segment-format.ts MAX_ENTRY_BYTES (1 GiB). */
-#define MAX_ENTRY_BYTES (1u << 30)
 #define TRAILER_MARKER 0xffffffffu
 #define FRONTIER_CAP 64
 

@@ -321,16 +321,16 @@ export function finishFrame(out: Uint8Array, offset: number, entryLength: number
  *   prevChain is not 32 bytes or an output is too small
  */
 export function finishFrames(buf: Uint8Array, spans: Uint32Array, prevChain: Uint8Array, outLeaves: Uint8Array, outChains: Uint8Array): void {
+  if (nativeFrameBatch) {
+    nativeFrameBatch(buf, spans, prevChain, outLeaves, outChains); // checks the same bounds itself
+    return;
+  }
   const n = spans.length >>> 1;
   for (let i = 0; i < n; i++) {
     const s = spans[2 * i]!;
     const e = spans[2 * i + 1]!;
     if (s < 40 || e < s || e + 4 > buf.length) throw new RangeError(`frame ${i} does not fit the buffer`);
     if (e - s > MAX_ENTRY_BYTES) throw new RangeError(`entry of ${e - s} bytes exceeds the ${MAX_ENTRY_BYTES}-byte frame limit`);
-  }
-  if (nativeFrameBatch) {
-    nativeFrameBatch(buf, spans, prevChain, outLeaves, outChains);
-    return;
   }
   leafChainBatchJs(buf, spans, prevChain, outLeaves, outChains);
   for (let i = 0; i < n; i++) {
