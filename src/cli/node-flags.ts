@@ -11,5 +11,14 @@
  * OTLP/HTTP load 125–128 MB at 8 MiB vs 110–112 MB at 4 MiB, records/s within the run-to-run noise
  * for JSON and ≈ 9 % lower for protobuf in that one pair of runs. Chosen for the ≤ 150 MB peak-RSS
  * target of issue 7 (docs/benchmarks.md "Memory").
+ *
+ * --single-threaded-gc: V8 does its garbage collection on the main thread only, without helper
+ * threads for concurrent marking and parallel scavenging. The agent is meant to get about one core
+ * (a DaemonSet with a CPU limit; the benchmark pins it to one), and there the helper threads only
+ * compete with the main thread and with the libuv threads that wait for write and fdatasync, whose
+ * completions then sit in the run queue: `perf sched` showed thread-pool threads waiting up to
+ * 12–17 ms for the CPU. Measured A/B with the bench harness (10:21–10:30 UTC, load ≈ 1, two pairs,
+ * OTLP/HTTP protobuf): closed loop 119k and 95k → 136k and 142k records/s; p99 acknowledgement at
+ * 50 % of the maximum 67 and 58 → 27 and 20 ms; peak RSS 110–112 → 124–128 MB.
  */
-export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4'];
+export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--single-threaded-gc'];
