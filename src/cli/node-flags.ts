@@ -17,7 +17,7 @@
  * (a DaemonSet with a CPU limit; the benchmark pins it to one), and there the helper threads only
  * compete with the main thread and with the libuv threads that wait for write and fdatasync, whose
  * completions then sit in the run queue: `perf sched` showed thread-pool threads waiting up to
- * 12–17 ms for the CPU. Measured A/B with the bench harness (10:21–10:30 UTC, load ≈ 1, two pairs,
+ * 12–17 ms for the CPU. Measured A/B with the bench harness (10:11–10:16 UTC, load ≈ 1, two pairs,
  * OTLP/HTTP protobuf): closed loop 119k and 95k → 136k and 142k records/s; p99 acknowledgement at
  * 50 % of the maximum 67 and 58 → 27 and 20 ms; peak RSS 110–112 → 124–128 MB.
  */
