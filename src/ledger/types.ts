@@ -19,6 +19,10 @@ export type AppendOutcome =
  * (written and fsync'd when durability is `fsync`), or with a retryable refusal in which case none
  * of the entries were stored. It never rejects for a refusal; a rejection is a programming error.
  * An empty array resolves `ok` with count 0 and stores nothing.
+ *
+ * Memory: the sink reads the entries' bytes only until the returned promise settles and keeps no
+ * reference to them afterwards, so the caller may then reuse that memory (the receivers recycle it,
+ * src/otlp EntryArena); until then the caller must not change them.
  */
 export interface EntrySink {
   append(entries: readonly Uint8Array[]): Promise<AppendOutcome>;

@@ -16,7 +16,7 @@
 import { isUtf8 } from 'node:buffer';
 import { DEFAULT_MAX_DECODED_BYTES, ENTRY_OVERHEAD_BYTES } from './types.js';
 import type { DecodeLimits, DecodeResult } from './types.js';
-import { DecodeBudget, DecodeFailure, EMPTY, EntryAssembler, addSegment, failureResult, lenField } from './wire.js';
+import { DecodeBudget, DecodeFailure, EMPTY, type EntryArena, EntryAssembler, addSegment, failureResult, lenField } from './wire.js';
 import { Writer, isHexDigit } from './writer.js';
 
 
@@ -30,7 +30,7 @@ type JsonObject = { [k: string]: Json };
  * are not hex of the right length, 64-bit integers that lost precision, lone surrogates or AnyValue
  * nesting deeper than `limits.maxNestingDepth` give `{ ok: false, message }` naming the field path.
  */
-export function decodeLogsJson(body: Uint8Array, limits: DecodeLimits): DecodeResult {
+export function decodeLogsJson(body: Uint8Array, limits: DecodeLimits, arena?: EntryArena): DecodeResult {
   // Validate with simdutf (buffer.isUtf8), then decode natively: together several times faster than
   // TextDecoder({ fatal: true }) on large bodies (measured, docs/benchmarks.md "OTLP decode").
   if (!isUtf8(body)) return { ok: false, message: 'request: body is not valid UTF-8 (OTLP/JSON bodies are UTF-8 JSON)' };
@@ -45,7 +45,7 @@ export function decodeLogsJson(body: Uint8Array, limits: DecodeLimits): DecodeRe
   }
   try {
     const entries: Uint8Array[] = [];
-    decodeRequest(doc as Json, limits.maxNestingDepth, new DecodeBudget(limits.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES), entries);
+    decodeRequest(doc as Json, limits.maxNestingDepth, new DecodeBudget(limits.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES, arena), entries);
     return { ok: true, entries };
   } catch (e) {
     return failureResult(e);
@@ -349,7 +349,7 @@ function decodeScopeLogs(
     budget.take(size + ENTRY_OVERHEAD_BYTES);
     total += size;
   }
-  asm.buildAll(w.buf, ranges, ranges.length, total, out);
+  asm.buildAll(w.buf, ranges, ranges.length, total, out, budget.arena);
 }
 
 /*

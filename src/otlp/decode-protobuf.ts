@@ -15,6 +15,7 @@ import {
   DecodeFailure,
   EMPTY,
   EntryAssembler,
+  type EntryArena,
   WT_I32,
   WT_I64,
   WT_LEN,
@@ -42,25 +43,27 @@ import {
  * `limits.maxNestingDepth` give `{ ok: false, message }` naming the field path.
  * An empty body is a valid empty request.
  */
-export function decodeLogsProtobuf(body: Uint8Array, limits: DecodeLimits): DecodeResult {
+export function decodeLogsProtobuf(body: Uint8Array, limits: DecodeLimits, arena?: EntryArena): DecodeResult {
   try {
     const entries: Uint8Array[] = [];
     // A plain Uint8Array view: Buffer's subarray() is markedly slower than Uint8Array's.
     const b = Buffer.isBuffer(body) ? new Uint8Array(body.buffer, body.byteOffset, body.byteLength) : body;
-    budget = new DecodeBudget(limits.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES);
+    budget = new DecodeBudget(limits.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES, arena);
     dv = viewOf(b);
     walkRequest(b, limits.maxNestingDepth, entries);
     return { ok: true, entries };
   } catch (e) {
     return failureResult(e);
   } finally {
-    // Do not keep the request's bytes reachable until the next request.
+    // Do not keep the request's bytes (or its arena) reachable until the next request.
     dv = NO_BODY;
+    budget = NO_BUDGET;
   }
 }
 
 /** Budget of the request being decoded (decoding is synchronous: one request at a time). */
-let budget = new DecodeBudget(DEFAULT_MAX_DECODED_BYTES);
+const NO_BUDGET = new DecodeBudget(DEFAULT_MAX_DECODED_BYTES);
+let budget = NO_BUDGET;
 const NO_BODY = viewOf(EMPTY);
 /** viewOf(body) of the request being decoded, for the UTF-8 checks. */
 let dv = NO_BODY;
@@ -220,7 +223,7 @@ function walkScopeLogs(
   budget.take(total + (ENTRY_OVERHEAD_BYTES * n) / 2 - charged);
   // One allocation for all entries of this ScopeLogs; each entry is a view of its own range.
   // Allocating per entry cost a third of the decode time (measured, docs/benchmarks.md).
-  asm.buildAll(b, records, n, total, out);
+  asm.buildAll(b, records, n, total, out, budget.arena);
   // Do not keep a huge scratch list alive after a huge request.
   if (records.length > 1 << 17) recs = [];
 }

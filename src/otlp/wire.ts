@@ -34,7 +34,11 @@ export class DecodeFailure {
 /** The decoded-size budget of one request (DecodeLimits.maxDecodedBytes). */
 export class DecodeBudget {
   private left: number;
-  constructor(readonly cap: number) {
+  constructor(
+    readonly cap: number,
+    /** Where the request's entries are built (see EntryArena); fresh allocations without one. */
+    readonly arena?: EntryArena,
+  ) {
     this.left = cap;
   }
 
@@ -353,6 +357,68 @@ export const EMPTY: Uint8Array = new Uint8Array(0);
 const ENTRY_CHUNK = 64 * 1024;
 
 /**
+ * Slabs of ENTRY_CHUNK bytes that released arenas left for the next requests. At most
+ * ARENA_POOL_SLABS are kept (4 MiB): a 100-record request's entries take one slab, and the receivers
+ * let at most `max_concurrent_requests` (default 64) requests hold entries at once.
+ */
+const freeSlabs: ArrayBuffer[] = [];
+const ARENA_POOL_SLABS = 64;
+/**
+ * Tests set SEALTRAIL_ARENA_POISON=1 (vitest.config.ts): released slabs are overwritten, so entries
+ * read after their arena was released show up as altered records instead of passing by luck.
+ */
+const POISON = process.env.SEALTRAIL_ARENA_POISON === '1';
+
+/**
+ * Memory for the entries of one request, recycled instead of left to the garbage collector.
+ *
+ * Why: every request's entries (≈ 60 KB per 100 records) used to be a fresh ArrayBuffer. V8 counts
+ * those as external memory and answers ≈ 140 MB/s of them with extra scavenges and about two
+ * mark-compacts a second, whose pauses were the largest part of the agent's latency tail
+ * (docs/benchmarks.md "Where the time goes"). With an arena the entries live in pooled slabs.
+ *
+ * The contract: the caller creates one arena per request, passes it to the decoder, and calls
+ * `release()` only when nothing reads the entries any more — for the receivers, after the
+ * ledger's `append` promise settled (the ledger copies entries into its frames before it resolves,
+ * see EntrySink). After `release()` the same memory holds another request's entries.
+ */
+export class EntryArena {
+  #slabs: ArrayBuffer[] = [];
+  #used = ENTRY_CHUNK;
+  #released = false;
+
+  /**
+   * Room for `size` bytes (≤ ENTRY_CHUNK) in this arena's current slab or a new one, as
+   * `[buffer, offset]`; `undefined` when `size` is larger than a slab (the caller allocates).
+   * @throws Error after release() (a bug: the memory may already hold another request's entries)
+   */
+  take(size: number): [ArrayBuffer, number] | undefined {
+    if (this.#released) throw new Error('EntryArena.take after release()');
+    if (size > ENTRY_CHUNK) return undefined;
+    if (this.#used + size > ENTRY_CHUNK) {
+      // allocUnsafeSlow: a whole ArrayBuffer of its own (never node's shared pool), not zero-filled;
+      // the assembler writes every byte it hands out.
+      this.#slabs.push(freeSlabs.pop() ?? (Buffer.allocUnsafeSlow(ENTRY_CHUNK).buffer as ArrayBuffer));
+      this.#used = 0;
+    }
+    const at = this.#used;
+    this.#used += size;
+    return [this.#slabs[this.#slabs.length - 1]!, at];
+  }
+
+  /** Gives the slabs back for reuse. Idempotent; the arena cannot be used afterwards. */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    for (const slab of this.#slabs) {
+      if (POISON) new Uint8Array(slab).fill(0xdb);
+      if (freeSlabs.length < ARENA_POOL_SLABS) freeSlabs.push(slab);
+    }
+    this.#slabs = [];
+  }
+}
+
+/**
  * Builds entries for the records of one ScopeLogs. The parts that are the same for every record
  * (resource field, scope field, the two schema_url fields) are encoded once by the caller; each
  * entry is then one allocation and a few copies:
@@ -378,9 +444,10 @@ export class EntryAssembler {
   }
 
   /**
-   * Builds the entries of the LogRecords `src[ranges[k]..ranges[k+1])` (k = 0, 2, … < n) in ONE
-   * allocation of `total` bytes (the sum of size() over the records, already charged to the
-   * budget) and appends one view per entry to `out`.
+   * Builds the entries of the LogRecords `src[ranges[k]..ranges[k+1])` (k = 0, 2, … < n), `total`
+   * bytes in all (the sum of size() over the records, already charged to the budget), in chunks of
+   * at most ENTRY_CHUNK bytes — taken from `arena` when given (see EntryArena) — and appends one view
+   * per entry to `out`.
    *
    * Per entry that is three copies done natively (resource and scope fields, LogRecord) and a few
    * key/length bytes. From the second entry on, the head of the entry (resource field, ScopeLogs key
@@ -390,7 +457,7 @@ export class EntryAssembler {
    * (docs/benchmarks.md "OTLP decode").
    * @throws Error if the bytes written do not add up to `total` (a bug, never bad input)
    */
-  buildAll(src: Uint8Array, ranges: readonly number[], n: number, total: number, out: Uint8Array[]): void {
+  buildAll(src: Uint8Array, ranges: readonly number[], n: number, total: number, out: Uint8Array[], arena?: EntryArena): void {
     // Allocations of at most ENTRY_CHUNK bytes (one or more records' entries each): a larger one
     // gets fresh pages from the kernel every time (malloc's mmap threshold), whose page faults
     // made 512- and 1,000-record requests cost markedly more per record than 100-record ones.
@@ -404,7 +471,7 @@ export class EntryAssembler {
         size += sz;
         g += 2;
       }
-      this.buildChunk(src, ranges, k, g, size, out);
+      this.buildChunk(src, ranges, k, g, size, out, arena);
       written += size;
       k = g;
     }
@@ -412,12 +479,28 @@ export class EntryAssembler {
   }
 
   /** buildAll for the records k0, k0 + 2, … < k1, whose entries take `size` bytes. */
-  private buildChunk(src: Uint8Array, ranges: readonly number[], k0: number, k1: number, size: number, out: Uint8Array[]): void {
-    // allocUnsafeSlow skips zero-filling (and the shared pool): every byte is written below, which
-    // the check after the loop confirms before any entry leaves this function.
-    const all = Buffer.allocUnsafeSlow(size);
-    const ab = all.buffer;
-    const base = all.byteOffset;
+  private buildChunk(
+    src: Uint8Array,
+    ranges: readonly number[],
+    k0: number,
+    k1: number,
+    size: number,
+    out: Uint8Array[],
+    arena: EntryArena | undefined,
+  ): void {
+    // Memory from the request's arena when there is one, else allocUnsafeSlow (no zero-filling, not
+    // the shared pool). Either way every byte is written below, which the check after the loop
+    // confirms before any entry leaves this function.
+    const slot = arena?.take(size);
+    let ab: ArrayBuffer;
+    let base: number;
+    if (slot) {
+      [ab, base] = slot;
+    } else {
+      const all = Buffer.allocUnsafeSlow(size);
+      ab = all.buffer as ArrayBuffer;
+      base = all.byteOffset;
+    }
     const o = new Uint8Array(ab, base, size);
     const res = this.resourceField;
     const scope = this.scopeField;

@@ -27,7 +27,7 @@ import type { AddressInfo } from 'node:net';
 import type { GrpcReceiverConfig } from '../config/schema.js';
 import { parseEndpoint } from '../config/schema.js';
 import { SealtrailError, errorMessage } from '../errors.js';
-import { decodeLogsProtobuf, exportLogsResponseProtobuf } from '../otlp/index.js';
+import { EntryArena, decodeLogsProtobuf, exportLogsResponseProtobuf } from '../otlp/index.js';
 import { BearerTokens, bearerFromAuthorization } from './auth.js';
 import {
   GRPC_ACCEPT_ENCODING,
@@ -578,7 +578,18 @@ export class GrpcReceiver {
 
   async #export(request: Buffer): Promise<ReceiveOutcome> {
     this.#deps.metrics?.receiverBytes.inc({ transport: 'grpc' }, request.length);
-    const decoded = decodeLogsProtobuf(request, this.#deps.limits);
+    // The entries live in a pooled arena until the ledger has taken them (EntryArena's contract).
+    const arena = new EntryArena();
+    try {
+      return await this.#store(request, arena);
+    } finally {
+      arena.release();
+    }
+  }
+
+  /** Decodes one Export request into `arena` and appends its entries to the ledger. */
+  async #store(request: Buffer, arena: EntryArena): Promise<ReceiveOutcome> {
+    const decoded = decodeLogsProtobuf(request, this.#deps.limits, arena);
     if (!decoded.ok) return { kind: decoded.tooLarge ? 'too_large' : 'invalid', message: decoded.message };
     const entries = decoded.entries;
     if (entries.length === 0) return { kind: 'ok', records: 0 };

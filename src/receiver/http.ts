@@ -13,6 +13,7 @@ import type { HttpReceiverConfig } from '../config/schema.js';
 import { parseEndpoint } from '../config/schema.js';
 import { SealtrailError, errorMessage } from '../errors.js';
 import {
+  EntryArena,
   decodeLogsJson,
   decodeLogsProtobuf,
   exportLogsResponseJson,
@@ -463,7 +464,19 @@ export class HttpReceiver {
     }
     this.#deps.metrics?.receiverBytes.inc({ transport: 'http' }, read.body.length);
 
-    const decoded = ct === 'protobuf' ? decodeLogsProtobuf(read.body, this.#deps.limits) : decodeLogsJson(read.body, this.#deps.limits);
+    // The entries live in a pooled arena until the ledger has taken them (EntryArena's contract):
+    // released when this request is finished with them, whatever the outcome.
+    const arena = new EntryArena();
+    try {
+      return await this.#store(req, res, ct, read.body, arena, client);
+    } finally {
+      arena.release();
+    }
+  }
+
+  /** Decodes a request's body into `arena`, appends the entries to the ledger and answers. */
+  async #store(req: http.IncomingMessage, res: http.ServerResponse, ct: 'protobuf' | 'json', body: Buffer, arena: EntryArena, client: string | undefined): Promise<void> {
+    const decoded = ct === 'protobuf' ? decodeLogsProtobuf(body, this.#deps.limits, arena) : decodeLogsJson(body, this.#deps.limits, arena);
     if (!decoded.ok) return this.#reply(req, res, ct, { kind: decoded.tooLarge ? 'too_large' : 'invalid', message: decoded.message });
     const entries = decoded.entries;
     if (entries.length === 0) return this.#reply(req, res, ct, { kind: 'ok', records: 0 });
