@@ -879,12 +879,14 @@ export class Ledger implements EntrySink {
         { count: seg.count, chainLast: this.#chain, endFrontier: this.#frontier, checkpoint: enc.encode(c.note) },
         seg.size,
       );
-      await this.#fs.writeAll(seg.fd, trailer, seg.size);
-      await this.#fs.fdatasync(seg.fd);
-      seg.size += trailer.length;
-      await this.#fs.close(seg.fd);
-      seg.fd = -1;
-      ({ segInfo, cpInfo } = await this.#finishSeal(seg, c));
+      const writeTrailer = async (): Promise<void> => {
+        await this.#fs.writeAll(seg.fd, trailer, seg.size);
+        await this.#fs.fdatasync(seg.fd);
+        seg.size += trailer.length;
+        await this.#fs.close(seg.fd);
+        seg.fd = -1;
+      };
+      ({ segInfo, cpInfo } = await this.#finishSeal(seg, c, writeTrailer()));
     } catch (e) {
       this.#fail(e, `sealing ${seg.path}`);
       throw ioError(`sealing ${seg.path}`, e);
@@ -903,26 +905,41 @@ export class Ledger implements EntrySink {
   }
 
   /**
-   * After the trailer is durable: head.checkpoint, the checkpoint file, the rename to `.seg`, the
-   * next open segment, with the directory fsyncs that make each step durable. The three new files
-   * are written and fsync'd in parallel as temporary files (invisible until renamed; recovery
-   * deletes leftovers), then published in the order recovery relies on: head.checkpoint durable
-   * before the checkpoint file appears (#persistCheckpoint says why), the sealed rename durable
-   * before the next open segment appears (so a crash never leaves two open segments). About four
-   * fsync latencies instead of seven: the seal is a stall for every request waiting on the ledger.
+   * Once `trailerDurable` resolved (the trailer written and fdatasync'd; recovery passes an already
+   * durable one): head.checkpoint, the checkpoint file, the rename to `.seg`, the next open segment,
+   * with the directory fsyncs that make each step durable. The three new files are written and
+   * fsync'd as temporary files (invisible until renamed; recovery deletes leftovers) in parallel with
+   * each other and with the trailer, then published in the order recovery relies on: the trailer
+   * durable before anything is published, head.checkpoint durable before the checkpoint file appears
+   * (#persistCheckpoint says why), the sealed rename durable before the next open segment appears (so
+   * a crash never leaves two open segments). About three fsync latencies instead of seven: the seal
+   * is a stall for every request waiting on the ledger.
    */
-  async #finishSeal(seg: OpenSegment, c: LastCheckpoint): Promise<{ segInfo: SealedSegmentInfo; cpInfo: CheckpointInfo }> {
+  async #finishSeal(
+    seg: OpenSegment,
+    c: LastCheckpoint,
+    trailerDurable: Promise<void>,
+  ): Promise<{ segInfo: SealedSegmentInfo; cpInfo: CheckpointInfo }> {
     const cpName = checkpointFileName(c.cp.seq, c.cp.size, c.cp.toMs, c.cp.kind);
     const bytes = enc.encode(c.note);
     const existing = this.#cps.get(cpName); // recovery finishing an interrupted seal may find it
     const nextSeq = seg.seq + 1;
     const nextName = segmentFileName(nextSeq) + '.open';
     const nextHeader = this.#segmentHeader(nextSeq, c.cp.bodyHash);
-    const [headTmp, cpTmp, nextTmp] = await Promise.all([
+    // allSettled, not all: when one step fails, the others must be finished before the caller fails
+    // the ledger and closes its files (a trailer write still running would close a reused fd).
+    const steps = await Promise.allSettled([
+      trailerDurable,
       this.#prepareAtomic(this.#dir, HEAD_FILE, bytes),
       existing ? Promise.resolve(undefined) : this.#prepareAtomic(this.#cpDir, cpName, bytes),
       this.#prepareAtomic(this.#segDir, nextName, nextHeader),
     ]);
+    const value = <T>(r: PromiseSettledResult<T>): T => {
+      if (r.status === 'rejected') throw r.reason;
+      return r.value;
+    };
+    value(steps[0]);
+    const [headTmp, cpTmp, nextTmp] = [value(steps[1]), value(steps[2]), value(steps[3])];
     await this.#fs.rename(headTmp, path.join(this.#dir, HEAD_FILE));
     await this.#fs.fsyncDir(this.#dir);
     this.#fixedBytes = bytes.length;
@@ -1232,7 +1249,7 @@ export class Ledger implements EntrySink {
       this.#seg.size = bytes.length;
       await fs.close(fd);
       this.#seg.fd = -1;
-      const { segInfo } = await this.#finishSeal(this.#seg, cp);
+      const { segInfo } = await this.#finishSeal(this.#seg, cp, Promise.resolve());
       this.#log.info({ segment: segInfo.name }, 'finished a seal interrupted by a crash');
       await this.#rotateIfNeeded();
     } else {

@@ -384,6 +384,47 @@ describe('Ledger', () => {
     }
   }, 120_000);
 
+  // The seal writes its trailer in parallel with the three temporary files (#finishSeal); nothing may
+  // be published before the trailer is durable. A slow trailer fdatasync must hold every rename.
+  it('a seal publishes nothing before the trailer is durable, even when its fdatasync is the slowest step', async () => {
+    const events: string[] = [];
+    let slow = false;
+    const fsx: LedgerFs = {
+      ...nodeLedgerFs,
+      fdatasync: async (fd) => {
+        const delayed = slow;
+        if (delayed) await new Promise((r) => setTimeout(r, 150));
+        await nodeLedgerFs.fdatasync(fd);
+        if (delayed) events.push('trailer fdatasync done');
+      },
+      rename: async (from, to) => {
+        events.push(`rename ${path.basename(to)}`);
+        await nodeLedgerFs.rename(from, to);
+      },
+      fsync: async (fd) => {
+        await nodeLedgerFs.fsync(fd);
+        events.push('fsync');
+      },
+    };
+    const dir = await newDir();
+    const l = await openLedger(dir, {}, { fs: fsx });
+    await l.append([entry('a')]);
+    await l.heartbeat();
+    events.length = 0;
+    slow = true; // from here the only fdatasync is the seal's trailer (no appends in flight)
+    await l.seal();
+    slow = false;
+    await l.close();
+    const done = events.indexOf('trailer fdatasync done');
+    expect(done).toBeGreaterThanOrEqual(0);
+    // The temporary files were fsync'd while the trailer waited (in parallel) ...
+    expect(events.slice(0, done).filter((e) => e === 'fsync').length).toBe(3);
+    // ... but every rename (head.checkpoint, the checkpoint, .seg, the next .open) came after it.
+    const renames = events.map((e, i) => [e, i] as const).filter(([e]) => e.startsWith('rename'));
+    expect(renames.length).toBe(4);
+    for (const [e, i] of renames) expect(i, e).toBeGreaterThan(done);
+  });
+
   it('an fdatasync error switches the ledger to failed: pending and later appends get retryable ledger_failed, once logged and counted', async () => {
     const dir = await newDir();
     let fail = false;
