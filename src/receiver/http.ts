@@ -37,6 +37,13 @@ const KEY = 'receivers.otlp.protocols.http';
 
 const LOGS_PATH = '/v1/logs';
 const OTHER_SIGNAL_PATHS = new Set(['/v1/traces', '/v1/metrics', '/v1development/profiles']);
+/**
+ * Largest declared body that a request refused for overload (429) is read and discarded for, so
+ * that its keep-alive connection survives (see #reply); bigger or chunked bodies close it. 1 MiB
+ * reads in well under a millisecond here, less than accepting a new connection (let alone a TLS
+ * handshake) costs.
+ */
+const DRAIN_LIMIT = 1024 * 1024;
 
 type BodyEncoding = 'protobuf' | 'json';
 /** Encoding of error bodies: the request's OTLP encoding, or plain text when it had none. */
@@ -503,6 +510,13 @@ export class HttpReceiver {
     });
   }
 
+  /** A body cheap enough to read and discard: a declared Content-Length of at most DRAIN_LIMIT bytes. */
+  #drainable(req: http.IncomingMessage): boolean {
+    if (req.headers['transfer-encoding'] !== undefined) return false;
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    return Number.isSafeInteger(declared) && declared >= 0 && declared <= Math.min(DRAIN_LIMIT, this.#config.max_request_body_size);
+  }
+
   #reply(req: http.IncomingMessage, res: http.ServerResponse, enc: ReplyEncoding, outcome: ReceiveOutcome): void {
     const st = transportStatus(outcome);
     let body: Uint8Array | string;
@@ -522,8 +536,14 @@ export class HttpReceiver {
       headers['WWW-Authenticate'] = outcome.error ? `Bearer realm="sealtrail", error="${outcome.error}"` : 'Bearer realm="sealtrail"';
     }
     // A refused request whose body we did not (fully) read: close rather than drain an unbounded
-    // body on a keep-alive connection. Also close while stopping, so clients reconnect elsewhere.
-    if (!req.complete || this.#stopping) headers['Connection'] = 'close';
+    // body on a keep-alive connection — except a 429 for a full admission gate when the body's
+    // declared length is small: node then reads and discards it (its response-finished path dumps
+    // an unread body) and the connection stays open. Exporters retry a 429 after Retry-After; a
+    // reconnect (with TLS a full handshake) for every refusal would add work to an agent that is
+    // already overloaded. Also close while stopping, so clients reconnect elsewhere.
+    if (this.#stopping || (!req.complete && !(outcome.kind === 'retryable' && outcome.reason === 'overloaded' && this.#drainable(req)))) {
+      headers['Connection'] = 'close';
+    }
     res.writeHead(st.http, headers);
     res.end(bytes);
     this.#deps.metrics?.receiverRequests.inc({ transport: 'http', status: String(st.http) });

@@ -205,6 +205,50 @@ describe('admission and size limits', () => {
     expect(await refusedCount(metrics, 'overloaded', 'grpc')).toBe(1);
   });
 
+  // A 429 for a full gate keeps a keep-alive connection when the body is small and declared (it is
+  // read and discarded); a chunked body, whose size is unknown, closes it as before.
+  it('429 for a full gate: a declared small body is drained and the connection stays usable; a chunked one is closed', async () => {
+    const sink = new GatedSink();
+    const gate = new ConcurrencyGate(1);
+    const h = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 1 << 20, ...HTTP_DEFAULTS }, { ...deps(sink), gate });
+    const port = (await h.start()).port;
+    cleanups.push(() => h.shutdown(1000));
+    const held = httpRequest(`http://127.0.0.1:${port}`, { headers: PB, body: sampleRequest(1) });
+    await waitFor(() => sink.pending === 1);
+
+    const body = Buffer.from(sampleRequest(200)); // tens of KB: more than one socket read
+    const head = (extra: string): string => `POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n${extra}\r\n`;
+    const conn = new RawConnection(port);
+    const refused = await conn.exchange(Buffer.concat([Buffer.from(head(`Content-Length: ${body.length}\r\n`)), body]));
+    expect(refused.status).toBe(429);
+    expect(refused.headers['connection']).not.toBe('close');
+    sink.release();
+    expect((await held).status).toBe(200);
+    // The same socket carries the retry, which is accepted: the refused body was consumed exactly.
+    const retried = await conn.exchange(Buffer.concat([Buffer.from(head(`Content-Length: ${body.length}\r\n`)), body]));
+    expect(retried.status).toBe(200);
+    expect(conn.connects).toBe(1);
+    conn.close();
+    expect(sink.entries).toHaveLength(1 + 200);
+
+    // Chunked: hold the gate again, send a chunked body → 429 with Connection: close, socket ends.
+    const gated = new GatedSink();
+    const gate2 = new ConcurrencyGate(1);
+    const h2 = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 1 << 20, ...HTTP_DEFAULTS }, { ...deps(gated), gate: gate2 });
+    const port2 = (await h2.start()).port;
+    cleanups.push(() => h2.shutdown(1000));
+    const held2 = httpRequest(`http://127.0.0.1:${port2}`, { headers: PB, body: sampleRequest(1) });
+    await waitFor(() => gated.pending === 1);
+    const c2 = new RawConnection(port2);
+    const chunk = `${body.length.toString(16)}\r\n`;
+    const r2 = await c2.exchange(Buffer.concat([Buffer.from(head('Transfer-Encoding: chunked\r\n') + chunk), body, Buffer.from('\r\n0\r\n\r\n')]));
+    expect(r2.status).toBe(429);
+    expect(r2.headers['connection']).toBe('close');
+    await c2.ended;
+    gated.release();
+    expect((await held2).status).toBe(200);
+  });
+
   it('max_records_per_request → 413 / RESOURCE_EXHAUSTED without RetryInfo; at the limit accepted', async () => {
     const sink = new MemorySink();
     const metrics = newMetrics();
@@ -343,4 +387,47 @@ async function waitFor(cond: () => boolean, ms = 5_000): Promise<void> {
   }
 }
 
-
+/** One HTTP/1.1 connection on a raw socket: sends a request, reads one response (Content-Length bodies). */
+class RawConnection {
+  readonly socket: net.Socket;
+  connects = 0;
+  readonly ended: Promise<void>;
+  #buf = Buffer.alloc(0);
+  #waiter: (() => void) | undefined;
+  constructor(port: number) {
+    this.socket = net.connect({ host: '127.0.0.1', port });
+    this.socket.on('connect', () => this.connects++);
+    this.socket.on('data', (d: Buffer) => {
+      this.#buf = Buffer.concat([this.#buf, d]);
+      this.#waiter?.();
+    });
+    this.ended = new Promise((resolve) => this.socket.on('close', () => resolve()));
+  }
+  async exchange(request: Buffer): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
+    this.socket.write(request);
+    for (;;) {
+      const end = this.#buf.indexOf('\r\n\r\n');
+      if (end >= 0) {
+        const lines = this.#buf.subarray(0, end).toString('latin1').split('\r\n');
+        const headers: Record<string, string> = {};
+        for (const l of lines.slice(1)) {
+          const i = l.indexOf(':');
+          headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+        }
+        const len = Number(headers['content-length'] ?? 0);
+        if (this.#buf.length >= end + 4 + len) {
+          const body = this.#buf.subarray(end + 4, end + 4 + len);
+          this.#buf = this.#buf.subarray(end + 4 + len);
+          return { status: Number(lines[0]!.split(' ')[1]), headers, body };
+        }
+      }
+      await new Promise<void>((resolve, reject) => {
+        this.#waiter = resolve;
+        this.socket.once('close', () => reject(new Error('connection closed before a full response')));
+      });
+    }
+  }
+  close(): void {
+    this.socket.destroy();
+  }
+}
