@@ -425,6 +425,60 @@ describe('Ledger', () => {
     for (const [e, i] of renames) expect(i, e).toBeGreaterThan(done);
   });
 
+  // durability none: the open segment is fdatasync'd in the background every 8 MiB written, so a
+  // seal has little left to flush; acknowledgements never wait for it, and its errors fail the ledger.
+  describe('durability none: background fdatasync', () => {
+    const big = (tag: string, i: number): Uint8Array => {
+      const e = new Uint8Array(64 * 1024).fill(0x61);
+      e.set(new TextEncoder().encode(`${tag}:${i}:`));
+      return e;
+    };
+    const slowFs = (state: { calls: number; delayMs: number; fail: boolean }): LedgerFs => ({
+      ...nodeLedgerFs,
+      fdatasync: async (fd) => {
+        state.calls++;
+        await new Promise((r) => setTimeout(r, state.delayMs));
+        if (state.fail) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+        await nodeLedgerFs.fdatasync(fd);
+      },
+    });
+
+    it('starts after 8 MiB, does not hold acknowledgements, and a seal waits for it before closing the file', async () => {
+      const st = { calls: 0, delayMs: 1_000, fail: false };
+      const dir = await newDir();
+      const l = await openLedger(dir, { durability: 'none', max_segment_bytes: 1 << 30 }, { fs: slowFs(st) });
+      await l.heartbeat();
+      st.calls = 0;
+      // 9 MiB in 64 KiB entries: the commit that passes 8 MiB starts one background fdatasync.
+      for (let i = 0; i < 144; i++) expect((await l.append([big('a', i)])).kind).toBe('ok');
+      expect(st.calls).toBe(1);
+      // While it runs (1 s), appends are acknowledged at once.
+      const t0 = performance.now();
+      expect((await l.append([big('b', 0)])).kind).toBe('ok');
+      expect(performance.now() - t0).toBeLessThan(500);
+      // The seal waits for it (no EBADF from closing the fd underneath), then flushes the rest itself.
+      await l.seal();
+      await l.close();
+      const got = readLog(dir).entries.map((e) => text(e.subarray(0, 8)).split(':').slice(0, 2).join(':'));
+      expect(got).toHaveLength(145);
+      expect(got.at(-1)).toBe('b:0');
+    });
+
+    it('an error of the background fdatasync fails the ledger: later appends get ledger_failed', async () => {
+      const st = { calls: 0, delayMs: 0, fail: false };
+      const dir = await newDir();
+      const l = await openLedger(dir, { durability: 'none', max_segment_bytes: 1 << 30 }, { fs: slowFs(st), logger: silentLogger() });
+      await l.heartbeat();
+      st.fail = true;
+      for (let i = 0; i < 128; i++) expect((await l.append([big('a', i)])).kind).toBe('ok');
+      await new Promise((r) => setTimeout(r, 50));
+      const after = await l.append([big('c', 0)]);
+      expect(after.kind === 'retryable' && after.reason).toBe('ledger_failed');
+      expect(l.failure).toBeDefined();
+      await l.close().catch(() => undefined);
+    });
+  });
+
   it('an fdatasync error switches the ledger to failed: pending and later appends get retryable ledger_failed, once logged and counted', async () => {
     const dir = await newDir();
     let fail = false;
