@@ -19,6 +19,8 @@
  * completions then sit in the run queue: `perf sched` showed thread-pool threads waiting up to
  * 12–17 ms for the CPU. Measured A/B with the bench harness (10:11–10:16 UTC, load ≈ 1, two pairs,
  * OTLP/HTTP protobuf): closed loop 119k and 95k → 136k and 142k records/s; p99 acknowledgement at
- * 50 % of the maximum 67 and 58 → 27 and 20 ms; peak RSS 110–112 → 124–128 MB.
+ * 50 % of the maximum 67 and 58 → 27 and 20 ms; peak RSS 110–112 → 124–128 MB. OTLP/HTTP JSON, whose
+ * JSON.parse allocates far more, lost 5–10 % (two pairs at 10:58–11:01 UTC: 50.4k and 49.1k → 45.5k and
+ * 46.8k records/s); protobuf is what the SDK exporters send by default, so the flag stays.
  */
 export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--single-threaded-gc'];
