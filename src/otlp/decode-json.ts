@@ -29,6 +29,8 @@ type JsonObject = { [k: string]: Json };
  * Never throws on bad input: invalid UTF-8, invalid JSON, a value of the wrong JSON type, ids that
  * are not hex of the right length, 64-bit integers that lost precision, lone surrogates or AnyValue
  * nesting deeper than `limits.maxNestingDepth` give `{ ok: false, message }` naming the field path.
+ * With `arena`, the entries are built in its pooled memory (EntryArena) and stay valid only until
+ * `arena.release()`; without one each chunk of entries is a fresh allocation.
  */
 export function decodeLogsJson(body: Uint8Array, limits: DecodeLimits, arena?: EntryArena): DecodeResult {
   // Validate with simdutf (buffer.isUtf8), then decode natively: together several times faster than

@@ -42,6 +42,8 @@ import {
  * not 0 or 8 bytes, invalid UTF-8 in a string field or AnyValue nesting deeper than
  * `limits.maxNestingDepth` give `{ ok: false, message }` naming the field path.
  * An empty body is a valid empty request.
+ * With `arena`, the entries are built in its pooled memory (EntryArena) and stay valid only until
+ * `arena.release()`; without one each chunk of entries is a fresh allocation.
  */
 export function decodeLogsProtobuf(body: Uint8Array, limits: DecodeLimits, arena?: EntryArena): DecodeResult {
   try {
