@@ -13,7 +13,6 @@
  * Pure functions and one small state machine; no I/O except the asynchronous zlib call.
  */
 import zlib from 'node:zlib';
-import type { EntryArena } from '../otlp/index.js';
 
 /** The message codings this receiver decompresses, as sent in `grpc-accept-encoding`. */
 export const GRPC_ACCEPT_ENCODING = 'identity,deflate,gzip';
@@ -155,34 +154,16 @@ export class UnaryMessageReader {
     return undefined;
   }
 
-  /**
-   * At END_STREAM: the message, or an error when none or only part of one arrived. A message that
-   * came in several DATA chunks is joined in `arena` memory when given and small enough (see
-   * EntryArena: the caller releases it when done with the message and its entries), else in a
-   * fresh buffer.
-   */
-  end(arena?: EntryArena): FramedMessage | WireError {
+  /** At END_STREAM: the message, or an error when none or only part of one arrived. */
+  end(): FramedMessage | WireError {
     if (this.#have === 0) return { kind: 'protocol_error', message: 'the request ended without a message: a unary call carries exactly one' };
     if (this.#want < 0 || this.#have < this.#want) {
       return { kind: 'protocol_error', message: `the request ended inside a message (${this.#have} of ${this.#want < 0 ? 5 : this.#want} bytes of prefix + message)` };
     }
-    const whole = this.#chunks.length === 1 ? this.#chunks[0]! : joinChunks(this.#chunks, this.#have, arena);
+    const whole = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#have);
     this.#chunks = [];
     return { compressed: this.#flag === 1, data: whole.subarray(5, this.#want) };
   }
-}
-
-/** `chunks` (`total` bytes) as one Buffer, in `arena` memory when it has room for them. */
-function joinChunks(chunks: readonly Buffer[], total: number, arena: EntryArena | undefined): Buffer {
-  const slot = arena?.take(total);
-  if (!slot) return Buffer.concat(chunks, total);
-  const out = Buffer.from(slot[0], slot[1], total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 function zlibOnce(

@@ -131,8 +131,7 @@ interface CallHost {
   /** The limit and its setting, for error messages. */
   readonly limitDescription: string;
   readonly readTimeoutMs: number;
-  /** Decodes and appends one message; its entries go into `arena`, which the caller releases. */
-  exportMessage(message: Buffer, arena: EntryArena): Promise<ReceiveOutcome>;
+  exportMessage(message: Buffer): Promise<ReceiveOutcome>;
   refuse(stream: http2.ServerHttp2Stream, outcome: ReceiveOutcome, label?: string): void;
   replyOk(stream: http2.ServerHttp2Stream): void;
   failed(e: unknown): ReceiveOutcome;
@@ -194,25 +193,19 @@ class UnaryCall {
   #onEnd(): void {
     if (this.#phase !== 'reading') return;
     clearTimeout(this.#readTimer);
-    // One arena for the joined message and its entries, released once the call is done with both
-    // (after the ledger's append settled; EntryArena's contract).
-    const arena = new EntryArena();
-    const m = this.#reader.end(arena);
+    const m = this.#reader.end();
     if ('kind' in m) {
-      arena.release();
       this.#refuseWhileReading(m);
       return;
     }
     this.#phase = 'processing';
-    this.#process(m.compressed, m.data, arena)
-      .finally(() => arena.release())
-      .then(
-        (outcome) => this.#answer(outcome),
-        (e: unknown) => this.#answer(this.#host.failed(e)),
-      );
+    this.#process(m.compressed, m.data).then(
+      (outcome) => this.#answer(outcome),
+      (e: unknown) => this.#answer(this.#host.failed(e)),
+    );
   }
 
-  async #process(compressed: boolean, data: Buffer, arena: EntryArena): Promise<ReceiveOutcome> {
+  async #process(compressed: boolean, data: Buffer): Promise<ReceiveOutcome> {
     let message = data;
     if (compressed) {
       if (this.#coding === 'identity') {
@@ -223,7 +216,7 @@ class UnaryCall {
       if (!Buffer.isBuffer(out)) return out;
       message = out;
     }
-    return this.#host.exportMessage(message, arena);
+    return this.#host.exportMessage(message);
   }
 
   #answer(outcome: ReceiveOutcome): void {
@@ -311,7 +304,7 @@ export class GrpcReceiver {
       maxRecvBytes: this.maxRecvBytes,
       limitDescription: `${LIMIT_NAME} = ${this.maxRecvBytes} bytes`,
       readTimeoutMs: config.read_timeout,
-      exportMessage: (m, arena) => this.#export(m, arena),
+      exportMessage: (m) => this.#export(m),
       refuse: (s, o, l) => this.#refuse(s, o, l),
       replyOk: (s) => this.#replyOk(s),
       failed: (e) => {
@@ -583,9 +576,19 @@ export class GrpcReceiver {
     }
   }
 
-  /** Decodes one Export request into `arena` (released by the caller) and appends its entries to the ledger. */
-  async #export(request: Buffer, arena: EntryArena): Promise<ReceiveOutcome> {
+  async #export(request: Buffer): Promise<ReceiveOutcome> {
     this.#deps.metrics?.receiverBytes.inc({ transport: 'grpc' }, request.length);
+    // The entries live in a pooled arena until the ledger has taken them (EntryArena's contract).
+    const arena = new EntryArena();
+    try {
+      return await this.#store(request, arena);
+    } finally {
+      arena.release();
+    }
+  }
+
+  /** Decodes one Export request into `arena` and appends its entries to the ledger. */
+  async #store(request: Buffer, arena: EntryArena): Promise<ReceiveOutcome> {
     const decoded = decodeLogsProtobuf(request, this.#deps.limits, arena);
     if (!decoded.ok) return { kind: decoded.tooLarge ? 'too_large' : 'invalid', message: decoded.message };
     const entries = decoded.entries;

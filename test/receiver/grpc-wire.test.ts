@@ -10,27 +10,9 @@ import {
   parseGrpcTimeout,
   percentEncodeGrpcMessage,
 } from '../../src/receiver/grpc-wire.js';
-import { EntryArena } from '../../src/otlp/index.js';
 import { grpcFrame } from './helpers.js';
 
 describe('UnaryMessageReader', () => {
-  it('joins a message of several chunks in arena memory when given one; over 64 KiB in a fresh buffer', () => {
-    for (const size of [40_000, 70_000]) {
-      const payload = Buffer.from(Array.from({ length: size }, (_, i) => (i * 7) & 0xff));
-      const frame = grpcFrame(payload, false);
-      const r = new UnaryMessageReader(1 << 20, 'limit');
-      for (let at = 0; at < frame.length; at += 16_384) expect(r.push(frame.subarray(at, at + 16_384))).toBeUndefined();
-      const arena = new EntryArena();
-      const m = r.end(arena);
-      expect('kind' in m).toBe(false);
-      if ('kind' in m) return;
-      expect(Buffer.compare(m.data, payload)).toBe(0);
-      const own = arena.take(1); // the arena's slab after the message, if the message went there
-      expect(own !== undefined && m.data.buffer === own[0], `size ${size}`).toBe(size < 64 * 1024);
-      arena.release();
-    }
-  });
-
   it('reassembles one message split at every possible pair of cut points', () => {
     const payload = Buffer.from(Array.from({ length: 40 }, (_, i) => i));
     const frame = grpcFrame(payload, false);
