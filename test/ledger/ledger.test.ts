@@ -37,6 +37,29 @@ async function openLedger(dir: string, over: Parameters<typeof ledgerConfig>[1] 
 
 const verifier = () => verifierFor(testSigner());
 
+const hex = (b: Uint8Array | null): string => (b ? Buffer.from(b).toString('hex') : 'genesis');
+
+/** The bodies of the checkpoint files in `dir`/checkpoints, in file-name order. @throws Error naming a file that does not parse */
+function checkpointBodies(dir: string) {
+  const cpDir = path.join(dir, 'checkpoints');
+  return fs
+    .readdirSync(cpDir)
+    .filter((n) => n.endsWith('.cp'))
+    .sort()
+    .map((n) => {
+      const note = parseSignedNote(fs.readFileSync(path.join(cpDir, n)));
+      if (!note.ok) throw new Error(`${n}: ${note.detail}`);
+      const cp = parseCheckpointBody(note.value.body);
+      if (!cp.ok) throw new Error(`${n}: ${cp.detail}`);
+      return cp.value;
+    });
+}
+
+/** Every checkpoint links to the one before it (one chain, no fork). */
+function expectOneChain(bodies: ReturnType<typeof checkpointBodies>, label: string): void {
+  for (let i = 1; i < bodies.length; i++) expect(hex(bodies[i]!.prev), `${label}checkpoint ${i} links to ${i - 1}`).toBe(hex(bodies[i - 1]!.bodyHash));
+}
+
 describe('Ledger', () => {
   it('appends, seals on close and continues indices, chain and tree across restarts', async () => {
     const dir = await newDir();
@@ -299,21 +322,9 @@ describe('Ledger', () => {
       await again.heartbeat();
       await again.close();
 
-      const cpDir = path.join(dir, 'checkpoints');
-      const bodies = fs
-        .readdirSync(cpDir)
-        .filter((n) => n.endsWith('.cp'))
-        .sort()
-        .map((n) => {
-          const note = parseSignedNote(fs.readFileSync(path.join(cpDir, n)));
-          if (!note.ok) throw new Error(`${n}: ${note.detail}`);
-          const cp = parseCheckpointBody(note.value.body);
-          if (!cp.ok) throw new Error(`${n}: ${cp.detail}`);
-          return cp.value;
-        });
+      const bodies = checkpointBodies(dir);
       expect(bodies.length).toBeGreaterThanOrEqual(3);
-      const hex = (b: Uint8Array | null): string => (b ? Buffer.from(b).toString('hex') : 'genesis');
-      for (let i = 1; i < bodies.length; i++) expect(hex(bodies[i]!.prev), `checkpoint ${i} links to ${i - 1}`).toBe(hex(bodies[i - 1]!.bodyHash));
+      expectOneChain(bodies, '');
       const head = parseSignedNote(fs.readFileSync(path.join(dir, 'head.checkpoint')));
       const headCp = head.ok ? parseCheckpointBody(head.value.body) : undefined;
       expect(headCp?.ok && hex(headCp.value.bodyHash)).toBe(hex(bodies.at(-1)!.bodyHash));
@@ -368,19 +379,7 @@ describe('Ledger', () => {
       await again.close();
       const got = readLog(dir).entries.map((e) => text(e).split(':')[0]);
       expect(got, `crash at operation ${k}`).toEqual([...acked, 'after']);
-      const cpDir = path.join(dir, 'checkpoints');
-      const bodies = fs
-        .readdirSync(cpDir)
-        .filter((n) => n.endsWith('.cp'))
-        .sort()
-        .map((n) => {
-          const note = parseSignedNote(fs.readFileSync(path.join(cpDir, n)));
-          const cp = note.ok ? parseCheckpointBody(note.value.body) : undefined;
-          if (!cp?.ok) throw new Error(`${n} does not parse`);
-          return cp.value;
-        });
-      const hex = (b: Uint8Array | null): string => (b ? Buffer.from(b).toString('hex') : 'genesis');
-      for (let i = 1; i < bodies.length; i++) expect(hex(bodies[i]!.prev), `crash at operation ${k}: checkpoint ${i} links to ${i - 1}`).toBe(hex(bodies[i - 1]!.bodyHash));
+      expectOneChain(checkpointBodies(dir), `crash at operation ${k}: `);
     }
   }, 120_000);
 
