@@ -397,6 +397,7 @@ class RawConnection {
   readonly ended: Promise<void>;
   #buf = Buffer.alloc(0);
   #waiter: (() => void) | undefined;
+  #closed = false;
   constructor(port: number) {
     this.socket = net.connect({ host: '127.0.0.1', port });
     this.socket.on('connect', () => this.connects++);
@@ -404,7 +405,13 @@ class RawConnection {
       this.#buf = Buffer.concat([this.#buf, d]);
       this.#waiter?.();
     });
-    this.ended = new Promise((resolve) => this.socket.on('close', () => resolve()));
+    this.ended = new Promise((resolve) =>
+      this.socket.on('close', () => {
+        this.#closed = true;
+        this.#waiter?.();
+        resolve();
+      }),
+    );
   }
   async exchange(request: Buffer): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
     this.socket.write(request);
@@ -424,10 +431,8 @@ class RawConnection {
           return { status: Number(lines[0]!.split(' ')[1]), headers, body };
         }
       }
-      await new Promise<void>((resolve, reject) => {
-        this.#waiter = resolve;
-        this.socket.once('close', () => reject(new Error('connection closed before a full response')));
-      });
+      if (this.#closed) throw new Error('connection closed before a full response');
+      await new Promise<void>((resolve) => (this.#waiter = resolve));
     }
   }
   close(): void {
