@@ -17,6 +17,17 @@
 #include <unistd.h>
 #define SEALTRAIL_MMAP 1
 #endif
+#ifdef __linux__
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/uio.h>
+#include <uv.h>
+#ifndef IOV_MAX
+#define IOV_MAX 1024 /* Linux's UIO_MAXIOV; limits.h names it only with _XOPEN_SOURCE */
+#endif
+#define SEALTRAIL_COMMIT 1
+#endif
 
 #define THROW(env, msg) do { napi_throw_range_error((env), NULL, (msg)); return NULL; } while (0)
 
@@ -349,6 +360,151 @@ static napi_value unmap_range_js(napi_env env, napi_callback_info info) {
 }
 #endif
 
+
+#ifdef SEALTRAIL_COMMIT
+/*
+ * writeDurable(fd: number, bufs: Uint8Array[], position: number, datasync: boolean): Promise<void>
+ * The ledger's group commit as ONE libuv thread-pool job: pwritev of the buffers back to back from
+ * `position` (looping over short writes and IOV_MAX), then fdatasync when `datasync`. Why: with
+ * node:fs the write and the fdatasync are two jobs, and each completion waits for the main thread
+ * to come round the event loop before the next step can start — under load one loop turn is
+ * several milliseconds of request decoding (docs/benchmarks.md "Ledger"). Errors reject with an
+ * Error shaped like node:fs's (code, errno, syscall). EINTR is retried; no other error is: after a
+ * failed fdatasync the page cache may have dropped the dirty pages, so the ledger fails (G1).
+ */
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref keep; /* the bufs array: keeps the buffers (and their memory) alive until completion */
+  int fd;
+  int datasync;
+  int64_t position;
+  size_t n;
+  struct iovec *iov;
+  int err;             /* errno of the failed step, 0 on success */
+  const char *syscall; /* which step failed */
+} commit_job;
+
+static void commit_execute(napi_env env, void *data) {
+  (void)env;
+  commit_job *j = data;
+  size_t i = 0;
+  off_t pos = (off_t)j->position;
+  while (i < j->n && j->iov[i].iov_len == 0) i++;
+  while (i < j->n) {
+    int cnt = (j->n - i) > IOV_MAX ? IOV_MAX : (int)(j->n - i);
+    ssize_t w = pwritev(j->fd, j->iov + i, cnt, pos);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      j->err = errno;
+      j->syscall = "pwritev";
+      return;
+    }
+    if (w == 0) { /* no progress and no error: do not spin */
+      j->err = EIO;
+      j->syscall = "pwritev";
+      return;
+    }
+    pos += w;
+    size_t left = (size_t)w;
+    while (left > 0 && i < j->n) {
+      if (left >= j->iov[i].iov_len) {
+        left -= j->iov[i].iov_len;
+        i++;
+      } else {
+        j->iov[i].iov_base = (uint8_t *)j->iov[i].iov_base + left;
+        j->iov[i].iov_len -= left;
+        left = 0;
+      }
+    }
+    while (i < j->n && j->iov[i].iov_len == 0) i++;
+  }
+  if (j->datasync) {
+    int r;
+    do r = fdatasync(j->fd); while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      j->err = errno;
+      j->syscall = "fdatasync";
+    }
+  }
+}
+
+static void commit_complete(napi_env env, napi_status status, void *data) {
+  commit_job *j = data;
+  if (status == napi_ok && j->err == 0) {
+    napi_value undef;
+    napi_get_undefined(env, &undef);
+    napi_resolve_deferred(env, j->deferred, undef);
+  } else {
+    int e = status == napi_ok ? j->err : ECANCELED;
+    const char *sys = status == napi_ok ? j->syscall : "writeDurable";
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s: %s, %s", uv_err_name(-e), uv_strerror(-e), sys);
+    napi_value code, message, err, errno_v, sys_v;
+    napi_create_string_utf8(env, uv_err_name(-e), NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, code, message, &err);
+    napi_create_int32(env, -e, &errno_v);
+    napi_create_string_utf8(env, sys, NAPI_AUTO_LENGTH, &sys_v);
+    napi_set_named_property(env, err, "errno", errno_v);
+    napi_set_named_property(env, err, "syscall", sys_v);
+    napi_reject_deferred(env, j->deferred, err);
+  }
+  napi_delete_reference(env, j->keep);
+  napi_delete_async_work(env, j->work);
+  free(j->iov);
+  free(j);
+}
+
+static napi_value write_durable(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) THROW(env, "writeDurable needs 4 arguments");
+  int32_t fd;
+  int64_t position;
+  bool datasync, is_array;
+  uint32_t n;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) THROW(env, "writeDurable: fd must be a non-negative integer");
+  if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[1], &n) != napi_ok) THROW(env, "writeDurable: bufs must be an array of Uint8Array");
+  if (napi_get_value_int64(env, argv[2], &position) != napi_ok || position < 0) THROW(env, "writeDurable: position must be a non-negative integer");
+  if (napi_get_value_bool(env, argv[3], &datasync) != napi_ok) THROW(env, "writeDurable: datasync must be a boolean");
+  commit_job *j = calloc(1, sizeof *j);
+  if (j == NULL) THROW(env, "writeDurable: out of memory");
+  j->iov = calloc(n > 0 ? n : 1, sizeof *j->iov);
+  if (j->iov == NULL) {
+    free(j);
+    THROW(env, "writeDurable: out of memory");
+  }
+  for (uint32_t k = 0; k < n; k++) {
+    napi_value b;
+    void *p;
+    size_t len;
+    if (napi_get_element(env, argv[1], k, &b) != napi_ok || !bytes_of(env, b, 0, &p, &len)) {
+      free(j->iov);
+      free(j);
+      THROW(env, "writeDurable: bufs must be an array of Uint8Array");
+    }
+    j->iov[k].iov_base = p;
+    j->iov[k].iov_len = len;
+  }
+  j->fd = fd;
+  j->n = n;
+  j->position = position;
+  j->datasync = datasync;
+  napi_value promise, name;
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok || napi_create_reference(env, argv[1], 1, &j->keep) != napi_ok ||
+      napi_create_string_utf8(env, "sealtrail.writeDurable", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, commit_execute, commit_complete, j, &j->work) != napi_ok ||
+      napi_queue_async_work(env, j->work) != napi_ok) {
+    /* Only reachable when the runtime is out of memory; the deferred (if made) is left pending. */
+    free(j->iov);
+    free(j);
+    THROW(env, "writeDurable: could not queue the job");
+  }
+  return promise;
+}
+#endif
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "leafChainBatch", NULL, leaf_chain_batch, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -359,6 +515,9 @@ static napi_value init(napi_env env, napi_value exports) {
 #ifdef SEALTRAIL_MMAP
     { "mapRange", NULL, map_range, NULL, NULL, NULL, napi_enumerable, NULL },
     { "unmapRange", NULL, unmap_range_js, NULL, NULL, NULL, napi_enumerable, NULL },
+#endif
+#ifdef SEALTRAIL_COMMIT
+    { "writeDurable", NULL, write_durable, NULL, NULL, NULL, napi_enumerable, NULL },
 #endif
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

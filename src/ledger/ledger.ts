@@ -34,7 +34,7 @@ import {
 import { type LedgerFs, nodeLedgerFs } from './fs.js';
 import { HASH_SIZE, chainSeed, hashEqual } from './hash.js';
 import { Frontier } from './merkle.js';
-import { frontierAppend, nativeHashStatus } from './native-hash.js';
+import { frontierAppend, nativeHashStatus, nativeWriteDurable } from './native-hash.js';
 import { type SegmentScan, scanSegment } from './recovery.js';
 import {
   FRAME_OVERHEAD,
@@ -87,7 +87,12 @@ export interface LedgerOptions {
   readonly metrics?: Metrics;
   /** Wall clock in ms (tests inject one); default Date.now. */
   readonly clock?: () => number;
-  /** File-system seam for fault injection in tests; default node:fs. */
+  /**
+   * File-system seam for fault injection in tests; default node:fs. With the default, a group
+   * commit's write and fdatasync run as one native thread-pool job where the addon has it
+   * (native-hash.ts nativeWriteDurable); with an injected fs every step goes through it, so that a
+   * test sees (and can fail) each write and fdatasync.
+   */
   readonly fs?: LedgerFs;
   /** Bytes of accepted-but-not-yet-written frames above which appends are refused as `overloaded` (default 64 MiB). */
   readonly maxPendingBytes?: number;
@@ -210,6 +215,8 @@ export class Ledger implements EntrySink {
   readonly #metrics: Metrics | undefined;
   readonly #clock: () => number;
   readonly #fs: LedgerFs;
+  /** The commit's write + fdatasync as one native job (only with the default fs), else undefined. */
+  readonly #writeDurable: typeof nativeWriteDurable;
   readonly #maxPending: number;
   readonly #maxBatch: number;
   readonly #dir: string;
@@ -268,6 +275,7 @@ export class Ledger implements EntrySink {
     this.#metrics = o.metrics;
     this.#clock = o.clock ?? Date.now;
     this.#fs = o.fs ?? nodeLedgerFs;
+    this.#writeDurable = o.fs ? undefined : nativeWriteDurable;
     this.#maxPending = o.maxPendingBytes ?? 64 * 1024 * 1024;
     this.#maxBatch = o.maxBatchBytes ?? 4 * 1024 * 1024;
     this.#dir = path.resolve(o.config.dir);
@@ -638,8 +646,13 @@ export class Ledger implements EntrySink {
     const run = async (): Promise<CommitResult> => {
       try {
         // The groups are contiguous in the segment: one positional writev.
-        await this.#fs.writevAll(seg.fd, groups.map((g) => g.buf), groups[0]!.offset);
-        if (fsync) await this.#fs.fdatasync(seg.fd);
+        const bufs = groups.map((g) => g.buf);
+        if (this.#writeDurable) {
+          await this.#writeDurable(seg.fd, bufs, groups[0]!.offset, fsync);
+        } else {
+          await this.#fs.writevAll(seg.fd, bufs, groups[0]!.offset);
+          if (fsync) await this.#fs.fdatasync(seg.fd);
+        }
         return { ok: true, secs: Number(process.hrtime.bigint() - t0) / 1e9 };
       } catch (e) {
         return { ok: false, error: e };

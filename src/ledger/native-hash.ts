@@ -27,6 +27,7 @@ interface Addon {
   scanFrames?(buf: Uint8Array, start: number, end: number, chain: Uint8Array, frontier: Uint8Array, limit: number, out: Uint32Array): number;
   mapRange?(fd: number, offset: number, length: number): ArrayBuffer;
   unmapRange?(buffer: ArrayBuffer): void;
+  writeDurable?(fd: number, bufs: readonly Uint8Array[], position: number, datasync: boolean): Promise<void>;
 }
 
 /**
@@ -281,3 +282,14 @@ export const nativeScanFrames: boolean = loaded.addon?.scanFrames !== undefined;
 export function frontierAppend(frontier: Uint8Array, leaves: Uint8Array): Uint8Array {
   return loaded.addon ? loaded.addon.frontierAppend(frontier, leaves) : frontierAppendJs(frontier, leaves);
 }
+
+/**
+ * The group commit's disk step in one libuv thread-pool job when the addon has it (Linux):
+ * `writeDurable(fd, bufs, position, datasync)` writes the buffers back to back from `position`
+ * (short writes continued), then fdatasyncs when `datasync`; rejects with a node:fs-shaped error
+ * (code, errno, syscall 'pwritev' or 'fdatasync'). With node:fs these are two jobs, and the second
+ * starts only after the main thread has come round the event loop to the first one's callback —
+ * several milliseconds under load (docs/benchmarks.md "Ledger"). Undefined without the addon:
+ * the ledger then uses LedgerFs.writevAll + fdatasync (the same bytes, the same durability).
+ */
+export const nativeWriteDurable: Addon['writeDurable'] | undefined = loaded.addon?.writeDurable?.bind(loaded.addon);
