@@ -19,6 +19,7 @@
 #endif
 #ifdef __linux__
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/uio.h>
@@ -503,6 +504,203 @@ static napi_value write_durable(napi_env env, napi_callback_info info) {
   }
   return promise;
 }
+
+/*
+ * fileOps(ops: [code, string, string | Uint8Array | undefined][]): Promise<void>
+ * A short sequence of the ledger's file steps run in order as ONE thread-pool job, stopping at the
+ * first error: 1 = rename(from, to); 2 = fsync of a directory (open O_RDONLY|O_DIRECTORY, fsync,
+ * close); 3 = write a whole file (open O_WRONLY|O_CREAT|O_TRUNC 0644, write all, fsync, close).
+ * Why: a seal publishes head.checkpoint, the checkpoint file, the sealed segment and the next one
+ * with renames and directory fsyncs in an order recovery relies on; through node:fs each step (and
+ * each open/fsync/close of a directory) waited for a turn of the busy event loop — 9-40 ms per seal
+ * under load. The order is built in JS (src/ledger/file-ops.ts), which also runs the same list
+ * through LedgerFs when a test injects one. Errors reject like node:fs's (code, errno, syscall,
+ * path, dest) and name the step.
+ */
+enum { OP_RENAME = 1, OP_FSYNC_DIR = 2, OP_WRITE_FILE = 3 };
+
+typedef struct {
+  int code;
+  char *a;
+  char *b;
+  const uint8_t *data;
+  size_t len;
+} file_op;
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref keep; /* the ops array: keeps the data buffers alive until completion */
+  size_t n;
+  file_op *ops;
+  int err;
+  size_t failed; /* index of the failed op */
+  const char *syscall;
+} ops_job;
+
+static void ops_free(ops_job *j) {
+  for (size_t k = 0; k < j->n; k++) {
+    free(j->ops[k].a);
+    free(j->ops[k].b);
+  }
+  free(j->ops);
+  free(j);
+}
+
+/* Closes fd; returns the first error: `err` when a step before failed, else close's own (no retry on EINTR: Linux frees the fd anyway). */
+static int close_keep(int fd, int err) {
+  int r = close(fd);
+  return err != 0 ? err : (r < 0 ? errno : 0);
+}
+
+static void ops_execute(napi_env env, void *data) {
+  (void)env;
+  ops_job *j = data;
+  for (size_t k = 0; k < j->n; k++) {
+    file_op *o = &j->ops[k];
+    int r, e = 0;
+    const char *sys = NULL;
+    if (o->code == OP_RENAME) {
+      if (rename(o->a, o->b) < 0) { e = errno; sys = "rename"; }
+    } else if (o->code == OP_FSYNC_DIR) {
+      int fd;
+      do fd = open(o->a, O_RDONLY | O_DIRECTORY | O_CLOEXEC); while (fd < 0 && errno == EINTR);
+      if (fd < 0) { e = errno; sys = "open"; }
+      else {
+        do r = fsync(fd); while (r < 0 && errno == EINTR);
+        if (r < 0) { e = errno; sys = "fsync"; }
+        int ce = close_keep(fd, e);
+        if (e == 0 && ce != 0) { e = ce; sys = "close"; }
+      }
+    } else { /* OP_WRITE_FILE */
+      int fd;
+      do fd = open(o->a, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644); while (fd < 0 && errno == EINTR);
+      if (fd < 0) { e = errno; sys = "open"; }
+      else {
+        size_t off = 0;
+        while (off < o->len) {
+          ssize_t w = pwrite(fd, o->data + off, o->len - off, (off_t)off);
+          if (w < 0 && errno == EINTR) continue;
+          if (w <= 0) { e = w < 0 ? errno : EIO; sys = "write"; break; }
+          off += (size_t)w;
+        }
+        if (e == 0) {
+          do r = fsync(fd); while (r < 0 && errno == EINTR);
+          if (r < 0) { e = errno; sys = "fsync"; }
+        }
+        int ce = close_keep(fd, e);
+        if (e == 0 && ce != 0) { e = ce; sys = "close"; }
+      }
+    }
+    if (e != 0) {
+      j->err = e;
+      j->failed = k;
+      j->syscall = sys;
+      return;
+    }
+  }
+}
+
+static void ops_complete(napi_env env, napi_status status, void *data) {
+  ops_job *j = data;
+  if (status == napi_ok && j->err == 0) {
+    napi_value undef;
+    napi_get_undefined(env, &undef);
+    napi_resolve_deferred(env, j->deferred, undef);
+  } else {
+    int e = status == napi_ok ? j->err : ECANCELED;
+    const char *sys = status == napi_ok ? j->syscall : "fileOps";
+    file_op *o = status == napi_ok ? &j->ops[j->failed] : NULL;
+    size_t cap = 256 + (o ? strlen(o->a) + (o->code == OP_RENAME ? strlen(o->b) : 0) : 0);
+    char *msg = malloc(cap);
+    if (msg == NULL) { e = ENOMEM; }
+    else if (o && o->code == OP_RENAME) snprintf(msg, cap, "%s: %s, %s '%s' -> '%s'", uv_err_name(-e), uv_strerror(-e), sys, o->a, o->b);
+    else if (o) snprintf(msg, cap, "%s: %s, %s '%s'", uv_err_name(-e), uv_strerror(-e), sys, o->a);
+    else snprintf(msg, cap, "%s: %s, %s", uv_err_name(-e), uv_strerror(-e), sys);
+    napi_value code, message, err, v;
+    napi_create_string_utf8(env, uv_err_name(-e), NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, msg ? msg : "out of memory", NAPI_AUTO_LENGTH, &message);
+    free(msg);
+    napi_create_error(env, code, message, &err);
+    napi_create_int32(env, -e, &v);
+    napi_set_named_property(env, err, "errno", v);
+    napi_create_string_utf8(env, sys, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, err, "syscall", v);
+    if (o) {
+      napi_create_string_utf8(env, o->a, NAPI_AUTO_LENGTH, &v);
+      napi_set_named_property(env, err, "path", v);
+      if (o->code == OP_RENAME) {
+        napi_create_string_utf8(env, o->b, NAPI_AUTO_LENGTH, &v);
+        napi_set_named_property(env, err, "dest", v);
+      }
+    }
+    napi_reject_deferred(env, j->deferred, err);
+  }
+  napi_delete_reference(env, j->keep);
+  napi_delete_async_work(env, j->work);
+  ops_free(j);
+}
+
+/* A JS string as a malloc'd NUL-terminated UTF-8 copy (NULL if not a string or it holds a NUL). */
+static char *string_of(napi_env env, napi_value v) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
+  char *s = malloc(len + 1);
+  if (s == NULL) return NULL;
+  if (napi_get_value_string_utf8(env, v, s, len + 1, &len) != napi_ok || strlen(s) != len) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+static napi_value file_ops(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  bool is_array;
+  uint32_t n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) THROW(env, "fileOps needs 1 argument");
+  if (napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[0], &n) != napi_ok) THROW(env, "fileOps: ops must be an array");
+  ops_job *j = calloc(1, sizeof *j);
+  if (j == NULL) THROW(env, "fileOps: out of memory");
+  j->ops = calloc(n > 0 ? n : 1, sizeof *j->ops);
+  if (j->ops == NULL) {
+    free(j);
+    THROW(env, "fileOps: out of memory");
+  }
+  j->n = n;
+  for (uint32_t k = 0; k < n; k++) {
+    napi_value op, v;
+    int32_t code;
+    bool ok = napi_get_element(env, argv[0], k, &op) == napi_ok && napi_is_array(env, op, &is_array) == napi_ok && is_array &&
+              napi_get_element(env, op, 0, &v) == napi_ok && napi_get_value_int32(env, v, &code) == napi_ok &&
+              code >= OP_RENAME && code <= OP_WRITE_FILE && napi_get_element(env, op, 1, &v) == napi_ok &&
+              (j->ops[k].a = string_of(env, v)) != NULL;
+    if (ok) {
+      j->ops[k].code = code;
+      if (code == OP_RENAME) {
+        ok = napi_get_element(env, op, 2, &v) == napi_ok && (j->ops[k].b = string_of(env, v)) != NULL;
+      } else if (code == OP_WRITE_FILE) {
+        void *p;
+        ok = napi_get_element(env, op, 2, &v) == napi_ok && bytes_of(env, v, 0, &p, &j->ops[k].len);
+        if (ok) j->ops[k].data = p;
+      }
+    }
+    if (!ok) {
+      ops_free(j);
+      THROW(env, "fileOps: each op must be [1, from, to], [2, dir] or [3, path, Uint8Array] with paths free of NUL");
+    }
+  }
+  napi_value promise, name;
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok || napi_create_reference(env, argv[0], 1, &j->keep) != napi_ok ||
+      napi_create_string_utf8(env, "sealtrail.fileOps", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, ops_execute, ops_complete, j, &j->work) != napi_ok ||
+      napi_queue_async_work(env, j->work) != napi_ok) {
+    ops_free(j);
+    THROW(env, "fileOps: could not queue the job");
+  }
+  return promise;
+}
 #endif
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -518,6 +716,7 @@ static napi_value init(napi_env env, napi_value exports) {
 #endif
 #ifdef SEALTRAIL_COMMIT
     { "writeDurable", NULL, write_durable, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "fileOps", NULL, file_ops, NULL, NULL, NULL, napi_enumerable, NULL },
 #endif
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

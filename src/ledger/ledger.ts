@@ -31,6 +31,7 @@ import {
   parseSignedNote,
   signCheckpoint,
 } from './checkpoint.js';
+import { type FileOp, type FileOpsRunner, fileOpsRunner } from './file-ops.js';
 import { type LedgerFs, nodeLedgerFs } from './fs.js';
 import { HASH_SIZE, chainSeed, hashEqual } from './hash.js';
 import { Frontier } from './merkle.js';
@@ -217,6 +218,8 @@ export class Ledger implements EntrySink {
   readonly #fs: LedgerFs;
   /** The commit's write + fdatasync as one native job (only with the default fs), else undefined. */
   readonly #writeDurable: typeof nativeWriteDurable;
+  /** Runs publishing steps (file-ops.ts): one native job with the default fs, else through #fs. */
+  readonly #ops: FileOpsRunner;
   readonly #maxPending: number;
   readonly #maxBatch: number;
   readonly #dir: string;
@@ -276,6 +279,7 @@ export class Ledger implements EntrySink {
     this.#clock = o.clock ?? Date.now;
     this.#fs = o.fs ?? nodeLedgerFs;
     this.#writeDurable = o.fs ? undefined : nativeWriteDurable;
+    this.#ops = fileOpsRunner(o.fs);
     this.#maxPending = o.maxPendingBytes ?? 64 * 1024 * 1024;
     this.#maxBatch = o.maxBatchBytes ?? 4 * 1024 * 1024;
     this.#dir = path.resolve(o.config.dir);
@@ -814,35 +818,24 @@ export class Ledger implements EntrySink {
   }
 
   /**
-   * Writes `data` to `<dir>/<name>.tmp` and fsyncs it; returns the temporary path. A temporary file
-   * is invisible to recovery (which deletes leftovers), so several can be prepared in parallel; the
-   * renames that publish them keep their order.
+   * Steps that write `data` to `<dir>/<name>.tmp` and fsync it. A temporary file is invisible to
+   * recovery (which deletes leftovers), so several can be prepared in parallel; the renames that
+   * publish them keep their order.
    */
-  async #prepareAtomic(dir: string, name: string, data: Uint8Array): Promise<string> {
+  #prepare(dir: string, name: string, data: Uint8Array): { tmp: string; op: FileOp } {
     const tmp = path.join(dir, `${name}.tmp`);
-    const fd = await this.#fs.open(tmp, 'w', 0o644);
-    try {
-      await this.#fs.writeAll(fd, data, 0);
-      await this.#fs.fsync(fd);
-    } finally {
-      await this.#fs.close(fd);
-    }
-    return tmp;
+    return { tmp, op: { kind: 'writeFile', path: tmp, data } };
   }
 
-  async #writeAtomic(dir: string, name: string, data: Uint8Array, exclusive: boolean): Promise<void> {
-    const tmp = await this.#prepareAtomic(dir, name, data);
-    if (exclusive && this.#cps.has(name)) {
-      // Checkpoint files are write-once: never replace one (forwarding may have shipped it).
-      await this.#fs.unlink(tmp);
-      throw new SealtrailError('INTERNAL', `checkpoint file ${name} exists already`);
-    }
-    await this.#fs.rename(tmp, path.join(dir, name));
+  /** Steps that replace `<dir>/<name>` atomically: a fsync'd temporary file, renamed (the caller fsyncs dir). */
+  #atomic(dir: string, name: string, data: Uint8Array): FileOp[] {
+    const { tmp, op } = this.#prepare(dir, name, data);
+    return [op, { kind: 'rename', from: tmp, to: path.join(dir, name) }];
   }
 
   /**
-   * Writes head.checkpoint, then checkpoints/<name> (both fsync'd; the caller fsyncs the
-   * checkpoints directory). Order matters: head.checkpoint is made durable FIRST, so it is never
+   * Writes head.checkpoint, then checkpoints/<name> (both fsync'd, then the checkpoints directory),
+   * as one list of steps (file-ops.ts). Order matters: head.checkpoint is made durable FIRST, so it is never
    * older than a checkpoint file that forwarding could have shipped. Otherwise a crash between
    * the two would let recovery link the next checkpoint to an older head, forking the prev-chain
    * (found by test/e2e/crash.test.ts). A crash after the head but before the file is repaired by
@@ -851,9 +844,14 @@ export class Ledger implements EntrySink {
   async #persistCheckpoint(c: LastCheckpoint): Promise<CheckpointInfo> {
     const bytes = enc.encode(c.note);
     const name = checkpointFileName(c.cp.seq, c.cp.size, c.cp.toMs, c.cp.kind);
-    await this.#writeAtomic(this.#dir, HEAD_FILE, bytes, false);
-    await this.#fs.fsyncDir(this.#dir);
-    await this.#writeAtomic(this.#cpDir, name, bytes, true);
+    // Checkpoint files are write-once: never replace one (forwarding may have shipped it).
+    if (this.#cps.has(name)) throw new SealtrailError('INTERNAL', `checkpoint file ${name} exists already`);
+    await this.#ops([
+      ...this.#atomic(this.#dir, HEAD_FILE, bytes),
+      { kind: 'fsyncDir', dir: this.#dir },
+      ...this.#atomic(this.#cpDir, name, bytes),
+      { kind: 'fsyncDir', dir: this.#cpDir },
+    ]);
     this.#fixedBytes = bytes.length;
     const info: CheckpointInfo = { name, path: path.join(this.#cpDir, name), kind: c.cp.kind, seq: c.cp.seq, size: c.cp.size, toMs: c.cp.toMs, bytes: bytes.length };
     this.#cps.set(name, info);
@@ -898,7 +896,6 @@ export class Ledger implements EntrySink {
       try {
         if (sync) await this.#fs.fdatasync(seg.fd);
         info = await this.#persistCheckpoint(c);
-        await this.#fs.fsyncDir(this.#cpDir);
       } catch (e) {
         this.#fail(e, 'heartbeat checkpoint');
         throw ioError('heartbeat checkpoint', e);
@@ -926,8 +923,12 @@ export class Ledger implements EntrySink {
         seg.size,
       );
       const writeTrailer = async (): Promise<void> => {
-        await this.#fs.writeAll(seg.fd, trailer, seg.size);
-        await this.#fs.fdatasync(seg.fd);
+        if (this.#writeDurable) {
+          await this.#writeDurable(seg.fd, [trailer], seg.size, true);
+        } else {
+          await this.#fs.writeAll(seg.fd, trailer, seg.size);
+          await this.#fs.fdatasync(seg.fd);
+        }
         seg.size += trailer.length;
         await this.#fs.close(seg.fd);
         seg.fd = -1;
@@ -959,7 +960,8 @@ export class Ledger implements EntrySink {
    * durable before anything is published, head.checkpoint durable before the checkpoint file appears
    * (#persistCheckpoint says why), the sealed rename durable before the next open segment appears (so
    * a crash never leaves two open segments). About three fsync latencies instead of seven: the seal
-   * is a stall for every request waiting on the ledger.
+   * is a stall for every request waiting on the ledger. The publishing steps are one list (one native
+   * thread-pool job with the default fs, file-ops.ts), not one event-loop turn per step.
    */
   async #finishSeal(
     seg: OpenSegment,
@@ -972,34 +974,39 @@ export class Ledger implements EntrySink {
     const nextSeq = seg.seq + 1;
     const nextName = segmentFileName(nextSeq) + '.open';
     const nextHeader = this.#segmentHeader(nextSeq, c.cp.bodyHash);
+    const head = this.#prepare(this.#dir, HEAD_FILE, bytes);
+    const cp = this.#prepare(this.#cpDir, cpName, bytes);
+    const next = this.#prepare(this.#segDir, nextName, nextHeader);
     // allSettled, not all: when one step fails, the others must be finished before the caller fails
     // the ledger and closes its files (a trailer write still running would close a reused fd).
     const steps = await Promise.allSettled([
       trailerDurable,
-      this.#prepareAtomic(this.#dir, HEAD_FILE, bytes),
-      existing ? Promise.resolve(undefined) : this.#prepareAtomic(this.#cpDir, cpName, bytes),
-      this.#prepareAtomic(this.#segDir, nextName, nextHeader),
+      this.#ops([head.op]),
+      existing ? Promise.resolve() : this.#ops([cp.op]),
+      this.#ops([next.op]),
     ]);
-    const value = <T>(r: PromiseSettledResult<T>): T => {
-      if (r.status === 'rejected') throw r.reason;
-      return r.value;
-    };
-    value(steps[0]);
-    const [headTmp, cpTmp, nextTmp] = [value(steps[1]), value(steps[2]), value(steps[3])];
-    await this.#fs.rename(headTmp, path.join(this.#dir, HEAD_FILE));
-    await this.#fs.fsyncDir(this.#dir);
+    for (const r of steps) if (r.status === 'rejected') throw r.reason;
+    const name = segmentFileName(seg.seq);
+    const sealedPath = path.join(this.#segDir, name);
+    const nextPath = path.join(this.#segDir, nextName);
+    await this.#ops([
+      { kind: 'rename', from: head.tmp, to: path.join(this.#dir, HEAD_FILE) },
+      { kind: 'fsyncDir', dir: this.#dir },
+      ...(existing ? [] : [{ kind: 'rename', from: cp.tmp, to: path.join(this.#cpDir, cpName) } as const]),
+      { kind: 'rename', from: seg.path, to: sealedPath },
+      { kind: 'fsyncDir', dir: this.#segDir },
+      { kind: 'fsyncDir', dir: this.#cpDir },
+      { kind: 'rename', from: next.tmp, to: nextPath },
+      { kind: 'fsyncDir', dir: this.#segDir },
+    ]);
     this.#fixedBytes = bytes.length;
     let cpInfo = existing;
     if (!cpInfo) {
-      await this.#fs.rename(cpTmp!, path.join(this.#cpDir, cpName));
       cpInfo = { name: cpName, path: path.join(this.#cpDir, cpName), kind: c.cp.kind, seq: c.cp.seq, size: c.cp.size, toMs: c.cp.toMs, bytes: bytes.length };
       this.#cps.set(cpName, cpInfo);
       this.#cpBytes += cpInfo.bytes;
     }
     this.#setLast(c);
-    const name = segmentFileName(seg.seq);
-    const sealedPath = path.join(this.#segDir, name);
-    await this.#fs.rename(seg.path, sealedPath);
     const segInfo: SealedSegmentInfo = {
       name,
       path: sealedPath,
@@ -1011,10 +1018,6 @@ export class Ledger implements EntrySink {
     };
     this.#sealed.set(name, segInfo);
     this.#sealedBytes += segInfo.bytes;
-    await Promise.all([this.#fs.fsyncDir(this.#segDir), this.#fs.fsyncDir(this.#cpDir)]);
-    const nextPath = path.join(this.#segDir, nextName);
-    await this.#fs.rename(nextTmp, nextPath);
-    await this.#fs.fsyncDir(this.#segDir);
     await this.#useOpenSegment(nextSeq, nextPath, nextHeader.length);
     return { segInfo, cpInfo };
   }
@@ -1041,7 +1044,7 @@ export class Ledger implements EntrySink {
   async #createOpenSegment(seq: number, prevCheckpointHash: Uint8Array): Promise<void> {
     const header = this.#segmentHeader(seq, prevCheckpointHash);
     const name = segmentFileName(seq) + '.open';
-    await this.#writeAtomic(this.#segDir, name, header, false);
+    await this.#ops(this.#atomic(this.#segDir, name, header));
     await this.#useOpenSegment(seq, path.join(this.#segDir, name), header.length);
   }
 
@@ -1423,7 +1426,9 @@ export class Ledger implements EntrySink {
   async #ensureCheckpointFile(c: LastCheckpoint): Promise<void> {
     const name = checkpointFileName(c.cp.seq, c.cp.size, c.cp.toMs, c.cp.kind);
     if (!this.#cps.has(name)) await this.#persistCheckpoint(c);
-    await this.#fs.fsyncDir(this.#cpDir);
-    await this.#fs.fsyncDir(this.#dir);
+    await this.#ops([
+      { kind: 'fsyncDir', dir: this.#cpDir },
+      { kind: 'fsyncDir', dir: this.#dir },
+    ]);
   }
 }

@@ -28,6 +28,7 @@ interface Addon {
   mapRange?(fd: number, offset: number, length: number): ArrayBuffer;
   unmapRange?(buffer: ArrayBuffer): void;
   writeDurable?(fd: number, bufs: readonly Uint8Array[], position: number, datasync: boolean): Promise<void>;
+  fileOps?(ops: readonly (readonly [number, string, string | Uint8Array | undefined])[]): Promise<void>;
 }
 
 /**
@@ -293,3 +294,11 @@ export function frontierAppend(frontier: Uint8Array, leaves: Uint8Array): Uint8A
  * the ledger then uses LedgerFs.writevAll + fdatasync (the same bytes, the same durability).
  */
 export const nativeWriteDurable: Addon['writeDurable'] | undefined = loaded.addon?.writeDurable?.bind(loaded.addon);
+
+/**
+ * A list of file steps as one thread-pool job when the addon has it (Linux): each op is
+ * `[1, from, to]` rename, `[2, dir]` directory fsync, or `[3, path, data]` whole-file write + fsync;
+ * stops at the first error. Only through file-ops.ts, which builds the lists and runs the same ones
+ * through LedgerFs otherwise.
+ */
+export const nativeFileOps: Addon['fileOps'] | undefined = loaded.addon?.fileOps?.bind(loaded.addon);

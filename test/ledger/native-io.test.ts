@@ -1,11 +1,13 @@
 /**
- * The group commit's native disk step (native/sealtrail_hash.c writeDurable, exposed as
- * native-hash.ts nativeWriteDurable): one thread-pool job that writes the buffers back to back and
- * fdatasyncs. G1 rests on it in production — the ledger acknowledges a commit when this promise
- * resolves — so it is tested against the file's real bytes, and its errors must reject (never be
- * swallowed) with the code and the step that failed. The ledger must use it only with its default
- * file system: with an injected LedgerFs (fault injection) every write and fdatasync goes through
- * the seam.
+ * The ledger's native I/O jobs (native/sealtrail_hash.c):
+ * - writeDurable (native-hash.ts nativeWriteDurable): a group commit's write + fdatasync as one
+ *   thread-pool job. G1 rests on it in production — the ledger acknowledges a commit when this
+ *   promise resolves — so it is tested against the file's real bytes;
+ * - fileOps (file-ops.ts): a seal's or heartbeat's publishing steps as one job, which must do
+ *   exactly what the step-by-step LedgerFs executor does, in the same order.
+ * Errors must reject (never be swallowed) with the code and the step that failed. The ledger uses
+ * them only with its default file system: with an injected LedgerFs (fault injection) every
+ * operation goes through the seam.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -13,7 +15,8 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { nodeLedgerFs } from '../../src/ledger/fs.js';
-import { nativeHashLoaded, nativeWriteDurable } from '../../src/ledger/native-hash.js';
+import { type FileOp, fileOpsRunner, runFileOpsWith } from '../../src/ledger/file-ops.js';
+import { nativeFileOps, nativeHashLoaded, nativeWriteDurable } from '../../src/ledger/native-hash.js';
 import { entry, ledgerConfig, removeDir, tempDir, testSigner, text, readLog } from './helpers.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 
@@ -123,8 +126,13 @@ function fifoFds(dir: string): [number, number] {
 }
 
 describe('the ledger and nativeWriteDurable', () => {
-  async function ledgerModuleWithSpy(): Promise<{ Ledger: typeof import('../../src/ledger/ledger.js').Ledger; calls: { datasync: boolean; settled: boolean }[] }> {
+  async function ledgerModuleWithSpy(): Promise<{
+    Ledger: typeof import('../../src/ledger/ledger.js').Ledger;
+    calls: { datasync: boolean; settled: boolean }[];
+    opLists: string[][];
+  }> {
     const calls: { datasync: boolean; settled: boolean }[] = [];
+    const opLists: string[][] = [];
     vi.resetModules();
     vi.doMock('../../src/ledger/native-hash.js', async (orig) => {
       const real = await orig<typeof import('../../src/ledger/native-hash.js')>();
@@ -136,10 +144,14 @@ describe('the ledger and nativeWriteDurable', () => {
           await real.nativeWriteDurable!(fd, bufs, position, datasync);
           c.settled = true;
         },
+        nativeFileOps: async (ops: readonly (readonly [number, string, string | Uint8Array | undefined])[]) => {
+          opLists.push(ops.map(([code, a, b]) => `${['', 'rename', 'fsyncDir', 'writeFile'][code]} ${path.basename(a)}${typeof b === 'string' ? ` -> ${path.basename(b)}` : ''}`));
+          await real.nativeFileOps!(ops);
+        },
       };
     });
     const { Ledger } = await import('../../src/ledger/ledger.js');
-    return { Ledger, calls };
+    return { Ledger, calls, opLists };
   }
 
   it.skipIf(!hasNative)('with the default file system: every group commit is one native write + fdatasync, acknowledged after it settled', async () => {
@@ -161,19 +173,19 @@ describe('the ledger and nativeWriteDurable', () => {
     expect(readLog(dir).entries.map(text)).toEqual(Array.from({ length: 200 }, (_, i) => text(entry(`n${i}`))));
   });
 
-  it.skipIf(!hasNative)('durability none: the native job writes without fdatasync', async () => {
+  it.skipIf(!hasNative)('durability none: the commit\'s native job writes without fdatasync; the seal\'s trailer is still fdatasync\'d', async () => {
     const dir = await newDir();
     const { Ledger, calls } = await ledgerModuleWithSpy();
     const l = await Ledger.open({ config: ledgerConfig(dir, { durability: 'none' }), signer: testSigner(), logger: silentLogger() });
     expect((await l.append([entry('x')])).kind).toBe('ok');
-    await l.close();
-    expect(calls.length).toBeGreaterThan(0);
-    expect(calls.every((c) => !c.datasync)).toBe(true);
+    expect(calls.map((c) => c.datasync)).toEqual([false]);
+    await l.close(); // seals: the trailer goes through the same job, with fdatasync
+    expect(calls.map((c) => c.datasync)).toEqual([false, true]);
   });
 
   it('with an injected file system: no native job, every write and fdatasync goes through the seam', async () => {
     const dir = await newDir();
-    const { Ledger, calls } = await ledgerModuleWithSpy();
+    const { Ledger, calls, opLists } = await ledgerModuleWithSpy();
     let syncs = 0;
     const l = await Ledger.open({
       config: ledgerConfig(dir),
@@ -186,5 +198,112 @@ describe('the ledger and nativeWriteDurable', () => {
     expect(syncs).toBeGreaterThan(0);
     await l.close();
     expect(calls).toEqual([]);
+    expect(opLists).toEqual([]);
+  });
+
+  it.skipIf(!hasNative)('with the default file system: a seal publishes in ONE native job, in the order recovery relies on', async () => {
+    const dir = await newDir();
+    const { Ledger, opLists } = await ledgerModuleWithSpy();
+    const l = await Ledger.open({ config: ledgerConfig(dir), signer: testSigner(), logger: silentLogger() });
+    expect((await l.append([entry('z')])).kind).toBe('ok');
+    opLists.length = 0;
+    await l.seal();
+    const cp = l.checkpoints().at(-1)!.name;
+    // The three new files are prepared in parallel (one job each, any order), then published.
+    expect(opLists.slice(0, 3).map((x) => x.join('; ')).sort()).toEqual(
+      [`writeFile ${cp}.tmp`, 'writeFile 0000000000000001.seg.open.tmp', 'writeFile head.checkpoint.tmp'].sort(),
+    );
+    expect(opLists.slice(3)).toEqual([
+      [
+        'rename head.checkpoint.tmp -> head.checkpoint',
+        `fsyncDir ${path.basename(dir)}`,
+        `rename ${cp}.tmp -> ${cp}`,
+        'rename 0000000000000000.seg.open -> 0000000000000000.seg',
+        'fsyncDir segments',
+        'fsyncDir checkpoints',
+        'rename 0000000000000001.seg.open.tmp -> 0000000000000001.seg.open',
+        'fsyncDir segments',
+      ],
+    ]);
+    await l.close();
+    expect(readLog(dir).entries.map(text)).toEqual([text(entry('z'))]);
+  });
+});
+
+describe('nativeFileOps', () => {
+  /** Every file under dir (relative path → content), directories as "dir/". */
+  function tree(dir: string): Record<string, string> {
+    const out: Record<string, string> = {};
+    const walk = (rel: string): void => {
+      for (const d of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+        const r = path.join(rel, d.name);
+        if (d.isDirectory()) {
+          out[`${r}/`] = '';
+          walk(r);
+        } else out[r] = fs.readFileSync(path.join(dir, r), 'utf8');
+      }
+    };
+    walk('');
+    return out;
+  }
+  function script(dir: string): FileOp[] {
+    const p = (...x: string[]): string => path.join(dir, ...x);
+    return [
+      { kind: 'writeFile', path: p('a.tmp'), data: Buffer.from('first') },
+      { kind: 'writeFile', path: p('sub', 'b.tmp'), data: new Uint8Array(0) },
+      { kind: 'rename', from: p('a.tmp'), to: p('a') },
+      { kind: 'fsyncDir', dir: p() },
+      { kind: 'writeFile', path: p('a'), data: Buffer.from('replaced, longer than before') },
+      { kind: 'rename', from: p('sub', 'b.tmp'), to: p('b') },
+      { kind: 'fsyncDir', dir: p('sub') },
+    ];
+  }
+
+  it.skipIf(!nativeFileOps)('does what the step-by-step executor does, and stops at the first error with node:fs\'s error shape', async () => {
+    const results: Record<string, string>[] = [];
+    const errors: unknown[] = [];
+    for (const run of [fileOpsRunner(undefined), (ops: readonly FileOp[]) => runFileOpsWith(nodeLedgerFs, ops)]) {
+      const dir = await newDir();
+      fs.mkdirSync(path.join(dir, 'sub'));
+      await run(script(dir));
+      results.push(tree(dir));
+      // A rename of a missing file fails; the step after it must not run.
+      const err = await run([
+        { kind: 'rename', from: path.join(dir, 'missing'), to: path.join(dir, 'x') },
+        { kind: 'writeFile', path: path.join(dir, 'never'), data: Buffer.from('no') },
+      ]).catch((e: unknown) => e);
+      expect(fs.existsSync(path.join(dir, 'never'))).toBe(false);
+      const e = err as NodeJS.ErrnoException & { dest?: string };
+      errors.push({ code: e.code, syscall: e.syscall, path: path.basename(e.path ?? ''), dest: path.basename(e.dest ?? ''), message: e.message.replace(dir, 'DIR').replace(dir, 'DIR') });
+    }
+    expect(results[0]).toEqual({ 'a': 'replaced, longer than before', 'b': '', 'sub/': '' });
+    expect(results[0]).toEqual(results[1]);
+    expect(errors[0]).toEqual(errors[1]);
+    expect(errors[0]).toMatchObject({ code: 'ENOENT', syscall: 'rename', path: 'missing', dest: 'x' });
+  });
+
+  it.skipIf(!nativeFileOps)('names the failed step: a file in a missing directory (open), a missing directory to fsync (open)', async () => {
+    const dir = await newDir();
+    const run = fileOpsRunner(undefined);
+    await expect(run([{ kind: 'writeFile', path: path.join(dir, 'no', 'f'), data: Buffer.from('x') }])).rejects.toMatchObject({
+      code: 'ENOENT',
+      syscall: 'open',
+      message: `ENOENT: no such file or directory, open '${path.join(dir, 'no', 'f')}'`,
+    });
+    await expect(run([{ kind: 'fsyncDir', dir: path.join(dir, 'gone') }])).rejects.toMatchObject({ code: 'ENOENT', syscall: 'open' });
+  });
+
+  it.skipIf(!nativeFileOps)('refuses malformed op lists with a RangeError, before any I/O', async () => {
+    const dir = await newDir();
+    const bad: unknown[] = [
+      'not an array',
+      [[9, path.join(dir, 'x')]],
+      [[1, path.join(dir, 'x')]],
+      [[3, path.join(dir, 'x'), 'not bytes']],
+      [[2, `${dir}/a\0b`]],
+      [[3, path.join(dir, 'y'), new Uint8Array(1)], 'not an op'],
+    ];
+    for (const ops of bad) expect(() => nativeFileOps!(ops as never), JSON.stringify(ops)).toThrow(RangeError);
+    expect(fs.readdirSync(dir)).toEqual([]);
   });
 });
