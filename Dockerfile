@@ -56,6 +56,8 @@ LABEL org.opencontainers.image.title="sealtrail" \
       org.opencontainers.image.description="OpenTelemetry-compatible tamper-evident log agent" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV NODE_ENV=production
+# src/cli/node-flags.ts AGENT_ENV: fewer malloc arenas, a lower peak RSS under load.
+ENV MALLOC_ARENA_MAX=2
 # The runtime never installs anything: drop the package managers (smaller, less to patch).
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
            /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack \

@@ -10,7 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { AGENT_NODE_FLAGS } from '../src/cli/node-flags.js';
+import { AGENT_ENV, AGENT_NODE_FLAGS } from '../src/cli/node-flags.js';
 
 let tasksetOk: boolean | undefined;
 
@@ -163,7 +163,9 @@ export class AgentProcess {
     this.configFile = configFile;
     const nodeArgs = [...(o.nodeFlags ?? AGENT_NODE_FLAGS), ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [])];
     this.spawnedAt = performance.now();
-    this.child = spawnPinned(o.cpu, o.node, [...nodeArgs, o.bin, 'agent', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // The agent's environment as shipped (AGENT_ENV); a variable set for the harness overrides it (A/B runs).
+    const env = { ...AGENT_ENV, ...process.env };
+    this.child = spawnPinned(o.cpu, o.node, [...nodeArgs, o.bin, 'agent', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'], env });
     if (this.child.pid === undefined) throw new Error(`could not start the agent (${o.node} ${o.bin})`);
     this.pid = this.child.pid;
     this.#exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
