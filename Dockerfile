@@ -31,8 +31,8 @@ RUN npm run build \
 
 # ---- prod: the published package plus its production dependencies only ---------------------
 FROM ${NODE_IMAGE} AS prod
-# The native hashing addon (native/, built by the package's own install script; about 3x the
-# ledger's throughput, docs/benchmarks.md) needs a C compiler and Python for node-gyp, in this stage
+# The native addon (native/: batch hashing, about 3x the ledger's throughput, and the group commit's
+# write + fdatasync as one job; built by the package's own install script; docs/benchmarks.md) needs a C compiler and Python for node-gyp, in this stage
 # only. Dependencies' install scripts stay off (--ignore-scripts); ours runs explicitly, and the
 # build fails if the addon did not build, so an image never silently runs the slower fallback.
 RUN apt-get update \

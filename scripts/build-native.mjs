@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // npm "install" step: builds the optional native hashing addon (native/sealtrail_hash.c ->
 // build/Release/sealtrail_hash.node) with the node-gyp that ships inside npm. The addon only makes
-// hashing faster (src/ledger/native-hash.ts falls back to node:crypto with identical results), so
-// this script never fails an install: any problem prints one notice line and exits 0.
+// the ledger faster — batch hashing (src/ledger/native-hash.ts falls back to node:crypto with
+// identical results) and, on Linux, its commit and publishing I/O as single thread-pool jobs (the
+// fallback is the same steps through node:fs) — so this script never fails an install: any problem
+// prints one notice line and exits 0.
 // SEALTRAIL_SKIP_NATIVE=1 skips the build.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
