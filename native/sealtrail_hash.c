@@ -430,27 +430,48 @@ static void commit_execute(napi_env env, void *data) {
   }
 }
 
+/*
+ * Settles a job's promise: resolved when `e` is 0, else rejected with an Error shaped like node:fs's
+ * ("CODE: description, syscall 'path' -> 'dest'", with code, errno, syscall, path and dest set).
+ */
+static void settle(napi_env env, napi_deferred deferred, int e, const char *sys, const char *path, const char *dest) {
+  napi_value v;
+  if (e == 0) {
+    napi_get_undefined(env, &v);
+    napi_resolve_deferred(env, deferred, v);
+    return;
+  }
+  size_t cap = 256 + (path ? strlen(path) : 0) + (dest ? strlen(dest) : 0);
+  char *msg = malloc(cap);
+  if (msg != NULL) {
+    int n = snprintf(msg, cap, "%s: %s, %s", uv_err_name(-e), uv_strerror(-e), sys);
+    if (path && n > 0 && (size_t)n < cap) n += snprintf(msg + n, cap - (size_t)n, " '%s'", path);
+    if (dest && n > 0 && (size_t)n < cap) snprintf(msg + n, cap - (size_t)n, " -> '%s'", dest);
+  }
+  napi_value code, message, err;
+  napi_create_string_utf8(env, uv_err_name(-e), NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg ? msg : "out of memory", NAPI_AUTO_LENGTH, &message);
+  free(msg);
+  napi_create_error(env, code, message, &err);
+  napi_create_int32(env, -e, &v);
+  napi_set_named_property(env, err, "errno", v);
+  napi_create_string_utf8(env, sys, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, err, "syscall", v);
+  if (path) {
+    napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, err, "path", v);
+  }
+  if (dest) {
+    napi_create_string_utf8(env, dest, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, err, "dest", v);
+  }
+  napi_reject_deferred(env, deferred, err);
+}
+
 static void commit_complete(napi_env env, napi_status status, void *data) {
   commit_job *j = data;
-  if (status == napi_ok && j->err == 0) {
-    napi_value undef;
-    napi_get_undefined(env, &undef);
-    napi_resolve_deferred(env, j->deferred, undef);
-  } else {
-    int e = status == napi_ok ? j->err : ECANCELED;
-    const char *sys = status == napi_ok ? j->syscall : "writeDurable";
-    char msg[256];
-    snprintf(msg, sizeof msg, "%s: %s, %s", uv_err_name(-e), uv_strerror(-e), sys);
-    napi_value code, message, err, errno_v, sys_v;
-    napi_create_string_utf8(env, uv_err_name(-e), NAPI_AUTO_LENGTH, &code);
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-    napi_create_error(env, code, message, &err);
-    napi_create_int32(env, -e, &errno_v);
-    napi_create_string_utf8(env, sys, NAPI_AUTO_LENGTH, &sys_v);
-    napi_set_named_property(env, err, "errno", errno_v);
-    napi_set_named_property(env, err, "syscall", sys_v);
-    napi_reject_deferred(env, j->deferred, err);
-  }
+  if (status == napi_ok) settle(env, j->deferred, j->err, j->syscall, NULL, NULL);
+  else settle(env, j->deferred, ECANCELED, "writeDurable", NULL, NULL);
   napi_delete_reference(env, j->keep);
   napi_delete_async_work(env, j->work);
   free(j->iov);
@@ -603,38 +624,13 @@ static void ops_execute(napi_env env, void *data) {
 
 static void ops_complete(napi_env env, napi_status status, void *data) {
   ops_job *j = data;
-  if (status == napi_ok && j->err == 0) {
-    napi_value undef;
-    napi_get_undefined(env, &undef);
-    napi_resolve_deferred(env, j->deferred, undef);
+  if (status != napi_ok) {
+    settle(env, j->deferred, ECANCELED, "fileOps", NULL, NULL);
+  } else if (j->err != 0) {
+    file_op *o = &j->ops[j->failed];
+    settle(env, j->deferred, j->err, j->syscall, o->a, o->code == OP_RENAME ? o->b : NULL);
   } else {
-    int e = status == napi_ok ? j->err : ECANCELED;
-    const char *sys = status == napi_ok ? j->syscall : "fileOps";
-    file_op *o = status == napi_ok ? &j->ops[j->failed] : NULL;
-    size_t cap = 256 + (o ? strlen(o->a) + (o->code == OP_RENAME ? strlen(o->b) : 0) : 0);
-    char *msg = malloc(cap);
-    if (msg == NULL) { e = ENOMEM; }
-    else if (o && o->code == OP_RENAME) snprintf(msg, cap, "%s: %s, %s '%s' -> '%s'", uv_err_name(-e), uv_strerror(-e), sys, o->a, o->b);
-    else if (o) snprintf(msg, cap, "%s: %s, %s '%s'", uv_err_name(-e), uv_strerror(-e), sys, o->a);
-    else snprintf(msg, cap, "%s: %s, %s", uv_err_name(-e), uv_strerror(-e), sys);
-    napi_value code, message, err, v;
-    napi_create_string_utf8(env, uv_err_name(-e), NAPI_AUTO_LENGTH, &code);
-    napi_create_string_utf8(env, msg ? msg : "out of memory", NAPI_AUTO_LENGTH, &message);
-    free(msg);
-    napi_create_error(env, code, message, &err);
-    napi_create_int32(env, -e, &v);
-    napi_set_named_property(env, err, "errno", v);
-    napi_create_string_utf8(env, sys, NAPI_AUTO_LENGTH, &v);
-    napi_set_named_property(env, err, "syscall", v);
-    if (o) {
-      napi_create_string_utf8(env, o->a, NAPI_AUTO_LENGTH, &v);
-      napi_set_named_property(env, err, "path", v);
-      if (o->code == OP_RENAME) {
-        napi_create_string_utf8(env, o->b, NAPI_AUTO_LENGTH, &v);
-        napi_set_named_property(env, err, "dest", v);
-      }
-    }
-    napi_reject_deferred(env, j->deferred, err);
+    settle(env, j->deferred, 0, NULL, NULL, NULL);
   }
   napi_delete_reference(env, j->keep);
   napi_delete_async_work(env, j->work);
