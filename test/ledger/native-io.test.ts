@@ -9,9 +9,10 @@
  * them only with its default file system: with an injected LedgerFs (fault injection) every
  * operation goes through the seam.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { nodeLedgerFs } from '../../src/ledger/fs.js';
@@ -99,6 +100,32 @@ describe('nativeWriteDurable', () => {
       fs.closeSync(r);
       fs.closeSync(w);
     }
+  });
+
+  it.skipIf(!hasNative)('a write cut short by the file-size limit rejects (EFBIG) and leaves exactly the bytes that fit, in order', async () => {
+    // A child with RLIMIT_FSIZE of 5 KiB (SIGXFSZ ignored, so pwritev returns a short count and then
+    // EFBIG instead of killing it) writes ten 1,000-byte buffers: the first pwritev stops at 5,120
+    // bytes, the loop continues from the middle of the sixth buffer, and the next call fails.
+    const dir = await newDir();
+    const file = path.join(dir, 'limited');
+    const script = path.join(dir, 'child.mjs');
+    const addon = fileURLToPath(new URL('../../build/Release/sealtrail_hash.node', import.meta.url));
+    fs.writeFileSync(
+      script,
+      `import fs from 'node:fs';
+import { createRequire } from 'node:module';
+const a = createRequire(import.meta.url)(${JSON.stringify(addon)});
+const fd = fs.openSync(${JSON.stringify(file)}, 'w+');
+const bufs = Array.from({ length: 10 }, (_, i) => Buffer.alloc(1000, 65 + i));
+try { await a.writeDurable(fd, bufs, 0, true); console.log(JSON.stringify({ ok: true })); }
+catch (e) { console.log(JSON.stringify({ ok: false, code: e.code, syscall: e.syscall })); }
+`,
+    );
+    const r = spawnSync('bash', ['-c', `ulimit -f 5; trap "" XFSZ; exec "${process.execPath}" "${script}"`], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ ok: false, code: 'EFBIG', syscall: 'pwritev' });
+    const want = Buffer.concat(Array.from({ length: 10 }, (_, i) => Buffer.alloc(1000, 65 + i))).subarray(0, 5120);
+    expect(fs.readFileSync(file).equals(want)).toBe(true);
   });
 
   it.skipIf(!hasNative)('refuses malformed arguments with a RangeError, before any I/O', () => {
