@@ -979,13 +979,19 @@ export class Ledger implements EntrySink {
     const next = this.#prepare(this.#segDir, nextName, nextHeader);
     // allSettled, not all: when one step fails, the others must be finished before the caller fails
     // the ledger and closes its files (a trailer write still running would close a reused fd).
-    const steps = await Promise.allSettled([
-      trailerDurable,
-      this.#ops([head.op]),
-      existing ? Promise.resolve() : this.#ops([cp.op]),
-      this.#ops([next.op]),
-    ]);
-    for (const r of steps) if (r.status === 'rejected') throw r.reason;
+    // The next segment is opened through its temporary name (the fd follows the rename), so that
+    // the open is not one more step after publishing.
+    const nextFd = this.#ops([next.op]).then(() => this.#fs.open(next.tmp, 'r+'));
+    const steps = await Promise.allSettled([trailerDurable, this.#ops([head.op]), existing ? Promise.resolve() : this.#ops([cp.op]), nextFd]);
+    const opened = steps[3].status === 'fulfilled' ? steps[3].value : undefined;
+    const closeNext = async (): Promise<void> => {
+      if (opened !== undefined) await this.#fs.close(opened).catch(() => undefined);
+    };
+    const failed = steps.find((r) => r.status === 'rejected');
+    if (failed) {
+      await closeNext();
+      throw failed.reason;
+    }
     const name = segmentFileName(seg.seq);
     const sealedPath = path.join(this.#segDir, name);
     const nextPath = path.join(this.#segDir, nextName);
@@ -998,7 +1004,10 @@ export class Ledger implements EntrySink {
       { kind: 'fsyncDir', dir: this.#cpDir },
       { kind: 'rename', from: next.tmp, to: nextPath },
       { kind: 'fsyncDir', dir: this.#segDir },
-    ]);
+    ]).catch(async (e: unknown) => {
+      await closeNext();
+      throw e;
+    });
     this.#fixedBytes = bytes.length;
     let cpInfo = existing;
     if (!cpInfo) {
@@ -1018,7 +1027,7 @@ export class Ledger implements EntrySink {
     };
     this.#sealed.set(name, segInfo);
     this.#sealedBytes += segInfo.bytes;
-    await this.#useOpenSegment(nextSeq, nextPath, nextHeader.length);
+    this.#setOpenSegment(nextSeq, nextPath, opened!, nextHeader.length);
     return { segInfo, cpInfo };
   }
 
@@ -1036,7 +1045,10 @@ export class Ledger implements EntrySink {
   }
 
   async #useOpenSegment(seq: number, p: string, headerLength: number): Promise<void> {
-    const fd = await this.#fs.open(p, 'r+');
+    this.#setOpenSegment(seq, p, await this.#fs.open(p, 'r+'), headerLength);
+  }
+
+  #setOpenSegment(seq: number, p: string, fd: number, headerLength: number): void {
     this.#seg = { seq, firstIndex: this.#frontier.size, path: p, fd, size: headerLength, count: 0, firstEntryMs: undefined, dirty: false };
   }
 
