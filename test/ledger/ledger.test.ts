@@ -331,6 +331,36 @@ describe('Ledger', () => {
     });
   }
 
+  it('a seal whose publishing fails closes every file it opened (the next segment, opened early, included)', async () => {
+    const dir = await newDir();
+    const open = new Map<number, string>();
+    let failRename = false;
+    const tracking: LedgerFs = {
+      ...nodeLedgerFs,
+      open: async (p, flags, mode) => {
+        const fd = await nodeLedgerFs.open(p, flags, mode);
+        open.set(fd, p);
+        return fd;
+      },
+      close: async (fd) => {
+        open.delete(fd);
+        await nodeLedgerFs.close(fd);
+      },
+      rename: async (from, to) => {
+        if (failRename && from.endsWith('.seg.open')) throw Object.assign(new Error('EIO: simulated rename failure'), { code: 'EIO' });
+        await nodeLedgerFs.rename(from, to);
+      },
+    };
+    const l = await openLedger(dir, {}, { fs: tracking, logger: silentLogger() });
+    expect((await l.append([entry('one')])).kind).toBe('ok');
+    await l.heartbeat();
+    failRename = true;
+    await expect(l.seal()).rejects.toThrow(/simulated rename failure/);
+    await l.close().catch(() => undefined);
+    // The next segment's temporary file was opened before publishing; the failure must close it too.
+    expect([...open.values()]).toEqual([]);
+  });
+
   // A seal writes three files in parallel and publishes them in a fixed order (#finishSeal). Kill it
   // at every one of its file operations — from that call on every operation fails, as if the process
   // had died there — and restart: the log opens, keeps every acknowledged entry, continues, and its
