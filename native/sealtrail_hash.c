@@ -386,39 +386,46 @@ typedef struct {
   const char *syscall; /* which step failed */
 } commit_job;
 
-static void commit_execute(napi_env env, void *data) {
-  (void)env;
-  commit_job *j = data;
+/*
+ * Writes the iovecs back to back from `pos`, continuing after short writes (in the middle of a
+ * buffer too) and in steps of at most IOV_MAX; retries EINTR. Returns 0, or the errno of the failed
+ * pwritev (EIO when it made no progress without an error). Advances the iovecs it was given.
+ */
+static int write_iov_all(int fd, struct iovec *iov, size_t n, off_t pos) {
   size_t i = 0;
-  off_t pos = (off_t)j->position;
-  while (i < j->n && j->iov[i].iov_len == 0) i++;
-  while (i < j->n) {
-    int cnt = (j->n - i) > IOV_MAX ? IOV_MAX : (int)(j->n - i);
-    ssize_t w = pwritev(j->fd, j->iov + i, cnt, pos);
+  while (i < n && iov[i].iov_len == 0) i++;
+  while (i < n) {
+    int cnt = (n - i) > IOV_MAX ? IOV_MAX : (int)(n - i);
+    ssize_t w = pwritev(fd, iov + i, cnt, pos);
     if (w < 0) {
       if (errno == EINTR) continue;
-      j->err = errno;
-      j->syscall = "pwritev";
-      return;
+      return errno;
     }
-    if (w == 0) { /* no progress and no error: do not spin */
-      j->err = EIO;
-      j->syscall = "pwritev";
-      return;
-    }
+    if (w == 0) return EIO; /* no progress and no error: do not spin */
     pos += w;
     size_t left = (size_t)w;
-    while (left > 0 && i < j->n) {
-      if (left >= j->iov[i].iov_len) {
-        left -= j->iov[i].iov_len;
+    while (left > 0 && i < n) {
+      if (left >= iov[i].iov_len) {
+        left -= iov[i].iov_len;
         i++;
       } else {
-        j->iov[i].iov_base = (uint8_t *)j->iov[i].iov_base + left;
-        j->iov[i].iov_len -= left;
+        iov[i].iov_base = (uint8_t *)iov[i].iov_base + left;
+        iov[i].iov_len -= left;
         left = 0;
       }
     }
-    while (i < j->n && j->iov[i].iov_len == 0) i++;
+    while (i < n && iov[i].iov_len == 0) i++;
+  }
+  return 0;
+}
+
+static void commit_execute(napi_env env, void *data) {
+  (void)env;
+  commit_job *j = data;
+  j->err = write_iov_all(j->fd, j->iov, j->n, (off_t)j->position);
+  if (j->err != 0) {
+    j->syscall = "pwritev";
+    return;
   }
   if (j->datasync) {
     int r;
@@ -478,6 +485,24 @@ static void commit_complete(napi_env env, napi_status status, void *data) {
   free(j);
 }
 
+/*
+ * Makes the promise a job settles, keeps `keep` (the JS array holding the job's buffers) alive, and
+ * queues the job on the libuv thread pool. Returns the promise, or NULL when the runtime refused
+ * (out of memory only; the caller frees the job and throws).
+ */
+static napi_value queue_job(napi_env env, napi_value keep, const char *name, napi_async_execute_callback execute,
+                            napi_async_complete_callback complete, void *job, napi_deferred *deferred, napi_ref *ref,
+                            napi_async_work *work) {
+  napi_value promise, resource_name;
+  if (napi_create_promise(env, deferred, &promise) != napi_ok || napi_create_reference(env, keep, 1, ref) != napi_ok ||
+      napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
+      napi_create_async_work(env, NULL, resource_name, execute, complete, job, work) != napi_ok ||
+      napi_queue_async_work(env, *work) != napi_ok) {
+    return NULL;
+  }
+  return promise;
+}
+
 static napi_value write_durable(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -513,11 +538,8 @@ static napi_value write_durable(napi_env env, napi_callback_info info) {
   j->n = n;
   j->position = position;
   j->datasync = datasync;
-  napi_value promise, name;
-  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok || napi_create_reference(env, argv[1], 1, &j->keep) != napi_ok ||
-      napi_create_string_utf8(env, "sealtrail.writeDurable", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, commit_execute, commit_complete, j, &j->work) != napi_ok ||
-      napi_queue_async_work(env, j->work) != napi_ok) {
+  napi_value promise = queue_job(env, argv[1], "sealtrail.writeDurable", commit_execute, commit_complete, j, &j->deferred, &j->keep, &j->work);
+  if (promise == NULL) {
     /* Only reachable when the runtime is out of memory; the deferred (if made) is left pending. */
     free(j->iov);
     free(j);
@@ -598,13 +620,9 @@ static void ops_execute(napi_env env, void *data) {
       do fd = open(o->a, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644); while (fd < 0 && errno == EINTR);
       if (fd < 0) { e = errno; sys = "open"; }
       else {
-        size_t off = 0;
-        while (off < o->len) {
-          ssize_t w = pwrite(fd, o->data + off, o->len - off, (off_t)off);
-          if (w < 0 && errno == EINTR) continue;
-          if (w <= 0) { e = w < 0 ? errno : EIO; sys = "write"; break; }
-          off += (size_t)w;
-        }
+        struct iovec v = { (void *)o->data, o->len };
+        e = write_iov_all(fd, &v, 1, 0);
+        if (e != 0) sys = "write";
         if (e == 0) {
           do r = fsync(fd); while (r < 0 && errno == EINTR);
           if (r < 0) { e = errno; sys = "fsync"; }
@@ -687,11 +705,8 @@ static napi_value file_ops(napi_env env, napi_callback_info info) {
       THROW(env, "fileOps: each op must be [1, from, to], [2, dir] or [3, path, Uint8Array] with paths free of NUL");
     }
   }
-  napi_value promise, name;
-  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok || napi_create_reference(env, argv[0], 1, &j->keep) != napi_ok ||
-      napi_create_string_utf8(env, "sealtrail.fileOps", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, ops_execute, ops_complete, j, &j->work) != napi_ok ||
-      napi_queue_async_work(env, j->work) != napi_ok) {
+  napi_value promise = queue_job(env, argv[0], "sealtrail.fileOps", ops_execute, ops_complete, j, &j->deferred, &j->keep, &j->work);
+  if (promise == NULL) {
     ops_free(j);
     THROW(env, "fileOps: could not queue the job");
   }
