@@ -147,6 +147,12 @@ interface LastCheckpoint {
   readonly signedBy?: 'current' | 'previous' | 'unknown';
 }
 
+/**
+ * With the disk idle and at least this many bytes of requests queued, #run encodes and starts
+ * writing the first half before encoding the second half (#idleSlice). 256 KiB: smaller backlogs
+ * are one commit as before (an fdatasync has a fixed cost); measured in docs/benchmarks.md "Ledger".
+ */
+const IDLE_SPLIT_BYTES = 256 * 1024;
 /** Spans, leaf and chain arrays for #encode, grown as needed and reused: fewer ArrayBuffers per commit. */
 class EncodeScratch {
   #spans = new Uint32Array(0);
@@ -564,7 +570,7 @@ export class Ledger implements EntrySink {
           continue;
         }
         if (this.#queue.length > 0) {
-          ready.push(this.#encode());
+          ready.push(this.#encode(io ? Infinity : this.#idleSlice()));
           if (!io) start();
           continue;
         }
@@ -593,15 +599,28 @@ export class Ledger implements EntrySink {
   }
 
   /**
-   * Takes queued requests (up to max batch bytes and the open segment's room, at least one) and
+   * How many bytes of queued requests to encode while no commit is in flight. A large backlog with
+   * an idle disk (every appender waited for the last commit, or a seal, or a stall) is split in
+   * two: the first half is encoded and its write + fdatasync started at once, and the second half
+   * is encoded while that runs, instead of the disk waiting for all of the encoding and the CPU
+   * then waiting for all of the disk. The two halves then stay out of step, so later commits
+   * overlap as well. Always at least one request (#encode).
+   */
+  #idleSlice(): number {
+    const backlog = this.#queueBytes - this.#unwritten; // queued, not yet encoded
+    return backlog >= IDLE_SPLIT_BYTES ? backlog / 2 : Infinity;
+  }
+
+  /**
+   * Takes queued requests (up to max batch bytes, the open segment's room and `slice`, at least one) and
    * encodes their frames: every hash exactly once per entry. The chain and frontier advance here;
    * the bytes reach the disk in #startCommit.
    */
-  #encode(): Encoded {
+  #encode(slice: number): Encoded {
     const seg = this.#seg;
     const offset = seg.size + this.#unwritten;
     const room = Math.max(0, this.#cfg.max_segment_bytes - offset);
-    const limit = Math.min(this.#maxBatch, room);
+    const limit = Math.min(this.#maxBatch, room, slice);
     const batch: Pending[] = [];
     let bytes = 0;
     let count = 0;

@@ -11,7 +11,7 @@ import { type LedgerFs, nodeLedgerFs } from '../../src/ledger/fs.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { merkleRoot } from '../../src/ledger/merkle.js';
 import { leafHash } from '../../src/ledger/hash.js';
-import { parseSegment } from '../../src/ledger/segment-format.js';
+import { FRAME_OVERHEAD, parseSegment } from '../../src/ledger/segment-format.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
 import { ORIGIN, entry, ledgerConfig, readLog, removeDir, tempDir, testSigner, text } from './helpers.js';
@@ -619,6 +619,49 @@ describe('Ledger', () => {
       await g.release(); // the seal's fdatasync
       await closing;
       expect(readLog(dir).entries.map((e) => text(e).split(':')[0])).toEqual(['a0', 'a1', 'b0', 'c0', 'c1', 'c2']);
+    });
+
+    it('a backlog of 256 KiB or more with the disk idle goes out in two commits: the second half is encoded while the first is written', async () => {
+      const dir = await newDir();
+      const g = gatedFs();
+      const l = await openLedger(dir, {}, { fs: { ...g.fsx, fdatasync: nodeLedgerFs.fdatasync } });
+      await l.heartbeat();
+      await l.close();
+      const written: number[] = [];
+      const l2 = await openLedger(dir, {}, {
+        fs: { ...g.fsx, writevAll: async (fd, b, pos) => (written.push(b.reduce((n, x) => n + x.length, 0)), g.fsx.writevAll(fd, b, pos)) },
+      });
+      const base = l2.treeSize;
+      // 8 requests of 16 entries of 4 KiB (≈ 66 KiB each, ≈ 528 KiB in all), queued in one turn.
+      const request = (r: number) => Array.from({ length: 16 }, (_, i) => Buffer.concat([Buffer.from(`r${r}e${i}:`), Buffer.alloc(4096, 0x2e)]));
+      const frameBytes = (r: number) => request(r).reduce((n, e) => n + e.length + FRAME_OVERHEAD, 0);
+      const order: number[] = [];
+      const outs = Array.from({ length: 8 }, (_, r) => l2.append(request(r)).then((o) => (order.push(r), o)));
+      await g.waitSyncing(); // the first commit waits for its fdatasync...
+      await tick();
+      const half = (rs: number[]) => rs.reduce((n, r) => n + frameBytes(r), 0);
+      expect(written).toEqual([half([0, 1, 2, 3])]);
+      // ...and the second half is already hashed into the tree, not acknowledged.
+      expect(l2.treeSize).toBe(base + 8 * 16);
+      expect(order).toEqual([]);
+      await g.release();
+      await outs[3];
+      expect(order).toEqual([0, 1, 2, 3]);
+      await g.release();
+      const done = await Promise.all(outs);
+      expect(order).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+      expect(done.map((o) => (o.kind === 'ok' ? o.firstIndex : -1))).toEqual(Array.from({ length: 8 }, (_, r) => base + 16 * r));
+      expect(written).toEqual([half([0, 1, 2, 3]), half([4, 5, 6, 7])]);
+      // Below 256 KiB the backlog stays one commit: 8 requests of 16 × 1 KiB.
+      written.length = 0;
+      const small = Array.from({ length: 8 }, (_, r) => l2.append(request(r).map((e) => e.subarray(0, 1024))));
+      await g.release();
+      expect((await Promise.all(small)).every((o) => o.kind === 'ok')).toBe(true);
+      expect(written.length).toBe(1);
+      const closing = l2.close();
+      await g.release(); // the seal's fdatasync
+      await closing;
+      expect(readLog(dir).entries.length).toBe(base + 16 * 16);
     });
 
     it('a heartbeat requested during a commit waits until everything encoded is durable: a checkpoint never covers an unwritten entry', async () => {
