@@ -149,10 +149,11 @@ interface LastCheckpoint {
 
 /**
  * With the disk idle and at least this many bytes of requests queued, #run encodes and starts
- * writing the first half before encoding the second half (#idleSlice). 256 KiB: smaller backlogs
- * are one commit as before (an fdatasync has a fixed cost); measured in docs/benchmarks.md "Ledger".
+ * writing the first half before encoding the second half (#idleSlice). Smaller backlogs stay one
+ * commit: below ≈ 512 KiB the second fdatasync's fixed cost ate the gain (256 KiB: 64 closed-loop
+ * appenders of 50 entries gained as much, 16 lost ≈ 5–10 %; docs/benchmarks.md "Ledger").
  */
-const IDLE_SPLIT_BYTES = 256 * 1024;
+const IDLE_SPLIT_BYTES = 512 * 1024;
 /** Spans, leaf and chain arrays for #encode, grown as needed and reused: fewer ArrayBuffers per commit. */
 class EncodeScratch {
   #spans = new Uint32Array(0);

@@ -621,7 +621,7 @@ describe('Ledger', () => {
       expect(readLog(dir).entries.map((e) => text(e).split(':')[0])).toEqual(['a0', 'a1', 'b0', 'c0', 'c1', 'c2']);
     });
 
-    it('a backlog of 256 KiB or more with the disk idle goes out in two commits: the second half is encoded while the first is written', async () => {
+    it('a backlog of 512 KiB or more with the disk idle goes out in two commits: the second half is encoded while the first is written', async () => {
       const dir = await newDir();
       const g = gatedFs();
       const l = await openLedger(dir, {}, { fs: { ...g.fsx, fdatasync: nodeLedgerFs.fdatasync } });
@@ -632,8 +632,8 @@ describe('Ledger', () => {
         fs: { ...g.fsx, writevAll: async (fd, b, pos) => (written.push(b.reduce((n, x) => n + x.length, 0)), g.fsx.writevAll(fd, b, pos)) },
       });
       const base = l2.treeSize;
-      // 8 requests of 16 entries of 4 KiB (≈ 66 KiB each, ≈ 528 KiB in all), queued in one turn.
-      const request = (r: number) => Array.from({ length: 16 }, (_, i) => Buffer.concat([Buffer.from(`r${r}e${i}:`), Buffer.alloc(4096, 0x2e)]));
+      // 8 requests of 16 entries of 5 KiB (≈ 82 KiB each, ≈ 660 KiB in all), queued in one turn.
+      const request = (r: number) => Array.from({ length: 16 }, (_, i) => Buffer.concat([Buffer.from(`r${r}e${i}:`), Buffer.alloc(5120, 0x2e)]));
       const frameBytes = (r: number) => request(r).reduce((n, e) => n + e.length + FRAME_OVERHEAD, 0);
       const order: number[] = [];
       const outs = Array.from({ length: 8 }, (_, r) => l2.append(request(r)).then((o) => (order.push(r), o)));
@@ -652,7 +652,7 @@ describe('Ledger', () => {
       expect(order).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
       expect(done.map((o) => (o.kind === 'ok' ? o.firstIndex : -1))).toEqual(Array.from({ length: 8 }, (_, r) => base + 16 * r));
       expect(written).toEqual([half([0, 1, 2, 3]), half([4, 5, 6, 7])]);
-      // Below 256 KiB the backlog stays one commit: 8 requests of 16 × 1 KiB.
+      // Below 512 KiB the backlog stays one commit: 8 requests of 16 × 1 KiB.
       written.length = 0;
       const small = Array.from({ length: 8 }, (_, r) => l2.append(request(r).map((e) => e.subarray(0, 1024))));
       await g.release();
