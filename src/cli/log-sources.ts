@@ -35,7 +35,7 @@ export interface SourceOptions {
 const CHUNK = 1 << 20;
 
 function classify(dir: 'segments' | 'checkpoints', name: string): StoredItem['kind'] | 'ignore' {
-  if (name.endsWith('.tmp')) return 'ignore'; // an interrupted atomic write (ledger.ts removes these on open)
+  if (name.endsWith('.tmp')) return 'ignore'; // an interrupted atomic write, or a next segment a crash left during a seal's publishing (the agent removes or adopts these on start; no checkpoint covers them)
   if (dir === 'segments') {
     if (/^\d{16}\.seg$/.test(name)) return 'segment';
     if (/^\d{16}\.seg\.open$/.test(name)) return 'open-segment';

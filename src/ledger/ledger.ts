@@ -7,7 +7,9 @@
  *   its appends resolved. A write or fsync error is never ignored: the ledger switches to `failed`
  *   and refuses every pending and later append with the retryable `ledger_failed`.
  * - Sealing on max_segment_bytes, max_segment_age and close: trailer with a signed checkpoint,
- *   fsync, rename `.seg.open` → `.seg`, next open segment, fsync of the directories.
+ *   fsync, rename `.seg.open` → `.seg`, next open segment, fsync of the directories; appends go on
+ *   into the next segment while the seal is published (#finishSeal).
+ * - Recovery adopts a next segment that a crash during publishing left under its temporary name.
  * - Heartbeat checkpoints at least every seal_interval, even with no traffic.
  * - Recovery in `open`: torn tail cut (recovery.ts), last checkpoint re-verified against the
  *   recomputed tree, an unsealed segment sealed, corruption before the tail refused.
@@ -41,7 +43,9 @@ import {
   FRAME_OVERHEAD,
   MAX_ENTRY_BYTES,
   OPEN_SEGMENT_SUFFIX,
+  type SegmentHeader,
   SegmentFormatError,
+  decodeHeader,
   encodeHeader,
   encodeTrailer,
   finishFrames,
@@ -113,6 +117,8 @@ const BACKGROUND_SYNC_BYTES = 8 * 1024 * 1024;
 const RELEASED_FILE = 'released';
 const CP_NAME = /^(\d{16})-(\d{16})-(\d{15})-(seal|heartbeat)\.cp$/;
 const OPEN_NAME = /^(\d{16})\.seg\.open$/;
+/** A next segment that a seal's publishing left under its temporary name (#finishSeal, #adoptNext). */
+const NEXT_TMP_NAME = /^\d{16}\.seg\.open\.tmp$/;
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });
 
@@ -130,7 +136,8 @@ interface Pending {
 interface OpenSegment {
   readonly seq: number;
   readonly firstIndex: number;
-  readonly path: string;
+  /** `<seq>.seg.open`, or its temporary name while the previous seal is being published (#finishSeal). */
+  path: string;
   fd: number;
   size: number;
   count: number;
@@ -270,6 +277,8 @@ export class Ledger implements EntrySink {
   readonly #sealed = new Map<string, SealedSegmentInfo>();
   readonly #cps = new Map<string, CheckpointInfo>();
   #fixedBytes = 0; // head file and similar small files
+  /** A sealed segment whose seal is still being published (#finishSeal): on disk, not yet in #sealed. */
+  #publishingBytes = 0;
   #sealedBytes = 0; // running sums, so the budget check per append is O(1)
   #cpBytes = 0;
   /** The last budget check refused (cleared by an accepted append or a release). */
@@ -302,8 +311,14 @@ export class Ledger implements EntrySink {
    *   CONFIG_INVALID (the directory holds another origin's log), LEDGER_IO (the disk failed)
    */
   static async open(o: LedgerOptions): Promise<Ledger> {
-    const l = new Ledger(o);
-    await l.#recover();
+    let l = new Ledger(o);
+    // A crash while a seal was being published can leave the next segment under its temporary
+    // name with acknowledged entries: the first pass finishes publishing and adopts it, then the
+    // log is recovered again from the files as they now are (#adoptNext).
+    if ((await l.#recover()) === 'adopted') {
+      l = new Ledger(o);
+      if ((await l.#recover()) === 'adopted') throw new SealtrailError('INTERNAL', `ledger ${l.#dir}: a next segment was adopted twice in one start`);
+    }
     l.#metrics?.ledgerDiskBudgetBytes.set(l.#cfg.max_disk_bytes);
     l.#updateGauges();
     const period = Math.max(10, Math.min(1000, Math.floor(Math.min(l.#cfg.seal_interval, l.#cfg.max_segment_age) / 4)));
@@ -321,7 +336,7 @@ export class Ledger implements EntrySink {
 
   /** Bytes the ledger holds on disk (open + unreleased sealed segments, checkpoint files, state). */
   get diskBytes(): number {
-    return this.#seg.size + this.#fixedBytes + this.#sealedBytes + this.#cpBytes;
+    return this.#seg.size + this.#fixedBytes + this.#sealedBytes + this.#publishingBytes + this.#cpBytes;
   }
 
   /** Why the ledger stopped acknowledging (after a write or fsync error); undefined while healthy. */
@@ -563,8 +578,8 @@ export class Ledger implements EntrySink {
             continue;
           }
           try {
-            await this.#sealNow();
-            task.resolve();
+            const { published } = await this.#sealNow();
+            published.then(task.resolve, task.reject);
           } catch (e) {
             task.reject(e);
           }
@@ -927,15 +942,23 @@ export class Ledger implements EntrySink {
     return persisted;
   }
 
-  async #sealNow(): Promise<void> {
-    await this.#cpChain; // background heartbeats first: head.checkpoint is replaced in signing order
+  /**
+   * Seals the open segment (if it holds entries) and switches to the next one. Resolves once appends
+   * can go to the next segment — the trailer and the next segment's file are durable — with
+   * `published`, which settles when the seal is published under its final names (#finishSeal) and
+   * announced to onSegmentSealed listeners. A publishing error fails the ledger and rejects
+   * `published`; a later seal, heartbeat or close waits for it (#cpChain).
+   */
+  async #sealNow(): Promise<{ published: Promise<void> }> {
+    await this.#cpChain; // background heartbeats and the last seal's publishing first: head.checkpoint is replaced in signing order
     await this.#bgSync; // durability none: never close the segment's fd under a running fdatasync
     this.#unsyncedBytes = 0; // the trailer's fdatasync flushes the rest
     if (this.#state === 'failed') throw ioError('ledger failed earlier', this.#failure);
     const seg = this.#seg;
-    if (seg.count === 0) return;
+    if (seg.count === 0) return { published: Promise.resolve() };
     let segInfo: SealedSegmentInfo;
     let cpInfo: CheckpointInfo;
+    let publishing: Promise<void>;
     try {
       const c = this.#sign('seal');
       const trailer = encodeTrailer(
@@ -953,81 +976,89 @@ export class Ledger implements EntrySink {
         await this.#fs.close(seg.fd);
         seg.fd = -1;
       };
-      ({ segInfo, cpInfo } = await this.#finishSeal(seg, c, writeTrailer()));
+      ({ segInfo, cpInfo, publishing } = await this.#finishSeal(seg, c, writeTrailer()));
     } catch (e) {
       this.#fail(e, `sealing ${seg.path}`);
       throw ioError(`sealing ${seg.path}`, e);
     }
-    this.#metrics?.ledgerSegmentsSealed.inc();
-    this.#log.info({ segment: segInfo.name, entries: segInfo.count, bytes: segInfo.bytes, treeSize: this.#frontier.size }, 'segment sealed');
-    this.#updateGauges();
-    for (const cb of this.#segListeners) {
-      try {
-        cb(segInfo);
-      } catch (e) {
-        this.#log.error({ err: e }, 'onSegmentSealed listener threw');
-      }
-    }
-    this.#emitCheckpoint(cpInfo);
+    const treeSize = segInfo.firstIndex + segInfo.count;
+    const published = publishing.then(
+      () => {
+        this.#metrics?.ledgerSegmentsSealed.inc();
+        this.#log.info({ segment: segInfo.name, entries: segInfo.count, bytes: segInfo.bytes, treeSize }, 'segment sealed');
+        this.#updateGauges();
+        for (const cb of this.#segListeners) {
+          try {
+            cb(segInfo);
+          } catch (e) {
+            this.#log.error({ err: e }, 'onSegmentSealed listener threw');
+          }
+        }
+        this.#emitCheckpoint(cpInfo);
+      },
+      (e: unknown) => {
+        this.#fail(e, `publishing the seal of ${segInfo.name}`);
+        throw ioError(`publishing the seal of ${segInfo.name}`, e);
+      },
+    );
+    // Heartbeats, the next seal and close wait for the publishing (allSettled also marks `published` handled).
+    this.#cpChain = Promise.allSettled([this.#cpChain, published]).then(() => undefined);
+    return { published };
   }
 
   /**
    * Once `trailerDurable` resolved (the trailer written and fdatasync'd; recovery passes an already
-   * durable one): head.checkpoint, the checkpoint file, the rename to `.seg`, the next open segment,
-   * with the directory fsyncs that make each step durable. The three new files are written and
-   * fsync'd as temporary files (invisible until renamed; recovery deletes leftovers) in parallel with
-   * each other and with the trailer, then published in the order recovery relies on: the trailer
-   * durable before anything is published, head.checkpoint durable before the checkpoint file appears
-   * (#persistCheckpoint says why), the sealed rename durable before the next open segment appears (so
-   * a crash never leaves two open segments). About three fsync latencies instead of seven: the seal
-   * is a stall for every request waiting on the ledger. The publishing steps are one list (one native
-   * thread-pool job with the default fs, file-ops.ts), not one event-loop turn per step.
+   * durable one): head.checkpoint, the checkpoint file, the rename to `.seg` and the next open
+   * segment, with the directory fsyncs that make each step durable.
+   *
+   * Two phases. First, in parallel with each other and with the trailer, the three new files are
+   * written and fsync'd under temporary names (invisible to readers; recovery deletes leftovers),
+   * and the next segment's temporary file `<seq>.seg.open.tmp` also gets its directory fsync'd and
+   * is opened. When all of that is durable, the next segment becomes the open segment at once:
+   * appends go on into it while the second phase publishes the seal in the order recovery relies
+   * on — head.checkpoint durable before the checkpoint file appears (#persistCheckpoint says why),
+   * the sealed rename durable before the next segment gets its `.seg.open` name (so a crash never
+   * leaves two open segments). A crash during the second phase leaves entries acknowledged in
+   * `<seq>.seg.open.tmp`, which recovery adopts (#adoptNext): it exists durably, its header links
+   * to the durable trailer's checkpoint, and its frames are checked like any open segment's. So a
+   * seal holds acknowledgements for about two fsync latencies instead of six. Each phase's steps are
+   * one list (one native thread-pool job with the default fs, file-ops.ts).
+   *
+   * Returns when appends may go to the next segment; `publishing` settles when the second phase
+   * is done. With `adopt` (recovery, #adoptNext) the next segment is the existing temporary file of
+   * that path: it is renamed in the second phase but neither written nor opened, and the caller
+   * recovers it afterwards.
    */
   async #finishSeal(
     seg: OpenSegment,
     c: LastCheckpoint,
     trailerDurable: Promise<void>,
-  ): Promise<{ segInfo: SealedSegmentInfo; cpInfo: CheckpointInfo }> {
+    adopt?: string,
+  ): Promise<{ segInfo: SealedSegmentInfo; cpInfo: CheckpointInfo; publishing: Promise<void> }> {
     const cpName = checkpointFileName(c.cp.seq, c.cp.size, c.cp.toMs, c.cp.kind);
     const bytes = enc.encode(c.note);
     const existing = this.#cps.get(cpName); // recovery finishing an interrupted seal may find it
     const nextSeq = seg.seq + 1;
     const nextName = segmentFileName(nextSeq) + '.open';
+    const nextPath = path.join(this.#segDir, nextName);
     const nextHeader = this.#segmentHeader(nextSeq, c.cp.bodyHash);
     const head = this.#prepare(this.#dir, HEAD_FILE, bytes);
     const cp = this.#prepare(this.#cpDir, cpName, bytes);
-    const next = this.#prepare(this.#segDir, nextName, nextHeader);
+    const next = adopt === undefined ? this.#prepare(this.#segDir, nextName, nextHeader) : undefined;
+    const nextTmp = adopt ?? next!.tmp;
     // allSettled, not all: when one step fails, the others must be finished before the caller fails
     // the ledger and closes its files (a trailer write still running would close a reused fd).
-    // The next segment is opened through its temporary name (the fd follows the rename), so that
-    // the open is not one more step after publishing.
-    const nextFd = this.#ops([next.op]).then(() => this.#fs.open(next.tmp, 'r+'));
+    // The next segment is opened through its temporary name (the fd follows the renames).
+    const nextFd = next ? this.#ops([next.op, { kind: 'fsyncDir', dir: this.#segDir }]).then(() => this.#fs.open(next.tmp, 'r+')) : Promise.resolve(-1);
     const steps = await Promise.allSettled([trailerDurable, this.#ops([head.op]), existing ? Promise.resolve() : this.#ops([cp.op]), nextFd]);
-    const opened = steps[3].status === 'fulfilled' ? steps[3].value : undefined;
-    const closeNext = async (): Promise<void> => {
-      if (opened !== undefined) await this.#fs.close(opened).catch(() => undefined);
-    };
+    const opened = steps[3].status === 'fulfilled' ? steps[3].value : -1;
     const failed = steps.find((r) => r.status === 'rejected');
     if (failed) {
-      await closeNext();
+      if (opened >= 0) await this.#fs.close(opened).catch(() => undefined);
       throw failed.reason;
     }
     const name = segmentFileName(seg.seq);
     const sealedPath = path.join(this.#segDir, name);
-    const nextPath = path.join(this.#segDir, nextName);
-    await this.#ops([
-      { kind: 'rename', from: head.tmp, to: path.join(this.#dir, HEAD_FILE) },
-      { kind: 'fsyncDir', dir: this.#dir },
-      ...(existing ? [] : [{ kind: 'rename', from: cp.tmp, to: path.join(this.#cpDir, cpName) } as const]),
-      { kind: 'rename', from: seg.path, to: sealedPath },
-      { kind: 'fsyncDir', dir: this.#segDir },
-      { kind: 'fsyncDir', dir: this.#cpDir },
-      { kind: 'rename', from: next.tmp, to: nextPath },
-      { kind: 'fsyncDir', dir: this.#segDir },
-    ]).catch(async (e: unknown) => {
-      await closeNext();
-      throw e;
-    });
     this.#fixedBytes = bytes.length;
     let cpInfo = existing;
     if (!cpInfo) {
@@ -1045,10 +1076,25 @@ export class Ledger implements EntrySink {
       bytes: seg.size,
       checkpointName: cpName,
     };
-    this.#sealed.set(name, segInfo);
-    this.#sealedBytes += segInfo.bytes;
-    this.#setOpenSegment(nextSeq, nextPath, opened!, nextHeader.length);
-    return { segInfo, cpInfo };
+    // Listed and counted as sealed once published; until then its bytes still count against max_disk_bytes.
+    this.#publishingBytes += segInfo.bytes;
+    if (!adopt) this.#setOpenSegment(nextSeq, nextTmp, opened, nextHeader.length);
+    const publishing = this.#ops([
+      { kind: 'rename', from: head.tmp, to: path.join(this.#dir, HEAD_FILE) },
+      { kind: 'fsyncDir', dir: this.#dir },
+      ...(existing ? [] : [{ kind: 'rename', from: cp.tmp, to: path.join(this.#cpDir, cpName) } as const]),
+      { kind: 'rename', from: seg.path, to: sealedPath },
+      { kind: 'fsyncDir', dir: this.#segDir },
+      { kind: 'fsyncDir', dir: this.#cpDir },
+      { kind: 'rename', from: nextTmp, to: nextPath },
+      { kind: 'fsyncDir', dir: this.#segDir },
+    ]).then(() => {
+      if (this.#seg.seq === nextSeq) this.#seg.path = nextPath;
+      this.#publishingBytes -= segInfo.bytes;
+      this.#sealed.set(name, segInfo);
+      this.#sealedBytes += segInfo.bytes;
+    });
+    return { segInfo, cpInfo, publishing };
   }
 
   /** The header of a new segment starting at the current tree. */
@@ -1140,7 +1186,7 @@ export class Ledger implements EntrySink {
 
   // ---------------------------------------------------------------- recovery
 
-  async #recover(): Promise<void> {
+  async #recover(): Promise<'recovered' | 'adopted'> {
     const fs = this.#fs;
     const origin = this.#cfg.origin;
     try {
@@ -1158,15 +1204,26 @@ export class Ledger implements EntrySink {
         throw ioError(`reading ${p}`, e);
       }
     };
-    const list = async (d: string): Promise<string[]> => {
+    const list = async (d: string, keep?: RegExp): Promise<string[]> => {
       const names = await fs.readdir(d);
-      // Leftovers of an interrupted atomic write never became visible: remove them.
-      for (const n of names.filter((x) => x.endsWith('.tmp'))) await fs.unlink(path.join(d, n));
+      // Leftovers of an interrupted atomic write never became visible: remove them. Except a next
+      // segment that a seal's publishing left under its temporary name (#adoptNext decides).
+      for (const n of names.filter((x) => x.endsWith('.tmp') && !keep?.test(x))) await fs.unlink(path.join(d, n));
       return names.filter((x) => !x.endsWith('.tmp')).sort();
     };
     const rootNames = await list(this.#dir);
-    const segNames = await list(this.#segDir);
+    const pendingNext = (await fs.readdir(this.#segDir)).filter((n) => NEXT_TMP_NAME.test(n));
+    const segNames = await list(this.#segDir, NEXT_TMP_NAME);
     const cpNames = await list(this.#cpDir);
+    if (pendingNext.length > 1) {
+      throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${this.#segDir} holds ${pendingNext.length} next segments under temporary names (${pendingNext.join(', ')}); a seal leaves at most one`);
+    }
+    /** The next segment a seal's publishing left behind, if it follows segment `seq`; else it is removed (below). */
+    const pending = (seq: number): string | undefined =>
+      pendingNext[0] === segmentFileName(seq + 1) + '.open.tmp' ? path.join(this.#segDir, pendingNext[0]) : undefined;
+    const dropPending = async (): Promise<void> => {
+      for (const n of pendingNext) await fs.unlink(path.join(this.#segDir, n));
+    };
 
     // Released segments (forwarded and deleted): their absence is expected.
     const released = new Set<string>();
@@ -1228,7 +1285,7 @@ export class Ledger implements EntrySink {
       } catch (e) {
         throw corrupt(file, e);
       }
-      this.#checkHeader(scan, file, s, prevEnd);
+      this.#checkHeader(scan.header, file, s, prevEnd);
       const cp = this.#checkSeal(scan, file);
       this.#sealedBytes += bytes.length;
       this.#sealed.set(name, {
@@ -1257,6 +1314,7 @@ export class Ledger implements EntrySink {
 
     if (openSeq === undefined) {
       if (prevEnd === undefined) {
+        await dropPending();
         if (head !== undefined || released.size > 0) {
           throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${this.#dir} has a checkpoint or released segments but no segment files; refusing to start a new log under the same origin`);
         }
@@ -1267,8 +1325,17 @@ export class Ledger implements EntrySink {
         await this.#createOpenSegment(0, new Uint8Array(HASH_SIZE));
         await fs.fsyncDir(this.#segDir);
         this.#log.info({ dir: this.#dir, origin }, 'new ledger created');
-        return;
+        return 'recovered';
       }
+      // A crash between renaming the sealed segment and publishing the next one under its name.
+      const adopt = pending(prevEnd.scan.header.seq);
+      if (adopt && (await this.#adoptNext(adopt, prevEnd))) {
+        await fs.rename(adopt, path.join(this.#segDir, segmentFileName(prevEnd.scan.header.seq + 1) + '.open'));
+        await fs.fsyncDir(this.#segDir);
+        this.#log.warn({ segment: prevEnd.scan.header.seq + 1 }, 'adopted the next segment a crash left under its temporary name');
+        return 'adopted';
+      }
+      await dropPending();
       // A crash between renaming the sealed segment and creating the next one.
       this.#frontier = prevEnd.scan.frontier.clone();
       this.#chain = prevEnd.scan.chain;
@@ -1279,7 +1346,7 @@ export class Ledger implements EntrySink {
       await fs.fsyncDir(this.#segDir);
       await this.#rotateIfNeeded();
       this.#log.info({ treeSize: this.#frontier.size, segment: nextSeq }, 'ledger recovered (next segment created)');
-      return;
+      return 'recovered';
     }
 
     // The open segment.
@@ -1292,7 +1359,7 @@ export class Ledger implements EntrySink {
     } catch (e) {
       throw corrupt(openPath, e);
     }
-    this.#checkHeader(scan, openPath, openSeq, prevEnd);
+    this.#checkHeader(scan.header, openPath, openSeq, prevEnd);
     if (prevEnd === undefined && openSeq > 0 && head === undefined) {
       throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${HEAD_FILE} is missing, cannot link segment ${openSeq} to its predecessors`);
     }
@@ -1331,7 +1398,16 @@ export class Ledger implements EntrySink {
       this.#seg.size = bytes.length;
       await fs.close(fd);
       this.#seg.fd = -1;
-      const { segInfo } = await this.#finishSeal(this.#seg, cp, Promise.resolve());
+      const adopt = pending(openSeq);
+      if (adopt && (await this.#adoptNext(adopt, { scan, cp, name: openName }))) {
+        const { segInfo, publishing } = await this.#finishSeal(this.#seg, cp, Promise.resolve(), adopt);
+        await publishing;
+        this.#log.warn({ segment: segInfo.name, next: openSeq + 1 }, 'finished a seal interrupted by a crash and adopted the next segment left under its temporary name');
+        return 'adopted';
+      }
+      await dropPending();
+      const { segInfo, publishing } = await this.#finishSeal(this.#seg, cp, Promise.resolve());
+      await publishing;
       this.#log.info({ segment: segInfo.name }, 'finished a seal interrupted by a crash');
       await this.#rotateIfNeeded();
     } else {
@@ -1344,13 +1420,47 @@ export class Ledger implements EntrySink {
       // A crash between writing head.checkpoint and its checkpoints/ file leaves the file missing.
       if (head) await this.#ensureCheckpointFile(head);
       await this.#rotateIfNeeded();
+      // Without a trailer nothing was acknowledged in a next segment (a seal switches to it only once
+      // the trailer is durable): a leftover is an interrupted creation.
+      await dropPending();
       if (scan.count > 0) {
         // Entries a crash left in an unsealed segment get their seal now.
-        await this.#sealNow();
+        await (await this.#sealNow()).published;
       }
     }
     this.#log.info({ dir: this.#dir, origin, treeSize: this.#frontier.size, segment: this.#seg.seq }, 'ledger opened');
     this.#log.debug({ hashing: nativeHashStatus }, 'ledger hashing implementation');
+    return 'recovered';
+  }
+
+  /**
+   * Whether `tmp` (`<seq>.seg.open.tmp`) is the next segment of the seal of `prev`, to be adopted.
+   * A seal creates that file (header only) and fsyncs it and its directory before it acknowledges
+   * anything in it (#finishSeal), so: a header cut short is an interrupted creation that holds no
+   * acknowledged entry (false: the caller removes it); a complete header must link to `prev`'s
+   * seal (true), and anything else is corruption — refused, never removed. The frames after the
+   * header are checked by the next recovery pass like any open segment's.
+   * @throws SealtrailError LEDGER_CORRUPT
+   */
+  async #adoptNext(tmp: string, prev: { scan: SegmentScan; cp: LastCheckpoint; name: string }): Promise<boolean> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.#fs.readFile(tmp);
+    } catch (e) {
+      throw ioError(`reading ${tmp}`, e);
+    }
+    let header: SegmentHeader;
+    try {
+      header = decodeHeader(bytes).header;
+    } catch (e) {
+      if (e instanceof SegmentFormatError && e.check === 'truncated') {
+        this.#log.warn({ file: tmp, bytes: bytes.length }, 'removing a next segment whose creation a crash interrupted (it holds no acknowledged entry)');
+        return false;
+      }
+      throw corrupt(tmp, e);
+    }
+    this.#checkHeader(header, tmp, prev.scan.header.seq + 1, prev);
+    return true;
   }
 
   /**
@@ -1403,8 +1513,7 @@ export class Ledger implements EntrySink {
     return { note, cp: b.value, signedBy };
   }
 
-  #checkHeader(scan: SegmentScan, file: string, seq: number, prev: { scan: SegmentScan; cp: LastCheckpoint; name: string } | undefined): void {
-    const h = scan.header;
+  #checkHeader(h: SegmentHeader, file: string, seq: number, prev: { scan: SegmentScan; cp: LastCheckpoint; name: string } | undefined): void {
     if (h.origin !== this.#cfg.origin) {
       throw new SealtrailError(
         'CONFIG_INVALID',

@@ -236,9 +236,10 @@ describe('the ledger and nativeWriteDurable', () => {
     opLists.length = 0;
     await l.seal();
     const cp = l.checkpoints().at(-1)!.name;
-    // The three new files are prepared in parallel (one job each, any order), then published.
+    // The three new files are prepared in parallel (one job each, any order; the next segment's
+    // directory entry made durable too: appends go into it from then on), then published.
     expect(opLists.slice(0, 3).map((x) => x.join('; ')).sort()).toEqual(
-      [`writeFile ${cp}.tmp`, 'writeFile 0000000000000001.seg.open.tmp', 'writeFile head.checkpoint.tmp'].sort(),
+      [`writeFile ${cp}.tmp`, 'writeFile 0000000000000001.seg.open.tmp; fsyncDir segments', 'writeFile head.checkpoint.tmp'].sort(),
     );
     expect(opLists.slice(3)).toEqual([
       [
