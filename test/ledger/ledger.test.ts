@@ -688,15 +688,18 @@ describe('Ledger', () => {
       return { fsx, state, events, release, waitSyncing, failNextSync: () => (failNext = true) };
     }
     const tick = () => new Promise((r) => setImmediate(r));
+    /** Opens the ledger in `dir` on `fsx` (default: the gated fs) after settling its start-up heartbeat, which would take the gate first. */
+    async function openGated(dir: string, g: ReturnType<typeof gatedFs>, fsx: LedgerFs = g.fsx): Promise<Ledger> {
+      const l = await openLedger(dir, {}, { fs: { ...g.fsx, fdatasync: nodeLedgerFs.fdatasync } });
+      await l.heartbeat();
+      await l.close();
+      return openLedger(dir, {}, { fs: fsx });
+    }
 
     it('encodes requests that arrive during a commit while its fdatasync runs, writes them with ONE writev + fdatasync, acknowledges in order', async () => {
       const dir = await newDir();
       const g = gatedFs();
-      // No start-up heartbeat in the way: it would take the gate first.
-      const l = await openLedger(dir, {}, { fs: { ...g.fsx, fdatasync: nodeLedgerFs.fdatasync } });
-      await l.heartbeat();
-      await l.close();
-      const l2 = await openLedger(dir, {}, { fs: g.fsx });
+      const l2 = await openGated(dir, g);
       const base = l2.treeSize;
       const order: string[] = [];
       const a = l2.append([entry('a0'), entry('a1')]).then((o) => (order.push('a'), o));
@@ -728,12 +731,10 @@ describe('Ledger', () => {
     it('a backlog of 512 KiB or more with the disk idle goes out in two commits: the second half is encoded while the first is written', async () => {
       const dir = await newDir();
       const g = gatedFs();
-      const l = await openLedger(dir, {}, { fs: { ...g.fsx, fdatasync: nodeLedgerFs.fdatasync } });
-      await l.heartbeat();
-      await l.close();
       const written: number[] = [];
-      const l2 = await openLedger(dir, {}, {
-        fs: { ...g.fsx, writevAll: async (fd, b, pos) => (written.push(b.reduce((n, x) => n + x.length, 0)), g.fsx.writevAll(fd, b, pos)) },
+      const l2 = await openGated(dir, g, {
+        ...g.fsx,
+        writevAll: async (fd, b, pos) => (written.push(b.reduce((n, x) => n + x.length, 0)), g.fsx.writevAll(fd, b, pos)),
       });
       const base = l2.treeSize;
       // 8 requests of 16 entries of 5 KiB (≈ 82 KiB each, ≈ 660 KiB in all), queued in one turn.
