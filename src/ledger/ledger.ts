@@ -1110,10 +1110,6 @@ export class Ledger implements EntrySink {
     });
   }
 
-  async #useOpenSegment(seq: number, p: string, headerLength: number): Promise<void> {
-    this.#setOpenSegment(seq, p, await this.#fs.open(p, 'r+'), headerLength);
-  }
-
   #setOpenSegment(seq: number, p: string, fd: number, headerLength: number): void {
     this.#seg = { seq, firstIndex: this.#frontier.size, path: p, fd, size: headerLength, count: 0, firstEntryMs: undefined, dirty: false };
   }
@@ -1123,7 +1119,8 @@ export class Ledger implements EntrySink {
     const header = this.#segmentHeader(seq, prevCheckpointHash);
     const name = segmentFileName(seq) + '.open';
     await this.#ops(this.#atomic(this.#segDir, name, header));
-    await this.#useOpenSegment(seq, path.join(this.#segDir, name), header.length);
+    const p = path.join(this.#segDir, name);
+    this.#setOpenSegment(seq, p, await this.#fs.open(p, 'r+'), header.length);
   }
 
   #emitCheckpoint(info: CheckpointInfo): void {
@@ -1204,17 +1201,19 @@ export class Ledger implements EntrySink {
         throw ioError(`reading ${p}`, e);
       }
     };
-    const list = async (d: string, keep?: RegExp): Promise<string[]> => {
-      const names = await fs.readdir(d);
+    /** The names in `d` other than `.tmp` files, sorted, and the `.tmp` names matching `keep` (`kept`). */
+    const list = async (d: string, keep?: RegExp): Promise<{ names: string[]; kept: string[] }> => {
+      const all = await fs.readdir(d);
       // Leftovers of an interrupted atomic write never became visible: remove them. Except a next
       // segment that a seal's publishing left under its temporary name (#adoptNext decides).
-      for (const n of names.filter((x) => x.endsWith('.tmp') && !keep?.test(x))) await fs.unlink(path.join(d, n));
-      return names.filter((x) => !x.endsWith('.tmp')).sort();
+      const tmps = all.filter((x) => x.endsWith('.tmp'));
+      const kept = tmps.filter((x) => keep?.test(x) === true);
+      for (const n of tmps) if (!kept.includes(n)) await fs.unlink(path.join(d, n));
+      return { names: all.filter((x) => !x.endsWith('.tmp')).sort(), kept };
     };
-    const rootNames = await list(this.#dir);
-    const pendingNext = (await fs.readdir(this.#segDir)).filter((n) => NEXT_TMP_NAME.test(n));
-    const segNames = await list(this.#segDir, NEXT_TMP_NAME);
-    const cpNames = await list(this.#cpDir);
+    const rootNames = (await list(this.#dir)).names;
+    const { names: segNames, kept: pendingNext } = await list(this.#segDir, NEXT_TMP_NAME);
+    const cpNames = (await list(this.#cpDir)).names;
     if (pendingNext.length > 1) {
       throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${this.#segDir} holds ${pendingNext.length} next segments under temporary names (${pendingNext.join(', ')}); a seal leaves at most one`);
     }
