@@ -499,7 +499,7 @@ describe('Ledger', () => {
     await l.heartbeat();
     const sealed: string[] = [];
     l.onSegmentSealed((x) => sealed.push(x.name));
-    expect((await l.append([entry('a')])).kind).toBe('ok');
+    expect((await l.append([entry('a', 100_000)])).kind).toBe('ok');
     holding = true;
     const sealing = l.seal();
     for (let i = 0; i < 500 && !hold; i++) await new Promise((r) => setTimeout(r, 2));
@@ -509,6 +509,9 @@ describe('Ledger', () => {
     expect(fs.readdirSync(path.join(dir, 'segments')).sort()).toEqual(['0000000000000000.seg.open', '0000000000000001.seg.open.tmp']);
     expect(sealed).toEqual([]); // not announced (nor listed) before it is published
     expect(l.sealedSegments()).toEqual([]);
+    // G2: meanwhile its bytes (100 kB of entry 'a') still count against max_disk_bytes, with the next segment's.
+    const onDisk = ['0000000000000000.seg.open', '0000000000000001.seg.open.tmp'].reduce((n, f) => n + fs.statSync(path.join(dir, 'segments', f)).size, 0);
+    expect(l.diskBytes).toBeGreaterThanOrEqual(onDisk);
     hold!();
     await sealing;
     expect(sealed).toEqual(['0000000000000000.seg']);
