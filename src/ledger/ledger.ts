@@ -52,7 +52,7 @@ import {
   parseSegmentFileName,
   segmentFileName,
 } from './segment-format.js';
-import type { AppendOutcome, EntrySink, RefusalReason } from './types.js';
+import { type AppendOutcome, type EntrySink, type Entries, FRAME_HEAD_ROOM, FRAME_TAIL_ROOM, FramedEntries, type RefusalReason, entryCount } from './types.js';
 
 /** A sealed segment still held locally (not yet released by forwarding). */
 export interface SealedSegmentInfo {
@@ -128,7 +128,7 @@ export function checkpointFileName(seq: number, size: number, toMs: number, kind
 }
 
 interface Pending {
-  readonly entries: readonly Uint8Array[];
+  readonly entries: Entries;
   readonly bytes: number;
   readonly resolve: (o: AppendOutcome) => void;
 }
@@ -161,6 +161,30 @@ interface LastCheckpoint {
  * appenders of 50 entries gained as much, 16 lost ≈ 5–10 %; docs/benchmarks.md "Ledger").
  */
 const IDLE_SPLIT_BYTES = 512 * 1024;
+/**
+ * Why `f` cannot be written as it is, or undefined: every run must be whole frames back to back
+ * (FramedEntries), so that the run's bytes are exactly what goes into the segment once the ledger
+ * has filled the frame room. Checked before anything is queued (a caller bug, never client input).
+ */
+function framedLayoutError(f: FramedEntries): string | undefined {
+  if (f.runs.length !== f.spans.length) return `${f.runs.length} runs but ${f.spans.length} span lists`;
+  for (let r = 0; r < f.runs.length; r++) {
+    const run = f.runs[r]!;
+    const sp = f.spans[r]!;
+    if (sp.length === 0 || sp.length % 2 !== 0) return `run ${r}: spans must be (start, end) pairs, at least one`;
+    let at = 0; // where the next frame starts
+    for (let k = 0; k < sp.length; k += 2) {
+      const start = sp[k]!;
+      const end = sp[k + 1]!;
+      if (start !== at + FRAME_HEAD_ROOM || end < start) return `run ${r}, entry ${k / 2}: frames must follow each other with ${FRAME_HEAD_ROOM} bytes of room before each entry and ${FRAME_TAIL_ROOM} after it`;
+      if (end - start > MAX_ENTRY_BYTES) return `run ${r}, entry ${k / 2}: ${end - start} bytes exceeds MAX_ENTRY_BYTES (${MAX_ENTRY_BYTES})`;
+      at = end + FRAME_TAIL_ROOM;
+    }
+    if (at !== run.length) return `run ${r}: its frames take ${at} bytes but the run has ${run.length}`;
+  }
+  return undefined;
+}
+
 /** Spans, leaf and chain arrays for #encode, grown as needed and reused: fewer ArrayBuffers per commit. */
 class EncodeScratch {
   #spans = new Uint32Array(0);
@@ -186,9 +210,13 @@ interface Encoded {
   readonly batch: Pending[];
   /** Global index of each request's first entry. */
   readonly firsts: number[];
-  readonly buf: Buffer;
-  /** Where buf goes in the open segment. */
+  /** The frames, back to back: a pooled buffer's copies and FramedEntries' runs, in order. */
+  readonly bufs: Uint8Array[];
+  /** The pooled buffer the copied entries were placed in (given back after the commit). */
+  readonly pooled: Buffer | undefined;
+  /** Where bufs go in the open segment, and how many bytes they are. */
   readonly offset: number;
+  readonly bytes: number;
   readonly count: number;
 }
 
@@ -364,14 +392,20 @@ export class Ledger implements EntrySink {
    * global indices, or with a retryable refusal (nothing stored). Never rejects for a refusal.
    * @throws RangeError (as a rejection) if an entry exceeds MAX_ENTRY_BYTES: a caller bug, receivers bound bodies
    */
-  append(entries: readonly Uint8Array[]): Promise<AppendOutcome> {
+  append(entries: Entries): Promise<AppendOutcome> {
     if (this.#state === 'failed') return Promise.resolve(this.#refuse('ledger_failed', `ledger stopped after a write failure: ${errorMessage(this.#failure)}`));
     if (this.#state !== 'open') return Promise.resolve(this.#refuse('shutting_down'));
-    if (entries.length === 0) return Promise.resolve({ kind: 'ok', firstIndex: this.#frontier.size, count: 0 });
+    if (entryCount(entries) === 0) return Promise.resolve({ kind: 'ok', firstIndex: this.#frontier.size, count: 0 });
     let bytes = 0;
-    for (const e of entries) {
-      if (e.length > MAX_ENTRY_BYTES) return Promise.reject(new RangeError(`entry of ${e.length} bytes exceeds MAX_ENTRY_BYTES (${MAX_ENTRY_BYTES})`));
-      bytes += FRAME_OVERHEAD + e.length;
+    if (entries instanceof FramedEntries) {
+      const bad = framedLayoutError(entries);
+      if (bad !== undefined) return Promise.reject(new RangeError(`FramedEntries: ${bad}`));
+      for (const run of entries.runs) bytes += run.length;
+    } else {
+      for (const e of entries) {
+        if (e.length > MAX_ENTRY_BYTES) return Promise.reject(new RangeError(`entry of ${e.length} bytes exceeds MAX_ENTRY_BYTES (${MAX_ENTRY_BYTES})`));
+        bytes += FRAME_OVERHEAD + e.length;
+      }
     }
     if (this.#queueBytes > 0 && this.#queueBytes + bytes > this.#maxPending) {
       return Promise.resolve(this.#refuse('overloaded', `${this.#queueBytes} bytes already waiting for the disk`));
@@ -640,41 +674,70 @@ export class Ledger implements EntrySink {
     const batch: Pending[] = [];
     let bytes = 0;
     let count = 0;
+    let copied = 0; // bytes of entries given as arrays, copied into a pooled buffer
     while (this.#queue.length > 0) {
       const next = this.#queue[0]!;
       if (batch.length > 0 && bytes + next.bytes > limit) break;
       batch.push(this.#queue.shift()!);
       bytes += next.bytes;
-      count += next.entries.length;
+      count += entryCount(next.entries);
+      if (!(next.entries instanceof FramedEntries)) copied += next.bytes;
     }
 
-    // Place every entry in its frame, then hash all leaves + chains and finish the frames (len,
-    // ~len, chain, CRC-32C) in one call — native when the addon is loaded: per-call overhead of
-    // crypto.hash (~2.2–2.8 µs, ~3 calls per entry) and a JS CRC loop (~0.5 µs per frame)
-    // dominated the ledger otherwise — and the frontier in another.
-    const buf = this.#takeBuffer(bytes);
+    // Entries given as arrays are placed in their frames in a pooled buffer; FramedEntries are
+    // already laid out as frames (the receivers build them so) and stay where they are. Then each
+    // piece's leaves and chains are hashed and its frames finished (len, ~len, chain, CRC-32C) in
+    // one call — native when the addon is loaded: per-call overhead of crypto.hash (~2.2–2.8 µs,
+    // ~3 calls per entry) and a JS CRC loop (~0.5 µs per frame) dominated the ledger otherwise —
+    // and the frontier in another.
+    const pooled = copied > 0 ? this.#takeBuffer(copied) : undefined;
+    const bufs: Uint8Array[] = [];
     const firsts: number[] = [];
-    const spans = this.#scratch.spans(count);
-    let off = 0;
-    let n = 0;
-    for (const p of batch) {
-      firsts.push(this.#frontier.size + n);
-      for (const e of p.entries) {
-        buf.set(e, off + FRAME_OVERHEAD - 4); // the entry sits after len, ~len and chain (40 bytes)
-        spans[2 * n] = off + FRAME_OVERHEAD - 4;
-        spans[2 * n + 1] = off + FRAME_OVERHEAD - 4 + e.length;
-        off += FRAME_OVERHEAD + e.length;
-        n++;
-      }
-    }
     const { leaves, chains } = this.#scratch.hashes(count);
-    finishFrames(buf, spans, this.#chain, leaves, chains);
+    let n = 0;
+    const finish = (buf: Uint8Array, spans: Uint32Array): void => {
+      const k = spans.length >>> 1;
+      const prev = n === 0 ? this.#chain : chains.subarray(HASH_SIZE * (n - 1), HASH_SIZE * n);
+      finishFrames(buf, spans, prev, leaves.subarray(HASH_SIZE * n, HASH_SIZE * (n + k)), chains.subarray(HASH_SIZE * n, HASH_SIZE * (n + k)));
+      bufs.push(buf);
+      n += k;
+    };
+    let off = 0;
+    for (let i = 0; i < batch.length; ) {
+      const p = batch[i]!;
+      firsts.push(this.#frontier.size + n);
+      if (p.entries instanceof FramedEntries) {
+        const f = p.entries;
+        for (let r = 0; r < f.runs.length; r++) finish(f.runs[r]!, f.spans[r]!);
+        i++;
+        continue;
+      }
+      // A stretch of consecutive array requests: copied back to back, then finished in one call.
+      let m = 0;
+      let j = i;
+      for (; j < batch.length && !(batch[j]!.entries instanceof FramedEntries); j++) m += (batch[j]!.entries as readonly Uint8Array[]).length;
+      const spans = this.#scratch.spans(m);
+      const start = off;
+      let e = 0;
+      for (let q = i; q < j; q++) {
+        if (q > i) firsts.push(this.#frontier.size + n + e);
+        for (const entry of batch[q]!.entries as readonly Uint8Array[]) {
+          pooled!.set(entry, off + FRAME_HEAD_ROOM); // the entry sits after len, ~len and chain (40 bytes)
+          spans[2 * e] = off - start + FRAME_HEAD_ROOM;
+          spans[2 * e + 1] = off - start + FRAME_HEAD_ROOM + entry.length;
+          off += FRAME_OVERHEAD + entry.length;
+          e++;
+        }
+      }
+      finish(pooled!.subarray(start, off), spans);
+      i = j;
+    }
     if (count > 0) this.#chain = chains.slice(HASH_SIZE * (count - 1));
     this.#frontier = Frontier.fromBytes(frontierAppend(this.#frontier.toBytes(), leaves));
     seg.count += count;
     seg.firstEntryMs ??= this.#clock();
     this.#unwritten += bytes;
-    return { batch, firsts, buf, offset, count };
+    return { batch, firsts, bufs, pooled, offset, bytes, count };
   }
 
   /** Starts one commit: the encoded groups' bytes written at their offsets, then one fdatasync. */
@@ -685,7 +748,7 @@ export class Ledger implements EntrySink {
     const run = async (): Promise<CommitResult> => {
       try {
         // The groups are contiguous in the segment: one positional writev.
-        const bufs = groups.map((g) => g.buf);
+        const bufs = groups.length === 1 ? groups[0]!.bufs : groups.flatMap((g) => g.bufs);
         if (this.#writeDurable) {
           await this.#writeDurable(seg.fd, bufs, groups[0]!.offset, fsync);
         } else {
@@ -728,7 +791,7 @@ export class Ledger implements EntrySink {
     let bytes = 0;
     let n = 0;
     for (const g of c.groups) {
-      bytes += g.buf.length;
+      bytes += g.bytes;
       n += g.count;
     }
     this.#unwritten -= bytes;
@@ -744,7 +807,7 @@ export class Ledger implements EntrySink {
       this.#unsyncedBytes += bytes;
       if (this.#unsyncedBytes >= BACKGROUND_SYNC_BYTES && !this.#bgSyncBusy) this.#startBackgroundSync(c.seg);
     }
-    for (const g of c.groups) g.batch.forEach((p, i) => p.resolve({ kind: 'ok', firstIndex: g.firsts[i]!, count: p.entries.length }));
+    for (const g of c.groups) g.batch.forEach((p, i) => p.resolve({ kind: 'ok', firstIndex: g.firsts[i]!, count: entryCount(p.entries) }));
     const m = this.#metrics;
     if (m) {
       m.ledgerEntries.inc(n);
@@ -771,8 +834,10 @@ export class Ledger implements EntrySink {
 
   #giveBack(groups: readonly Encoded[]): void {
     for (const g of groups) {
-      const block = Buffer.from(g.buf.buffer, g.buf.byteOffset, g.buf.buffer.byteLength - g.buf.byteOffset);
-      if (g.buf.byteOffset !== 0 || block.length > this.#maxBatch || this.#pool.length >= POOL_BLOCKS) continue;
+      const b = g.pooled;
+      if (!b) continue;
+      const block = Buffer.from(b.buffer, b.byteOffset, b.buffer.byteLength - b.byteOffset);
+      if (b.byteOffset !== 0 || block.length > this.#maxBatch || this.#pool.length >= POOL_BLOCKS) continue;
       this.#pool.push(block);
     }
   }

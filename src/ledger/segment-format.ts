@@ -23,12 +23,13 @@ import { crc32c } from './crc32c.js';
 import { HASH_SIZE, chainHash, hashEqual, sha256 } from './hash.js';
 import { Frontier, frontierByteLength } from './merkle.js';
 import { leafChainBatch, leafChainBatchJs, nativeFrameBatch } from './native-hash.js';
+import { FRAME_HEAD_ROOM, FRAME_TAIL_ROOM } from './types.js';
 
 /** "\x89STSEG\r\n": the 0x89 and CRLF catch 7-bit and newline-translating transfers (as PNG does). */
 export const SEGMENT_MAGIC: Uint8Array = Uint8Array.from([0x89, 0x53, 0x54, 0x53, 0x45, 0x47, 0x0d, 0x0a]);
 export const SEGMENT_FORMAT_VERSION = 1;
-/** Bytes a frame adds to its entry: len 4 + ~len 4 + chain 32 + crc 4. */
-export const FRAME_OVERHEAD = 44;
+/** Bytes a frame adds to its entry: len 4 + ~len 4 + chain 32 (FRAME_HEAD_ROOM) + crc 4 (FRAME_TAIL_ROOM). */
+export const FRAME_OVERHEAD = FRAME_HEAD_ROOM + FRAME_TAIL_ROOM;
 /**
  * Largest entry a frame may carry; a larger length field is invalid. 1 GiB = the largest request the
  * config allows (grpc max_recv_msg_size_mib ≤ 1024), so no accepted record can exceed it. The

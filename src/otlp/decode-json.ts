@@ -16,7 +16,8 @@
 import { isUtf8 } from 'node:buffer';
 import { DEFAULT_MAX_DECODED_BYTES, ENTRY_OVERHEAD_BYTES } from './types.js';
 import type { DecodeLimits, DecodeResult } from './types.js';
-import { DecodeBudget, DecodeFailure, EMPTY, type EntryArena, EntryAssembler, addSegment, failureResult, lenField } from './wire.js';
+import { FramedEntries } from '../ledger/types.js';
+import { DecodeBudget, DecodeFailure, EMPTY, type EntryArena, EntryAssembler, type EntryOut, addSegment, failureResult, lenField } from './wire.js';
 import { Writer, isHexDigit } from './writer.js';
 
 
@@ -30,9 +31,13 @@ type JsonObject = { [k: string]: Json };
  * are not hex of the right length, 64-bit integers that lost precision, lone surrogates or AnyValue
  * nesting deeper than `limits.maxNestingDepth` give `{ ok: false, message }` naming the field path.
  * With `arena`, the entries are built in its pooled memory (EntryArena) and stay valid only until
- * `arena.release()`; without one each chunk of entries is a fresh allocation.
+ * `arena.release()`; without one each chunk of entries is a fresh allocation. With `framed`, the
+ * same bytes are returned as ledger frame runs (FramedEntries, src/ledger/types.ts) instead of one
+ * view per entry: the receivers hand those to the ledger, which writes them without a copy.
  */
-export function decodeLogsJson(body: Uint8Array, limits: DecodeLimits, arena?: EntryArena): DecodeResult {
+export function decodeLogsJson(body: Uint8Array, limits: DecodeLimits, arena: EntryArena | undefined, framed: true): DecodeResult<FramedEntries>;
+export function decodeLogsJson(body: Uint8Array, limits: DecodeLimits, arena?: EntryArena): DecodeResult;
+export function decodeLogsJson(body: Uint8Array, limits: DecodeLimits, arena?: EntryArena, framed?: true): DecodeResult<EntryOut> {
   // Validate with simdutf (buffer.isUtf8), then decode natively: together several times faster than
   // TextDecoder({ fatal: true }) on large bodies (measured, docs/benchmarks.md "OTLP decode").
   if (!isUtf8(body)) return { ok: false, message: 'request: body is not valid UTF-8 (OTLP/JSON bodies are UTF-8 JSON)' };
@@ -46,7 +51,7 @@ export function decodeLogsJson(body: Uint8Array, limits: DecodeLimits, arena?: E
     return { ok: false, message: `request: invalid JSON: ${e instanceof Error ? e.message : String(e)}` };
   }
   try {
-    const entries: Uint8Array[] = [];
+    const entries: EntryOut = framed ? new FramedEntries() : [];
     decodeRequest(doc as Json, limits.maxNestingDepth, new DecodeBudget(limits.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES, arena), entries);
     return { ok: true, entries };
   } catch (e) {
@@ -258,7 +263,7 @@ function present(v: Json | undefined): v is Json {
 
 let writer = new Writer(1 << 16);
 
-function decodeRequest(doc: Json, maxDepth: number, budget: DecodeBudget, out: Uint8Array[]): void {
+function decodeRequest(doc: Json, maxDepth: number, budget: DecodeBudget, out: EntryOut): void {
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     throw new DecodeFailure(`expected a JSON object (ExportLogsServiceRequest), got ${typeName(doc)}`);
   }
@@ -284,7 +289,7 @@ function encoded(w: Writer, fill: () => void): Uint8Array {
   return w.buf.slice(0, w.pos);
 }
 
-function decodeResourceLogs(rl: JsonObject, maxDepth: number, budget: DecodeBudget, w: Writer, out: Uint8Array[]): void {
+function decodeResourceLogs(rl: JsonObject, maxDepth: number, budget: DecodeBudget, w: Writer, out: EntryOut): void {
   let resourceField = EMPTY;
   if (present(rl.resource)) {
     try {
@@ -322,7 +327,7 @@ function decodeScopeLogs(
   w: Writer,
   resourceField: Uint8Array,
   rlSchemaField: Uint8Array,
-  out: Uint8Array[],
+  out: EntryOut,
 ): void {
   let scopeField = EMPTY;
   if (present(sl.scope)) {

@@ -10,11 +10,13 @@
  */
 import { DEFAULT_MAX_DECODED_BYTES, ENTRY_OVERHEAD_BYTES } from './types.js';
 import type { DecodeLimits, DecodeResult } from './types.js';
+import { FramedEntries } from '../ledger/types.js';
 import {
   DecodeBudget,
   DecodeFailure,
   EMPTY,
   EntryAssembler,
+  type EntryOut,
   type EntryArena,
   WT_I32,
   WT_I64,
@@ -43,11 +45,15 @@ import {
  * `limits.maxNestingDepth` give `{ ok: false, message }` naming the field path.
  * An empty body is a valid empty request.
  * With `arena`, the entries are built in its pooled memory (EntryArena) and stay valid only until
- * `arena.release()`; without one each chunk of entries is a fresh allocation.
+ * `arena.release()`; without one each chunk of entries is a fresh allocation. With `framed`, the
+ * same bytes are returned as ledger frame runs (FramedEntries, src/ledger/types.ts) instead of one
+ * view per entry: the receivers hand those to the ledger, which writes them without a copy.
  */
-export function decodeLogsProtobuf(body: Uint8Array, limits: DecodeLimits, arena?: EntryArena): DecodeResult {
+export function decodeLogsProtobuf(body: Uint8Array, limits: DecodeLimits, arena: EntryArena | undefined, framed: true): DecodeResult<FramedEntries>;
+export function decodeLogsProtobuf(body: Uint8Array, limits: DecodeLimits, arena?: EntryArena): DecodeResult;
+export function decodeLogsProtobuf(body: Uint8Array, limits: DecodeLimits, arena?: EntryArena, framed?: true): DecodeResult<EntryOut> {
   try {
-    const entries: Uint8Array[] = [];
+    const entries: EntryOut = framed ? new FramedEntries() : [];
     // A plain Uint8Array view: Buffer's subarray() is markedly slower than Uint8Array's.
     const b = Buffer.isBuffer(body) ? new Uint8Array(body.buffer, body.byteOffset, body.byteLength) : body;
     budget = new DecodeBudget(limits.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES, arena);
@@ -75,7 +81,7 @@ let dv = NO_BODY;
  */
 let recs: number[] = [];
 
-function walkRequest(b: Uint8Array, maxDepth: number, out: Uint8Array[]): void {
+function walkRequest(b: Uint8Array, maxDepth: number, out: EntryOut): void {
   const end = b.length;
   let pos = 0;
   let i = 0;
@@ -98,7 +104,7 @@ function walkRequest(b: Uint8Array, maxDepth: number, out: Uint8Array[]): void {
   }
 }
 
-function walkResourceLogs(b: Uint8Array, pos: number, end: number, maxDepth: number, out: Uint8Array[]): void {
+function walkResourceLogs(b: Uint8Array, pos: number, end: number, maxDepth: number, out: EntryOut): void {
   const resource: number[] = [];
   const scopeLogs: number[] = [];
   let schemaS = 0;
@@ -158,7 +164,7 @@ function walkScopeLogs(
   maxDepth: number,
   resourceField: Uint8Array,
   rlSchemaField: Uint8Array,
-  out: Uint8Array[],
+  out: EntryOut,
 ): void {
   const scope: number[] = [];
   const records = recs;

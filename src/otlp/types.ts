@@ -19,10 +19,10 @@ export const ENTRY_OVERHEAD_BYTES = 256;
 
 /**
  * Outcome of decoding one export request. `entries` holds one entry per LogRecord in request
- * order (see api-otlp.md / docs/format.md "Entries"); a failure names the offending field path.
+ * order (as views, or as ledger frame runs when the decoder was asked for FramedEntries) (see api-otlp.md / docs/format.md "Entries"); a failure names the offending field path.
  * `tooLarge` marks a refusal for exceeding `maxDecodedBytes` (a size problem, HTTP 413 /
  * RESOURCE_EXHAUSTED, rather than malformed input).
  */
-export type DecodeResult =
-  | { readonly ok: true; readonly entries: Uint8Array[] }
+export type DecodeResult<E = Uint8Array[]> =
+  | { readonly ok: true; readonly entries: E }
   | { readonly ok: false; readonly message: string; readonly tooLarge?: true };

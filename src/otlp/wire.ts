@@ -8,6 +8,7 @@
  * per read keeps the walker allocation-free (STYLE.md habit 7).
  */
 import { isUtf8 } from 'node:buffer';
+import { FRAME_HEAD_ROOM, FRAME_TAIL_ROOM, FramedEntries } from '../ledger/types.js';
 
 /**
  * A decode failure travelling up the walker. `path` collects the field path innermost first
@@ -379,8 +380,9 @@ const POISON = process.env.SEALTRAIL_ARENA_POISON === '1';
  *
  * The contract: the caller creates one arena per request, passes it to the decoder, and calls
  * `release()` only when nothing reads the entries any more — for the receivers, after the
- * ledger's `append` promise settled (the ledger copies entries into its frames before it resolves,
- * see EntrySink). After `release()` the same memory holds another request's entries.
+ * ledger's `append` promise settled (the receivers decode into FramedEntries, whose runs the ledger
+ * hashes in place and writes as they are; it is done with them when the append resolves, see
+ * EntrySink). After `release()` the same memory holds another request's entries.
  */
 export class EntryArena {
   #slabs: ArrayBuffer[] = [];
@@ -417,6 +419,12 @@ export class EntryArena {
     this.#slabs = [];
   }
 }
+
+/**
+ * Where EntryAssembler puts what it builds: one view per entry, or whole frame runs for the ledger
+ * (FramedEntries, src/ledger/types.ts).
+ */
+export type EntryOut = Uint8Array[] | FramedEntries;
 
 /**
  * Builds entries for the records of one ScopeLogs. The parts that are the same for every record
@@ -457,22 +465,24 @@ export class EntryAssembler {
    * (docs/benchmarks.md "OTLP decode").
    * @throws Error if the bytes written do not add up to `total` (a bug, never bad input)
    */
-  buildAll(src: Uint8Array, ranges: readonly number[], n: number, total: number, out: Uint8Array[], arena?: EntryArena): void {
+  buildAll(src: Uint8Array, ranges: readonly number[], n: number, total: number, out: EntryOut, arena?: EntryArena): void {
     // Allocations of at most ENTRY_CHUNK bytes (one or more records' entries each): a larger one
     // gets fresh pages from the kernel every time (malloc's mmap threshold), whose page faults
     // made 512- and 1,000-record requests cost markedly more per record than 100-record ones.
+    // Framed (FramedEntries): each entry gets the ledger's frame room around it (see there).
+    const room = out instanceof FramedEntries ? FRAME_HEAD_ROOM + FRAME_TAIL_ROOM : 0;
     let written = 0;
     for (let k = 0; k < n; ) {
       let g = k;
       let size = 0;
       while (g < n) {
-        const sz = this.size(ranges[g + 1]! - ranges[g]!);
+        const sz = this.size(ranges[g + 1]! - ranges[g]!) + room;
         if (g > k && size + sz > ENTRY_CHUNK) break;
         size += sz;
         g += 2;
       }
       this.buildChunk(src, ranges, k, g, size, out, arena);
-      written += size;
+      written += size - ((g - k) / 2) * room;
       k = g;
     }
     if (written !== total) throw new Error(`entry sizes disagree (${written} written, ${total} computed)`);
@@ -485,7 +495,7 @@ export class EntryAssembler {
     k0: number,
     k1: number,
     size: number,
-    out: Uint8Array[],
+    out: EntryOut,
     arena: EntryArena | undefined,
   ): void {
     // Memory from the request's arena when there is one, else allocUnsafeSlow (no zero-filling, not
@@ -509,6 +519,8 @@ export class EntryAssembler {
     const resLen = res.length;
     const scopeLen = scope.length;
     const reuseHead = resLen + scopeLen >= 16;
+    const framed = out instanceof FramedEntries ? out : undefined;
+    const spans = framed ? new Uint32Array(k1 - k0) : undefined;
     let p = 0;
     let prev = -1;
     let prevSlBytes = 0;
@@ -518,6 +530,7 @@ export class EntryAssembler {
       const recLen = e - s;
       const slLen = scopeLen + 1 + varintSize(recLen) + recLen + slSchema.length;
       const slBytes = varintSize(slLen);
+      if (spans) p += FRAME_HEAD_ROOM;
       const start = p;
       if (prev >= 0 && slBytes === prevSlBytes) {
         // resource ‖ 0x12 ‖ slLen ‖ scope ‖ 0x12 of the previous entry, then this entry's slLen.
@@ -558,8 +571,13 @@ export class EntryAssembler {
         o.set(rlSchema, p);
         p += rlSchema.length;
       }
-      out.push(new Uint8Array(ab, base + start, p - start));
+      if (spans) {
+        spans[k - k0] = start;
+        spans[k - k0 + 1] = p;
+        p += FRAME_TAIL_ROOM;
+      } else (out as Uint8Array[]).push(new Uint8Array(ab, base + start, p - start));
     }
     if (p !== size) throw new Error(`entry sizes disagree (${p} written, ${size} computed)`);
+    if (framed) framed.add(o, spans!);
   }
 }

@@ -589,23 +589,23 @@ export class GrpcReceiver {
 
   /** Decodes one Export request into `arena` and appends its entries to the ledger. */
   async #store(request: Buffer, arena: EntryArena): Promise<ReceiveOutcome> {
-    const decoded = decodeLogsProtobuf(request, this.#deps.limits, arena);
+    const decoded = decodeLogsProtobuf(request, this.#deps.limits, arena, true);
     if (!decoded.ok) return { kind: decoded.tooLarge ? 'too_large' : 'invalid', message: decoded.message };
     const entries = decoded.entries;
-    if (entries.length === 0) return { kind: 'ok', records: 0 };
+    if (entries.count === 0) return { kind: 'ok', records: 0 };
     const maxRecords = this.#deps.limits.maxRecordsPerRequest ?? DEFAULT_MAX_RECORDS_PER_REQUEST;
-    if (entries.length > maxRecords) {
+    if (entries.count > maxRecords) {
       return {
         kind: 'too_many_records',
-        message: `request holds ${entries.length} log records, more than receivers.otlp.max_records_per_request (${maxRecords}); send smaller batches`,
+        message: `request holds ${entries.count} log records, more than receivers.otlp.max_records_per_request (${maxRecords}); send smaller batches`,
       };
     }
     const appended = await this.#deps.sink.append(entries);
     if (appended.kind === 'ok') {
-      this.#deps.metrics?.receiverAccepted.inc({ transport: 'grpc' }, entries.length);
-      return { kind: 'ok', records: entries.length };
+      this.#deps.metrics?.receiverAccepted.inc({ transport: 'grpc' }, entries.count);
+      return { kind: 'ok', records: entries.count };
     }
-    this.#deps.metrics?.receiverRefused.inc({ transport: 'grpc', reason: appended.reason }, entries.length);
+    this.#deps.metrics?.receiverRefused.inc({ transport: 'grpc', reason: appended.reason }, entries.count);
     return { kind: 'retryable', reason: appended.reason, afterMs: appended.afterMs, message: refusalMessage(appended.reason, appended.detail) };
   }
 }

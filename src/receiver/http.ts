@@ -483,25 +483,25 @@ export class HttpReceiver {
 
   /** Decodes a request's body into `arena`, appends the entries to the ledger and answers. */
   async #store(req: http.IncomingMessage, res: http.ServerResponse, ct: 'protobuf' | 'json', body: Buffer, arena: EntryArena, client: string | undefined): Promise<void> {
-    const decoded = ct === 'protobuf' ? decodeLogsProtobuf(body, this.#deps.limits, arena) : decodeLogsJson(body, this.#deps.limits, arena);
+    const decoded = ct === 'protobuf' ? decodeLogsProtobuf(body, this.#deps.limits, arena, true) : decodeLogsJson(body, this.#deps.limits, arena, true);
     if (!decoded.ok) return this.#reply(req, res, ct, { kind: decoded.tooLarge ? 'too_large' : 'invalid', message: decoded.message });
     const entries = decoded.entries;
-    if (entries.length === 0) return this.#reply(req, res, ct, { kind: 'ok', records: 0 });
+    if (entries.count === 0) return this.#reply(req, res, ct, { kind: 'ok', records: 0 });
     const maxRecords = this.#deps.limits.maxRecordsPerRequest ?? DEFAULT_MAX_RECORDS_PER_REQUEST;
-    if (entries.length > maxRecords) {
+    if (entries.count > maxRecords) {
       return this.#reply(req, res, ct, {
         kind: 'too_many_records',
-        message: `request holds ${entries.length} log records, more than receivers.otlp.max_records_per_request (${maxRecords}); send smaller batches`,
+        message: `request holds ${entries.count} log records, more than receivers.otlp.max_records_per_request (${maxRecords}); send smaller batches`,
       });
     }
 
     const appended = await this.#deps.sink.append(entries);
     if (appended.kind === 'ok') {
-      this.#deps.metrics?.receiverAccepted.inc({ transport: 'http' }, entries.length);
-      if (client !== undefined) this.#deps.logger.debug({ client, records: entries.length }, 'OTLP/HTTP records accepted');
-      return this.#reply(req, res, ct, { kind: 'ok', records: entries.length });
+      this.#deps.metrics?.receiverAccepted.inc({ transport: 'http' }, entries.count);
+      if (client !== undefined) this.#deps.logger.debug({ client, records: entries.count }, 'OTLP/HTTP records accepted');
+      return this.#reply(req, res, ct, { kind: 'ok', records: entries.count });
     }
-    this.#deps.metrics?.receiverRefused.inc({ transport: 'http', reason: appended.reason }, entries.length);
+    this.#deps.metrics?.receiverRefused.inc({ transport: 'http', reason: appended.reason }, entries.count);
     return this.#reply(req, res, ct, {
       kind: 'retryable',
       reason: appended.reason,

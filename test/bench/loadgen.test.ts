@@ -13,7 +13,7 @@ import { GrpcClient, HttpClient, type OtlpClient } from '../../bench/clients.js'
 import { Histogram } from '../../bench/histogram.js';
 import { VARIANTS, encodeRequest, exportRequestType, grpcFrame } from '../../bench/payloads.js';
 import { configSchema } from '../../src/config/schema.js';
-import type { AppendOutcome, EntrySink } from '../../src/ledger/types.js';
+import { type AppendOutcome, type EntrySink, type Entries, entryCount } from '../../src/ledger/types.js';
 import { decodeLogsJson, decodeLogsProtobuf } from '../../src/otlp/index.js';
 import { GrpcReceiver } from '../../src/receiver/grpc.js';
 import { HttpReceiver } from '../../src/receiver/http.js';
@@ -77,10 +77,11 @@ describe('pre-encoded requests', () => {
 
 class CountingSink implements EntrySink {
   entries = 0;
-  append(entries: readonly Uint8Array[]): Promise<AppendOutcome> {
+  append(entries: Entries): Promise<AppendOutcome> {
     const firstIndex = this.entries;
-    this.entries += entries.length;
-    return Promise.resolve({ kind: 'ok', firstIndex, count: entries.length });
+    const count = entryCount(entries);
+    this.entries += count;
+    return Promise.resolve({ kind: 'ok', firstIndex, count });
   }
 }
 

@@ -12,6 +12,7 @@ import { Ledger } from '../../src/ledger/ledger.js';
 import { merkleRoot } from '../../src/ledger/merkle.js';
 import { leafHash } from '../../src/ledger/hash.js';
 import { FRAME_OVERHEAD, parseSegment } from '../../src/ledger/segment-format.js';
+import { type AppendOutcome, FRAME_HEAD_ROOM, FramedEntries } from '../../src/ledger/types.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
 import { ORIGIN, entry, ledgerConfig, readLog, removeDir, tempDir, testSigner, text } from './helpers.js';
@@ -120,6 +121,101 @@ describe('Ledger', () => {
     for (const r of requests) for (const v of r) v.fill(0x21);
     await l.close();
     expect(readLog(dir).entries.map((e) => text(e))).toEqual(want);
+  });
+
+  it('FramedEntries (entries built where their frames go) are stored byte for byte, mixed in order with array appends in one commit', async () => {
+    const dir = await newDir();
+    let writes = 0;
+    const counting: LedgerFs = {
+      ...nodeLedgerFs,
+      writevAll: async (fd, b, pos) => {
+        writes++;
+        await nodeLedgerFs.writevAll(fd, b, pos);
+      },
+    };
+    const l = await openLedger(dir, {}, { fs: counting });
+    await l.heartbeat(); // settle the start-up heartbeat before counting
+    writes = 0;
+    const want: string[] = [];
+    const appends: Array<Promise<AppendOutcome>> = [];
+    const framedRuns: Uint8Array[] = [];
+    for (let r = 0; r < 9; r++) {
+      const parts = Array.from({ length: 1 + (r % 4) }, (_, i) => (i === 1 && r % 3 === 0 ? '' : `r${r}e${i}:`.padEnd(10 + ((r * 11 + i * 7) % 70), '*')));
+      want.push(...parts);
+      if (r % 3 === 2 || r === 3) {
+        // Array appends, two of them next to each other (r = 2, 3): copied as one stretch.
+        appends.push(l.append(parts.map((t) => new TextEncoder().encode(t))));
+        continue;
+      }
+      // One or two runs of frames; the room around each entry holds junk the ledger must overwrite.
+      const f = new FramedEntries();
+      const cut = r % 2 === 0 ? parts.length : 1;
+      for (const chunk of [parts.slice(0, cut), parts.slice(cut)]) {
+        if (chunk.length === 0) continue;
+        const bytes = chunk.map((t) => new TextEncoder().encode(t));
+        const run = new Uint8Array(bytes.reduce((a, b) => a + FRAME_OVERHEAD + b.length, 0)).fill(0xee);
+        const spans = new Uint32Array(2 * bytes.length);
+        let at = 0;
+        bytes.forEach((b, k) => {
+          run.set(b, at + FRAME_HEAD_ROOM);
+          spans[2 * k] = at + FRAME_HEAD_ROOM;
+          spans[2 * k + 1] = at + FRAME_HEAD_ROOM + b.length;
+          at += FRAME_OVERHEAD + b.length;
+        });
+        f.add(run, spans);
+        framedRuns.push(run);
+      }
+      appends.push(l.append(f));
+    }
+    const outs = await Promise.all(appends);
+    expect(outs.map((o) => o.kind)).toEqual(outs.map(() => 'ok'));
+    // Indices follow the order of the appends, whatever their form.
+    let next = 0;
+    for (const o of outs) {
+      if (o.kind !== 'ok') continue;
+      expect(o.firstIndex).toBe(next);
+      next += o.count;
+    }
+    expect(next).toBe(want.length);
+    expect(writes).toBe(1); // all nine in one commit: the runs and the copied entries back to back
+    // The runs now hold exactly the frames the segment holds (the ledger wrote them as they are).
+    const seg = fs.readFileSync(path.join(dir, 'segments', fs.readdirSync(path.join(dir, 'segments')).find((n) => n.endsWith('.open'))!));
+    for (const run of framedRuns) expect(seg.includes(Buffer.from(run)), 'a run is in the segment as it is').toBe(true);
+    await l.close();
+    expect(readLog(dir).entries.map((e) => text(e))).toEqual(want);
+    // A restart re-verifies every frame, chain value and the tree against the signed checkpoints.
+    const again = await openLedger(dir);
+    expect((await again.append([entry('after')])).kind).toBe('ok');
+  });
+
+  it('refuses FramedEntries whose runs are not whole frames back to back, storing nothing', async () => {
+    const dir = await newDir();
+    const l = await openLedger(dir);
+    /** One run of `runLen` bytes holding one entry at [start, end). */
+    const frame = (start: number, end: number, runLen: number): FramedEntries => {
+      const f = new FramedEntries();
+      f.add(new Uint8Array(runLen), Uint32Array.of(start, end));
+      return f;
+    };
+    const cases: Array<[string, FramedEntries, RegExp]> = [
+      ['room before the entry too small', frame(39, 49, 53), /40 bytes of room before each entry/],
+      ['room before the entry too large', frame(41, 51, 55), /40 bytes of room before each entry/],
+      ['run longer than its frames', frame(40, 50, 60), /frames take 54 bytes but the run has 60/],
+      ['run shorter than its frames', frame(40, 50, 50), /frames take 54 bytes but the run has 50/],
+      ['end before start', frame(40, 30, 34), /40 bytes of room/],
+    ];
+    const gap = new FramedEntries();
+    gap.add(new Uint8Array(2 * 54 + 1), Uint32Array.of(40, 50, 95, 105)); // one stray byte between the frames
+    cases.push(['a gap between two frames', gap, /run 0, entry 1: frames must follow each other/]);
+    const odd = new FramedEntries();
+    odd.runs.push(new Uint8Array(54));
+    odd.spans.push(Uint32Array.of(40));
+    odd.count = 1;
+    cases.push(['spans not in pairs', odd, /pairs/]);
+    for (const [label, f, msg] of cases) await expect(l.append(f), label).rejects.toThrow(msg);
+    expect(l.treeSize).toBe(0);
+    await l.close();
+    expect(readLog(dir).entries).toEqual([]);
   });
 
   it('batches concurrent appends: one write and one fdatasync per group commit, fewer fsyncs than appends', async () => {

@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { EntryArena, decodeLogsJson, decodeLogsProtobuf } from '../../src/otlp/index.js';
-import { sampleRequest, sampleRequestJson } from '../receiver/helpers.js';
+import { FRAME_HEAD_ROOM, FRAME_TAIL_ROOM, FramedEntries } from '../../src/ledger/types.js';
+import { encodeRequest, sampleRequest, sampleRequestJson } from '../receiver/helpers.js';
 
 const LIMITS = { maxNestingDepth: 32 };
 
@@ -71,6 +72,59 @@ describe('decoding into an arena', () => {
       arena.release();
       expect(pooled.entries[0]!.every((x) => x === 0xdb)).toBe(true);
       expect(plain.entries[0]!.some((x) => x !== 0xdb)).toBe(true);
+    });
+  }
+
+  /** Every run is whole frames back to back: FRAME_HEAD_ROOM before each entry, FRAME_TAIL_ROOM after it. */
+  function expectFrameLayout(f: FramedEntries): void {
+    expect(f.runs).toHaveLength(f.spans.length);
+    let count = 0;
+    f.runs.forEach((run, r) => {
+      const sp = f.spans[r]!;
+      let at = 0;
+      for (let k = 0; k < sp.length; k += 2) {
+        expect(sp[k], `run ${r} entry ${k / 2} start`).toBe(at + FRAME_HEAD_ROOM);
+        at = sp[k + 1]! + FRAME_TAIL_ROOM;
+        count++;
+      }
+      expect(at, `run ${r} length`).toBe(run.length);
+    });
+    expect(f.count).toBe(count);
+  }
+
+  const multiScope = encodeRequest({
+    resourceLogs: [0, 1].map((r) => ({
+      resource: { attributes: [{ key: 'service.name', value: { stringValue: `svc-${r}`.padEnd(30 * r + 8, '-') } }] },
+      scopeLogs: [0, 1, 2].map((sc) => ({
+        scope: { name: `scope-${r}-${sc}` },
+        logRecords: Array.from({ length: 40 * sc + 1 }, (_, i) => ({ body: { stringValue: `r${r} s${sc} #${i} `.repeat(1 + (i % 40)) } })),
+      })),
+    })),
+  });
+  for (const [name, decode, body] of [
+    ['protobuf', decodeLogsProtobuf, sampleRequest(1500)],
+    ['protobuf, several resources and scopes', decodeLogsProtobuf, multiScope],
+    ['JSON', decodeLogsJson, new TextEncoder().encode(sampleRequestJson(1500))],
+  ] as const) {
+    it(`${name}: framed, the same entries as plain ones, laid out as whole frames in the arena's slabs`, () => {
+      const plain = decode(body, LIMITS);
+      expect(plain.ok).toBe(true);
+      if (!plain.ok) return;
+      const hex = (es: readonly Uint8Array[]) => es.map((e) => Buffer.from(e).toString('hex'));
+      for (const arena of [new EntryArena(), undefined]) {
+        const framed = decode(body, LIMITS, arena, true);
+        expect(framed.ok).toBe(true);
+        if (!framed.ok) return;
+        expect(framed.entries).toBeInstanceOf(FramedEntries);
+        expect(hex(framed.entries.toArray())).toEqual(hex(plain.entries));
+        expect(framed.entries.entryBytes).toBe(plain.entries.reduce((a, e) => a + e.length, 0));
+        expectFrameLayout(framed.entries);
+        if (arena) {
+          for (const run of framed.entries.runs) expect(run.buffer.byteLength).toBe(64 * 1024);
+          arena.release();
+          expect(framed.entries.runs[0]!.every((x) => x === 0xdb)).toBe(true); // poisoned: the arena's memory
+        }
+      }
     });
   }
 

@@ -6,7 +6,7 @@
  * overwritten at once) and the held entries would change under the ledger.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AppendOutcome, EntrySink } from '../../src/ledger/types.js';
+import { type AppendOutcome, type EntrySink, type Entries, entryList } from '../../src/ledger/types.js';
 import { encodeRequest, grpcCall, httpRequest, startGrpc, startHttp } from './helpers.js';
 
 const EXPORT = '/opentelemetry.proto.collector.logs.v1.LogsService/Export';
@@ -21,7 +21,8 @@ interface Held {
 class HoldingSink implements EntrySink {
   readonly held: Held[] = [];
   #waiters: Array<() => void> = [];
-  append(entries: readonly Uint8Array[]): Promise<AppendOutcome> {
+  append(given: Entries): Promise<AppendOutcome> {
+    const entries = entryList(given); // views of the arena's memory, as the ledger reads it
     return new Promise((resolve) => {
       this.held.push({
         live: entries,

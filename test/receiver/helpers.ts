@@ -8,7 +8,7 @@ import http2 from 'node:http2';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
-import type { AppendOutcome, EntrySink, RefusalReason } from '../../src/ledger/types.js';
+import { type AppendOutcome, type EntrySink, type Entries, type RefusalReason, entryList } from '../../src/ledger/types.js';
 import type { GrpcReceiverConfig, HttpReceiverConfig } from '../../src/config/schema.js';
 import { HttpReceiver } from '../../src/receiver/http.js';
 import { GrpcReceiver } from '../../src/receiver/grpc.js';
@@ -22,8 +22,9 @@ export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export class MemorySink implements EntrySink {
   readonly batches: Uint8Array[][] = [];
   #next = 0;
-  async append(entries: readonly Uint8Array[]): Promise<AppendOutcome> {
+  async append(given: Entries): Promise<AppendOutcome> {
     // Copy: the sink must own what it stores (a real ledger writes the bytes out).
+    const entries = entryList(given);
     this.batches.push(entries.map((e) => Uint8Array.from(e)));
     const firstIndex = this.#next;
     this.#next += entries.length;
@@ -42,7 +43,7 @@ export class RefusingSink implements EntrySink {
     readonly afterMs: number,
     readonly detail?: string,
   ) {}
-  async append(_entries: readonly Uint8Array[]): Promise<AppendOutcome> {
+  async append(_entries: Entries): Promise<AppendOutcome> {
     this.calls++;
     return { kind: 'retryable', reason: this.reason, afterMs: this.afterMs, ...(this.detail ? { detail: this.detail } : {}) };
   }
@@ -58,7 +59,7 @@ export class FlakySink extends MemorySink {
   ) {
     super();
   }
-  override async append(entries: readonly Uint8Array[]): Promise<AppendOutcome> {
+  override async append(entries: Entries): Promise<AppendOutcome> {
     if (this.refused < this.refusals) {
       this.refused++;
       return { kind: 'retryable', reason: this.reason, afterMs: this.afterMs };
@@ -79,7 +80,7 @@ export class GatedSink extends MemorySink {
   release(): void {
     this.#open();
   }
-  override async append(entries: readonly Uint8Array[]): Promise<AppendOutcome> {
+  override async append(entries: Entries): Promise<AppendOutcome> {
     this.pending++;
     await this.#gate;
     this.pending--;

@@ -13,7 +13,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AppendOutcome } from '../../src/ledger/types.js';
+import type { AppendOutcome, Entries } from '../../src/ledger/types.js';
 import { OTLP_GRPC_PATHS } from '../../src/receiver/grpc.js';
 import { ConcurrencyGate } from '../../src/receiver/limits.js';
 import type { ReceiverDeps } from '../../src/receiver/types.js';
@@ -291,7 +291,7 @@ describe('admission and size limits', () => {
 
 /** Stores like a ledger whose fsync takes a few milliseconds (group commit not modelled). */
 class SlowDiskSink extends MemorySink {
-  override async append(entries: readonly Uint8Array[]): Promise<AppendOutcome> {
+  override async append(entries: Entries): Promise<AppendOutcome> {
     await new Promise((r) => setTimeout(r, 3));
     return super.append(entries);
   }
