@@ -24,6 +24,8 @@ export const FRAME_TAIL_ROOM = 4;
  * with FRAME_HEAD_ROOM bytes before it and FRAME_TAIL_ROOM bytes after it. The ledger fills that
  * room and writes the runs as they are, instead of copying every entry into a buffer of its own
  * (docs/benchmarks.md "What changed in session 6"). The entries' own bytes are never changed.
+ * One FramedEntries is appended once: a second append while the first is still being written would
+ * rewrite the frame room under that write.
  */
 export class FramedEntries {
   readonly runs: Uint8Array[] = [];
