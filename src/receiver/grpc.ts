@@ -199,9 +199,17 @@ class UnaryCall {
       return;
     }
     this.#phase = 'processing';
+    // The message's memory is reused only once the request is answered (decoding reads it; the
+    // entries are built in the request's arena).
     this.#process(m.compressed, m.data).then(
-      (outcome) => this.#answer(outcome),
-      (e: unknown) => this.#answer(this.#host.failed(e)),
+      (outcome) => {
+        m.release();
+        this.#answer(outcome);
+      },
+      (e: unknown) => {
+        m.release();
+        this.#answer(this.#host.failed(e));
+      },
     );
   }
 

@@ -60,6 +60,47 @@ describe('UnaryMessageReader', () => {
     expect('kind' in ok.end()).toBe(false);
   });
 
+  it('copies a message of up to 64 KiB into a pooled buffer, reused only after release() (and poisoned then)', () => {
+    const read = (payload: Uint8Array, cuts: number[]) => {
+      const frame = grpcFrame(payload, false);
+      const r = new UnaryMessageReader(1 << 20, 'l');
+      let prev = 0;
+      for (const c of [...cuts, frame.length]) {
+        expect(r.push(frame.subarray(prev, c))).toBeUndefined();
+        prev = c;
+      }
+      const m = r.end();
+      if ('kind' in m) throw new Error(m.message);
+      return m;
+    };
+    const a = Uint8Array.from({ length: 36_000 }, (_, i) => i % 251);
+    const m1 = read(a, [3, 16_384, 32_768]); // the prefix itself split, then 16 KiB DATA chunks
+    expect(Buffer.compare(m1.data, a)).toBe(0);
+    expect(m1.data.buffer.byteLength).toBe(64 * 1024);
+    const m2 = read(a, [20_000]);
+    expect(m2.data.buffer).not.toBe(m1.data.buffer); // m1 still holds its buffer
+    expect(process.env.SEALTRAIL_ARENA_POISON).toBe('1'); // vitest.config.ts
+    m1.release();
+    m1.release(); // twice: given back once
+    expect(m1.data.every((x) => x === 0xdb)).toBe(true);
+    const m3 = read(Uint8Array.of(1, 2, 3), []);
+    expect(m3.data.buffer).toBe(m1.data.buffer);
+    expect([...m3.data]).toEqual([1, 2, 3]);
+    const m4 = read(Uint8Array.of(4), []);
+    expect(m4.data.buffer).not.toBe(m1.data.buffer);
+    // Larger messages are joined as before, outside the pool.
+    const big = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 7) % 256);
+    const m5 = read(big, [16_384, 32_768, 49_152, 65_536]);
+    expect(Buffer.compare(m5.data, big)).toBe(0);
+    expect(m5.data.buffer.byteLength).not.toBe(64 * 1024);
+    for (const m of [m2, m3, m4, m5]) m.release();
+    // Bytes after the message are refused in the pooled path too.
+    const r = new UnaryMessageReader(1 << 20, 'l');
+    const f = grpcFrame(a.subarray(0, 100), false);
+    expect(r.push(f.subarray(0, 50))).toBeUndefined();
+    expect(r.push(Buffer.concat([f.subarray(50), Buffer.of(0)]))).toMatchObject({ kind: 'protocol_error', message: /more than one request message/ });
+  });
+
   it('refuses a Compressed-Flag other than 0 or 1', () => {
     const f = grpcFrame(new Uint8Array(3), false);
     f[0] = 2;
