@@ -6,6 +6,7 @@ import type { LedgerConfig } from '../../src/config/schema.js';
 import { type Signer, signerFromSeed } from '../../src/keys/keys.js';
 import { SegmentFormatError, SegmentParser, parseSegment, parseSegmentFileName } from '../../src/ledger/segment-format.js';
 import { scanSegment } from '../../src/ledger/recovery.js';
+import { FRAME_HEAD_ROOM, FRAME_TAIL_ROOM } from '../../src/ledger/types.js';
 
 export const ORIGIN = 'sealtrail.test/ledger';
 /** Fixed seed 0x01..0x20 (test only). */
@@ -88,4 +89,22 @@ function parseSegmentPrefix(bytes: Uint8Array): Uint8Array[] {
   const p = new SegmentParser();
   for (const it of p.push(bytes)) if (it.kind === 'frame') out.push(it.entry.slice());
   return out;
+}
+
+/**
+ * `entries` laid out as one run of whole frames, the way the receivers' decoders build FramedEntries:
+ * each entry with FRAME_HEAD_ROOM bytes before it and FRAME_TAIL_ROOM after it, the room filled with
+ * `junk` (the ledger must overwrite all of it). Returns the run and its spans.
+ */
+export function frameRun(entries: readonly Uint8Array[], junk = 0xee): { run: Uint8Array; spans: Uint32Array } {
+  const run = new Uint8Array(entries.reduce((a, e) => a + FRAME_HEAD_ROOM + e.length + FRAME_TAIL_ROOM, 0)).fill(junk);
+  const spans = new Uint32Array(2 * entries.length);
+  let at = 0;
+  entries.forEach((e, k) => {
+    run.set(e, at + FRAME_HEAD_ROOM);
+    spans[2 * k] = at + FRAME_HEAD_ROOM;
+    spans[2 * k + 1] = at + FRAME_HEAD_ROOM + e.length;
+    at += FRAME_HEAD_ROOM + e.length + FRAME_TAIL_ROOM;
+  });
+  return { run, spans };
 }

@@ -12,10 +12,10 @@ import { Ledger } from '../../src/ledger/ledger.js';
 import { merkleRoot } from '../../src/ledger/merkle.js';
 import { leafHash } from '../../src/ledger/hash.js';
 import { FRAME_OVERHEAD, parseSegment } from '../../src/ledger/segment-format.js';
-import { type AppendOutcome, FRAME_HEAD_ROOM, FramedEntries } from '../../src/ledger/types.js';
+import { type AppendOutcome, FramedEntries } from '../../src/ledger/types.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
-import { ORIGIN, entry, ledgerConfig, readLog, removeDir, tempDir, testSigner, text } from './helpers.js';
+import { ORIGIN, entry, frameRun, ledgerConfig, readLog, removeDir, tempDir, testSigner, text } from './helpers.js';
 
 const dirs: string[] = [];
 const open: Ledger[] = [];
@@ -152,16 +152,7 @@ describe('Ledger', () => {
       const cut = r % 2 === 0 ? parts.length : 1;
       for (const chunk of [parts.slice(0, cut), parts.slice(cut)]) {
         if (chunk.length === 0) continue;
-        const bytes = chunk.map((t) => new TextEncoder().encode(t));
-        const run = new Uint8Array(bytes.reduce((a, b) => a + FRAME_OVERHEAD + b.length, 0)).fill(0xee);
-        const spans = new Uint32Array(2 * bytes.length);
-        let at = 0;
-        bytes.forEach((b, k) => {
-          run.set(b, at + FRAME_HEAD_ROOM);
-          spans[2 * k] = at + FRAME_HEAD_ROOM;
-          spans[2 * k + 1] = at + FRAME_HEAD_ROOM + b.length;
-          at += FRAME_OVERHEAD + b.length;
-        });
+        const { run, spans } = frameRun(chunk.map((t) => new TextEncoder().encode(t)));
         f.add(run, spans);
         framedRuns.push(run);
       }
