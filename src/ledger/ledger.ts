@@ -686,8 +686,8 @@ export class Ledger implements EntrySink {
 
     // Entries given as arrays are placed in their frames in a pooled buffer; FramedEntries are
     // already laid out as frames (the receivers build them so) and stay where they are. Then each
-    // piece's leaves and chains are hashed and its frames finished (len, ~len, chain, CRC-32C) in
-    // one call — native when the addon is loaded: per-call overhead of crypto.hash (~2.2–2.8 µs,
+    // request's (or run's) leaves and chains are hashed and its frames finished (len, ~len, chain,
+    // CRC-32C) in one call — native when the addon is loaded: per-call overhead of crypto.hash (~2.2–2.8 µs,
     // ~3 calls per entry) and a JS CRC loop (~0.5 µs per frame) dominated the ledger otherwise —
     // and the frontier in another.
     const pooled = copied > 0 ? this.#takeBuffer(copied) : undefined;
@@ -703,34 +703,25 @@ export class Ledger implements EntrySink {
       n += k;
     };
     let off = 0;
-    for (let i = 0; i < batch.length; ) {
-      const p = batch[i]!;
+    for (const p of batch) {
       firsts.push(this.#frontier.size + n);
       if (p.entries instanceof FramedEntries) {
         const f = p.entries;
         for (let r = 0; r < f.runs.length; r++) finish(f.runs[r]!, f.spans[r]!);
-        i++;
         continue;
       }
-      // A stretch of consecutive array requests: copied back to back, then finished in one call.
-      let m = 0;
-      let j = i;
-      for (; j < batch.length && !(batch[j]!.entries instanceof FramedEntries); j++) m += (batch[j]!.entries as readonly Uint8Array[]).length;
-      const spans = this.#scratch.spans(m);
+      // Copied into the pooled buffer, each entry after its frame's room (len, ~len and chain).
+      const spans = this.#scratch.spans(p.entries.length);
       const start = off;
       let e = 0;
-      for (let q = i; q < j; q++) {
-        if (q > i) firsts.push(this.#frontier.size + n + e);
-        for (const entry of batch[q]!.entries as readonly Uint8Array[]) {
-          pooled!.set(entry, off + FRAME_HEAD_ROOM); // the entry sits after len, ~len and chain (40 bytes)
-          spans[2 * e] = off - start + FRAME_HEAD_ROOM;
-          spans[2 * e + 1] = off - start + FRAME_HEAD_ROOM + entry.length;
-          off += FRAME_OVERHEAD + entry.length;
-          e++;
-        }
+      for (const entry of p.entries) {
+        pooled!.set(entry, off + FRAME_HEAD_ROOM);
+        spans[2 * e] = off - start + FRAME_HEAD_ROOM;
+        spans[2 * e + 1] = off - start + FRAME_HEAD_ROOM + entry.length;
+        off += FRAME_OVERHEAD + entry.length;
+        e++;
       }
       finish(pooled!.subarray(start, off), spans);
-      i = j;
     }
     if (count > 0) this.#chain = chains.slice(HASH_SIZE * (count - 1));
     this.#frontier = Frontier.fromBytes(frontierAppend(this.#frontier.toBytes(), leaves));
