@@ -354,21 +354,35 @@ export function concatRanges(b: Uint8Array, ranges: readonly number[]): Uint8Arr
 
 export const EMPTY: Uint8Array = new Uint8Array(0);
 
-/** Most bytes of entries built in one allocation (see EntryAssembler.buildAll). */
-const ENTRY_CHUNK = 64 * 1024;
+/** Bytes of a pooled slab: the most bytes of entries built in one allocation (see EntryAssembler.buildAll). */
+export const SLAB_BYTES = 64 * 1024;
+const ENTRY_CHUNK = SLAB_BYTES;
 
 /**
- * Slabs of ENTRY_CHUNK bytes that released arenas left for the next requests. At most
- * ARENA_POOL_SLABS are kept (4 MiB): a 100-record request's entries take one slab, and the receivers
- * let at most `max_concurrent_requests` (default 64) requests hold entries at once.
+ * Slabs of SLAB_BYTES that finished requests left for the next ones: their entries (EntryArena)
+ * and, over gRPC, their request messages (src/receiver/grpc-wire.ts). At most POOL_SLABS are kept
+ * (8 MiB): a 100-record request holds one slab of entries and one of message, and the receivers
+ * let at most `max_concurrent_requests` (default 64) requests in at once.
  */
 const freeSlabs: ArrayBuffer[] = [];
-const ARENA_POOL_SLABS = 64;
+const POOL_SLABS = 128;
 /**
  * Tests set SEALTRAIL_ARENA_POISON=1 (vitest.config.ts): released slabs are overwritten, so entries
- * read after their arena was released show up as altered records instead of passing by luck.
+ * or messages read after their release show up as altered bytes instead of passing by luck.
  */
 const POISON = process.env.SEALTRAIL_ARENA_POISON === '1';
+
+/** A slab of SLAB_BYTES from the pool, or a new one; not zero-filled (its user writes what it reads). */
+export function takeSlab(): ArrayBuffer {
+  // allocUnsafeSlow: a whole ArrayBuffer of its own (never node's shared pool).
+  return freeSlabs.pop() ?? (Buffer.allocUnsafeSlow(SLAB_BYTES).buffer as ArrayBuffer);
+}
+
+/** Gives a slab back for the next request; nothing may read or write it afterwards. */
+export function giveBackSlab(slab: ArrayBuffer): void {
+  if (POISON) new Uint8Array(slab).fill(0xdb);
+  if (freeSlabs.length < POOL_SLABS) freeSlabs.push(slab);
+}
 
 /**
  * Memory for the entries of one request, recycled instead of left to the garbage collector.
@@ -398,9 +412,8 @@ export class EntryArena {
     if (this.#released) throw new Error('EntryArena.take after release()');
     if (size > ENTRY_CHUNK) return undefined;
     if (this.#used + size > ENTRY_CHUNK) {
-      // allocUnsafeSlow: a whole ArrayBuffer of its own (never node's shared pool), not zero-filled;
-      // the assembler writes every byte it hands out.
-      this.#slabs.push(freeSlabs.pop() ?? (Buffer.allocUnsafeSlow(ENTRY_CHUNK).buffer as ArrayBuffer));
+      // Not zero-filled: the assembler writes every byte it hands out.
+      this.#slabs.push(takeSlab());
       this.#used = 0;
     }
     const at = this.#used;
@@ -412,10 +425,7 @@ export class EntryArena {
   release(): void {
     if (this.#released) return;
     this.#released = true;
-    for (const slab of this.#slabs) {
-      if (POISON) new Uint8Array(slab).fill(0xdb);
-      if (freeSlabs.length < ARENA_POOL_SLABS) freeSlabs.push(slab);
-    }
+    for (const slab of this.#slabs) giveBackSlab(slab);
     this.#slabs = [];
   }
 }

@@ -13,6 +13,7 @@
  * Pure functions and one small state machine; no I/O except the asynchronous zlib call.
  */
 import zlib from 'node:zlib';
+import { SLAB_BYTES, giveBackSlab, takeSlab } from '../otlp/index.js';
 
 /** The message codings this receiver decompresses, as sent in `grpc-accept-encoding`. */
 export const GRPC_ACCEPT_ENCODING = 'identity,deflate,gzip';
@@ -99,35 +100,21 @@ export interface FramedMessage {
   readonly compressed: boolean;
   readonly data: Buffer;
   /**
-   * Gives `data`'s memory back for the next message (MessageBuffers); call once, when nothing reads
+   * Gives `data`'s memory back to the slab pool (takeSlab); call once, when nothing reads
    * `data` any more. Not calling it is safe (the garbage collector takes the buffer instead).
    */
   readonly release: () => void;
 }
 
-/** Size of a pooled message buffer: 5 bytes of prefix plus a message of up to ≈ 64 KiB. */
-const MESSAGE_BUFFER = 64 * 1024;
-/** At most this many free message buffers are kept (4 MiB; max_concurrent_requests defaults to 64). */
-const MESSAGE_POOL = 64;
-const freeMessageBuffers: Buffer[] = [];
-/** Tests poison released buffers (vitest.config.ts), as for EntryArena: a late reader sees altered bytes. */
-const POISON = process.env.SEALTRAIL_ARENA_POISON === '1';
-
 /**
- * Pooled memory for request messages of up to MESSAGE_BUFFER bytes. Why: node:http2 hands a 36 KB
- * message over in DATA chunks of ≤ 16 KiB, and joining them with Buffer.concat made a fresh
- * ArrayBuffer per request; V8 counts those as external memory and answers with extra garbage
- * collections ("(garbage collector)" 19.9 % of the gRPC agent's profile before this,
- * docs/benchmarks.md "What changed in session 6").
+ * Messages of up to SLAB_BYTES (5 bytes of prefix included) are copied into a pooled slab, the
+ * same pool the entry arenas use (src/otlp/wire.ts). Why: node:http2 hands a 36 KB message over in
+ * DATA chunks of ≤ 16 KiB, and joining them with Buffer.concat made a fresh ArrayBuffer per
+ * request; V8 counts those as external memory and answers with extra garbage collections
+ * ("(garbage collector)" 19.9 % of the gRPC agent's profile before, docs/benchmarks.md "What
+ * changed in session 6").
  */
-function takeMessageBuffer(): Buffer {
-  return freeMessageBuffers.pop() ?? Buffer.allocUnsafeSlow(MESSAGE_BUFFER);
-}
-
-function giveBackMessageBuffer(b: Buffer): void {
-  if (POISON) b.fill(0xdb);
-  if (freeMessageBuffers.length < MESSAGE_POOL) freeMessageBuffers.push(b);
-}
+const MESSAGE_BUFFER = SLAB_BYTES;
 
 /**
  * Collects the one Length-Prefixed-Message of a unary request from DATA chunks of any size.
@@ -187,8 +174,8 @@ export class UnaryMessageReader {
       }
       this.#want = 5 + len;
       if (this.#want <= MESSAGE_BUFFER && this.#have <= this.#want) {
-        // The rest of the message goes straight into a pooled buffer (see takeMessageBuffer).
-        const b = takeMessageBuffer();
+        // The rest of the message goes straight into a pooled slab (takeSlab).
+        const b = Buffer.from(takeSlab());
         let at = 0;
         for (const c of this.#chunks) at += c.copy(b, at);
         this.#chunks = [];
@@ -215,7 +202,7 @@ export class UnaryMessageReader {
       const release = (): void => {
         if (released) return;
         released = true;
-        giveBackMessageBuffer(pooled);
+        giveBackSlab(pooled.buffer as ArrayBuffer);
       };
       return { compressed: this.#flag === 1, data: pooled.subarray(5, this.#want), release };
     }
