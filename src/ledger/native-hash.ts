@@ -29,6 +29,8 @@ interface Addon {
   unmapRange?(buffer: ArrayBuffer): void;
   writeDurable?(fd: number, bufs: readonly Uint8Array[], position: number, datasync: boolean): Promise<void>;
   fileOps?(ops: readonly (readonly [number, string, string | Uint8Array | undefined])[]): Promise<void>;
+  /** "sha-ni" (native/sha256_ni.h: CPU support, SEALTRAIL_SHA_NI not "0") or "openssl". */
+  shaImpl?(): string;
 }
 
 /**
@@ -164,11 +166,15 @@ function loadAddon(): { addon: Addon | undefined; status: string } {
     const addon = createRequire(import.meta.url)(file) as Addon;
     // Self-check against the JS definitions before trusting it with the ledger: a wrongly built
     // addon must cost speed, never correctness.
-    const data = new TextEncoder().encode('sealtrail native self-check');
-    const spans = Uint32Array.of(0, 5, 5, data.length, 3, 3);
+    // Entry lengths on both sides of SHA-256 block boundaries, in pairs whose block counts differ
+    // (the SHA-NI code hashes two leaves at once), an odd count (the last one alone) and an
+    // overlapping span.
+    const lengths = [0, 1, 5, 54, 55, 56, 63, 64, 118, 119, 120, 200, 333, 7, 1000];
+    const data = new Uint8Array(1000).map((_, i) => (i * 151 + 17) & 0xff);
+    const spans = Uint32Array.from(lengths.flatMap((n, i) => [i, i + Math.min(n, 1000 - i)]));
     const prev = new Uint8Array(HASH_SIZE).fill(7);
-    const got = [new Uint8Array(96), new Uint8Array(96)] as const;
-    const want = [new Uint8Array(96), new Uint8Array(96)] as const;
+    const got = [new Uint8Array(32 * lengths.length), new Uint8Array(32 * lengths.length)] as const;
+    const want = [new Uint8Array(32 * lengths.length), new Uint8Array(32 * lengths.length)] as const;
     addon.leafChainBatch(data, spans, prev, got[0], got[1]);
     leafChainBatchJs(data, spans, prev, want[0], want[1]);
     const f = Frontier.empty().toBytes();
@@ -186,7 +192,7 @@ function loadAddon(): { addon: Addon | undefined; status: string } {
       }
     }
     if (addon.scanFrames && !scanFramesAgree(addon.scanFrames)) return { addon: undefined, status: `${file} failed the scanFrames self-check` };
-    return { addon, status: `native (${file})` };
+    return { addon, status: `native (${file}; SHA-256: ${addon.shaImpl?.() ?? 'openssl'})` };
   } catch (e) {
     return { addon: undefined, status: `${file} did not load: ${e instanceof Error ? e.message : String(e)}` };
   }

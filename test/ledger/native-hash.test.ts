@@ -5,6 +5,7 @@
  * createRequire), so these tests fail if it is built but wrong — the self-check in native-hash.ts
  * would otherwise silently hide a bad build behind the fallback.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +34,7 @@ const addon = built
       frontierAppend: FrontierFn;
       frameBatch: BatchFn;
       crc32c: (data: Uint8Array, start: number, end: number, crc: number) => number;
+      shaImpl: () => string;
     })
   : undefined;
 
@@ -84,7 +86,7 @@ describe('native batch hashing', () => {
     it(`${name}: random batches equal leafHash/chainHash one by one`, () => {
       fc.assert(
         fc.property(
-          fc.array(fc.uint8Array({ maxLength: 600 }), { maxLength: 40 }),
+          fc.array(fc.uint8Array({ maxLength: 600, size: 'max' }), { maxLength: 40 }),
           fc.uint8Array({ minLength: 32, maxLength: 32 }),
           fc.nat({ max: 5 }),
           (entries, prev, gap) => {
@@ -194,7 +196,7 @@ describe('native batch hashing', () => {
   for (const [name, fn] of frameImpls) {
     it(`${name} writes the same frames, leaves and chains as writeFrame`, () => {
       fc.assert(
-        fc.property(fc.array(fc.uint8Array({ maxLength: 700 }), { minLength: 1, maxLength: 20 }), (entries) => {
+        fc.property(fc.array(fc.uint8Array({ maxLength: 700, size: 'max' }), { minLength: 1, maxLength: 20 }), (entries) => {
           const { want, placed, spans, wantLeaves, lastChain } = framesAndPlaced(entries);
           const leaves = new Uint8Array(32 * entries.length);
           const chains = new Uint8Array(32 * entries.length);
@@ -269,6 +271,58 @@ describe('native batch hashing', () => {
     expect((err as SegmentFormatError).check).toBe('chain');
     expect((err as SegmentFormatError).frame).toBe(3);
     expect((err as SegmentFormatError).offset).toBe(offsets[3]! + 8);
+  });
+
+  // native/sha256_ni.h: with the x86 SHA extensions the addon hashes two leaves at once and the
+  // chain without OpenSSL. Two entries of a pair can need different numbers of SHA-256 blocks (the
+  // longer one finishes alone) and each message's first and last blocks are assembled apart from the
+  // entry, so every length across several block boundaries is paired with its neighbours here.
+  const cpuHasSha = /^flags\s*:.*\bsha_ni\b/m.test(existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '');
+  it.runIf(addon !== undefined)('uses its SHA-NI code exactly when the CPU has the SHA extensions', () => {
+    // runIf: without a compiler there is no addon to ask.
+    expect(addon!.shaImpl()).toBe(cpuHasSha && process.env.SEALTRAIL_SHA_NI !== '0' ? 'sha-ni' : 'openssl');
+  });
+
+  it.runIf(addon !== undefined)('native leafChainBatch and frameBatch equal hash.ts for every entry length 0..300, each paired with its neighbours', () => {
+    const lengths = Array.from({ length: 301 }, (_, i) => i);
+    const orders = [lengths, lengths.slice(1), [...lengths].reverse(), lengths.map((n, i) => (i % 2 ? 300 - n : n))];
+    for (const order of orders) {
+      const entries = order.map((n) => new Uint8Array(n).map((_, j) => (j * 7 + n) & 0xff));
+      const prev = chainSeed('sealtrail.test/sha-ni');
+      const wantLeaves = entries.map((e) => leafHash(e));
+      const wantChains: Uint8Array[] = [];
+      wantLeaves.reduce<Uint8Array>((c, l) => (wantChains.push(chainHash(c, l)), wantChains.at(-1)!), prev);
+      const { data, spans } = layout(entries, 1);
+      const leaves = new Uint8Array(32 * entries.length);
+      const chains = new Uint8Array(32 * entries.length);
+      addon!.leafChainBatch(data, spans, prev, leaves, chains);
+      entries.forEach((e, i) => {
+        expect(toHex(leaves.subarray(32 * i, 32 * i + 32)), `leaf of a ${e.length}-byte entry`).toBe(toHex(wantLeaves[i]!));
+        expect(toHex(chains.subarray(32 * i, 32 * i + 32)), `chain after a ${e.length}-byte entry`).toBe(toHex(wantChains[i]!));
+      });
+      const f = framesAndPlaced(entries);
+      addon!.frameBatch(f.placed, f.spans, chainSeed('sealtrail.test/native'), new Uint8Array(leaves.length), new Uint8Array(chains.length));
+      expect(Buffer.from(f.placed).equals(Buffer.from(f.want))).toBe(true);
+    }
+  });
+
+  it.runIf(addon !== undefined)('SEALTRAIL_SHA_NI=0 makes the addon use OpenSSL, with the same leaves, chains and Merkle frontier', () => {
+    const script = `
+      const a = require(${JSON.stringify(ADDON)});
+      const n = 70, spans = new Uint32Array(2 * n), data = new Uint8Array(n * 300);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 13) & 0xff;
+      for (let i = 0; i < n; i++) { spans[2 * i] = 300 * i; spans[2 * i + 1] = 300 * i + ((i * 37) % 300); }
+      const l = new Uint8Array(32 * n), c = new Uint8Array(32 * n);
+      a.leafChainBatch(data, spans, new Uint8Array(32).fill(1), l, c);
+      const f = a.frontierAppend(new Uint8Array(8), l);
+      console.log(a.shaImpl() + ' ' + Buffer.from(l).toString('hex') + Buffer.from(c).toString('hex') + Buffer.from(f).toString('hex'));`;
+    const run = (env: string | undefined) =>
+      execFileSync(process.execPath, ['-e', script], { env: { ...process.env, SEALTRAIL_SHA_NI: env }, encoding: 'utf8' }).trim().split(' ');
+    const [offImpl, offHex] = run('0');
+    const [onImpl, onHex] = run('1');
+    expect(offImpl).toBe('openssl');
+    expect(onImpl).toBe(cpuHasSha ? 'sha-ni' : 'openssl');
+    expect(onHex).toBe(offHex);
   });
 
   it('SEALTRAIL_NATIVE_HASH=0 selects the node:crypto fallback, with the same results', async () => {
