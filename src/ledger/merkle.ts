@@ -120,8 +120,11 @@ export class Frontier {
     if (bytes.length !== want) {
       throw new RangeError(`frontier of size ${size} must be ${want} bytes, got ${bytes.length}`);
     }
+    // One private copy, viewed per root: the ledger parses a frontier after every group commit, and a
+    // slice per root was an ArrayBuffer (with its own backing store for the GC to track) each.
+    const copy = bytes.slice(8, want);
     const hashes: Uint8Array[] = [];
-    for (let off = 8; off < want; off += HASH_SIZE) hashes.push(bytes.slice(off, off + HASH_SIZE));
+    for (let off = 0; off < copy.length; off += HASH_SIZE) hashes.push(copy.subarray(off, off + HASH_SIZE));
     return new Frontier(size, hashes);
   }
 
