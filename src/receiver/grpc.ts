@@ -50,6 +50,7 @@ import {
   transportStatus,
 } from './status.js';
 import { TlsReloader, secureContextOptions, tlsServerOptions } from './tls.js';
+import type { ReceiverTallies } from '../telemetry/metrics.js';
 import {
   DEFAULT_MAX_CONCURRENT_REQUESTS,
   DEFAULT_MAX_RECORDS_PER_REQUEST,
@@ -296,6 +297,8 @@ export class GrpcReceiver {
   #tls: TlsReloader | undefined;
   #tokens: BearerTokens | undefined;
   readonly #gate: ConcurrencyGate;
+  /** Per-request counts as plain numbers (metrics.ts Tally): no label hashing on the hot path. */
+  readonly #tally: ReceiverTallies | undefined;
   readonly #sessions = new Map<http2.ServerHttp2Session, SessionState>();
   #idleSweep: NodeJS.Timeout | undefined;
   #stopping = false;
@@ -308,6 +311,7 @@ export class GrpcReceiver {
     this.#deps = deps;
     this.#maxIdleMs = tuning.maxConnectionIdleMs ?? GRPC_MAX_CONNECTION_IDLE_MS;
     this.#gate = deps.gate ?? new ConcurrencyGate(DEFAULT_MAX_CONCURRENT_REQUESTS);
+    this.#tally = deps.metrics?.receiverTallies('grpc');
     this.#host = {
       maxRecvBytes: this.maxRecvBytes,
       limitDescription: `${LIMIT_NAME} = ${this.maxRecvBytes} bytes`,
@@ -507,7 +511,7 @@ export class GrpcReceiver {
 
   /** Success: response headers, the (empty) ExportLogsServiceResponse, then grpc-status 0 in the trailers. */
   #replyOk(stream: http2.ServerHttp2Stream): void {
-    this.#deps.metrics?.receiverRequests.inc({ transport: 'grpc', status: 'OK' });
+    if (this.#tally) this.#tally.okRequests.n++;
     if (stream.headersSent || stream.destroyed || stream.closed) return;
     stream.respond(OK_HEADERS, OK_RESPOND_OPTIONS);
     stream.once('wantTrailers', sendOkTrailers);
@@ -585,7 +589,7 @@ export class GrpcReceiver {
   }
 
   async #export(request: Buffer): Promise<ReceiveOutcome> {
-    this.#deps.metrics?.receiverBytes.inc({ transport: 'grpc' }, request.length);
+    if (this.#tally) this.#tally.bytes.n += request.length;
     // The entries live in a pooled arena until the ledger has taken them (EntryArena's contract).
     const arena = new EntryArena();
     try {
@@ -610,7 +614,7 @@ export class GrpcReceiver {
     }
     const appended = await this.#deps.sink.append(entries);
     if (appended.kind === 'ok') {
-      this.#deps.metrics?.receiverAccepted.inc({ transport: 'grpc' }, entries.count);
+      if (this.#tally) this.#tally.accepted.n += entries.count;
       return { kind: 'ok', records: entries.count };
     }
     this.#deps.metrics?.receiverRefused.inc({ transport: 'grpc', reason: appended.reason }, entries.count);

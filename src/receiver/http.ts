@@ -25,6 +25,7 @@ import { BearerTokens, bearerFromAuthorization } from './auth.js';
 import { ConcurrencyGate, OVERLOAD_RETRY_AFTER_MS } from './limits.js';
 import { type ReceiveOutcome, refusalLabel, refusalMessage, transportStatus } from './status.js';
 import { TlsReloader, secureContextOptions, tlsServerOptions } from './tls.js';
+import type { ReceiverTallies } from '../telemetry/metrics.js';
 import {
   DEFAULT_MAX_CONCURRENT_REQUESTS,
   DEFAULT_MAX_RECORDS_PER_REQUEST,
@@ -211,6 +212,8 @@ export class HttpReceiver {
   #tls: TlsReloader | undefined;
   #tokens: BearerTokens | undefined;
   readonly #gate: ConcurrencyGate;
+  /** Per-request counts as plain numbers (metrics.ts Tally): no label hashing on the hot path. */
+  readonly #tally: ReceiverTallies | undefined;
   #stopping = false;
   #inFlight = 0;
   #idleWaiters: Array<() => void> = [];
@@ -220,6 +223,7 @@ export class HttpReceiver {
     this.#config = config;
     this.#deps = deps;
     this.#gate = deps.gate ?? new ConcurrencyGate(DEFAULT_MAX_CONCURRENT_REQUESTS);
+    this.#tally = deps.metrics?.receiverTallies('http');
   }
 
   /**
@@ -469,7 +473,7 @@ export class HttpReceiver {
       }
       return this.#reply(req, res, ct, read.outcome);
     }
-    this.#deps.metrics?.receiverBytes.inc({ transport: 'http' }, read.body.length);
+    if (this.#tally) this.#tally.bytes.n += read.body.length;
 
     // The entries live in a pooled arena until the ledger has taken them (EntryArena's contract):
     // released when this request is finished with them, whatever the outcome.
@@ -497,7 +501,7 @@ export class HttpReceiver {
 
     const appended = await this.#deps.sink.append(entries);
     if (appended.kind === 'ok') {
-      this.#deps.metrics?.receiverAccepted.inc({ transport: 'http' }, entries.count);
+      if (this.#tally) this.#tally.accepted.n += entries.count;
       if (client !== undefined) this.#deps.logger.debug({ client, records: entries.count }, 'OTLP/HTTP records accepted');
       return this.#reply(req, res, ct, { kind: 'ok', records: entries.count });
     }
@@ -546,7 +550,8 @@ export class HttpReceiver {
     }
     res.writeHead(st.http, headers);
     res.end(bytes);
-    this.#deps.metrics?.receiverRequests.inc({ transport: 'http', status: String(st.http) });
+    if (st.http === 200 && this.#tally) this.#tally.okRequests.n++;
+    else this.#deps.metrics?.receiverRequests.inc({ transport: 'http', status: String(st.http) });
     if (outcome.kind !== 'ok') this.#deps.metrics?.receiverRefusedRequests.inc({ transport: 'http', reason: refusalLabel(outcome) });
     if (outcome.kind !== 'ok') this.#deps.logger.debug({ status: st.http, message: st.message }, 'OTLP/HTTP request refused');
   }
