@@ -41,8 +41,9 @@ static int sha256ni_available(void) {
   return !(env && strcmp(env, "0") == 0);
 }
 
-#pragma GCC push_options
-#pragma GCC target("sha,sse4.1,ssse3")
+/* Every function below may use the SHA and SSE4.1 instructions (a function attribute, which GCC and
+ * clang both take; they run only after sha256ni_available() said yes). */
+#define SHA_NI_FN __attribute__((target("sha,sse4.1,ssse3")))
 
 /* FIPS 180-4 §4.2.2 round constants. */
 static const uint32_t SHA256_K[64] __attribute__((aligned(16))) = {
@@ -66,7 +67,7 @@ typedef struct {
   __m128i abef, cdgh, m[4], abef0, cdgh0;
 } sha_lane;
 
-static inline __attribute__((always_inline)) void lane_init(sha_lane *l) {
+static inline __attribute__((always_inline)) SHA_NI_FN void lane_init(sha_lane *l) {
   __m128i dcba = _mm_loadu_si128((const __m128i *)&SHA256_IV[0]);
   __m128i hgfe = _mm_loadu_si128((const __m128i *)&SHA256_IV[4]);
   __m128i cdab = _mm_shuffle_epi32(dcba, 0xB1);
@@ -76,7 +77,7 @@ static inline __attribute__((always_inline)) void lane_init(sha_lane *l) {
 }
 
 /* The digest, big-endian words H0..H7 (FIPS 180-4 §6.2.2 step 4 output). */
-static inline __attribute__((always_inline)) void lane_out(const sha_lane *l, uint8_t out[32]) {
+static inline __attribute__((always_inline)) SHA_NI_FN void lane_out(const sha_lane *l, uint8_t out[32]) {
   __m128i feba = _mm_shuffle_epi32(l->abef, 0x1B);
   __m128i dchg = _mm_shuffle_epi32(l->cdgh, 0xB1);
   __m128i dcba = _mm_blend_epi16(feba, dchg, 0xF0);
@@ -86,18 +87,18 @@ static inline __attribute__((always_inline)) void lane_out(const sha_lane *l, ui
   _mm_storeu_si128((__m128i *)(out + 16), _mm_shuffle_epi8(hgfe, bswap));
 }
 
-static inline __attribute__((always_inline)) void lane_begin(sha_lane *l) {
+static inline __attribute__((always_inline)) SHA_NI_FN void lane_begin(sha_lane *l) {
   l->abef0 = l->abef;
   l->cdgh0 = l->cdgh;
 }
 
-static inline __attribute__((always_inline)) void lane_end(sha_lane *l) {
+static inline __attribute__((always_inline)) SHA_NI_FN void lane_end(sha_lane *l) {
   l->abef = _mm_add_epi32(l->abef, l->abef0);
   l->cdgh = _mm_add_epi32(l->cdgh, l->cdgh0);
 }
 
 /* Message words 4k..4k+3 of the block at p, as big-endian 32-bit words. */
-static inline __attribute__((always_inline)) void lane_load(sha_lane *l, const uint8_t *p, int k) {
+static inline __attribute__((always_inline)) SHA_NI_FN void lane_load(sha_lane *l, const uint8_t *p, int k) {
   const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
   l->m[k] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * k)), bswap);
 }
@@ -107,7 +108,7 @@ static inline __attribute__((always_inline)) void lane_load(sha_lane *l, const u
  * W[4k+4..4k+7] (sha256msg2, for k = 3..14) and m[(k-1) & 3] starts W[4k+12..4k+15] (sha256msg1,
  * for k = 1..12). `k` is a constant after unrolling, so the branches disappear.
  */
-static inline __attribute__((always_inline)) void lane_step(sha_lane *l, int k) {
+static inline __attribute__((always_inline)) SHA_NI_FN void lane_step(sha_lane *l, int k) {
   __m128i *m = l->m;
   __m128i wk = _mm_add_epi32(m[k & 3], _mm_load_si128((const __m128i *)&SHA256_K[4 * k]));
   l->cdgh = _mm_sha256rnds2_epu32(l->cdgh, l->abef, wk);
@@ -120,7 +121,7 @@ static inline __attribute__((always_inline)) void lane_step(sha_lane *l, int k) 
 }
 
 /* One 64-byte block into one lane. */
-static void sha256ni_block1(sha_lane *a, const uint8_t *pa) {
+static SHA_NI_FN void sha256ni_block1(sha_lane *a, const uint8_t *pa) {
   lane_begin(a);
 #pragma GCC unroll 16
   for (int k = 0; k < 16; k++) {
@@ -131,7 +132,7 @@ static void sha256ni_block1(sha_lane *a, const uint8_t *pa) {
 }
 
 /* One block into each of two independent lanes, interleaved step by step. */
-static void sha256ni_block2(sha_lane *a, const uint8_t *pa, sha_lane *b, const uint8_t *pb) {
+static SHA_NI_FN void sha256ni_block2(sha_lane *a, const uint8_t *pa, sha_lane *b, const uint8_t *pb) {
   lane_begin(a);
   lane_begin(b);
 #pragma GCC unroll 16
@@ -160,13 +161,13 @@ typedef struct {
   uint8_t stage[64];
 } leaf_msg;
 
-static void leaf_msg_init(leaf_msg *m, const uint8_t *entry, size_t n) {
+static SHA_NI_FN void leaf_msg_init(leaf_msg *m, const uint8_t *entry, size_t n) {
   m->e = entry;
   m->len = n + 1;
   m->blocks = (m->len + 72) / 64; /* ceil((len + 1 + 8) / 64) */
 }
 
-static const uint8_t *leaf_msg_block(leaf_msg *m, size_t k) {
+static SHA_NI_FN const uint8_t *leaf_msg_block(leaf_msg *m, size_t k) {
   size_t off = 64 * k; /* offset of block k in the message; message byte j (j >= 1) is e[j - 1] */
   if (k > 0 && off + 64 <= m->len) return m->e + off - 1;
   uint8_t *st = m->stage;
@@ -189,7 +190,7 @@ static const uint8_t *leaf_msg_block(leaf_msg *m, size_t k) {
 }
 
 /* Leaf hashes of two entries at once (their lengths may differ: the longer one finishes alone). */
-static void sha256ni_leaf_x2(const uint8_t *e0, size_t n0, uint8_t out0[32], const uint8_t *e1, size_t n1, uint8_t out1[32]) {
+static SHA_NI_FN void sha256ni_leaf_x2(const uint8_t *e0, size_t n0, uint8_t out0[32], const uint8_t *e1, size_t n1, uint8_t out1[32]) {
   leaf_msg m0, m1;
   sha_lane l0, l1;
   leaf_msg_init(&m0, e0, n0);
@@ -206,7 +207,7 @@ static void sha256ni_leaf_x2(const uint8_t *e0, size_t n0, uint8_t out0[32], con
 }
 
 /* Leaf hash of one entry. */
-static void sha256ni_leaf(const uint8_t *e, size_t n, uint8_t out[32]) {
+static SHA_NI_FN void sha256ni_leaf(const uint8_t *e, size_t n, uint8_t out[32]) {
   leaf_msg m;
   sha_lane l;
   leaf_msg_init(&m, e, n);
@@ -216,7 +217,7 @@ static void sha256ni_leaf(const uint8_t *e, size_t n, uint8_t out[32]) {
 }
 
 /* SHA-256(a ‖ b) of two 32-byte values (the chain hash): one data block, one padding block. */
-static void sha256ni_pair(const uint8_t a[32], const uint8_t b[32], uint8_t out[32]) {
+static SHA_NI_FN void sha256ni_pair(const uint8_t a[32], const uint8_t b[32], uint8_t out[32]) {
   /* FIPS 180-4 §5.1.1 padding of a 512-bit message: 0x80, zeros, length 512 big-endian. */
   static const uint8_t pad[64] = { 0x80, [62] = 0x02, [63] = 0x00 };
   uint8_t block[64];
@@ -230,7 +231,7 @@ static void sha256ni_pair(const uint8_t a[32], const uint8_t b[32], uint8_t out[
 }
 
 /* SHA-256(0x01 ‖ a ‖ b), the RFC 9162 §2.1.1 node hash: a 65-byte message in two blocks. */
-static void sha256ni_node(const uint8_t a[32], const uint8_t b[32], uint8_t out[32]) {
+static SHA_NI_FN void sha256ni_node(const uint8_t a[32], const uint8_t b[32], uint8_t out[32]) {
   uint8_t block[128];
   block[0] = 0x01;
   memcpy(block + 1, a, 32);
@@ -246,7 +247,7 @@ static void sha256ni_node(const uint8_t a[32], const uint8_t b[32], uint8_t out[
   lane_out(&l, out);
 }
 
-#pragma GCC pop_options
+#undef SHA_NI_FN
 #endif /* x86-64 */
 
 #endif
