@@ -5,15 +5,12 @@
  * Dockerfile's ENTRYPOINT and the benchmark harness (bench/procs.ts), which runs the agent the way
  * it ships.
  *
- * --max-semi-space-size=1 (MiB): under sustained ingest V8 grows the young generation to its
+ * --max-semi-space-size=4 (MiB): under sustained ingest V8 grows the young generation to its
  * default maximum of 16 MiB per semi-space (32 MiB committed) although little of it survives a
- * scavenge. Session 2 measured 125–128 MB of RSS at 8 MiB vs 110–112 MB at 4 MiB and chose 4 for the
- * ≤ 150 MB peak-RSS target of issue 7. Session 7 went to 1 MiB once the entry builder stopped making
- * a view per record (src/otlp/wire.ts buildChunk): with that much less short-lived garbage, frequent
- * small scavenges free the socket reads' buffers soon, and the fsync agent took OTLP/HTTP protobuf at
- * 210–283k records/s (four runs) against 189–213k at 4 MiB, at 78–103 MB of peak RSS instead of
- * 88–110 MB (docs/benchmarks.md "Session 7"; JSON and gRPC came out between −27 % and +8 % in two
- * all-transport runs — the spread of those agents).
+ * scavenge. Measured with the bench harness (09:07–09:09 UTC, load ≈ 1): agent RSS under closed-loop
+ * OTLP/HTTP load 125–128 MB at 8 MiB vs 110–112 MB at 4 MiB, records/s within the run-to-run noise
+ * for JSON and ≈ 9 % lower for protobuf in that one pair of runs. Chosen for the ≤ 150 MB peak-RSS
+ * target of issue 7 (docs/benchmarks.md "Memory").
  *
  * --single-threaded-gc: V8 does its garbage collection on the main thread only, without helper
  * threads for concurrent marking and parallel scavenging. The agent is meant to get about one core
@@ -26,7 +23,7 @@
  * JSON.parse allocates far more, lost 5–10 % (two pairs at 10:58–11:01 UTC: 50.4k and 49.1k → 45.5k and
  * 46.8k records/s); protobuf is what the SDK exporters send by default, so the flag stays.
  */
-export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--single-threaded-gc'];
+export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--single-threaded-gc'];
 
 /**
  * Environment the agent is meant to run with, set before node starts (glibc reads it when the
