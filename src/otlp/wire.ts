@@ -467,8 +467,8 @@ export class EntryAssembler {
    * at most ENTRY_CHUNK bytes — taken from `arena` when given (see EntryArena) — and appends one view
    * per entry to `out`.
    *
-   * Per entry that is three copies done natively (resource and scope fields, LogRecord — the records
-   * from a copy of their bytes staged in the chunk, see buildChunk) and a few key/length bytes. From the second entry on, the head of the entry (resource field, ScopeLogs key
+   * Per entry that is three copies done natively (resource and scope fields, LogRecord) and a few
+   * key/length bytes. From the second entry on, the head of the entry (resource field, ScopeLogs key
    * and length, scope field, LogRecord key) is one copyWithin of the previous entry's head with the
    * ScopeLogs length rewritten in place when its varint has the same size, which saves a native
    * call per entry; copyWithin/set on a plain Uint8Array rather than the Buffer also measured faster
@@ -531,18 +531,6 @@ export class EntryAssembler {
     const reuseHead = resLen + scopeLen >= 16;
     const framed = out instanceof FramedEntries ? out : undefined;
     const spans = framed ? new Uint32Array(k1 - k0) : undefined;
-    // The LogRecords' bytes, staged with one copy at the end of `o`: from there each record moves
-    // into its entry with copyWithin, which needs no view per record (a `subarray` per record was a
-    // third of the agent's allocated bytes and ~70 ns per 330-byte record). Entries are written front
-    // to back and each is longer than its record, so the writes approach the staged bytes only
-    // towards the end; a record is taken from the stage only while everything written so far lies
-    // below it (recDest <= its staged offset), else from `src` as before. Staged bytes that no
-    // entry overwrites are the frame room that the ledger fills (framed) — in plain mode every byte
-    // of `o` is entry bytes.
-    const srcStart = ranges[k0]!;
-    const stageAt = size - (ranges[k1 - 1]! - srcStart);
-    const staged = k1 - k0 > 2 && stageAt >= 0;
-    if (staged) o.set(src.subarray(srcStart, ranges[k1 - 1]!), stageAt);
     let p = 0;
     let prev = -1;
     let prevSlBytes = 0;
@@ -579,11 +567,7 @@ export class EntryAssembler {
       }
       p = putVarint(o, p, recLen);
       // copyWithin cannot cross buffers; set() needs a view, which costs more than a short loop.
-      const from = stageAt + s - srcStart;
-      if (staged && p <= from) {
-        o.copyWithin(p, from, from + recLen);
-        p += recLen;
-      } else if (recLen < 64) {
+      if (recLen < 64) {
         for (let i = s; i < e; i++) o[p++] = src[i]!;
       } else {
         o.set(src.subarray(s, e), p);
