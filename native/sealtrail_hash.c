@@ -3,7 +3,9 @@
  * One N-API call hashes a whole batch: per-call binding overhead of crypto.hash (~2 µs) dominated
  * the ~0.3 µs of actual SHA-256 work per record. Hash definitions: RFC 9162 §2.1.1 (leaf 0x00,
  * node 0x01) and DESIGN.md "Chain" (chain_i = SHA-256(chain_{i-1} ‖ leaf_i)).
- * SHA-256 itself is OpenSSL's, exported by the node binary (no separate OpenSSL is linked).
+ * SHA-256 itself: with the x86 SHA extensions, native/sha256_ni.h (leaves two at a time; chosen at
+ * load, SEALTRAIL_SHA_NI=0 turns it off); otherwise OpenSSL's, exported by the node binary (no
+ * separate OpenSSL is linked).
  */
 #define NAPI_VERSION 8
 #include <node_api.h>

@@ -5,8 +5,9 @@
  * Why: each entry costs three SHA-256 calls (leaf, chain, ~one Merkle node) and, on Node 20.20,
  * `crypto.hash` costs ~2.2 µs per call for 64 bytes and ~2.8 µs for 300 bytes — the binding
  * overhead, not SHA-256 (~0.2–0.5 µs with SHA-NI), dominates. One native call per batch hashes
- * every entry of the batch with OpenSSL's SHA-256 (the copy inside the node binary). Numbers:
- * docs/benchmarks.md "Native batch hashing".
+ * every entry of the batch — with the x86 SHA extensions (native/sha256_ni.h, two leaves at a time)
+ * where the CPU has them, else with OpenSSL's SHA-256 (the copy inside the node binary). Numbers:
+ * docs/benchmarks.md "Native batch hashing" and "Two leaf hashes at once".
  *
  * The addon is optional: when build/Release/sealtrail_hash.node is missing, fails to load, or
  * fails the self-check below, every function here computes the same bytes with src/ledger/hash.ts
