@@ -358,9 +358,21 @@ describe('Ledger', () => {
     }
     expect(refused).toMatchObject({ kind: 'retryable', reason: 'disk_full' });
     expect(l.diskBytes).toBeLessThanOrEqual(budget);
-    const du = [...fs.readdirSync(path.join(dir, 'segments')).map((f) => path.join(dir, 'segments', f)),
-      ...fs.readdirSync(path.join(dir, 'checkpoints')).map((f) => path.join(dir, 'checkpoints', f))]
-      .reduce((a, f) => a + fs.statSync(f).size, 0);
+    // The last seal may still be publishing (renaming its temporary files) while the directory is
+    // listed: a file renamed between readdir and stat is a changed listing — measure again.
+    const diskUsage = async (): Promise<number> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return [...fs.readdirSync(path.join(dir, 'segments')).map((f) => path.join(dir, 'segments', f)),
+            ...fs.readdirSync(path.join(dir, 'checkpoints')).map((f) => path.join(dir, 'checkpoints', f))]
+            .reduce((a, f) => a + fs.statSync(f).size, 0);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 50) throw e;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+    };
+    const du = await diskUsage();
     expect(du).toBeLessThanOrEqual(budget);
     // Forwarding releases the oldest sealed segments: appends are accepted again.
     for (const s of l.sealedSegments().slice(0, 2)) await l.release(s.name);
