@@ -15,6 +15,7 @@
 #include <string.h>
 #include "crc32c.h"
 #include "sha256_ni.h"
+#include "otlp_check.h"
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/mman.h>
 #include <unistd.h>
@@ -751,6 +752,35 @@ static napi_value file_ops(napi_env env, napi_callback_info info) {
 }
 #endif
 
+
+/*
+ * checkLogRecords(body: Uint8Array, ranges: Uint32Array, n: number, maxDepth: number): number —
+ * the OTLP LogRecords body[ranges[k], ranges[k+1]) (k = 0, 2, … < n) checked as the JS decoder
+ * would (native/otlp_check.h): -1 when all are valid, else the k of the first invalid one.
+ * maxDepth 0..OTLP_CHECK_MAX_DEPTH (the recursion's bound).
+ */
+static napi_value check_log_records(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) THROW(env, "checkLogRecords needs 4 arguments");
+  uint8_t *body;
+  uint32_t *ranges;
+  size_t body_len, ranges_len;
+  uint32_t n;
+  int32_t depth;
+  if (!bytes_of(env, argv[0], 0, (void **)&body, &body_len)) THROW(env, "body must be a Uint8Array");
+  if (!bytes_of(env, argv[1], 1, (void **)&ranges, &ranges_len)) THROW(env, "ranges must be a Uint32Array");
+  if (napi_get_value_uint32(env, argv[2], &n) != napi_ok || n > ranges_len) THROW(env, "n must be a number no larger than ranges.length");
+  if (napi_get_value_int32(env, argv[3], &depth) != napi_ok || depth < 0 || depth > OTLP_CHECK_MAX_DEPTH) THROW(env, "maxDepth must be 0..256");
+  for (uint32_t k = 0; k + 1 < n; k += 2) {
+    if (ranges[k] > ranges[k + 1] || ranges[k + 1] > body_len) THROW(env, "record range outside the body");
+  }
+  long bad = otlp_check_records(body, ranges, n, depth);
+  napi_value out;
+  if (napi_create_int32(env, (int32_t)bad, &out) != napi_ok) return NULL;
+  return out;
+}
+
 /* shaImpl(): "sha-ni" or "openssl" — which SHA-256 the batch functions use (for logs and tests). */
 static napi_value sha_impl(napi_env env, napi_callback_info info) {
   (void)info;
@@ -771,6 +801,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "frameBatch", NULL, frame_batch, NULL, NULL, NULL, napi_enumerable, NULL },
     { "crc32c", NULL, crc32c_js, NULL, NULL, NULL, napi_enumerable, NULL },
     { "scanFrames", NULL, scan_frames, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "checkLogRecords", NULL, check_log_records, NULL, NULL, NULL, napi_enumerable, NULL },
 #ifdef SEALTRAIL_MMAP
     { "mapRange", NULL, map_range, NULL, NULL, NULL, napi_enumerable, NULL },
     { "unmapRange", NULL, unmap_range_js, NULL, NULL, NULL, napi_enumerable, NULL },

@@ -30,6 +30,7 @@ interface Addon {
   unmapRange?(buffer: ArrayBuffer): void;
   writeDurable?(fd: number, bufs: readonly Uint8Array[], position: number, datasync: boolean): Promise<void>;
   fileOps?(ops: readonly (readonly [number, string, string | Uint8Array | undefined])[]): Promise<void>;
+  checkLogRecords?(body: Uint8Array, ranges: Uint32Array, n: number, maxDepth: number): number;
   /** "sha-ni" (native/sha256_ni.h: CPU support, SEALTRAIL_SHA_NI not "0") or "openssl". */
   shaImpl?(): string;
 }
@@ -279,6 +280,18 @@ export const nativeFileMap: { map(fd: number, offset: number, length: number): A
   loaded.addon?.mapRange && loaded.addon.unmapRange
     ? { map: loaded.addon.mapRange.bind(loaded.addon), unmap: loaded.addon.unmapRange.bind(loaded.addon) }
     : undefined;
+
+/**
+ * The addon's OTLP LogRecord check when it has one (native/otlp_check.h), for
+ * src/otlp/decode-protobuf.ts, which checks it against its own walker before using it:
+ * `checkLogRecords(body, ranges, n, maxDepth)` is -1 when every record body[ranges[k], ranges[k+1])
+ * (k = 0, 2, … < n) is one the JS walker accepts, else the first k that it may refuse.
+ * maxDepth at most {@link NATIVE_CHECK_MAX_DEPTH}.
+ * @throws RangeError for a range outside the body or maxDepth out of range
+ */
+export const nativeCheckLogRecords: Addon['checkLogRecords'] | undefined = loaded.addon?.checkLogRecords;
+/** OTLP_CHECK_MAX_DEPTH of native/otlp_check.h: the deepest AnyValue nesting limit it takes. */
+export const NATIVE_CHECK_MAX_DEPTH = 256;
 
 /** True when {@link scanFrames} runs natively (an addon built before it existed lacks it). */
 export const nativeScanFrames: boolean = loaded.addon?.scanFrames !== undefined;

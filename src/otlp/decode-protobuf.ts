@@ -11,6 +11,7 @@
 import { DEFAULT_MAX_DECODED_BYTES, ENTRY_OVERHEAD_BYTES } from './types.js';
 import type { DecodeLimits, DecodeResult } from './types.js';
 import { FramedEntries } from '../ledger/types.js';
+import { NATIVE_CHECK_MAX_DEPTH, nativeCheckLogRecords } from '../ledger/native-hash.js';
 import {
   DecodeBudget,
   DecodeFailure,
@@ -216,14 +217,21 @@ function walkScopeLogs(
     scope.length === 0 ? EMPTY : lenField(1, scope.length === 2 ? b.subarray(scope[0], scope[1]) : concatRanges(b, scope)),
     schemaE > schemaS ? lenField(3, b.subarray(schemaS, schemaE)) : EMPTY,
   );
+  // Records before `from` are known to be ones walkLogRecord accepts (native record check, below);
+  // the JS walker checks the rest, and gives a refusal its message.
+  const from = nativeCheck !== undefined && n > 0 && Number.isInteger(maxDepth) && maxDepth >= 0 && maxDepth <= NATIVE_CHECK_MAX_DEPTH
+    ? firstUnchecked(nativeCheck, b, records, n, maxDepth)
+    : 0;
   let total = 0;
   for (let k = 0; k < n; k += 2) {
     const s = records[k]!;
     const e = records[k + 1]!;
-    try {
-      walkLogRecord(b, s, e, maxDepth);
-    } catch (err) {
-      addSegment(err, `logRecords[${k / 2}]`);
+    if (k >= from) {
+      try {
+        walkLogRecord(b, s, e, maxDepth);
+      } catch (err) {
+        addSegment(err, `logRecords[${k / 2}]`);
+      }
     }
     total += asm.size(e - s);
   }
@@ -235,6 +243,114 @@ function walkScopeLogs(
   // Do not keep a huge scratch list alive after a huge request.
   if (records.length > 1 << 17) recs = [];
 }
+
+/*
+ * Native record check. Walking the LogRecords is most of the decoder's time (about 0.7 µs of a
+ * 330-byte record here, docs/benchmarks.md "OTLP decode"); the addon does the same checks in C
+ * (native/otlp_check.h) in one call per ScopeLogs. It only says whether every record is one
+ * walkLogRecord accepts, and if not, which is the first that may not be: from there on the JS
+ * walker runs as before and produces the refusal with its field path and message. So the JS walker
+ * remains the reference for every answer, and a native check that were stricter than it would only
+ * cost time. Used only after agreeing with walkLogRecord on the records of selfCheckRecords() at
+ * load; SEALTRAIL_NATIVE_OTLP=0 turns it off. test/otlp/native-check.test.ts compares the two on
+ * generated records, and the decoder suites run with it on.
+ */
+type RecordCheck = NonNullable<typeof nativeCheckLogRecords>;
+
+/** Scratch copy of the record ranges for the native call, reused (grown when a ScopeLogs has more). */
+let nativeRanges = new Uint32Array(512);
+
+/** Index k (even) of the first record the JS walker must check: n when the native check passed all. */
+function firstUnchecked(check: RecordCheck, b: Uint8Array, records: readonly number[], n: number, maxDepth: number): number {
+  if (nativeRanges.length < n) nativeRanges = new Uint32Array(Math.max(n, 2 * nativeRanges.length));
+  const r = nativeRanges;
+  for (let k = 0; k < n; k++) r[k] = records[k]!;
+  const bad = check(b, r, n, maxDepth);
+  // Do not keep a huge scratch array alive after a huge request.
+  if (r.length > 1 << 17) nativeRanges = new Uint32Array(512);
+  return bad < 0 ? n : bad;
+}
+
+/** The JS walker's verdict on one LogRecord, b[s, e): undefined when valid, else the refusal. */
+export function logRecordRefusal(b: Uint8Array, s: number, e: number, maxDepth: number): string | undefined {
+  const saved = dv;
+  dv = viewOf(b);
+  try {
+    walkLogRecord(b, s, e, maxDepth);
+    return undefined;
+  } catch (err) {
+    if (err instanceof DecodeFailure) return err.message();
+    throw err;
+  } finally {
+    dv = saved;
+  }
+}
+
+/**
+ * LogRecords for the load-time agreement check, each `[bytes, maxDepth]`: a full valid record, and
+ * one for each kind of fault the walker refuses (every rule of native/otlp_check.h is used once).
+ */
+export function selfCheckRecords(): [Uint8Array, number][] {
+  const ld = (field: number, payload: number[]): number[] => [(field << 3) | 2, payload.length, ...payload];
+  const str = (t: string): number[] => [...Buffer.from(t, 'utf8')];
+  const kv = (k: string, value: number[]): number[] => [...ld(1, str(k)), ...ld(2, value)];
+  const valid = [
+    0x09, 1, 2, 3, 4, 5, 6, 7, 8, // time_unix_nano
+    0x59, 1, 2, 3, 4, 5, 6, 7, 8, // observed_time_unix_nano
+    0x10, 9, // severity_number
+    ...ld(3, str('INFO')),
+    ...ld(5, ld(1, str('héllo wörld — ✓ 𝄞 and then a longer ASCII tail'))), // body: string_value
+    ...ld(6, kv('i', [0x18, 0xff, 0xff, 0x03])), // int_value
+    ...ld(6, kv('d', [0x21, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f])), // double_value
+    ...ld(6, kv('a', ld(5, [...ld(1, [0x10, 1]), ...ld(1, ld(7, [0xff, 0]))]))), // array of bool, bytes
+    ...ld(6, kv('m', ld(6, ld(1, kv('x', ld(1, str('y'))))))), // kvlist
+    0x38, 0, // dropped_attributes_count
+    0x45, 1, 0, 0, 0, // flags
+    ...ld(9, new Array<number>(16).fill(0xab)),
+    ...ld(10, new Array<number>(8).fill(0xcd)),
+    ...ld(12, str('event')),
+    0xf8, 0x07, 0x01, // field 127, varint: unknown, skipped
+    0x8a, 0x81, 0x00, 0x00, // a non-minimal (three-byte) key of field 17, length-delimited, unknown: skipped
+  ];
+  const cases: [number[], number][] = [
+    [valid, 32],
+    [[], 32],
+    [ld(5, ld(1, [0x68, 0xc0, 0x80])), 32], // overlong UTF-8
+    [ld(5, ld(1, [0xed, 0xa0, 0x80])), 32], // surrogate
+    [ld(3, [0xf4, 0x90, 0x80, 0x80]), 32], // above U+10FFFF
+    [ld(12, [0xe2, 0x82]), 32], // cut off
+    [ld(9, [1, 2, 3, 4, 5]), 32], // trace_id length
+    [ld(10, [1, 2, 3]), 32], // span_id length
+    [[0x28, 0x01], 32], // body as a varint
+    [[0x09, 1, 2, 3], 32], // fixed64 cut short
+    [[0x45, 1, 2], 32], // fixed32 cut short
+    [[0x0b], 32], // a group
+    [[0x06, 0], 32], // field 0
+    [[0xf8, 0xff, 0xff, 0xff, 0x10, 0x01], 32], // a five-byte key above 2^32 (a varint field if cut to 32 bits)
+    [[0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02], 32], // varint beyond 64 bits
+    [[0x32, 0x05, 0x0a], 32], // length past the end
+    [ld(6, kv('n', ld(5, ld(1, ld(5, ld(1, [])))))), 2], // nesting: an (empty) AnyValue at depth 3, limit 2
+    [ld(6, kv('n', ld(5, ld(1, ld(5, ld(1, [])))))), 3], // the same within the limit
+    [ld(6, ld(1, [0x80])), 32], // key not UTF-8
+  ];
+  return cases.map(([bytes, depth]) => [Uint8Array.from(bytes), depth]);
+}
+
+/** The addon's check, if present, not turned off, and in agreement with walkLogRecord on selfCheckRecords(). */
+function loadRecordCheck(): RecordCheck | undefined {
+  const check = nativeCheckLogRecords;
+  if (check === undefined || process.env.SEALTRAIL_NATIVE_OTLP === '0') return undefined;
+  try {
+    for (const [rec, depth] of selfCheckRecords()) {
+      const valid = check(rec, Uint32Array.of(0, rec.length), 2, depth) < 0;
+      if (valid !== (logRecordRefusal(rec, 0, rec.length, depth) === undefined)) return undefined;
+    }
+    return check;
+  } catch {
+    return undefined;
+  }
+}
+
 
 /*
  * Fast dispatch. The hot walkers (LogRecord, KeyValue, AnyValue) first switch on the field's key
@@ -649,3 +765,9 @@ function walkKeyValueList(b: Uint8Array, pos: number, end: number, depth: number
     }
   }
 }
+
+// Last in the module: the check runs the walkers above, which must all be initialised.
+const nativeCheck = loadRecordCheck();
+
+/** True when the decoder uses the native record check (addon present, agreed at load, not turned off). */
+export const nativeRecordCheck: boolean = nativeCheck !== undefined;
