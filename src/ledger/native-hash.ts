@@ -31,6 +31,11 @@ interface Addon {
   writeDurable?(fd: number, bufs: readonly Uint8Array[], position: number, datasync: boolean): Promise<void>;
   fileOps?(ops: readonly (readonly [number, string, string | Uint8Array | undefined])[]): Promise<void>;
   checkLogRecords?(body: Uint8Array, ranges: Uint32Array, n: number, maxDepth: number): number;
+  buildEntries?(
+    out: Uint8Array, src: Uint8Array, ranges: Uint32Array, k0: number, k1: number,
+    resource: Uint8Array, scope: Uint8Array, slSchema: Uint8Array, rlSchema: Uint8Array,
+    headRoom: number, tailRoom: number, spans: Uint32Array,
+  ): number;
   /** "sha-ni" (native/sha256_ni.h: CPU support, SEALTRAIL_SHA_NI not "0") or "openssl". */
   shaImpl?(): string;
 }
@@ -290,6 +295,13 @@ export const nativeFileMap: { map(fd: number, offset: number, length: number): A
  * @throws RangeError for a range outside the body or maxDepth out of range
  */
 export const nativeCheckLogRecords: Addon['checkLogRecords'] | undefined = loaded.addon?.checkLogRecords;
+/**
+ * The addon's entry assembly when it has one (native/otlp_entries.h), for src/otlp/wire.ts, which
+ * checks it against its own at load: writes the framed entries of the records k0, k0 + 2, … < k1
+ * (ranges as in nativeCheckLogRecords) into `out` and their spans, returns the bytes written.
+ * @throws RangeError where it would read or write out of bounds
+ */
+export const nativeBuildEntries: Addon['buildEntries'] | undefined = loaded.addon?.buildEntries;
 /** OTLP_CHECK_MAX_DEPTH of native/otlp_check.h: the deepest AnyValue nesting limit it takes. */
 export const NATIVE_CHECK_MAX_DEPTH = 256;
 

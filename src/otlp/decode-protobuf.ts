@@ -25,6 +25,7 @@ import {
   WT_VARINT,
   addSegment,
   checkUtf8,
+  nativeEntryBuild,
   concatRanges,
   expectWire,
   failureResult,
@@ -219,8 +220,10 @@ function walkScopeLogs(
   );
   // Records before `from` are known to be ones walkLogRecord accepts (native record check, below);
   // the JS walker checks the rest, and gives a refusal its message.
-  const from = nativeCheck !== undefined && n > 0 && Number.isInteger(maxDepth) && maxDepth >= 0 && maxDepth <= NATIVE_CHECK_MAX_DEPTH
-    ? firstUnchecked(nativeCheck, b, records, n, maxDepth)
+  // The ranges as a Uint32Array too, for the native check and the native entry assembly.
+  const ranges32 = nativeOtlp && n > 0 ? copyRanges(records, n) : undefined;
+  const from = ranges32 !== undefined && nativeCheck !== undefined && Number.isInteger(maxDepth) && maxDepth >= 0 && maxDepth <= NATIVE_CHECK_MAX_DEPTH
+    ? firstUnchecked(nativeCheck, b, ranges32, n, maxDepth)
     : 0;
   let total = 0;
   for (let k = 0; k < n; k += 2) {
@@ -239,9 +242,10 @@ function walkScopeLogs(
   budget.take(total + (ENTRY_OVERHEAD_BYTES * n) / 2 - charged);
   // One allocation for all entries of this ScopeLogs; each entry is a view of its own range.
   // Allocating per entry cost a third of the decode time (measured, docs/benchmarks.md).
-  asm.buildAll(b, records, n, total, out, budget.arena);
-  // Do not keep a huge scratch list alive after a huge request.
+  asm.buildAll(b, records, n, total, out, budget.arena, ranges32);
+  // Do not keep huge scratch lists alive after a huge request.
   if (records.length > 1 << 17) recs = [];
+  if (nativeRanges.length > 1 << 17) nativeRanges = new Uint32Array(512);
 }
 
 /*
@@ -260,14 +264,17 @@ type RecordCheck = NonNullable<typeof nativeCheckLogRecords>;
 /** Scratch copy of the record ranges for the native call, reused (grown when a ScopeLogs has more). */
 let nativeRanges = new Uint32Array(512);
 
-/** Index k (even) of the first record the JS walker must check: n when the native check passed all. */
-function firstUnchecked(check: RecordCheck, b: Uint8Array, records: readonly number[], n: number, maxDepth: number): number {
+/** records[0..n) in the scratch Uint32Array (grown when needed; valid until the next ScopeLogs). */
+function copyRanges(records: readonly number[], n: number): Uint32Array {
   if (nativeRanges.length < n) nativeRanges = new Uint32Array(Math.max(n, 2 * nativeRanges.length));
   const r = nativeRanges;
   for (let k = 0; k < n; k++) r[k] = records[k]!;
-  const bad = check(b, r, n, maxDepth);
-  // Do not keep a huge scratch array alive after a huge request.
-  if (r.length > 1 << 17) nativeRanges = new Uint32Array(512);
+  return r;
+}
+
+/** Index k (even) of the first record the JS walker must check: n when the native check passed all. */
+function firstUnchecked(check: RecordCheck, b: Uint8Array, ranges: Uint32Array, n: number, maxDepth: number): number {
+  const bad = check(b, ranges, n, maxDepth);
   return bad < 0 ? n : bad;
 }
 
@@ -768,6 +775,8 @@ function walkKeyValueList(b: Uint8Array, pos: number, end: number, depth: number
 
 // Last in the module: the check runs the walkers above, which must all be initialised.
 const nativeCheck = loadRecordCheck();
+/** Whether either native step is in use (then walkScopeLogs copies the record ranges for them). */
+const nativeOtlp = nativeCheck !== undefined || nativeEntryBuild;
 
 /** True when the decoder uses the native record check (addon present, agreed at load, not turned off). */
 export const nativeRecordCheck: boolean = nativeCheck !== undefined;

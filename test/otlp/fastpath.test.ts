@@ -12,6 +12,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeLogsJson, decodeLogsProtobuf } from '../../src/otlp/index.js';
+import { EntryArena } from '../../src/otlp/wire.js';
 import type { DecodeLimits, DecodeResult } from '../../src/otlp/index.js';
 import { decodeLogsJson as refJson } from './reference/decode-json.js';
 import { decodeLogsProtobuf as refProtobuf } from './reference/decode-protobuf.js';
@@ -28,6 +29,12 @@ function view(r: DecodeResult): unknown {
 function sameAsReference(body: Uint8Array, limits: DecodeLimits): DecodeResult {
   const ours = decodeLogsProtobuf(body, limits);
   expect(view(ours)).toEqual(view(refProtobuf(body, limits)));
+  // The receivers' form — frame runs in an arena, assembled natively where the addon has it
+  // (native/otlp_entries.h) — must hold the same entries and give the same refusals.
+  const arena = new EntryArena();
+  const framed = decodeLogsProtobuf(body, limits, arena, true);
+  expect(view(framed.ok ? { ok: true, entries: framed.entries.toArray() } : framed)).toEqual(view(ours));
+  arena.release();
   return ours;
 }
 
