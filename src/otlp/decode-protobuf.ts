@@ -25,11 +25,11 @@ import {
   WT_VARINT,
   addSegment,
   checkUtf8,
-  nativeEntryBuild,
   concatRanges,
   expectWire,
   failureResult,
   lenField,
+  nativeEntryBuild,
   rField,
   rLen,
   rWire,
@@ -218,9 +218,9 @@ function walkScopeLogs(
     scope.length === 0 ? EMPTY : lenField(1, scope.length === 2 ? b.subarray(scope[0], scope[1]) : concatRanges(b, scope)),
     schemaE > schemaS ? lenField(3, b.subarray(schemaS, schemaE)) : EMPTY,
   );
-  // Records before `from` are known to be ones walkLogRecord accepts (native record check, below);
+  // With the addon, the ranges are copied into a Uint32Array for the native record check and entry
+  // assembly (below, and wire.ts). Records before `from` are known to be ones walkLogRecord accepts;
   // the JS walker checks the rest, and gives a refusal its message.
-  // The ranges as a Uint32Array too, for the native check and the native entry assembly.
   const ranges32 = nativeOtlp && n > 0 ? copyRanges(records, n) : undefined;
   const from = ranges32 !== undefined && nativeCheck !== undefined && Number.isInteger(maxDepth) && maxDepth >= 0 && maxDepth <= NATIVE_CHECK_MAX_DEPTH
     ? firstUnchecked(nativeCheck, b, ranges32, n, maxDepth)
