@@ -6,6 +6,9 @@
  * SHA-256 itself: with the x86 SHA extensions, native/sha256_ni.h (leaves two at a time; chosen at
  * load, SEALTRAIL_SHA_NI=0 turns it off); otherwise OpenSSL's, exported by the node binary (no
  * separate OpenSSL is linked).
+ * Also here, because they share the addon's build and loading: the ledger's file I/O jobs
+ * (writeDurable, fileOps, mapRange) and the OTLP/protobuf decoder's LogRecord check and entry
+ * assembly (native/otlp_check.h, native/otlp_entries.h; src/otlp/decode-protobuf.ts explains why).
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -753,7 +756,6 @@ static napi_value file_ops(napi_env env, napi_callback_info info) {
 }
 #endif
 
-
 /*
  * checkLogRecords(body: Uint8Array, ranges: Uint32Array, n: number, maxDepth: number): number —
  * the OTLP LogRecords body[ranges[k], ranges[k+1]) (k = 0, 2, … < n) checked as the JS decoder
@@ -778,10 +780,9 @@ static napi_value check_log_records(napi_env env, napi_callback_info info) {
   }
   long bad = otlp_check_records(body, ranges, n, depth);
   napi_value out;
-  if (napi_create_int32(env, (int32_t)bad, &out) != napi_ok) return NULL;
+  if (napi_create_double(env, (double)bad, &out) != napi_ok) return NULL;
   return out;
 }
-
 
 /*
  * buildEntries(out: Uint8Array, src: Uint8Array, ranges: Uint32Array, k0: number, k1: number,

@@ -12,6 +12,10 @@
  * The addon is optional: when build/Release/sealtrail_hash.node is missing, fails to load, or
  * fails the self-check below, every function here computes the same bytes with src/ledger/hash.ts
  * and merkle.ts. `SEALTRAIL_NATIVE_HASH=0` forces the fallback (benchmarks, tests).
+ *
+ * The same addon carries the OTLP/protobuf decoder's LogRecord check and entry assembly, exported
+ * here as nativeCheckLogRecords/nativeBuildEntries and vetted by src/otlp at its own load
+ * (`SEALTRAIL_NATIVE_HASH=0` leaves the addon unloaded, so the decoder runs its JS path too).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
