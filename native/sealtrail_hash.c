@@ -7,8 +7,8 @@
  * load, SEALTRAIL_SHA_NI=0 turns it off); otherwise OpenSSL's, exported by the node binary (no
  * separate OpenSSL is linked).
  * Also here, because they share the addon's build and loading: the ledger's file I/O jobs
- * (writeDurable, fileOps, mapRange) and the OTLP/protobuf decoder's LogRecord check and entry
- * assembly (native/otlp_check.h, native/otlp_entries.h; src/otlp/decode-protobuf.ts explains why).
+ * (writeDurable, fileOps, mapRange) and the OTLP/protobuf decoder's LogRecord check
+ * (native/otlp_check.h; src/otlp/decode-protobuf.ts explains why).
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -19,7 +19,6 @@
 #include "crc32c.h"
 #include "sha256_ni.h"
 #include "otlp_check.h"
-#include "otlp_entries.h"
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/mman.h>
 #include <unistd.h>
@@ -784,46 +783,6 @@ static napi_value check_log_records(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/*
- * buildEntries(out: Uint8Array, src: Uint8Array, ranges: Uint32Array, k0: number, k1: number,
- *   resource: Uint8Array, scope: Uint8Array, slSchema: Uint8Array, rlSchema: Uint8Array,
- *   headRoom: number, tailRoom: number, spans: Uint32Array): number —
- * the framed entries of the records k0, k0 + 2, … < k1 written into `out` (native/otlp_entries.h);
- * returns the bytes written. Refuses (RangeError) anything that would write or read out of bounds.
- */
-static napi_value build_entries(napi_env env, napi_callback_info info) {
-  size_t argc = 12;
-  napi_value argv[12];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 12) THROW(env, "buildEntries needs 12 arguments");
-  uint8_t *out, *src;
-  uint32_t *ranges, *spans;
-  size_t out_len, src_len, ranges_len, spans_len;
-  oe_bytes parts[4];
-  uint32_t k0, k1, head, tail;
-  if (!bytes_of(env, argv[0], 0, (void **)&out, &out_len)) THROW(env, "out must be a Uint8Array");
-  if (!bytes_of(env, argv[1], 0, (void **)&src, &src_len)) THROW(env, "src must be a Uint8Array");
-  if (!bytes_of(env, argv[2], 1, (void **)&ranges, &ranges_len)) THROW(env, "ranges must be a Uint32Array");
-  if (napi_get_value_uint32(env, argv[3], &k0) != napi_ok || napi_get_value_uint32(env, argv[4], &k1) != napi_ok) THROW(env, "k0 and k1 must be numbers");
-  for (int i = 0; i < 4; i++) {
-    void *d;
-    if (!bytes_of(env, argv[5 + i], 0, &d, &parts[i].n)) THROW(env, "resource, scope and schema fields must be Uint8Arrays");
-    parts[i].p = d;
-  }
-  if (napi_get_value_uint32(env, argv[9], &head) != napi_ok || napi_get_value_uint32(env, argv[10], &tail) != napi_ok || head > 64 || tail > 64) THROW(env, "headRoom and tailRoom must be 0..64");
-  if (!bytes_of(env, argv[11], 1, (void **)&spans, &spans_len)) THROW(env, "spans must be a Uint32Array");
-  if (k0 > k1 || k1 > ranges_len || (k1 - k0) % 2 != 0) THROW(env, "k0..k1 must be an even-sized range inside ranges");
-  if (spans_len < k1 - k0) THROW(env, "spans is too small");
-  for (uint32_t k = k0; k < k1; k += 2) {
-    if (ranges[k] > ranges[k + 1] || ranges[k + 1] > src_len) THROW(env, "record range outside src");
-  }
-  if (oe_size(ranges, k0, k1, parts[0], parts[1], parts[2], parts[3], (size_t)head + tail) > out_len) THROW(env, "out is too small for the entries");
-  if (out_len > 0 && src_len > 0 && (uintptr_t)out < (uintptr_t)src + src_len && (uintptr_t)src < (uintptr_t)out + out_len) THROW(env, "out and src overlap");
-  size_t n = oe_build(out, src, ranges, k0, k1, parts[0], parts[1], parts[2], parts[3], head, tail, spans);
-  napi_value r;
-  if (napi_create_double(env, (double)n, &r) != napi_ok) return NULL;
-  return r;
-}
-
 /* shaImpl(): "sha-ni" or "openssl" — which SHA-256 the batch functions use (for logs and tests). */
 static napi_value sha_impl(napi_env env, napi_callback_info info) {
   (void)info;
@@ -845,7 +804,6 @@ static napi_value init(napi_env env, napi_value exports) {
     { "crc32c", NULL, crc32c_js, NULL, NULL, NULL, napi_enumerable, NULL },
     { "scanFrames", NULL, scan_frames, NULL, NULL, NULL, napi_enumerable, NULL },
     { "checkLogRecords", NULL, check_log_records, NULL, NULL, NULL, napi_enumerable, NULL },
-    { "buildEntries", NULL, build_entries, NULL, NULL, NULL, napi_enumerable, NULL },
 #ifdef SEALTRAIL_MMAP
     { "mapRange", NULL, map_range, NULL, NULL, NULL, napi_enumerable, NULL },
     { "unmapRange", NULL, unmap_range_js, NULL, NULL, NULL, napi_enumerable, NULL },

@@ -13,8 +13,8 @@
  * fails the self-check below, every function here computes the same bytes with src/ledger/hash.ts
  * and merkle.ts. `SEALTRAIL_NATIVE_HASH=0` forces the fallback (benchmarks, tests).
  *
- * The same addon carries the OTLP/protobuf decoder's LogRecord check and entry assembly, exported
- * here as nativeCheckLogRecords/nativeBuildEntries and vetted by src/otlp at its own load
+ * The same addon carries the OTLP/protobuf decoder's LogRecord check, exported here as
+ * nativeCheckLogRecords and vetted by src/otlp at its own load
  * (`SEALTRAIL_NATIVE_HASH=0` leaves the addon unloaded, so the decoder runs its JS path too).
  */
 import { existsSync } from 'node:fs';
@@ -35,11 +35,6 @@ interface Addon {
   writeDurable?(fd: number, bufs: readonly Uint8Array[], position: number, datasync: boolean): Promise<void>;
   fileOps?(ops: readonly (readonly [number, string, string | Uint8Array | undefined])[]): Promise<void>;
   checkLogRecords?(body: Uint8Array, ranges: Uint32Array, n: number, maxDepth: number): number;
-  buildEntries?(
-    out: Uint8Array, src: Uint8Array, ranges: Uint32Array, k0: number, k1: number,
-    resource: Uint8Array, scope: Uint8Array, slSchema: Uint8Array, rlSchema: Uint8Array,
-    headRoom: number, tailRoom: number, spans: Uint32Array,
-  ): number;
   /** "sha-ni" (native/sha256_ni.h: CPU support, SEALTRAIL_SHA_NI not "0") or "openssl". */
   shaImpl?(): string;
 }
@@ -299,13 +294,6 @@ export const nativeFileMap: { map(fd: number, offset: number, length: number): A
  * @throws RangeError for a range outside the body or maxDepth out of range
  */
 export const nativeCheckLogRecords: Addon['checkLogRecords'] | undefined = loaded.addon?.checkLogRecords;
-/**
- * The addon's entry assembly when it has one (native/otlp_entries.h), for src/otlp/wire.ts, which
- * checks it against its own at load: writes the framed entries of the records k0, k0 + 2, … < k1
- * (ranges as in nativeCheckLogRecords) into `out` and their spans, returns the bytes written.
- * @throws RangeError where it would read or write out of bounds
- */
-export const nativeBuildEntries: Addon['buildEntries'] | undefined = loaded.addon?.buildEntries;
 /** OTLP_CHECK_MAX_DEPTH of native/otlp_check.h: the deepest AnyValue nesting limit it takes. */
 export const NATIVE_CHECK_MAX_DEPTH = 256;
 

@@ -29,7 +29,6 @@ import {
   expectWire,
   failureResult,
   lenField,
-  nativeEntryBuild,
   rField,
   rLen,
   rWire,
@@ -218,12 +217,10 @@ function walkScopeLogs(
     scope.length === 0 ? EMPTY : lenField(1, scope.length === 2 ? b.subarray(scope[0], scope[1]) : concatRanges(b, scope)),
     schemaE > schemaS ? lenField(3, b.subarray(schemaS, schemaE)) : EMPTY,
   );
-  // With the addon, the ranges are copied into a Uint32Array for the native record check and entry
-  // assembly (below, and wire.ts). Records before `from` are known to be ones walkLogRecord accepts;
+  // Records before `from` are known to be ones walkLogRecord accepts (native record check, below);
   // the JS walker checks the rest, and gives a refusal its message.
-  const ranges32 = nativeOtlp && n > 0 ? copyRanges(records, n) : undefined;
-  const from = ranges32 !== undefined && nativeCheck !== undefined && Number.isInteger(maxDepth) && maxDepth >= 0 && maxDepth <= NATIVE_CHECK_MAX_DEPTH
-    ? firstUnchecked(nativeCheck, b, ranges32, n, maxDepth)
+  const from = nativeCheck !== undefined && n > 0 && Number.isInteger(maxDepth) && maxDepth >= 0 && maxDepth <= NATIVE_CHECK_MAX_DEPTH
+    ? firstUnchecked(nativeCheck, b, copyRanges(records, n), n, maxDepth)
     : 0;
   let total = 0;
   for (let k = 0; k < n; k += 2) {
@@ -242,7 +239,7 @@ function walkScopeLogs(
   budget.take(total + (ENTRY_OVERHEAD_BYTES * n) / 2 - charged);
   // One allocation for all entries of this ScopeLogs; each entry is a view of its own range.
   // Allocating per entry cost a third of the decode time (measured, docs/benchmarks.md).
-  asm.buildAll(b, records, n, total, out, budget.arena, ranges32);
+  asm.buildAll(b, records, n, total, out, budget.arena);
   // Do not keep huge scratch lists alive after a huge request.
   if (records.length > 1 << 17) recs = [];
   if (nativeRanges.length > 1 << 17) nativeRanges = new Uint32Array(512);
@@ -264,7 +261,7 @@ type RecordCheck = NonNullable<typeof nativeCheckLogRecords>;
 /** Scratch copy of the record ranges for the native call, reused (grown when a ScopeLogs has more). */
 let nativeRanges = new Uint32Array(512);
 
-/** records[0..n) in the scratch Uint32Array (grown when needed; valid until the next ScopeLogs). */
+/** records[0..n) in the scratch Uint32Array for the native call (grown when needed; valid until the next ScopeLogs). */
 function copyRanges(records: readonly number[], n: number): Uint32Array {
   if (nativeRanges.length < n) nativeRanges = new Uint32Array(Math.max(n, 2 * nativeRanges.length));
   const r = nativeRanges;
@@ -775,8 +772,6 @@ function walkKeyValueList(b: Uint8Array, pos: number, end: number, depth: number
 
 // Last in the module: the check runs the walkers above, which must all be initialised.
 const nativeCheck = loadRecordCheck();
-/** Whether either native step is in use (then walkScopeLogs copies the record ranges for them). */
-const nativeOtlp = nativeCheck !== undefined || nativeEntryBuild;
 
 /** True when the decoder uses the native record check (addon present, agreed at load, not turned off). */
 export const nativeRecordCheck: boolean = nativeCheck !== undefined;

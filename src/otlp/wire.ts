@@ -9,7 +9,6 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { FRAME_HEAD_ROOM, FRAME_TAIL_ROOM, FramedEntries } from '../ledger/types.js';
-import { nativeBuildEntries } from '../ledger/native-hash.js';
 
 /**
  * A decode failure travelling up the walker. `path` collects the field path innermost first
@@ -476,7 +475,7 @@ export class EntryAssembler {
    * (docs/benchmarks.md "OTLP decode").
    * @throws Error if the bytes written do not add up to `total` (a bug, never bad input)
    */
-  buildAll(src: Uint8Array, ranges: readonly number[], n: number, total: number, out: EntryOut, arena?: EntryArena, ranges32?: Uint32Array): void {
+  buildAll(src: Uint8Array, ranges: readonly number[], n: number, total: number, out: EntryOut, arena?: EntryArena): void {
     // Allocations of at most ENTRY_CHUNK bytes (one or more records' entries each): a larger one
     // gets fresh pages from the kernel every time (malloc's mmap threshold), whose page faults
     // made 512- and 1,000-record requests cost markedly more per record than 100-record ones.
@@ -492,7 +491,7 @@ export class EntryAssembler {
         size += sz;
         g += 2;
       }
-      this.buildChunk(src, ranges, k, g, size, out, arena, ranges32);
+      this.buildChunk(src, ranges, k, g, size, out, arena);
       written += size - ((g - k) / 2) * room;
       k = g;
     }
@@ -508,7 +507,6 @@ export class EntryAssembler {
     size: number,
     out: EntryOut,
     arena: EntryArena | undefined,
-    ranges32: Uint32Array | undefined,
   ): void {
     // Memory from the request's arena when there is one, else allocUnsafeSlow (no zero-filling, not
     // the shared pool). Either way every byte is written below, which the check after the loop
@@ -533,13 +531,6 @@ export class EntryAssembler {
     const reuseHead = resLen + scopeLen >= 16;
     const framed = out instanceof FramedEntries ? out : undefined;
     const spans = framed ? new Uint32Array(k1 - k0) : undefined;
-    if (framed && ranges32 !== undefined && nativeBuild !== undefined) {
-      // The same bytes written natively (see nativeBuild below), without a view per record.
-      const p = nativeBuild(o, src, ranges32, k0, k1, res, scope, slSchema, rlSchema, FRAME_HEAD_ROOM, FRAME_TAIL_ROOM, spans!);
-      if (p !== size) throw new Error(`entry sizes disagree (${p} written, ${size} computed)`);
-      framed.add(o, spans!);
-      return;
-    }
     let p = 0;
     let prev = -1;
     let prevSlBytes = 0;
@@ -598,49 +589,5 @@ export class EntryAssembler {
     }
     if (p !== size) throw new Error(`entry sizes disagree (${p} written, ${size} computed)`);
     if (framed) framed.add(o, spans!);
-  }
-}
-
-/**
- * The addon's entry assembly (native/otlp_entries.h) for framed entries, when present, not turned
- * off (SEALTRAIL_NATIVE_OTLP=0) and giving the bytes and spans of the JS loop above for a set of
- * records at load (different varint sizes, empty and non-empty fields). buildChunk uses it when
- * the caller passes the record ranges as a Uint32Array too (the protobuf decoder does). Measured in
- * docs/benchmarks.md "OTLP decode"; test/otlp/fastpath.test.ts compares the entries with the frozen
- * reference decoder's.
- */
-const nativeBuild = loadEntryBuilder();
-
-/** True when framed entries are assembled natively. */
-export const nativeEntryBuild: boolean = nativeBuild !== undefined;
-
-function loadEntryBuilder(): typeof nativeBuildEntries {
-  const build = nativeBuildEntries;
-  if (build === undefined || process.env.SEALTRAIL_NATIVE_OTLP === '0') return undefined;
-  try {
-    const src = new Uint8Array(20_000).map((_, i) => (i * 7 + 3) & 0xff);
-    const ranges = [0, 0, 5, 6, 10, 137, 200, 16_600, 17_000, 17_127];
-    const fill = (n: number, v: number): Uint8Array => new Uint8Array(n).fill(v);
-    for (const [res, scope, sl, rl] of [
-      [EMPTY, EMPTY, EMPTY, EMPTY],
-      [fill(20, 1), fill(9, 2), fill(3, 3), fill(4, 4)],
-      [fill(130, 5), EMPTY, fill(200, 6), EMPTY],
-    ]) {
-      const asm = new EntryAssembler(res!, rl!, scope!, sl!);
-      let total = 0;
-      for (let k = 0; k < ranges.length; k += 2) total += asm.size(ranges[k + 1]! - ranges[k]!);
-      const js = new FramedEntries();
-      asm.buildAll(src, ranges, ranges.length, total, js); // one run: the records fit one slab
-      const out = new Uint8Array(total + (ranges.length / 2) * (FRAME_HEAD_ROOM + FRAME_TAIL_ROOM));
-      const spans = new Uint32Array(ranges.length);
-      const n = build(out, src, Uint32Array.from(ranges), 0, ranges.length, res!, scope!, sl!, rl!, FRAME_HEAD_ROOM, FRAME_TAIL_ROOM, spans);
-      // Entries and spans must agree; the frame room is not written by either (the ledger fills it).
-      const show = (r: Uint8Array, sp: Uint32Array): string =>
-        `${r.length} ${sp.join(',')} ` + Array.from({ length: sp.length / 2 }, (_, i) => Buffer.from(r.subarray(sp[2 * i], sp[2 * i + 1])).toString('hex')).join('|');
-      if (show(js.runs[0]!, js.spans[0]!) !== show(out.subarray(0, n), spans)) return undefined;
-    }
-    return build;
-  } catch {
-    return undefined;
   }
 }

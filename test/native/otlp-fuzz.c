@@ -1,12 +1,11 @@
 /*
- * Memory-safety run of the addon's OTLP code on untrusted bytes (native/otlp_check.h,
- * native/otlp_entries.h), built with AddressSanitizer and UBSan by test/otlp/native-fuzz.test.ts.
+ * Memory-safety run of the addon's OTLP LogRecord check on untrusted bytes (native/otlp_check.h),
+ * built with AddressSanitizer and UBSan by test/otlp/native-fuzz.test.ts.
  * Whether the check's verdicts are right is tested against the JS walker elsewhere
  * (test/otlp/native-check.test.ts); this run looks only for reads or writes outside the inputs and
  * for undefined behaviour, on inputs the JS tests cannot reach cheaply: millions of mutated
  * records, each in a heap block of exactly its size (so a one-byte over-read is reported), random
- * ranges and nesting limits, AnyValue nesting down to OTLP_CHECK_MAX_DEPTH, and entry assembly into
- * outputs of exactly the computed size.
+ * ranges and nesting limits, and AnyValue nesting down to OTLP_CHECK_MAX_DEPTH.
  *
  *   gcc -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -I native test/native/otlp-fuzz.c -o /tmp/otlp-fuzz
  *   /tmp/otlp-fuzz ITERATIONS SEED     (prints "ok <whole records valid> <invalid>" and exits 0)
@@ -14,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "otlp_check.h"
-#include "otlp_entries.h"
 
 static uint64_t rng_state;
 static uint32_t rnd(void) {
@@ -164,23 +162,6 @@ int main(int argc, char **argv) {
     uint32_t part_range[2] = { 0, (uint32_t)part_n };
     (void)otlp_check_records(part, part_range, 2, depth);
     free(part);
-    /* Entry assembly of the same ranges into an output of exactly the computed size. */
-    uint8_t head[300], scope[40], sch[20];
-    for (size_t i = 0; i < sizeof head; i++) head[i] = (uint8_t)i;
-    memset(scope, 7, sizeof scope);
-    memset(sch, 9, sizeof sch);
-    oe_bytes res = { head, rnd() % 300 }, sc = { scope, rnd() % 40 }, s1 = { sch, rnd() % 20 }, s2 = { sch, rnd() % 20 };
-    uint64_t size = oe_size(ranges, 0, 4, res, sc, s1, s2, 44);
-    uint8_t *out = malloc((size_t)size);
-    uint32_t *spans = malloc(4 * sizeof *spans);
-    if (!out || !spans) abort();
-    size_t n = oe_build(out, body, ranges, 0, 4, res, sc, s1, s2, 40, 4, spans);
-    if (n != size || spans[1] > n || spans[3] > n) {
-      fprintf(stderr, "entry assembly wrote %zu of %llu bytes\n", n, (unsigned long long)size);
-      return 1;
-    }
-    free(out);
-    free(spans);
     free(body);
     free(r.p);
   }

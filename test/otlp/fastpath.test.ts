@@ -29,8 +29,7 @@ function view(r: DecodeResult): unknown {
 function sameAsReference(body: Uint8Array, limits: DecodeLimits): DecodeResult {
   const ours = decodeLogsProtobuf(body, limits);
   expect(view(ours)).toEqual(view(refProtobuf(body, limits)));
-  // The receivers' form — frame runs in an arena, assembled natively where the addon has it
-  // (native/otlp_entries.h) — must hold the same entries and give the same refusals.
+  // The receivers' form — frame runs in an arena — must hold the same entries and give the same refusals.
   const arena = new EntryArena();
   const framed = decodeLogsProtobuf(body, limits, arena, true);
   expect(view(framed.ok ? { ok: true, entries: framed.entries.toArray() } : framed)).toEqual(view(ours));

@@ -10,8 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { NATIVE_CHECK_MAX_DEPTH, nativeBuildEntries, nativeCheckLogRecords } from '../../src/ledger/native-hash.js';
-import { nativeEntryBuild } from '../../src/otlp/wire.js';
+import { NATIVE_CHECK_MAX_DEPTH, nativeCheckLogRecords } from '../../src/ledger/native-hash.js';
 import { logRecordRefusal, nativeRecordCheck, selfCheckRecords } from '../../src/otlp/decode-protobuf.js';
 import { decodeLogsProtobuf } from '../../src/otlp/index.js';
 import { encodeRequest as benchRequest } from '../../bench/payloads.js';
@@ -147,48 +146,17 @@ describe.skipIf(check === undefined)('native LogRecord check', () => {
     expect(varint(300)).toEqual([0xac, 0x02]); // (the helper the ranges rely on)
   });
 
-  it('SEALTRAIL_NATIVE_OTLP=0 turns it and the native entry assembly off', () => {
+  it('SEALTRAIL_NATIVE_OTLP=0 turns it off', () => {
     // The built module (the test setup builds dist/), in a process of its own: the switch is read at load.
-    const mod = (f: string): string => JSON.stringify(new URL(`../../dist/src/otlp/${f}.js`, import.meta.url).href);
-    const script = `const [d, w] = await Promise.all([import(${mod('decode-protobuf')}), import(${mod('wire')})]); console.log(d.nativeRecordCheck, w.nativeEntryBuild);`;
+    const mod = JSON.stringify(new URL('../../dist/src/otlp/decode-protobuf.js', import.meta.url).href);
+    const script = `const d = await import(${mod}); console.log(d.nativeRecordCheck);`;
     const run = (env: string): string =>
       execFileSync(process.execPath, ['--input-type=module', '-e', script], {
         env: { ...process.env, SEALTRAIL_NATIVE_OTLP: env },
         encoding: 'utf8',
       }).trim();
-    expect(run('0')).toBe('false false');
-    expect(run('1')).toBe('true true');
+    expect(run('0')).toBe('false');
+    expect(run('1')).toBe('true');
   });
 });
 
-/*
- * The native entry assembly (native/otlp_entries.h) is compared with the JS loop on every decoder
- * input of test/otlp/fastpath.test.ts (sameAsReference decodes into frame runs as well); here: that
- * it is in use, and that it refuses out-of-bounds arguments instead of writing past them.
- */
-describe.skipIf(nativeBuildEntries === undefined)('native entry assembly', () => {
-  const build = nativeBuildEntries!;
-  const src = new Uint8Array(100).fill(7);
-  const none = new Uint8Array(0);
-  const args = (out: Uint8Array, ranges: number[], k1 = ranges.length, spans = new Uint32Array(ranges.length)) =>
-    [out, src, Uint32Array.from(ranges), 0, k1, none, none, none, none, 40, 4, spans] as const;
-
-  it('is in use: the addon has it and it agreed with the JS loop at load', () => {
-    expect(nativeEntryBuild).toBe(true);
-  });
-
-  it('writes exactly the entries, and refuses ranges, spans and outputs that do not fit', () => {
-    // One 10-byte record: 40 room + 0x12 len 0x12 len + 10 bytes + 4 room = 58 bytes.
-    const out = new Uint8Array(58);
-    const spans = new Uint32Array(2);
-    expect(build(...args(out, [5, 15], 2, spans))).toBe(58);
-    expect(Array.from(spans)).toEqual([40, 54]);
-    expect(Array.from(out.subarray(40, 54))).toEqual([0x12, 12, 0x12, 10, ...new Array<number>(10).fill(7)]);
-    expect(() => build(...args(new Uint8Array(57), [5, 15]))).toThrow(/too small/);
-    expect(() => build(...args(out, [5, 101]))).toThrow(/outside src/);
-    expect(() => build(...args(out, [15, 5]))).toThrow(/outside src/);
-    expect(() => build(...args(out, [5, 15], 3))).toThrow(/even-sized/);
-    expect(() => build(...args(out, [5, 15], 2, new Uint32Array(1)))).toThrow(/spans/);
-    expect(() => build(src, src, Uint32Array.of(5, 15), 0, 2, none, none, none, none, 40, 4, spans)).toThrow(/overlap/);
-  });
-});

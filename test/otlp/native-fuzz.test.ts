@@ -1,10 +1,9 @@
 /**
- * The addon's OTLP code reads request bytes straight from the network (native/otlp_check.h) and
- * writes entries into pooled memory (native/otlp_entries.h): test/native/otlp-fuzz.c runs both on
- * mutated and random records under AddressSanitizer and UBSan, each input in a heap block of
- * exactly its size, and fails on any read or write outside them or any undefined behaviour.
- * (Checked: an over-read by one byte at the end of a cut-off UTF-8 sequence, a length allowed one
- * byte past its message and an entry write one byte past its output are each reported.)
+ * The addon's OTLP LogRecord check reads request bytes straight from the network
+ * (native/otlp_check.h): test/native/otlp-fuzz.c runs it on mutated and random records under
+ * AddressSanitizer and UBSan, each input in a heap block of exactly its size, and fails on any read
+ * outside them or any undefined behaviour. (Checked: an over-read by one byte at the end of a
+ * cut-off UTF-8 sequence and a length allowed one byte past its message are each reported.)
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
