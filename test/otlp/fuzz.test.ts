@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeLogsJson, decodeLogsProtobuf } from '../../src/otlp/index.js';
 import { ExportLogsServiceRequest, LIMITS, ResourceLogs, encodeRequest } from './helpers.js';
+import { applyEdits } from './wiregen.js';
 
 const seedRequest = encodeRequest({
   resourceLogs: [
@@ -48,17 +49,7 @@ const mutated = fc
     ),
     { minLength: 1, maxLength: 4 },
   )
-  .map((ops) => {
-    const b = Array.from(seedRequest);
-    for (const { op, at, byte } of ops) {
-      const i = b.length === 0 ? 0 : at % b.length;
-      if (op === 'set') b[i] = byte;
-      else if (op === 'insert') b.splice(i, 0, byte);
-      else if (op === 'delete') b.splice(i, 1);
-      else b.length = i;
-    }
-    return Uint8Array.from(b);
-  });
+  .map((ops) => applyEdits(seedRequest, ops.map(({ op, at, byte }) => [op, at, byte] as const)));
 
 function recordCount(wire: Uint8Array): number {
   const req = ExportLogsServiceRequest.decode(wire) as unknown as { resourceLogs: { scopeLogs: { logRecords: unknown[] }[] }[] };

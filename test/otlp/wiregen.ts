@@ -141,3 +141,21 @@ export const limitsArb = fc.record({
   maxDecodedBytes: fc.oneof(fc.constant(undefined), fc.integer({ min: 0, max: 4000 })),
 });
 
+/** Byte-level edits of a seed message: up to three of set / insert / delete at a position, or truncate there. */
+export const byteEdits = fc.array(fc.tuple(fc.constantFrom('set', 'insert', 'delete', 'truncate'), fc.nat(), fc.integer({ min: 0, max: 255 })), {
+  minLength: 1,
+  maxLength: 3,
+});
+
+/** `seed` with the edits of `byteEdits` applied (a new array). */
+export function applyEdits(seed: Uint8Array, edits: readonly (readonly [string, number, number])[]): Uint8Array {
+  const b = Array.from(seed);
+  for (const [op, at, byte] of edits) {
+    const i = b.length === 0 ? 0 : at % b.length;
+    if (op === 'set') b[i] = byte;
+    else if (op === 'insert') b.splice(i, 0, byte);
+    else if (op === 'delete') b.splice(i, 1);
+    else b.length = i;
+  }
+  return Uint8Array.from(b);
+}
