@@ -252,7 +252,7 @@ if (ONLY.has('proto')) {
     const r = decodeLogsProtobuf(wire, limits);
     if (r.ok) sink += r.entries.length;
   });
-  // What the receivers do: frame runs for the ledger in a recycled arena (native entry assembly
+  // What the receivers do: frame runs for the ledger in a recycled arena (the native record check
   // where the addon has it; SEALTRAIL_NATIVE_OTLP=0 for the JS path).
   add('sealtrail decodeLogsProtobuf, framed into an arena (the receivers)', RECORDS, () => {
     const arena = new EntryArena();

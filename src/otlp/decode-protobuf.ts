@@ -355,7 +355,6 @@ function loadRecordCheck(): RecordCheck | undefined {
   }
 }
 
-
 /*
  * Fast dispatch. The hot walkers (LogRecord, KeyValue, AnyValue) first switch on the field's key
  * byte, which for the fields of a well-formed request is one byte holding both the field number
