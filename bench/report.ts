@@ -20,6 +20,8 @@ export interface Row {
   rate?: number;
   rateShare?: number;
   soak?: boolean;
+  /** Closed-loop 100-record runs: which round (1…) of a, b, c in turn this window was. */
+  round?: number;
   seconds: number;
   requestsPerSec: number;
   recordsPerSec: number;
@@ -106,8 +108,45 @@ const f1 = (x: number): string => x.toFixed(1);
 const f2 = (x: number): string => x.toFixed(2);
 const yes = (b: boolean | null): string => (b === null ? 'not measured' : b ? '**met**' : '**missed**');
 
-function closedRow(r: BenchReport, server: Row['server'], transport: Transport, records = 100): Row | undefined {
-  return r.rows.find((x) => x.server === server && x.transport === transport && x.records === records && x.mode === 'closed' && !x.soak);
+/** The lower median of xs (the middle one for an odd count); NaN for none. */
+export function lowerMedian(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)]!;
+}
+
+/** Every closed-loop (non-soak) window of one server, transport and request size, in round order. */
+export function closedRounds(r: Pick<BenchReport, 'rows'>, server: Row['server'], transport: Transport, records = 100): Row[] {
+  return r.rows
+    .filter((x) => x.server === server && x.transport === transport && x.records === records && x.mode === 'closed' && !x.soak)
+    .sort((a, b) => (a.round ?? 0) - (b.round ?? 0));
+}
+
+/**
+ * The window that stands for a server's closed-loop maximum: with several rounds, the round with the
+ * lower-median records/s (a whole measured window, so its latency, CPU and commits belong together).
+ */
+export function closedRow(r: Pick<BenchReport, 'rows'>, server: Row['server'], transport: Transport, records = 100): Row | undefined {
+  const rows = closedRounds(r, server, transport, records);
+  if (rows.length === 0) return undefined;
+  const m = lowerMedian(rows.map((x) => x.recordsPerSec));
+  return rows.find((x) => x.recordsPerSec === m);
+}
+
+/**
+ * records/s of `num` ÷ records/s of `den` for each round both were measured in (neighbours in time),
+ * and their lower median — the ratio the targets are judged by. Windows without a round number
+ * (older reports) pair as one round.
+ */
+export function roundRatios(r: Pick<BenchReport, 'rows'>, num: Row['server'], den: Row['server'], transport: Transport): { each: number[]; median: number } | undefined {
+  const ns = closedRounds(r, num, transport);
+  const ds = closedRounds(r, den, transport);
+  const each: number[] = [];
+  for (const n of ns) {
+    const d = ds.find((x) => (x.round ?? 0) === (n.round ?? 0));
+    if (d && d.recordsPerSec > 0) each.push(n.recordsPerSec / d.recordsPerSec);
+  }
+  return each.length ? { each, median: lowerMedian(each) } : undefined;
 }
 
 function errorsOf(row: Row): string {
@@ -118,18 +157,22 @@ function errorsOf(row: Row): string {
 /** The issue 7 targets with the measured figure next to each. */
 export function targetsOf(r: BenchReport): Target[] {
   const t: Target[] = [];
-  const http = closedRow(r, 'fsync', 'http-protobuf');
-  const grpc = closedRow(r, 'fsync', 'grpc');
-  t.push({ what: 'OTLP/HTTP protobuf, 100-record requests, ack after fsync', target: '≥ 400,000 records/s', measured: http ? `${int(http.recordsPerSec)} records/s` : '–', met: http ? http.recordsPerSec >= 400_000 : null });
-  t.push({ what: 'OTLP/gRPC, 100-record requests, ack after fsync', target: '≥ 250,000 records/s', measured: grpc ? `${int(grpc.recordsPerSec)} records/s` : '–', met: grpc ? grpc.recordsPerSec >= 250_000 : null });
-  for (const tr of ['http-protobuf', 'grpc', 'http-json'] as Transport[]) {
+  for (const [tr, goal] of [['http-protobuf', 400_000], ['grpc', 250_000]] as const) {
     const c = closedRow(r, 'fsync', tr);
-    const b = closedRow(r, 'none', tr);
+    t.push({
+      what: `${TRANSPORT_LABEL[tr]}, 100-record requests, ack after fsync`,
+      target: `≥ ${int(goal)} records/s`,
+      measured: c ? `${int(c.recordsPerSec)} records/s${roundsNote(r, 'fsync', tr)}` : '–',
+      met: c ? c.recordsPerSec >= goal : null,
+    });
+  }
+  for (const tr of ['http-protobuf', 'grpc', 'http-json'] as Transport[]) {
+    const q = roundRatios(r, 'fsync', 'none', tr);
     t.push({
       what: `group commit: fsync ÷ none, ${TRANSPORT_LABEL[tr]}`,
       target: '≥ 0.90',
-      measured: c && b ? f2(c.recordsPerSec / b.recordsPerSec) : '–',
-      met: c && b ? c.recordsPerSec / b.recordsPerSec >= 0.9 : null,
+      measured: q ? ratioText(q) : '–',
+      met: q ? q.median >= 0.9 : null,
     });
   }
   for (const tr of ['http-protobuf', 'grpc', 'http-json'] as Transport[]) {
@@ -163,6 +206,17 @@ export function targetsOf(r: BenchReport): Target[] {
     met: v ? v.entriesPerSec >= 1_000_000 && v.exitCode === 0 : null,
   });
   return t;
+}
+
+/** " (median of 3 rounds: 201.3k, 197.2k, 188.0k)" when there were several rounds, else "". */
+function roundsNote(r: Pick<BenchReport, 'rows'>, server: Row['server'], tr: Transport): string {
+  const rows = closedRounds(r, server, tr);
+  return rows.length > 1 ? ` (median of ${rows.length} rounds: ${rows.map((x) => `${f1(x.recordsPerSec / 1000)}k`).join(', ')})` : '';
+}
+
+/** "0.95" for one round; "0.95 (rounds 0.91, 0.95, 0.97)" for several. */
+function ratioText(q: { each: number[]; median: number }): string {
+  return q.each.length > 1 ? `${f2(q.median)} (rounds ${q.each.map(f2).join(', ')})` : f2(q.median);
 }
 
 function table(head: string[], rows: string[][]): string {
@@ -199,7 +253,7 @@ export function renderTable(r: BenchReport): string {
       m.taskset
         ? `Pinning: servers (bare receiver, agents) on CPU ${r.settings.agentCpu}, load generator on CPU ${r.settings.loadgenCpu} (\`taskset -c\`); \`sealtrail verify\` unpinned (both cores, nothing else running).`
         : 'Pinning: taskset not available — processes were NOT pinned.',
-      `Windows: ${r.settings.warmupMs} ms warm-up, then ${r.settings.mainMs} ms (100-record runs), ${r.settings.variantMs} ms (1 and 1,000 records), ${r.settings.openMs} ms (open loop); closed loop at ${r.settings.concurrency} requests in flight (8 for 1,000-record requests).`,
+      `Windows: ${r.settings.warmupMs} ms warm-up, then ${r.settings.mainMs} ms (100-record runs${(r.settings.rounds ?? 1) > 1 ? `, ${r.settings.rounds} rounds of a, b, c in turn` : ''}), ${r.settings.variantMs} ms (1 and 1,000 records), ${r.settings.openMs} ms (open loop); closed loop at ${r.settings.concurrency} requests in flight (8 for 1,000-record requests).`,
       'Agents: built `node dist/src/cli/bin.js agent`, temporary config, fresh key from `sealtrail keygen`, `destinations: []` (ingest only), all endpoints on 127.0.0.1.',
     ].join('  \n'),
   );
@@ -208,22 +262,37 @@ export function renderTable(r: BenchReport): string {
   }
   const closed100 = r.rows.filter((x) => x.mode === 'closed' && x.records === 100 && !x.soak);
   if (closed100.length) {
+    // One row per server and transport: the median round (closedRow), with every round's records/s.
+    const shown = closed100.filter((x) => closedRow(r, x.server, x.transport) === x);
+    const multi = shown.some((x) => closedRounds(r, x.server, x.transport).length > 1);
     parts.push(
-      `#### Closed loop, 100-record requests (maximum throughput)\n\n${table(
-        ['transport', 'server', ...RUN_HEAD],
-        closed100.map((x) => [TRANSPORT_LABEL[x.transport], SERVER_LABEL[x.server], ...runCells(x)]),
+      `#### Closed loop, 100-record requests (maximum throughput)\n\n${
+        multi ? 'Each server was measured in several rounds of a, b, c in turn; a row is its median round, whose figures all come from that one window.\n\n' : ''
+      }${table(
+        ['transport', 'server', ...RUN_HEAD, ...(multi ? ['records/s in each round'] : [])],
+        shown.map((x) => [
+          TRANSPORT_LABEL[x.transport],
+          SERVER_LABEL[x.server],
+          ...runCells(x),
+          ...(multi ? [closedRounds(r, x.server, x.transport).map((y) => int(y.recordsPerSec)).join(', ')] : []),
+        ]),
       )}`,
     );
     const ratios: string[][] = [];
     for (const tr of ['http-protobuf', 'http-json', 'grpc'] as Transport[]) {
-      const a = closedRow(r, 'bare', tr);
-      const b = closedRow(r, 'none', tr);
-      const c = closedRow(r, 'fsync', tr);
-      if (!a && !b && !c) continue;
-      const q = (x?: Row, y?: Row): string => (x && y && y.recordsPerSec > 0 ? f2(x.recordsPerSec / y.recordsPerSec) : '–');
-      ratios.push([TRANSPORT_LABEL[tr], q(c, b), q(c, a), q(b, a)]);
+      if (!closedRow(r, 'bare', tr) && !closedRow(r, 'none', tr) && !closedRow(r, 'fsync', tr)) continue;
+      const q = (x: Row['server'], y: Row['server']): string => {
+        const v = roundRatios(r, x, y, tr);
+        return v ? ratioText(v) : '–';
+      };
+      ratios.push([TRANSPORT_LABEL[tr], q('fsync', 'none'), q('fsync', 'bare'), q('none', 'bare')]);
     }
-    parts.push(`#### Ratios (records/s, same run)\n\n${table(['transport', 'c/b fsync ÷ none (≥ 0.90)', 'c/a agent ÷ bare', 'b/a none ÷ bare'], ratios)}`);
+    parts.push(
+      `#### Ratios (records/s, same run)\n\n${multi ? 'Each ratio is taken within a round (neighbours in time); shown is the median of the rounds’ ratios, then each round’s.\n\n' : ''}${table(
+        ['transport', 'c/b fsync ÷ none (≥ 0.90)', 'c/a agent ÷ bare', 'b/a none ÷ bare'],
+        ratios,
+      )}`,
+    );
   }
   const variants = r.rows.filter((x) => x.mode === 'closed' && x.records !== 100);
   if (variants.length) {

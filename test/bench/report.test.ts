@@ -1,0 +1,99 @@
+/**
+ * bench/report.ts: how closed-loop rounds become the reported figures — the median round per server,
+ * ratios taken within a round (neighbours in time), and the targets judged on those (issue 7).
+ */
+import { describe, expect, it } from 'vitest';
+import { type BenchReport, type Row, closedRow, lowerMedian, renderTable, roundRatios, targetsOf } from '../../bench/report.js';
+
+function row(server: Row['server'], recordsPerSec: number, round?: number, extra: Partial<Row> = {}): Row {
+  return {
+    server,
+    transport: 'http-protobuf',
+    records: 100,
+    mode: 'closed',
+    concurrency: 32,
+    seconds: 4,
+    requestsPerSec: recordsPerSec / 100,
+    recordsPerSec,
+    payloadMBps: 1,
+    latencyMs: { p50: 1, p99: 2, max: 3 },
+    cpuPct: 90,
+    loadgenCpuPct: 20,
+    peakRssMB: 100,
+    statuses: { 'http 200': 1 },
+    monoWindowUs: [0, 1],
+    ...(round !== undefined ? { round } : {}),
+    ...extra,
+  };
+}
+
+function report(rows: Row[]): BenchReport {
+  return {
+    command: 'npm run bench',
+    date: '2026-11-29T00:00:00.000Z',
+    quick: false,
+    machine: { nproc: 2, cpuModel: 'x', node: 'v20', kernel: 'k', memGiB: 1, loadAvgStart: [0, 0, 0], taskset: true, tmpDisk: 'd' },
+    settings: { warmupMs: 1000, mainMs: 4000, rounds: 3, variantMs: 4000, openMs: 5000, concurrency: 32, agentCpu: 0, loadgenCpu: 1 },
+    rows,
+    forwarding: [],
+  };
+}
+
+describe('bench report: rounds', () => {
+  it('lowerMedian takes the middle value, the lower of the two middles for an even count', () => {
+    expect(lowerMedian([3, 1, 2])).toBe(2);
+    expect(lowerMedian([4, 1, 3, 2])).toBe(2);
+    expect(lowerMedian([7])).toBe(7);
+    expect(lowerMedian([])).toBeNaN();
+  });
+
+  it('the closed-loop figure of a server is its median round, a whole window', () => {
+    const rows = [row('fsync', 150_000, 1, { peakRssMB: 91 }), row('fsync', 210_000, 2, { peakRssMB: 92 }), row('fsync', 190_000, 3, { peakRssMB: 93 })];
+    const m = closedRow({ rows }, 'fsync', 'http-protobuf');
+    expect(m?.recordsPerSec).toBe(190_000);
+    expect(m?.peakRssMB).toBe(93);
+    // soak and open-loop windows of the same server are not rounds
+    const more = [...rows, row('fsync', 1_000, undefined, { soak: true }), row('fsync', 999_999, undefined, { mode: 'open' })];
+    expect(closedRow({ rows: more }, 'fsync', 'http-protobuf')?.recordsPerSec).toBe(190_000);
+  });
+
+  it('ratios pair the windows of the same round and report their median', () => {
+    // Round 1 the disk was slow: c/b 0.60; the other rounds 0.95 and 0.97. The ratio of the two
+    // servers' median rounds would be 190/230 = 0.83; the within-round median is 0.95.
+    const rows = [
+      row('none', 250_000, 1),
+      row('fsync', 150_000, 1),
+      row('none', 200_000, 2),
+      row('fsync', 190_000, 2),
+      row('none', 230_000, 3),
+      row('fsync', 223_100, 3),
+    ];
+    const q = roundRatios({ rows }, 'fsync', 'none', 'http-protobuf');
+    expect(q?.each.map((x) => x.toFixed(2))).toEqual(['0.60', '0.95', '0.97']);
+    expect(q?.median).toBeCloseTo(0.95, 10);
+    const t = targetsOf(report(rows)).find((x) => x.what.startsWith('group commit: fsync ÷ none, OTLP/HTTP protobuf'));
+    expect(t?.met).toBe(true);
+    expect(t?.measured).toBe('0.95 (rounds 0.60, 0.95, 0.97)');
+    const thr = targetsOf(report(rows)).find((x) => x.what.startsWith('OTLP/HTTP protobuf, 100-record'));
+    expect(thr?.measured).toBe('190,000 records/s (median of 3 rounds: 150.0k, 190.0k, 223.1k)');
+    expect(thr?.met).toBe(false);
+  });
+
+  it('a round measured for only one of the two servers is left out of the ratio', () => {
+    const rows = [row('fsync', 100_000, 1), row('none', 200_000, 2), row('fsync', 150_000, 2), row('none', 400_000, 3), row('fsync', 360_000, 3)];
+    expect(roundRatios({ rows }, 'fsync', 'none', 'http-protobuf')?.each).toEqual([0.75, 0.9]);
+  });
+
+  it('the table shows one row per server (its median round) with every round, and older one-window reports as before', () => {
+    const rows = [row('none', 200_000, 1), row('fsync', 180_000, 1), row('none', 220_000, 2), row('fsync', 210_000, 2), row('none', 210_000, 3), row('fsync', 200_000, 3)];
+    const text = renderTable(report(rows));
+    const lines = text.split('\n').filter((l) => l.startsWith('| OTLP/HTTP protobuf | (c)'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('| 200,000 |');
+    expect(lines[0]).toContain('| 180,000, 210,000, 200,000 |');
+    expect(text).toContain('3 rounds of a, b, c in turn');
+    const single = renderTable({ ...report([row('none', 200_000), row('fsync', 190_000)]), settings: { warmupMs: 1000, mainMs: 8000, variantMs: 4000, openMs: 5000, concurrency: 32, agentCpu: 0, loadgenCpu: 1 } });
+    expect(single).not.toContain('in each round');
+    expect(single).toContain('| OTLP/HTTP protobuf | 0.95 |');
+  });
+});
