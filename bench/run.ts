@@ -9,7 +9,7 @@
  *            --soak SECONDS (sustained-load memory run; the issue's steadiness check is --soak 300),
  *            --cpu-prof DIR (profile the fsync agent with node --cpu-prof; perturbs the figures),
  *            --only throughput,variants,open,soak,verify,forward, --transports http-protobuf,http-json,grpc,
- *            --concurrency N (requests in flight in the closed loop, default 32),
+ *            --concurrency N (requests in flight in the closed loop, default 64; 1,000-record runs use 8),
  *            --rounds N (closed-loop 100-record windows: N rounds of a, b, c in turn, the median reported;
  *            default 3, 1 with --quick),
  *            --agent-node-flags "--max-semi-space-size=4" (node flags for both agents; experiments only)
@@ -72,7 +72,15 @@ const PHASES = new Set((opt.only ?? 'throughput,variants,open,soak,verify,forwar
 const S = QUICK
   ? { warmup: 400, main: 2000, rounds: 1, variant: 1500, open: 2000, soak: Number(opt.soak ?? 8), verifyBytes: 64 * 2 ** 20, segBytes: 8 * 2 ** 20, s3Bytes: 32 * 2 ** 20, fsBytes: 64 * 2 ** 20 }
   : { warmup: 1000, main: 4000, rounds: 3, variant: 4000, open: 5000, soak: Number(opt.soak ?? 45), verifyBytes: 2 ** 30, segBytes: 64 * 2 ** 20, s3Bytes: 128 * 2 ** 20, fsBytes: 256 * 2 ** 20 };
-const CONCURRENCY = Number(opt.concurrency ?? 32);
+// 64 requests in flight for the closed-loop maximum (the agent's default max_concurrent_requests): at
+// 32 the fsync agent waited for its disk ≈ 11 % of the time (perf, session 9) — a commit takes
+// ≈ 7 ms here, and 32 × 100 records are not enough to keep the core busy meanwhile — so 32 measured
+// the disk's latency more than the agent's maximum (docs/benchmarks.md "Where the time goes").
+const CONCURRENCY = Number(opt.concurrency ?? 64);
+if (!Number.isInteger(CONCURRENCY) || CONCURRENCY < 1 || CONCURRENCY > 1024) {
+  process.stderr.write(`bench: --concurrency must be a whole number from 1 to 1024, got ${JSON.stringify(opt.concurrency)}\n`);
+  process.exit(2);
+}
 // Closed-loop 100-record windows are taken in rounds of a, b, c in turn: the disk's and the machine's
 // speed drift over minutes, and one window each let the fsync ÷ none ratio swing 0.60–1.04 between
 // full runs (docs/benchmarks.md); the reported figures are the median round.
