@@ -253,7 +253,7 @@ export function renderTable(r: BenchReport): string {
       m.taskset
         ? `Pinning: servers (bare receiver, agents) on CPU ${r.settings.agentCpu}, load generator on CPU ${r.settings.loadgenCpu} (\`taskset -c\`); \`sealtrail verify\` unpinned (both cores, nothing else running).`
         : 'Pinning: taskset not available — processes were NOT pinned.',
-      `Windows: ${r.settings.warmupMs} ms warm-up, then ${r.settings.mainMs} ms (100-record runs${(r.settings.rounds ?? 1) > 1 ? `, ${r.settings.rounds} rounds of a, b, c in turn` : ''}), ${r.settings.variantMs} ms (1 and 1,000 records), ${r.settings.openMs} ms (open loop); closed loop at ${r.settings.concurrency} requests in flight (8 for 1,000-record requests).`,
+      `Windows: ${r.settings.warmupMs} ms warm-up, then ${r.settings.mainMs} ms (100-record runs${(r.settings.rounds ?? 1) > 1 ? `, ${r.settings.rounds} rounds of a, b, c in turn` : ''}), ${r.settings.variantMs} ms (1 and 1,000 records), ${r.settings.openMs} ms (open loop); closed loop at ${r.settings.concurrency} requests in flight (${r.settings.variantConcurrency1 ?? r.settings.concurrency} for 1-record, ${r.settings.variantConcurrency1000 ?? 8} for 1,000-record requests).`,
       'Agents: built `node dist/src/cli/bin.js agent`, temporary config, fresh key from `sealtrail keygen`, `destinations: []` (ingest only), all endpoints on 127.0.0.1.',
     ].join('  \n'),
   );
