@@ -21,6 +21,7 @@ import {
   rpcStatusJson,
   rpcStatusProtobuf,
 } from '../otlp/index.js';
+import { giveBody, takeBody } from './body-pool.js';
 import { BearerTokens, bearerFromAuthorization } from './auth.js';
 import { ConcurrencyGate, OVERLOAD_RETRY_AFTER_MS } from './limits.js';
 import { type ReceiveOutcome, refusalLabel, refusalMessage, transportStatus } from './status.js';
@@ -100,7 +101,8 @@ export function parseContentEncoding(header: string | undefined): Coding | { err
   return { error: `unsupported Content-Encoding "${c}": send gzip, deflate or identity` };
 }
 
-type BodyResult = { ok: true; body: Buffer } | { ok: false; outcome: ReceiveOutcome } | { ok: false; aborted: true };
+/** `pooled`: the body is a body-pool buffer (joined from several reads) that the caller must give back. */
+type BodyResult = { ok: true; body: Buffer; pooled: boolean } | { ok: false; outcome: ReceiveOutcome } | { ok: false; aborted: true };
 
 /**
  * Reads the request body, decompressing as it arrives and counting decompressed bytes, and stops
@@ -147,9 +149,18 @@ function readBody(req: http.IncomingMessage, coding: Coding, limit: number): Pro
     const done = (): void => {
       if (settled) return;
       // A body that arrived in one chunk is used as it is (no copy; most bodies of a keep-alive
-      // connection fit one socket read).
-      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, outBytes);
-      finish({ ok: true, body });
+      // connection fit one socket read); several are joined in a reused buffer (body-pool.ts).
+      if (chunks.length <= 1) {
+        finish({ ok: true, body: chunks[0] ?? Buffer.alloc(0), pooled: false });
+        return;
+      }
+      const body = takeBody(outBytes);
+      let at = 0;
+      for (const c of chunks) {
+        body.set(c, at);
+        at += c.length;
+      }
+      finish({ ok: true, body, pooled: true });
     };
     const makeInflater = (first: Buffer): zlib.Gunzip | zlib.Inflate | zlib.InflateRaw => {
       let z: zlib.Gunzip | zlib.Inflate | zlib.InflateRaw;
@@ -482,6 +493,8 @@ export class HttpReceiver {
       return await this.#store(req, res, ct, read.body, arena, client);
     } finally {
       arena.release();
+      // The decoder copied what it needs into the arena; nothing reads the body any more.
+      if (read.pooled) giveBody(read.body);
     }
   }
 
