@@ -84,5 +84,5 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch(process.env.SEALTRAIL_HEALTHCHECK_URL||'http://127.0.0.1:13133/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Node flags the agent runs with: src/cli/node-flags.ts says why (a test keeps them equal).
-ENTRYPOINT ["node", "--max-semi-space-size=4", "--single-threaded-gc", "/app/dist/src/cli/bin.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--single-threaded-gc", "--heap-growing-percent=50", "/app/dist/src/cli/bin.js"]
 CMD ["agent", "--config", "/app/config/container.yaml"]

@@ -22,8 +22,20 @@
  * 50 % of the maximum 67 and 58 → 27 and 20 ms; peak RSS 110–112 → 124–128 MB. OTLP/HTTP JSON, whose
  * JSON.parse allocates far more, lost 5–10 % (two pairs at 10:58–11:01 UTC: 50.4k and 49.1k → 45.5k and
  * 46.8k records/s); protobuf is what the SDK exporters send by default, so the flag stays.
+ *
+ * --heap-growing-percent=50: after a full garbage collection V8 lets the old generation grow to about
+ * 1.5 × what survived before the next one, instead of its own choice of up to ≈ 4 × for a fast
+ * program. The agent keeps ≈ 16–27 MB alive, but under gRPC and large requests node:http2's and the
+ * receivers' short-lived objects are promoted faster than V8 collected them, and the old generation
+ * held 50–60 MB of garbage at its peaks: agent RSS after a sequence of OTLP/HTTP and gRPC closed-loop
+ * runs (/tmp driver, session 9, 02:34–02:40 UTC) 146–162 MB by default, 118.5 MB with 50 and 125.8 MB
+ * with 100. Bench harness, agent (c) VmHWM over throughput and variants runs (02:39–02:54 UTC, two
+ * alternating pairs, docs/benchmarks.md session 9): 143.3 and 132.8 MB with it, 170.2 and 165.5 MB
+ * without; agent (c) records/s with vs without: OTLP/HTTP protobuf 166.2k, 179.0k vs 183.6k, 174.0k,
+ * gRPC 153.5k, 162.6k vs 160.4k, 156.1k, OTLP/HTTP JSON 64.7k vs 57.8k; CPU per record at a fixed
+ * 1,200 requests/s 5.82, 6.03, 5.83 vs 5.83, 5.84, 5.79 µs. Chosen for the ≤ 150 MB peak-RSS target.
  */
-export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--single-threaded-gc'];
+export const AGENT_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--single-threaded-gc', '--heap-growing-percent=50'];
 
 /**
  * Environment the agent is meant to run with, set before node starts (glibc reads it when the
