@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { type AppendOutcome, type EntrySink, type Entries, entryList } from '../../src/ledger/types.js';
-import { encodeRequest, grpcCall, httpRequest, startGrpc, startHttp } from './helpers.js';
+import { grpcCall, httpRequest, startGrpc, startHttp, taggedRequest } from './helpers.js';
 
 const EXPORT = '/opentelemetry.proto.collector.logs.v1.LogsService/Export';
 
@@ -39,16 +39,7 @@ class HoldingSink implements EntrySink {
 
 const hex = (es: readonly Uint8Array[]): string[] => es.map((e) => Buffer.from(e).toString('hex'));
 
-function request(tag: string, n: number): Uint8Array {
-  return encodeRequest({
-    resourceLogs: [
-      {
-        resource: { attributes: [{ key: 'service.name', value: { stringValue: `svc-${tag}` } }] },
-        scopeLogs: [{ scope: { name: tag }, logRecords: Array.from({ length: n }, (_, i) => ({ body: { stringValue: `${tag} record ${i} `.repeat(8) } })) }],
-      },
-    ],
-  });
-}
+const request = (tag: string, n: number): Uint8Array => taggedRequest(tag, n);
 
 const stops: Array<() => Promise<void>> = [];
 afterEach(async () => {

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { decodeLogsProtobuf } from '../../src/otlp/index.js';
 import { MAX_POOLED, MIN_CLASS, POOL_BYTES, giveBody, pooledBodyBytes, takeBody } from '../../src/receiver/body-pool.js';
 import { type AppendOutcome, type EntrySink, type Entries, entryList } from '../../src/ledger/types.js';
-import { encodeRequest, httpRequest, startHttp } from './helpers.js';
+import { httpRequest, startHttp, taggedRequest } from './helpers.js';
 
 describe('body pool', () => {
   it('hands out buffers of exactly the asked length in power-of-two classes and reuses a given-back one', () => {
@@ -59,16 +59,7 @@ class CopySink implements EntrySink {
   }
 }
 
-function request(tag: string, n: number): Uint8Array {
-  return encodeRequest({
-    resourceLogs: [
-      {
-        resource: { attributes: [{ key: 'service.name', value: { stringValue: `svc-${tag}` } }] },
-        scopeLogs: [{ scope: { name: tag }, logRecords: Array.from({ length: n }, (_, i) => ({ body: { stringValue: `${tag} record ${i} `.repeat(20) } })) }],
-      },
-    ],
-  });
-}
+const request = (tag: string, n: number): Uint8Array => taggedRequest(tag, n, 20);
 
 const stops: Array<() => Promise<void>> = [];
 afterEach(async () => {

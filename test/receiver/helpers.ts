@@ -259,6 +259,21 @@ export function encodeRequest(obj: Record<string, unknown>): Uint8Array {
   return T.encode(msg).finish();
 }
 
+/**
+ * A request of `n` records whose resource, scope and bodies carry `tag` (each body `repeat` copies
+ * of "<tag> record <i> "), so that requests built from different tags tell their entries apart.
+ */
+export function taggedRequest(tag: string, n: number, repeat = 8): Uint8Array {
+  return encodeRequest({
+    resourceLogs: [
+      {
+        resource: { attributes: [{ key: 'service.name', value: { stringValue: `svc-${tag}` } }] },
+        scopeLogs: [{ scope: { name: tag }, logRecords: Array.from({ length: n }, (_, i) => ({ body: { stringValue: `${tag} record ${i} `.repeat(repeat) } })) }],
+      },
+    ],
+  });
+}
+
 /** Decodes a google.rpc.Status (HTTP error body or grpc-status-details-bin). */
 export function decodeStatus(bytes: Uint8Array): { code: number; message: string; details: Array<{ typeUrl: string; value: Uint8Array }> } {
   const T = otlpRoot().lookupType('google.rpc.Status');
