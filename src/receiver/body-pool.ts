@@ -24,8 +24,8 @@ export const MIN_CLASS = 128 * 1024;
 export const MAX_POOLED = 4 * 1024 * 1024;
 /**
  * Most bytes kept in the pool in all. 4 MiB was measured worse (bench harness VmHWM 178.4 and 171.1 MB
- * against 145.6 and 154.2 MB with 16 MiB; docs/benchmarks.md session 9): too small for 64 JSON bodies
- * of 128 KiB in flight, so most of them were fresh allocations again.
+ * against 145.6 and 154.2 MB with 16 MiB; docs/benchmarks.md session 9). The likely reason, not measured
+ * on its own: 64 JSON bodies of 128 KiB in flight need 8 MiB, so with 4 MiB most were fresh allocations.
  */
 export const POOL_BYTES = 16 * 1024 * 1024;
 /** As in src/otlp/wire.ts: tests (vitest.config.ts) overwrite given-back buffers, so a read after `giveBody` shows as altered bytes. */
