@@ -43,10 +43,19 @@ function classOf(n: number): number {
   return c;
 }
 
+/** Bodies above MAX_POOLED, allocated at their exact size and never pooled (giveBody only poisons them). */
+const oneOff = new WeakSet<ArrayBuffer>();
+
 /** A Buffer of exactly `n` bytes, not zero-filled (the caller writes all of it), from the pool when it can. */
 export function takeBody(n: number): Buffer {
   const c = classOf(n);
-  const ab = c <= MAX_POOLED ? free.get(c)?.pop() : undefined;
+  if (c > MAX_POOLED) {
+    // Exactly n: rounding a body of up to max_request_body_size up to a power of two could nearly double it.
+    const big = Buffer.allocUnsafeSlow(n);
+    oneOff.add(big.buffer as ArrayBuffer);
+    return big;
+  }
+  const ab = free.get(c)?.pop();
   if (ab !== undefined) {
     inPool.delete(ab);
     pooledBytes -= c;
@@ -59,11 +68,16 @@ export function takeBody(n: number): Buffer {
 /** Gives back a buffer from takeBody; nothing may read or write it afterwards. */
 export function giveBody(body: Buffer): void {
   const ab = body.buffer as ArrayBuffer;
+  if (oneOff.has(ab)) {
+    oneOff.delete(ab);
+    if (POISON) new Uint8Array(ab).fill(0xdb);
+    return;
+  }
   const c = ab.byteLength;
-  if (body.byteOffset !== 0 || c !== classOf(c)) throw new Error('giveBody: not a buffer from takeBody');
+  if (body.byteOffset !== 0 || c !== classOf(c) || c > MAX_POOLED) throw new Error('giveBody: not a buffer from takeBody');
   if (inPool.has(ab)) throw new Error('giveBody: buffer given back twice');
   if (POISON) new Uint8Array(ab).fill(0xdb);
-  if (c > MAX_POOLED || pooledBytes + c > POOL_BYTES) return;
+  if (pooledBytes + c > POOL_BYTES) return;
   let list = free.get(c);
   if (list === undefined) free.set(c, (list = []));
   list.push(ab);

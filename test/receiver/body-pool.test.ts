@@ -38,6 +38,7 @@ describe('body pool', () => {
   it('overwrites given-back buffers in tests and keeps at most POOL_BYTES, never one above MAX_POOLED', () => {
     expect(process.env.SEALTRAIL_ARENA_POISON).toBe('1'); // vitest.config.ts
     const big = takeBody(MAX_POOLED + 1);
+    expect(big.buffer.byteLength).toBe(MAX_POOLED + 1); // exactly its size: never rounded up to a class
     big.fill(7);
     const held = pooledBodyBytes();
     giveBody(big);
@@ -77,9 +78,14 @@ describe('OTLP/HTTP receiver: bodies of several reads', () => {
       const r = await httpRequest(url, { body, headers: { 'content-type': 'application/x-protobuf' }, chunked: i % 2 === 1 });
       expect(r.status).toBe(200);
     }
+    // A body above MAX_POOLED takes the one-off path (exact size, not pooled) and is stored the same way.
+    const large = taggedRequest('e', 2000, 200);
+    expect(large.length).toBeGreaterThan(MAX_POOLED);
+    expect((await httpRequest(url, { body: large, headers: { 'content-type': 'application/x-protobuf' } })).status).toBe(200);
+    bodies.push(large);
     // The pool holds the joined bodies' memory for the next request (proof that the path was taken).
     expect(pooledBodyBytes()).toBeGreaterThanOrEqual(256 * 1024);
-    expect(sink.got).toHaveLength(4);
+    expect(sink.got).toHaveLength(5);
     for (const [i, body] of bodies.entries()) {
       const want = decodeLogsProtobuf(Buffer.from(body), { maxNestingDepth: 32 });
       if (!want.ok) throw new Error(want.message);
