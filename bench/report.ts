@@ -263,11 +263,8 @@ export function renderTable(r: BenchReport): string {
   const closed100 = r.rows.filter((x) => x.mode === 'closed' && x.records === 100 && !x.soak);
   if (closed100.length) {
     // One row per server and transport: the median round (closedRow), with every round's records/s.
-    const order = (x: Row): number => ['bare', 'none', 'fsync'].indexOf(x.server);
     const transports = [...new Set(closed100.map((x) => x.transport))];
-    const shown = closed100
-      .filter((x) => closedRow(r, x.server, x.transport) === x)
-      .sort((x, y) => transports.indexOf(x.transport) - transports.indexOf(y.transport) || order(x) - order(y));
+    const shown = transports.flatMap((tr) => (['bare', 'none', 'fsync'] as const).map((sv) => closedRow(r, sv, tr)).filter((x): x is Row => x !== undefined));
     const multi = shown.some((x) => closedRounds(r, x.server, x.transport).length > 1);
     parts.push(
       `#### Closed loop, 100-record requests (maximum throughput)\n\n${

@@ -6,7 +6,7 @@ export type { DecodeLimits, DecodeResult } from './types.js';
 export { DEFAULT_MAX_DECODED_BYTES, ENTRY_OVERHEAD_BYTES } from './types.js';
 export { decodeLogsProtobuf } from './decode-protobuf.js';
 export { decodeLogsJson } from './decode-json.js';
-export { EntryArena, SLAB_BYTES, giveBackSlab, takeSlab } from './wire.js';
+export { EntryArena, POOL_POISON, SLAB_BYTES, giveBackSlab, takeSlab } from './wire.js';
 export { entryToOtlpJson, exportRequestJsonFromEntries } from './entry-json.js';
 export {
   exportLogsResponseProtobuf,

@@ -367,10 +367,11 @@ const ENTRY_CHUNK = SLAB_BYTES;
 const freeSlabs: ArrayBuffer[] = [];
 const POOL_SLABS = 128;
 /**
- * Tests set SEALTRAIL_ARENA_POISON=1 (vitest.config.ts): released slabs are overwritten, so entries
- * or messages read after their release show up as altered bytes instead of passing by luck.
+ * Tests set SEALTRAIL_ARENA_POISON=1 (vitest.config.ts): released slabs (and the HTTP body pool's
+ * buffers, src/receiver/body-pool.ts) are overwritten, so entries, messages or bodies read after their
+ * release show up as altered bytes instead of passing by luck.
  */
-const POISON = process.env.SEALTRAIL_ARENA_POISON === '1';
+export const POOL_POISON = process.env.SEALTRAIL_ARENA_POISON === '1';
 
 /** A slab of SLAB_BYTES from the pool, or a new one; not zero-filled (its user writes what it reads). */
 export function takeSlab(): ArrayBuffer {
@@ -380,7 +381,7 @@ export function takeSlab(): ArrayBuffer {
 
 /** Gives a slab back for the next request; nothing may read or write it afterwards. */
 export function giveBackSlab(slab: ArrayBuffer): void {
-  if (POISON) new Uint8Array(slab).fill(0xdb);
+  if (POOL_POISON) new Uint8Array(slab).fill(0xdb);
   if (freeSlabs.length < POOL_SLABS) freeSlabs.push(slab);
 }
 

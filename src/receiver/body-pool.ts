@@ -15,8 +15,11 @@
  * it back with `giveBody` only when nothing reads the body any more — the HTTP receiver after the
  * request's decode and append are finished (the decoder copies what it keeps into the entry arena).
  * Bounded: at most POOL_BYTES are kept; a body larger than MAX_POOLED is allocated on its own and
- * never pooled.
+ * never pooled. In tests (SEALTRAIL_ARENA_POISON=1, as for the slabs) given-back buffers are overwritten, so a
+ * read after `giveBody` shows as altered bytes.
  */
+import { POOL_POISON } from '../otlp/index.js';
+
 
 /** Smallest buffer handed out (bodies of two 64 KiB socket reads fit). */
 export const MIN_CLASS = 128 * 1024;
@@ -28,8 +31,6 @@ export const MAX_POOLED = 4 * 1024 * 1024;
  * on its own: 64 JSON bodies of 128 KiB in flight need 8 MiB, so with 4 MiB most were fresh allocations.
  */
 export const POOL_BYTES = 16 * 1024 * 1024;
-/** As in src/otlp/wire.ts: tests (vitest.config.ts) overwrite given-back buffers, so a read after `giveBody` shows as altered bytes. */
-const POISON = process.env.SEALTRAIL_ARENA_POISON === '1';
 
 const free = new Map<number, ArrayBuffer[]>();
 /** The buffers in `free`: a buffer given back twice would otherwise be handed to two requests. */
@@ -70,13 +71,13 @@ export function giveBody(body: Buffer): void {
   const ab = body.buffer as ArrayBuffer;
   if (oneOff.has(ab)) {
     oneOff.delete(ab);
-    if (POISON) new Uint8Array(ab).fill(0xdb);
+    if (POOL_POISON) new Uint8Array(ab).fill(0xdb);
     return;
   }
   const c = ab.byteLength;
   if (body.byteOffset !== 0 || c !== classOf(c) || c > MAX_POOLED) throw new Error('giveBody: not a buffer from takeBody');
   if (inPool.has(ab)) throw new Error('giveBody: buffer given back twice');
-  if (POISON) new Uint8Array(ab).fill(0xdb);
+  if (POOL_POISON) new Uint8Array(ab).fill(0xdb);
   if (pooledBytes + c > POOL_BYTES) return;
   let list = free.get(c);
   if (list === undefined) free.set(c, (list = []));
