@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Transport } from './clients.js';
+import type { DiskProbe } from './disk.js';
 import type { ProfileSummary } from './profile.js';
 
 export const DOCS_BEGIN = '<!-- bench:begin -->';
@@ -36,6 +37,10 @@ export interface Row {
   avgBatchEntries?: number;
   avgCommitMs?: number;
   acceptedByAgent?: number;
+  /** Agents: bytes the ledger added to its disk in the window (sealtrail_ledger_disk_bytes), in MB. */
+  writtenMB?: number;
+  /** Agents: seconds the window's commits spent in write (+ fdatasync with durability fsync). */
+  commitSeconds?: number;
   scheduled?: number;
   /** The measured window on the monotonic clock (µs), to cut CPU profiles to it. */
   monoWindowUs: [number, number];
@@ -97,6 +102,8 @@ export interface BenchReport {
   };
   forwarding: { destination: string; segments: number; bytes: number; complete: boolean; secondsFromSpawn: number; firstObjectAfterS: number; MBps: number }[];
   profile?: { file: string; summary: ProfileSummary };
+  /** The disk alone (bench/disk.ts), once per transport and round of the 100-record maximum, at the fsync agent's commit size. */
+  disk?: (DiskProbe & { transport: Transport; round: number })[];
   targets?: Target[];
 }
 
@@ -239,6 +246,57 @@ function runCells(x: Row): string[] {
 
 const RUN_HEAD = ['records/s', 'payload MB/s', 'ack latency p50 / p99 / max (ms)', 'CPU server / loadgen', 'peak RSS MB', 'group commits / entries per commit / ms per write+fsync', 'errors'];
 
+/**
+ * What the fsync agent's median round wrote to its disk, next to the disk alone in the same round at
+ * the same commit size, and the records/s those bytes per entry allow: the ceiling the disk sets on
+ * agent (c) at that moment. Empty when no window has both.
+ */
+export function diskRows(r: Pick<BenchReport, 'rows' | 'disk'>): { transport: Transport; row: Row; bytesPerEntry: number; probe?: DiskProbe }[] {
+  const out: { transport: Transport; row: Row; bytesPerEntry: number; probe?: DiskProbe }[] = [];
+  for (const tr of ['http-protobuf', 'http-json', 'grpc'] as Transport[]) {
+    const row = closedRow(r, 'fsync', tr);
+    const entries = row ? (row.groupCommits ?? 0) * (row.avgBatchEntries ?? 0) : 0;
+    if (!row || row.writtenMB === undefined || entries <= 0) continue;
+    const probe = r.disk?.find((d) => d.transport === tr && d.round === (row.round ?? 1));
+    out.push({ transport: tr, row, bytesPerEntry: (row.writtenMB * 1e6) / entries, ...(probe ? { probe } : {}) });
+  }
+  return out;
+}
+
+function diskTable(r: BenchReport): string | undefined {
+  const rows = diskRows(r);
+  if (rows.length === 0) return undefined;
+  const goal: Partial<Record<Transport, number>> = { 'http-protobuf': 400_000, grpc: 250_000 };
+  return `#### Disk: what agent (c) wrote, and the disk alone in the same round
+
+Agent (c) acknowledges only after fdatasync, so it cannot take more records/s than the disk makes durable ÷ the bytes of one entry on disk. The disk alone (bench/disk.ts, pinned to the agents' CPU) appends chunks of the size of agent (c)'s commits in that round, each written and fdatasync'd before the next, for ${r.settings.diskMs ?? '?'} ms right after the round's windows.
+
+${table(
+    [
+      'transport',
+      '(c) records/s (median round)',
+      'bytes per entry on disk',
+      '(c) MB/s written',
+      'share of the window in write+fdatasync',
+      '(c) MB/s while committing',
+      'disk alone: commit size, MB/s, ms per commit p50 / p99',
+      'records/s the disk alone allows at this entry size',
+      'MB/s needed for the target',
+    ],
+    rows.map(({ transport, row, bytesPerEntry, probe }) => [
+      TRANSPORT_LABEL[transport],
+      int(row.recordsPerSec),
+      int(bytesPerEntry),
+      f1(row.writtenMB! / row.seconds),
+      row.commitSeconds !== undefined ? `${int((row.commitSeconds / row.seconds) * 100)} %` : '–',
+      row.commitSeconds ? f1(row.writtenMB! / row.commitSeconds) : '–',
+      probe ? `${f2(probe.chunkBytes / 1e6)} MB, ${f1(probe.MBps)}, ${f2(probe.p50Ms)} / ${f2(probe.p99Ms)}` : '–',
+      probe ? int((probe.MBps * 1e6) / bytesPerEntry) : '–',
+      goal[transport] ? `${f1((goal[transport]! * bytesPerEntry) / 1e6)} (${int(goal[transport]!)} records/s)` : '–',
+    ]),
+  )}`;
+}
+
 /** Markdown tables of everything measured (printed to stdout and put into docs/benchmarks.md). */
 export function renderTable(r: BenchReport): string {
   const m = r.machine;
@@ -295,6 +353,8 @@ export function renderTable(r: BenchReport): string {
       )}`,
     );
   }
+  const disk = diskTable(r);
+  if (disk) parts.push(disk);
   const variants = r.rows.filter((x) => x.mode === 'closed' && x.records !== 100);
   if (variants.length) {
     parts.push(

@@ -19,6 +19,8 @@
  *   (a) bare     — bench/bare.ts: node:http / node:http2 servers that read the body and answer success;
  *   (b) none     — the built agent, `ledger.durability: none`;
  *   (c) fsync    — the built agent as shipped, `durability: fsync` (acknowledged after fdatasync).
+ *   (d) disk     — bench/disk.ts after each round's windows: write + fdatasync back to back at (c)'s commit
+ *                  size, the most the disk made durable at that moment (what (c) cannot exceed).
  * The agents run with `destinations: []` (local-only ledger) so the figures are ingest only;
  * forwarding is measured separately with one fs destination (and S3 when SEALTRAIL_S3_ENDPOINT is set).
  * All three servers are started first and the runs for one transport are interleaved a, b, c — in
@@ -35,6 +37,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TRANSPORTS } from './clients.js';
 import type { FromLoadgen, LoadJob, LoadResult, ToLoadgen } from './loadgen.js';
+import { type DiskProbe, MAX_CHUNK, MIN_CHUNK } from './disk.js';
 import { nativeHashStatus } from '../src/ledger/native-hash.js';
 import { repoRoot } from './payloads.js';
 import { type ProfileSummary, renderProfile, summariseProfile } from './profile.js';
@@ -71,8 +74,8 @@ const { values: opt } = parseArgs({
 const QUICK = opt.quick === true;
 const PHASES = new Set((opt.only ?? 'throughput,variants,open,soak,verify,forward').split(','));
 const S = QUICK
-  ? { warmup: 400, main: 2000, rounds: 1, variant: 1500, open: 2000, soak: Number(opt.soak ?? 8), verifyBytes: 64 * 2 ** 20, segBytes: 8 * 2 ** 20, s3Bytes: 32 * 2 ** 20, fsBytes: 64 * 2 ** 20 }
-  : { warmup: 1000, main: 4000, rounds: 3, variant: 4000, open: 5000, soak: Number(opt.soak ?? 45), verifyBytes: 2 ** 30, segBytes: 64 * 2 ** 20, s3Bytes: 128 * 2 ** 20, fsBytes: 256 * 2 ** 20 };
+  ? { warmup: 400, main: 2000, rounds: 1, disk: 800, variant: 1500, open: 2000, soak: Number(opt.soak ?? 8), verifyBytes: 64 * 2 ** 20, segBytes: 8 * 2 ** 20, s3Bytes: 32 * 2 ** 20, fsBytes: 64 * 2 ** 20 }
+  : { warmup: 1000, main: 4000, rounds: 3, disk: 1500, variant: 4000, open: 5000, soak: Number(opt.soak ?? 45), verifyBytes: 2 ** 30, segBytes: 64 * 2 ** 20, s3Bytes: 128 * 2 ** 20, fsBytes: 256 * 2 ** 20 };
 // 64 requests in flight for the closed-loop maximum (the agent's default max_concurrent_requests): at
 // 32 the fsync agent waited for its disk ≈ 11 % of the time (perf, session 9) — a commit takes
 // ≈ 7 ms here, and 32 × 100 records are not enough to keep the core busy meanwhile — so 32 measured
@@ -201,6 +204,20 @@ async function startBare(): Promise<{ server: Server; child: ChildProcess }> {
   return { server: { name: 'bare', pid: child.pid!, ports }, child };
 }
 
+/** bench/disk.ts in a child pinned to the agents' CPU, its file in `dir` (the agents' filesystem). */
+async function runDiskProbe(dir: string, chunkBytes: number, ms: number): Promise<DiskProbe> {
+  const child = spawnPinned(AGENT_CPU, NODE, [path.join(here, 'disk.js'), '--dir', dir, '--bytes', String(chunkBytes), '--ms', String(ms)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve)); // 'close': stdout read to its end
+  if (code !== 0) throw new Error(`bench/disk.js exited with ${code}: ${err.trim()}`);
+  return JSON.parse(out) as DiskProbe;
+}
+
 async function startAgent(name: 'none' | 'fsync', dir: string, cpuProfDir?: string): Promise<Server> {
   const agent = await AgentProcess.start({
     node: NODE,
@@ -280,6 +297,8 @@ async function measure(lg: Loadgen, srv: Server, spec: Omit<LoadJob, 'id' | 'hos
           avgBatchEntries: commits ? d('sealtrail_ledger_group_commit_entries_sum') / commits : 0,
           avgCommitMs: commits ? (d('sealtrail_ledger_fsync_duration_seconds_sum') / commits) * 1000 : 0,
           acceptedByAgent: d('sealtrail_receiver_accepted_log_records_total'),
+          writtenMB: d('sealtrail_ledger_disk_bytes') / 1e6,
+          commitSeconds: d('sealtrail_ledger_fsync_duration_seconds_sum'),
         }
       : {}),
     ...(result.scheduled !== undefined ? { scheduled: result.scheduled } : {}),
@@ -513,7 +532,7 @@ async function main(): Promise<number> {
     date: started.toISOString(),
     quick: QUICK,
     machine: mach,
-    settings: { warmupMs: S.warmup, mainMs: S.main, rounds: ROUNDS, variantMs: S.variant, openMs: S.open, soakS: S.soak, concurrency: CONCURRENCY, variantConcurrency1: VARIANT_CONCURRENCY[1], variantConcurrency1000: VARIANT_CONCURRENCY[1000], agentCpu: AGENT_CPU, loadgenCpu: LOADGEN_CPU },
+    settings: { warmupMs: S.warmup, mainMs: S.main, rounds: ROUNDS, diskMs: S.disk, variantMs: S.variant, openMs: S.open, soakS: S.soak, concurrency: CONCURRENCY, variantConcurrency1: VARIANT_CONCURRENCY[1], variantConcurrency1000: VARIANT_CONCURRENCY[1000], agentCpu: AGENT_CPU, loadgenCpu: LOADGEN_CPU },
     rows,
     forwarding: [],
   };
@@ -541,6 +560,14 @@ async function main(): Promise<number> {
       for (const transport of RUN_TRANSPORTS) {
         for (let round = 1; round <= ROUNDS; round++) {
           for (const srv of servers) rows.push({ ...(await measure(lg, srv, { ...base100, transport, durationMs: S.main })), round });
+          // The disk alone right after the round's windows, at the fsync agent's commit size (bench/disk.ts).
+          const c = rows.at(-1)!;
+          if (c.server === 'fsync' && c.groupCommits && c.writtenMB) {
+            const chunk = Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, Math.round((c.writtenMB * 1e6) / c.groupCommits)));
+            const probe = await runDiskProbe(base, chunk, S.disk);
+            (report.disk ??= []).push({ ...probe, transport, round });
+            log(`disk alone ${transport} round ${round}: ${(chunk / 1e6).toFixed(2)} MB commits, ${probe.MBps.toFixed(1)} MB/s, p50 ${probe.p50Ms.toFixed(2)} p99 ${probe.p99Ms.toFixed(2)} ms`);
+          }
         }
       }
     }

@@ -3,7 +3,7 @@
  * ratios taken within a round (neighbours in time), and the targets judged on those (issue 7).
  */
 import { describe, expect, it } from 'vitest';
-import { type BenchReport, type Row, closedRow, lowerMedian, renderTable, roundRatios, targetsOf } from '../../bench/report.js';
+import { type BenchReport, type Row, closedRow, diskRows, lowerMedian, renderTable, roundRatios, targetsOf } from '../../bench/report.js';
 
 function row(server: Row['server'], recordsPerSec: number, round?: number, extra: Partial<Row> = {}): Row {
   return {
@@ -99,5 +99,28 @@ describe('bench report: rounds', () => {
     const single = renderTable({ ...report([row('none', 200_000), row('fsync', 190_000)]), settings: { warmupMs: 1000, mainMs: 8000, variantMs: 4000, openMs: 5000, concurrency: 32, agentCpu: 0, loadgenCpu: 1 } });
     expect(single).not.toContain('in each round');
     expect(single).toContain('| OTLP/HTTP protobuf | 0.95 |');
+  });
+
+  it("the disk table pairs agent (c)'s median round with the disk probe of that same round", () => {
+    // 4 s windows; round 2 is the median. 100 commits × 3,000 entries = 300,000 entries in 189 MB: 630 bytes each.
+    const c = (rps: number, round: number, writtenMB: number): Row => row('fsync', rps, round, { groupCommits: 100, avgBatchEntries: 3000, writtenMB, commitSeconds: 3.6 });
+    const rows = [c(150_000, 1, 100), c(190_000, 2, 189), c(230_000, 3, 250)];
+    const probe = (round: number, MBps: number) => ({ transport: 'http-protobuf' as const, round, chunkBytes: 1_890_000, commits: 100, seconds: 1.5, MBps, p50Ms: 5, p99Ms: 9, maxMs: 12 });
+    const r: BenchReport = { ...report(rows), disk: [probe(1, 100), probe(3, 300), probe(2, 252)], settings: { ...report(rows).settings, diskMs: 1500 } };
+    const d = diskRows(r);
+    expect(d).toHaveLength(1);
+    expect(d[0]!.row.round).toBe(2);
+    expect(d[0]!.bytesPerEntry).toBeCloseTo(630, 6);
+    expect(d[0]!.probe?.MBps).toBe(252);
+    const text = renderTable(r);
+    const line = text.split('\n').find((l) => l.startsWith('| OTLP/HTTP protobuf | 190,000 |'));
+    // written 189 MB in 4 s; 3.6 s of commits; the disk alone at 252 MB/s allows 252e6 / 630 = 400,000 records/s
+    expect(line).toBe('| OTLP/HTTP protobuf | 190,000 | 630 | 47.3 | 90 % | 52.5 | 1.89 MB, 252.0, 5.00 / 9.00 | 400,000 | 252.0 (400,000 records/s) |');
+    expect(text).toContain('for 1500 ms right after');
+    // no probe for that round: the agent's figures still shown, the disk's as –
+    const noProbe = diskRows({ rows, disk: [probe(1, 100)] });
+    expect(noProbe[0]!.probe).toBeUndefined();
+    // reports from before the disk figures have no disk table
+    expect(renderTable(report([row('fsync', 190_000, 1)]))).not.toContain('#### Disk');
   });
 });

@@ -1,0 +1,103 @@
+/**
+ * The disk alone, for `npm run bench` (issue 7): appends chunks of a given size to a fresh file,
+ * each written with one pwrite and made durable with fdatasync before the next — the agent's group
+ * commit without the agent — for a fixed time, and reports MB/s and the latency of each commit.
+ *
+ * Why: agent (c) acknowledges only after fdatasync, so its records/s can never exceed what the disk
+ * makes durable divided by the bytes of one entry on disk. This machine's disk is a virtual one
+ * whose speed drifts within minutes; the harness therefore runs this probe inside each round of the
+ * 100-record maximum, right after the agents' windows, with the chunk size the fsync agent's commits
+ * had, so the run shows the ceiling the disk set at that moment next to what the agent reached.
+ *
+ * Run by bench/run.ts as `node dist/bench/disk.js --dir DIR --bytes N --ms T` pinned to the agents'
+ * CPU (the agent's commits share that core too); prints one JSON object (DiskProbe) on stdout.
+ * The file is deleted afterwards.
+ */
+import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+
+export interface DiskProbe {
+  /** Bytes per commit (one pwrite + one fdatasync). */
+  chunkBytes: number;
+  commits: number;
+  seconds: number;
+  /** Bytes made durable per second, in MB (10^6). */
+  MBps: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+/** Smallest and largest chunk the probe accepts (the agent's commits lie far inside). */
+export const MIN_CHUNK = 4096;
+export const MAX_CHUNK = 64 * 2 ** 20;
+
+/**
+ * Appends `chunkBytes` chunks to `<dir>/disk-probe.bin` (created fresh), fdatasync after each, until
+ * `ms` milliseconds have passed (at least one commit); removes the file.
+ * @throws RangeError for a chunk size outside MIN_CHUNK..MAX_CHUNK or a non-positive duration;
+ *   the fs error of a failed write or fdatasync (the file is removed in either case)
+ */
+export function probeDisk(dir: string, chunkBytes: number, ms: number): DiskProbe {
+  if (!Number.isInteger(chunkBytes) || chunkBytes < MIN_CHUNK || chunkBytes > MAX_CHUNK) {
+    throw new RangeError(`disk probe: chunk size must be a whole number of bytes from ${MIN_CHUNK} to ${MAX_CHUNK}, got ${chunkBytes}`);
+  }
+  if (!(ms > 0)) throw new RangeError(`disk probe: duration must be more than 0 ms, got ${ms}`);
+  const file = path.join(dir, 'disk-probe.bin');
+  // Not zeros: a filesystem or virtual disk could treat zero pages specially.
+  const chunk = Buffer.alloc(chunkBytes);
+  for (let i = 0; i < chunkBytes; i++) chunk[i] = (i * 131 + 7) & 0xff;
+  const lat: number[] = [];
+  const fd = openSync(file, 'w', 0o600);
+  let t0 = 0;
+  let t1 = 0;
+  try {
+    t0 = performance.now();
+    const end = t0 + ms;
+    let pos = 0;
+    do {
+      const s = performance.now();
+      let off = 0;
+      while (off < chunkBytes) off += writeSync(fd, chunk, off, chunkBytes - off, pos + off);
+      fdatasyncSync(fd);
+      pos += chunkBytes;
+      t1 = performance.now();
+      lat.push(t1 - s);
+    } while (t1 < end);
+  } finally {
+    closeSync(fd);
+    rmSync(file, { force: true });
+  }
+  const seconds = (t1 - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]!;
+  return {
+    chunkBytes,
+    commits: lat.length,
+    seconds,
+    MBps: (chunkBytes * lat.length) / seconds / 1e6,
+    p50Ms: q(0.5),
+    p99Ms: q(0.99),
+    maxMs: lat[lat.length - 1]!,
+  };
+}
+
+function main(): number {
+  const { values } = parseArgs({ options: { dir: { type: 'string' }, bytes: { type: 'string' }, ms: { type: 'string' } } });
+  if (values.dir === undefined || values.bytes === undefined || values.ms === undefined) {
+    process.stderr.write('usage: node dist/bench/disk.js --dir DIR --bytes CHUNK_BYTES --ms DURATION_MS\n');
+    return 2;
+  }
+  try {
+    process.stdout.write(`${JSON.stringify(probeDisk(values.dir, Number(values.bytes), Number(values.ms)))}\n`);
+    return 0;
+  } catch (e) {
+    process.stderr.write(`bench/disk: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) process.exitCode = main();

@@ -1,0 +1,49 @@
+/**
+ * bench/disk.ts: the disk-alone probe of `npm run bench` (issue 7) — appends and fdatasyncs real
+ * chunks in a temporary directory, reports what it made durable, leaves nothing behind, and refuses
+ * sizes it was not made for.
+ */
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MAX_CHUNK, MIN_CHUNK, probeDisk } from '../../bench/disk.js';
+
+describe('bench disk probe', () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+  const tmp = (): string => {
+    const d = mkdtempSync(path.join(os.tmpdir(), 'sealtrail-disk-probe-'));
+    dirs.push(d);
+    return d;
+  };
+
+  it('writes and fdatasyncs chunks for the given time and reports consistent figures', () => {
+    const dir = tmp();
+    const p = probeDisk(dir, 64 * 1024, 150);
+    expect(p.chunkBytes).toBe(64 * 1024);
+    expect(p.commits).toBeGreaterThanOrEqual(1);
+    expect(p.seconds).toBeGreaterThanOrEqual(0.15);
+    expect(p.MBps).toBeCloseTo((p.chunkBytes * p.commits) / p.seconds / 1e6, 6);
+    expect(p.p50Ms).toBeGreaterThan(0);
+    expect(p.p50Ms).toBeLessThanOrEqual(p.p99Ms);
+    expect(p.p99Ms).toBeLessThanOrEqual(p.maxMs);
+    expect(p.maxMs).toBeLessThanOrEqual(p.seconds * 1000);
+    expect(readdirSync(dir)).toEqual([]); // its file is removed
+  });
+
+  it('refuses chunk sizes and durations it was not made for, before creating anything', () => {
+    const dir = tmp();
+    expect(() => probeDisk(dir, MIN_CHUNK - 1, 100)).toThrow(/chunk size must be a whole number of bytes from 4096/);
+    expect(() => probeDisk(dir, MAX_CHUNK + 1, 100)).toThrow(RangeError);
+    expect(() => probeDisk(dir, 10_000.5, 100)).toThrow(RangeError);
+    expect(() => probeDisk(dir, 65_536, 0)).toThrow(/duration must be more than 0 ms/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('reports a directory it cannot write to as an error', () => {
+    expect(() => probeDisk(path.join(tmp(), 'missing'), 65_536, 50)).toThrow(/ENOENT/);
+  });
+});
