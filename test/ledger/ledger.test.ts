@@ -830,6 +830,31 @@ describe('Ledger', () => {
       expect(readLog(dir).entries.map((e) => text(e).split(':')[0])).toEqual(['a0', 'a1', 'b0', 'c0', 'c1', 'c2']);
     });
 
+    it('the next commit is written as soon as the one before is durable, before that one\'s requests are answered', async () => {
+      const dir = await newDir();
+      const g = gatedFs();
+      const l2 = await openGated(dir, g);
+      const a = l2.append([entry('a')]).then((o) => (g.events.push('answer a'), o));
+      await g.waitSyncing();
+      const b = l2.append([entry('b0'), entry('b1')]).then((o) => (g.events.push('answer b'), o));
+      await tick();
+      await tick();
+      await g.release(); // a durable
+      await a;
+      // b's write began before a was answered (the disk does not wait for the replies), and b is not
+      // answered before its own fdatasync
+      const steps = () => g.events.filter((e) => e !== 'head'); // leave out the start-up heartbeat's checkpoint
+      expect(steps()).toEqual(['write 1', 'fdatasync', 'write 1', 'answer a']);
+      await g.waitSyncing();
+      await g.release();
+      expect(await b).toMatchObject({ kind: 'ok', count: 2 });
+      expect(steps().slice(4)).toEqual(['fdatasync', 'answer b']);
+      const closing = l2.close();
+      await g.release(); // the seal's fdatasync
+      await closing;
+      expect(readLog(dir).entries.map((e) => text(e).split(':')[0])).toEqual(['a', 'b0', 'b1']);
+    });
+
     it('a backlog of 512 KiB or more with the disk idle goes out in two commits: the second half is encoded while the first is written', async () => {
       const dir = await newDir();
       const g = gatedFs();
@@ -949,6 +974,7 @@ describe('Ledger', () => {
       await l.heartbeat();
       await l.close();
       const l2 = await openLedger(dir, {}, { fs: g.fsx, logger: silentLogger() });
+      g.events.length = 0; // from here: l2's appends only
       const a = l2.append([entry('a')]);
       await g.waitSyncing();
       const b = l2.append([entry('b')]);
@@ -958,6 +984,8 @@ describe('Ledger', () => {
       await g.release();
       expect(await a).toMatchObject({ kind: 'retryable', reason: 'ledger_failed' });
       expect(await b).toMatchObject({ kind: 'retryable', reason: 'ledger_failed' });
+      // b was encoded while a's fdatasync ran, but is never written after a's failed
+      expect(g.events.filter((e) => e.startsWith('write'))).toEqual(['write 1']);
       expect(await l2.append([entry('later')])).toMatchObject({ kind: 'retryable', reason: 'ledger_failed' });
       await expect(l2.heartbeat()).rejects.toThrow(/failed/);
       expect(l2.failure).toMatch(/EIO/);
