@@ -33,6 +33,7 @@ import {
   parseSignedNote,
   signCheckpoint,
 } from './checkpoint.js';
+import { type CommitResult, type CommitSink, commitSink } from './commit-sink.js';
 import { type FileOp, type FileOpsRunner, fileOpsRunner } from './file-ops.js';
 import { type LedgerFs, nodeLedgerFs } from './fs.js';
 import { HASH_SIZE, chainSeed, hashEqual } from './hash.js';
@@ -220,9 +221,7 @@ interface Encoded {
   readonly count: number;
 }
 
-type CommitResult = { readonly ok: true; readonly secs: number } | { readonly ok: false; readonly error: unknown };
-
-/** One write + fdatasync of encoded groups, in flight. */
+/** Encoded groups handed to the commit sink, until their commit is durable (or failed). */
 interface Commit {
   readonly groups: Encoded[];
   readonly seg: OpenSegment;
@@ -260,6 +259,8 @@ export class Ledger implements EntrySink {
   readonly #fs: LedgerFs;
   /** The commit's write + fdatasync as one native job (only with the default fs), else undefined. */
   readonly #writeDurable: typeof nativeWriteDurable;
+  /** Where encoded groups become durable (commit-sink.ts): the native writer with the default fs. */
+  readonly #sink: CommitSink;
   /** Runs publishing steps (file-ops.ts): one native job with the default fs, else through #fs. */
   readonly #ops: FileOpsRunner;
   readonly #maxPending: number;
@@ -323,6 +324,10 @@ export class Ledger implements EntrySink {
     this.#clock = o.clock ?? Date.now;
     this.#fs = o.fs ?? nodeLedgerFs;
     this.#writeDurable = o.fs ? undefined : nativeWriteDurable;
+    this.#sink = commitSink(o.fs, this.#fs, o.config.durability === 'fsync', (entries, secs) => {
+      this.#metrics?.ledgerFsyncSeconds.observe(secs);
+      this.#metrics?.ledgerBatchEntries.observe(entries);
+    });
     this.#ops = fileOpsRunner(o.fs);
     this.#maxPending = o.maxPendingBytes ?? 64 * 1024 * 1024;
     this.#maxBatch = o.maxBatchBytes ?? 4 * 1024 * 1024;
@@ -562,41 +567,30 @@ export class Ledger implements EntrySink {
   }
 
   /**
-   * The group-commit loop, pipelined: while one commit's write + fdatasync is in flight (on the
-   * libuv thread pool), requests that arrive are already encoded — hashed, chained, framed — so the
-   * CPU work of batch N+1 overlaps the disk wait of batch N. Everything encoded meanwhile is written
-   * by the next commit with a single fdatasync, started as soon as batch N is durable and before
-   * batch N's requests are answered. Requests are acknowledged in order, only when their commit is
-   * durable. Seals and heartbeats sign the tree, so they run only with nothing encoded
-   * ahead of the disk: a checkpoint never covers an entry that is not durable.
+   * The group-commit loop, pipelined: requests are encoded — hashed, chained, framed — as they arrive
+   * and handed to the commit sink at once (#startCommit). The sink writes what it was given while no
+   * commit is in flight at once, and everything handed to it during a commit as the next commit with
+   * ONE fdatasync the moment that commit is durable (commit-sink.ts), so the CPU work of batch N+1
+   * overlaps the disk wait of batch N and the disk does not wait for the main thread. Requests are
+   * acknowledged in order, only when their commit is durable (#complete, oldest first). Seals and
+   * heartbeats sign the tree, so they run only with nothing in flight: a checkpoint never covers an
+   * entry that is not durable.
    */
   async #run(): Promise<void> {
-    let io: Commit | undefined;
-    let ready: Encoded[] = [];
-    const start = (): void => {
-      io = this.#startCommit(ready);
-      ready = [];
-    };
+    const ios: Commit[] = []; // handed to the sink, oldest first, not yet completed
     try {
       for (;;) {
         if (this.#state === 'failed') {
-          if (io) await this.#complete(io);
-          io = undefined;
-          this.#refuseEncoded(ready);
-          ready = [];
+          // The sink refuses (without writing) everything after a failed commit; answer them in order.
+          while (ios.length > 0) await this.#complete(ios.shift()!);
           this.#drainFailed();
           break;
         }
         const full = this.#seg.count > 0 && this.#seg.size + this.#unwritten >= this.#cfg.max_segment_bytes;
         if (this.#tasks.length > 0 || full) {
-          // Write out everything encoded first (see above), then seal or run the task.
-          if (io) {
-            await this.#complete(io);
-            io = undefined;
-            continue;
-          }
-          if (ready.length > 0) {
-            start();
+          // Everything encoded must be durable first (see above), then seal or run the task.
+          if (ios.length > 0) {
+            await this.#complete(ios.shift()!);
             continue;
           }
           if (full) {
@@ -621,29 +615,16 @@ export class Ledger implements EntrySink {
           continue;
         }
         if (this.#queue.length > 0) {
-          ready.push(this.#encode(io ? Infinity : this.#idleSlice()));
-          if (!io) start();
+          ios.push(this.#startCommit(this.#encode(ios.length > 0 ? Infinity : this.#idleSlice())));
           continue;
         }
-        if (io) {
-          // Wait for the disk; whatever arrives meanwhile is encoded at once (the loop above).
-          const r = await Promise.race([io.done, this.#nextArrival()]);
+        if (ios.length > 0) {
+          // Wait for the oldest commit; whatever arrives meanwhile is encoded and handed on at once.
+          const r = await Promise.race([ios[0]!.done, this.#nextArrival()]);
           if (r !== 'arrived') {
             this.#arrival = undefined;
-            const done = io;
-            io = undefined;
-            // The next commit goes to the disk before this one's requests are answered: answering
-            // them (a reply written per request) took ≈ 2 ms per commit at full load, and the disk sat
-            // idle meanwhile (docs/benchmarks.md, session 10). Only after a durable commit: after a
-            // failed one nothing more is written (#complete fails the ledger; the loop refuses `ready`).
-            if (r.ok && ready.length > 0 && this.failure === undefined) start();
-            await this.#complete(done);
-            if (!io && ready.length > 0 && this.failure === undefined) start();
+            await this.#complete(ios.shift()!);
           }
-          continue;
-        }
-        if (ready.length > 0) {
-          start();
           continue;
         }
         break;
@@ -738,27 +719,10 @@ export class Ledger implements EntrySink {
     return { batch, firsts, bufs, pooled, offset, bytes, count };
   }
 
-  /** Starts one commit: the encoded groups' bytes written at their offsets, then one fdatasync. */
-  #startCommit(groups: Encoded[]): Commit {
+  /** Hands one encoded group to the commit sink: written at its offset, durable with the next fdatasync. */
+  #startCommit(group: Encoded): Commit {
     const seg = this.#seg;
-    const fsync = this.#cfg.durability === 'fsync';
-    const t0 = process.hrtime.bigint();
-    const run = async (): Promise<CommitResult> => {
-      try {
-        // The groups are contiguous in the segment: one positional writev.
-        const bufs = groups.length === 1 ? groups[0]!.bufs : groups.flatMap((g) => g.bufs);
-        if (this.#writeDurable) {
-          await this.#writeDurable(seg.fd, bufs, groups[0]!.offset, fsync);
-        } else {
-          await this.#fs.writevAll(seg.fd, bufs, groups[0]!.offset);
-          if (fsync) await this.#fs.fdatasync(seg.fd);
-        }
-        return { ok: true, secs: Number(process.hrtime.bigint() - t0) / 1e9 };
-      } catch (e) {
-        return { ok: false, error: e };
-      }
-    };
-    return { groups, seg, done: run() };
+    return { groups: [group], seg, done: this.#sink.submit(seg.fd, group.bufs, group.offset, group.count) };
   }
 
   /**
@@ -806,12 +770,7 @@ export class Ledger implements EntrySink {
       if (this.#unsyncedBytes >= BACKGROUND_SYNC_BYTES && !this.#bgSyncBusy) this.#startBackgroundSync(c.seg);
     }
     for (const g of c.groups) g.batch.forEach((p, i) => p.resolve({ kind: 'ok', firstIndex: g.firsts[i]!, count: entryCount(p.entries) }));
-    const m = this.#metrics;
-    if (m) {
-      m.ledgerEntries.inc(n);
-      m.ledgerFsyncSeconds.observe(r.secs);
-      m.ledgerBatchEntries.observe(n);
-    }
+    this.#metrics?.ledgerEntries.inc(n);
     this.#updateGauges();
   }
 
@@ -1240,6 +1199,7 @@ export class Ledger implements EntrySink {
       }
       this.#seg.fd = -1;
     }
+    this.#sink.close(); // the loop has ended: nothing is in flight
     if (this.#state !== 'failed') this.#state = 'closed';
     if (err) throw err;
   }

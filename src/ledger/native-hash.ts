@@ -34,6 +34,9 @@ interface Addon {
   unmapRange?(buffer: ArrayBuffer): void;
   writeDurable?(fd: number, bufs: readonly Uint8Array[], position: number, datasync: boolean): Promise<void>;
   fileOps?(ops: readonly (readonly [number, string, string | Uint8Array | undefined])[]): Promise<void>;
+  commitWriter?(onDone: (first: number, last: number, errno: number, syscall: string | undefined, seconds: number) => void, datasync: boolean): unknown;
+  cwSubmit?(writer: unknown, id: number, fd: number, bufs: readonly Uint8Array[], position: number): void;
+  cwClose?(writer: unknown): void;
   checkLogRecords?(body: Uint8Array, ranges: Uint32Array, n: number, maxDepth: number): number;
   /** "sha-ni" (native/sha256_ni.h: CPU support, SEALTRAIL_SHA_NI not "0") or "openssl". */
   shaImpl?(): string;
@@ -326,3 +329,16 @@ export const nativeWriteDurable: Addon['writeDurable'] | undefined = loaded.addo
  * through LedgerFs otherwise.
  */
 export const nativeFileOps: Addon['fileOps'] | undefined = loaded.addon?.fileOps?.bind(loaded.addon);
+
+/**
+ * The group commit's writer when the addon has it (Linux; src/ledger/commit-sink.ts uses it):
+ * `commitWriter(onDone, datasync)` makes one, `cwSubmit(writer, id, fd, bufs, position)` queues a
+ * batch, and one thread-pool job at a time writes every queued batch and fdatasyncs once, then calls
+ * `onDone(firstId, lastId, errno, syscall, seconds)` on the main thread and takes what was queued
+ * meanwhile. After a failure every later batch is reported with the same error, unwritten.
+ * `cwClose(writer)` releases it once nothing is pending.
+ */
+export const nativeCommitWriter: Required<Pick<Addon, 'commitWriter' | 'cwSubmit' | 'cwClose'>> | undefined =
+  loaded.addon?.commitWriter && loaded.addon.cwSubmit && loaded.addon.cwClose
+    ? { commitWriter: loaded.addon.commitWriter.bind(loaded.addon), cwSubmit: loaded.addon.cwSubmit.bind(loaded.addon), cwClose: loaded.addon.cwClose.bind(loaded.addon) }
+    : undefined;

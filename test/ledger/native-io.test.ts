@@ -152,14 +152,17 @@ function fifoFds(dir: string): [number, number] {
   return [r, w];
 }
 
-describe('the ledger and nativeWriteDurable', () => {
+describe('the ledger and its native jobs (commit writer, writeDurable, fileOps)', () => {
   async function ledgerModuleWithSpy(): Promise<{
     Ledger: typeof import('../../src/ledger/ledger.js').Ledger;
     calls: { datasync: boolean; settled: boolean }[];
+    batches: { datasync: boolean; settled: boolean }[];
     opLists: string[][];
   }> {
     const calls: { datasync: boolean; settled: boolean }[] = [];
+    const batches: { datasync: boolean; settled: boolean }[] = [];
     const opLists: string[][] = [];
+    const writers = new WeakMap<object, { datasync: boolean; mine: Map<number, { datasync: boolean; settled: boolean }> }>();
     vi.resetModules();
     vi.doMock('../../src/ledger/native-hash.js', async (orig) => {
       const real = await orig<typeof import('../../src/ledger/native-hash.js')>();
@@ -171,6 +174,30 @@ describe('the ledger and nativeWriteDurable', () => {
           await real.nativeWriteDurable!(fd, bufs, position, datasync);
           c.settled = true;
         },
+        // The group commit's writer: every batch handed to it, settled once its commit was reported.
+        nativeCommitWriter: real.nativeCommitWriter && {
+          commitWriter: (onDone: Parameters<NonNullable<typeof real.nativeCommitWriter>['commitWriter']>[0], datasync: boolean) => {
+            const mine = new Map<number, { datasync: boolean; settled: boolean }>();
+            const w = real.nativeCommitWriter!.commitWriter((first, last, err, sys, secs) => {
+              for (let id = first; ; id++) {
+                const b = mine.get(id);
+                if (b) b.settled = true;
+                if (id === last) break;
+              }
+              onDone(first, last, err, sys, secs);
+            }, datasync);
+            writers.set(w as object, { datasync, mine });
+            return w;
+          },
+          cwSubmit: (w: unknown, id: number, fd: number, bufs: readonly Uint8Array[], position: number) => {
+            const meta = writers.get(w as object)!;
+            const b = { datasync: meta.datasync, settled: false };
+            meta.mine.set(id, b);
+            batches.push(b);
+            real.nativeCommitWriter!.cwSubmit(w, id, fd, bufs, position);
+          },
+          cwClose: (w: unknown) => real.nativeCommitWriter!.cwClose(w),
+        },
         nativeFileOps: async (ops: readonly (readonly [number, string, string | Uint8Array | undefined])[]) => {
           opLists.push(ops.map(([code, a, b]) => `${['', 'rename', 'fsyncDir', 'writeFile'][code]} ${path.basename(a)}${typeof b === 'string' ? ` -> ${path.basename(b)}` : ''}`));
           await real.nativeFileOps!(ops);
@@ -178,41 +205,43 @@ describe('the ledger and nativeWriteDurable', () => {
       };
     });
     const { Ledger } = await import('../../src/ledger/ledger.js');
-    return { Ledger, calls, opLists };
+    return { Ledger, calls, batches, opLists };
   }
 
-  it.skipIf(!hasNative)('with the default file system: every group commit is one native write + fdatasync, acknowledged after it settled', async () => {
+  it.skipIf(!hasNative)('with the default file system: every batch goes through the native commit writer with fdatasync, acknowledged after its commit was reported', async () => {
     const dir = await newDir();
-    const { Ledger, calls } = await ledgerModuleWithSpy();
+    const { Ledger, batches } = await ledgerModuleWithSpy();
     const l = await Ledger.open({ config: ledgerConfig(dir), signer: testSigner(), logger: silentLogger() });
     const outs = await Promise.all(
       Array.from({ length: 200 }, async (_, i) => {
         const o = await l.append([entry(`n${i}`)]);
-        // Acknowledged only once the native job that carried it had finished.
-        expect(calls.length).toBeGreaterThan(0);
-        expect(calls.every((c) => c.datasync)).toBe(true);
-        return { o, settledAtAck: calls.filter((c) => c.settled).length };
+        // Acknowledged only once a commit of the native writer had been reported.
+        expect(batches.length).toBeGreaterThan(0);
+        expect(batches.every((c) => c.datasync)).toBe(true);
+        return { o, settledAtAck: batches.filter((c) => c.settled).length };
       }),
     );
     expect(outs.every(({ o }) => o.kind === 'ok')).toBe(true);
     expect(outs.every(({ settledAtAck }) => settledAtAck > 0)).toBe(true);
+    expect(batches.every((c) => c.settled)).toBe(true);
     await l.close();
     expect(readLog(dir).entries.map(text)).toEqual(Array.from({ length: 200 }, (_, i) => text(entry(`n${i}`))));
   });
 
   it.skipIf(!hasNative)('durability none: the commit\'s native job writes without fdatasync; the seal\'s trailer is still fdatasync\'d', async () => {
     const dir = await newDir();
-    const { Ledger, calls } = await ledgerModuleWithSpy();
+    const { Ledger, calls, batches } = await ledgerModuleWithSpy();
     const l = await Ledger.open({ config: ledgerConfig(dir, { durability: 'none' }), signer: testSigner(), logger: silentLogger() });
     expect((await l.append([entry('x')])).kind).toBe('ok');
-    expect(calls.map((c) => c.datasync)).toEqual([false]);
-    await l.close(); // seals: the trailer goes through the same job, with fdatasync
-    expect(calls.map((c) => c.datasync)).toEqual([false, true]);
+    expect(batches.map((c) => c.datasync)).toEqual([false]);
+    expect(calls).toEqual([]);
+    await l.close(); // seals: the trailer goes through writeDurable, with fdatasync
+    expect(calls.map((c) => c.datasync)).toEqual([true]);
   });
 
   it('with an injected file system: no native job, every write and fdatasync goes through the seam', async () => {
     const dir = await newDir();
-    const { Ledger, calls, opLists } = await ledgerModuleWithSpy();
+    const { Ledger, calls, batches, opLists } = await ledgerModuleWithSpy();
     let syncs = 0;
     const l = await Ledger.open({
       config: ledgerConfig(dir),
@@ -225,6 +254,7 @@ describe('the ledger and nativeWriteDurable', () => {
     expect(syncs).toBeGreaterThan(0);
     await l.close();
     expect(calls).toEqual([]);
+    expect(batches).toEqual([]);
     expect(opLists).toEqual([]);
   });
 

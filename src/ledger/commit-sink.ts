@@ -1,0 +1,182 @@
+/**
+ * Where the ledger's encoded batches go to become durable: the group commit's writer.
+ *
+ * The ledger submits each batch as soon as it is encoded. While a commit (write + fdatasync) is in
+ * flight, submitted batches wait; when it returns, everything that waits goes out as the next
+ * commit — its writes in submission order, then ONE fdatasync — and each batch's promise settles
+ * once its commit is durable (or failed). After a failed commit nothing more is written: its batches
+ * and every later one are refused with the same error (G1: no later entry may reach the disk and be
+ * acknowledged ahead of an earlier one that did not).
+ *
+ * Two implementations with that contract:
+ * - NativeCommitSink (the addon's commitWriter, Linux): the next commit starts on the thread pool the
+ *   moment the previous fdatasync returns. Why: started from the main thread, it waited until the
+ *   event loop noticed the previous one — ≈ 3.6 ms at full load, with the disk idle meanwhile
+ *   (docs/benchmarks.md, session 10).
+ * - JsCommitSink over LedgerFs (tests inject faults through it; also without the addon): the same
+ *   order with writevAll + fdatasync from the main thread.
+ */
+import { getSystemErrorName } from 'node:util';
+import type { LedgerFs } from './fs.js';
+import { nativeCommitWriter } from './native-hash.js';
+
+export type CommitResult = { readonly ok: true; readonly secs: number } | { readonly ok: false; readonly error: unknown };
+
+/** Called once per commit that succeeded: entries in it, seconds of its writes + fdatasync. */
+export type OnCommit = (entries: number, secs: number) => void;
+
+export interface CommitSink {
+  /**
+   * Queues one batch: `bufs` written back to back from `position` of `fd`. The caller keeps `bufs`
+   * unchanged until the promise settles; it never rejects (failure is `{ ok: false }`).
+   */
+  submit(fd: number, bufs: readonly Uint8Array[], position: number, entries: number): Promise<CommitResult>;
+  /** No more submissions. Call when every submitted batch has settled. */
+  close(): void;
+}
+
+interface Waiting {
+  readonly resolve: (r: CommitResult) => void;
+  readonly entries: number;
+  /** Held until the batch is reported: the native writer only borrows the buffers' memory. */
+  readonly bufs: readonly Uint8Array[];
+}
+
+/** An Error shaped like node:fs's for errno `e` (positive) from `syscall`. */
+function fsError(e: number, syscall: string): Error {
+  let code = `E${e}`;
+  try {
+    code = getSystemErrorName(-e);
+  } catch {
+    // an errno node does not know: keep the number
+  }
+  return Object.assign(new Error(`${code}: ${syscall} failed (errno ${e})`), { code, errno: -e, syscall });
+}
+
+class NativeCommitSink implements CommitSink {
+  readonly #writer: unknown;
+  readonly #waiting = new Map<number, Waiting>();
+  readonly #onCommit: OnCommit;
+  readonly #addon: NonNullable<typeof nativeCommitWriter>;
+  #next = 0;
+
+  constructor(addon: NonNullable<typeof nativeCommitWriter>, datasync: boolean, onCommit: OnCommit) {
+    this.#addon = addon;
+    this.#onCommit = onCommit;
+    this.#writer = addon.commitWriter((first, last, err, syscall, secs) => this.#report(first, last, err, syscall, secs), datasync);
+  }
+
+  submit(fd: number, bufs: readonly Uint8Array[], position: number, entries: number): Promise<CommitResult> {
+    const id = this.#next;
+    this.#next = (this.#next + 1) >>> 0;
+    return new Promise<CommitResult>((resolve) => {
+      this.#waiting.set(id, { resolve, entries, bufs });
+      try {
+        this.#addon.cwSubmit(this.#writer, id, fd, bufs, position);
+      } catch (e) {
+        this.#waiting.delete(id);
+        resolve({ ok: false, error: e });
+      }
+    });
+  }
+
+  #report(first: number, last: number, err: number, syscall: string | undefined, secs: number): void {
+    const result: CommitResult = err === 0 ? { ok: true, secs } : { ok: false, error: fsError(err, syscall ?? 'write') };
+    let entries = 0;
+    for (let id = first; ; id = (id + 1) >>> 0) {
+      const w = this.#waiting.get(id);
+      if (w) {
+        this.#waiting.delete(id);
+        entries += w.entries;
+        w.resolve(result);
+      }
+      if (id === last) break;
+    }
+    if (err === 0) this.#onCommit(entries, secs);
+  }
+
+  close(): void {
+    this.#addon.cwClose(this.#writer);
+  }
+}
+
+interface Batch extends Waiting {
+  readonly fd: number;
+  readonly position: number;
+}
+
+class JsCommitSink implements CommitSink {
+  readonly #fs: LedgerFs;
+  readonly #datasync: boolean;
+  readonly #onCommit: OnCommit;
+  #queue: Batch[] = [];
+  #busy = false;
+  #failed: unknown;
+
+  constructor(fs: LedgerFs, datasync: boolean, onCommit: OnCommit) {
+    this.#fs = fs;
+    this.#datasync = datasync;
+    this.#onCommit = onCommit;
+  }
+
+  submit(fd: number, bufs: readonly Uint8Array[], position: number, entries: number): Promise<CommitResult> {
+    return new Promise<CommitResult>((resolve) => {
+      this.#queue.push({ fd, bufs, position, entries, resolve });
+      if (!this.#busy) void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    this.#busy = true;
+    while (this.#queue.length > 0) {
+      const taken = this.#queue;
+      this.#queue = [];
+      let result: CommitResult;
+      if (this.#failed !== undefined) {
+        result = { ok: false, error: this.#failed };
+      } else {
+        const t0 = process.hrtime.bigint();
+        try {
+          // Runs of batches that follow each other on disk (the usual case) go out as one writev.
+          for (let i = 0; i < taken.length; ) {
+            let j = i + 1;
+            let end = taken[i]!.position + size(taken[i]!.bufs);
+            while (j < taken.length && taken[j]!.fd === taken[i]!.fd && taken[j]!.position === end) end += size(taken[j++]!.bufs);
+            await this.#fs.writevAll(taken[i]!.fd, j === i + 1 ? taken[i]!.bufs : taken.slice(i, j).flatMap((b) => b.bufs), taken[i]!.position);
+            i = j;
+          }
+          // One fd in practice (a seal waits for every commit before it switches segments).
+          if (this.#datasync) for (const fd of new Set(taken.map((b) => b.fd))) await this.#fs.fdatasync(fd);
+          result = { ok: true, secs: Number(process.hrtime.bigint() - t0) / 1e9 };
+        } catch (e) {
+          this.#failed = e;
+          result = { ok: false, error: e };
+        }
+      }
+      let entries = 0;
+      for (const b of taken) {
+        entries += b.entries;
+        b.resolve(result);
+      }
+      if (result.ok) this.#onCommit(entries, result.secs);
+      // Loop on at once: the next commit starts before the resolved batches' requests are answered.
+    }
+    this.#busy = false;
+  }
+
+  close(): void {
+    // nothing held
+  }
+}
+
+function size(bufs: readonly Uint8Array[]): number {
+  let n = 0;
+  for (const b of bufs) n += b.length;
+  return n;
+}
+
+/** The native writer with the default fs when the addon has it, else writes through `fs`. */
+export function commitSink(fs: LedgerFs | undefined, fallbackFs: LedgerFs, datasync: boolean, onCommit: OnCommit): CommitSink {
+  if (fs === undefined && nativeCommitWriter) return new NativeCommitSink(nativeCommitWriter, datasync, onCommit);
+  return new JsCommitSink(fs ?? fallbackFs, datasync, onCommit);
+}

@@ -1,0 +1,160 @@
+/**
+ * The group commit's writer (src/ledger/commit-sink.ts; native/sealtrail_hash.c commitWriter): what
+ * the ledger relies on for G1 — every submitted batch is on disk at its position when its promise
+ * says ok, batches handed over during a commit go out together as the next one, and after a failed
+ * commit nothing more is written and every later batch is refused. Real files, real fdatasync.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type CommitResult, commitSink } from '../../src/ledger/commit-sink.js';
+import { type LedgerFs, nodeLedgerFs } from '../../src/ledger/fs.js';
+import { nativeCommitWriter, nativeHashLoaded } from '../../src/ledger/native-hash.js';
+import { removeDir, tempDir } from './helpers.js';
+
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await removeDir(d);
+});
+async function newFile(): Promise<string> {
+  const d = await tempDir('sealtrail-cs-');
+  dirs.push(d);
+  return path.join(d, 'seg');
+}
+
+/** `n` batches of 1–3 buffers of varied bytes; returns them and their concatenation. */
+function batches(n: number, seed: number): { bufs: Uint8Array[][]; all: Buffer } {
+  const out: Uint8Array[][] = [];
+  for (let i = 0; i < n; i++) {
+    const k = 1 + ((i * 7 + seed) % 3);
+    out.push(Array.from({ length: k }, (_, j) => Buffer.alloc(100 + ((i * 131 + j * 17 + seed) % 4000), (i * 31 + j + seed) & 0xff)));
+  }
+  return { bufs: out, all: Buffer.concat(out.flat()) };
+}
+
+const kinds = [
+  // The native writer exists with the addon on Linux (the agent's platform); elsewhere the ledger uses the JS one.
+  { name: 'native writer', fs: undefined, skip: nativeCommitWriter === undefined },
+  { name: 'JS writer over LedgerFs', fs: nodeLedgerFs, skip: false },
+] as const;
+
+describe('the native writer', () => {
+  it('is available whenever the addon is loaded on Linux', () => {
+    expect(nativeCommitWriter !== undefined).toBe(nativeHashLoaded && process.platform === 'linux');
+  });
+});
+
+for (const kind of kinds) {
+  describe(`commit sink: ${kind.name}`, () => {
+    it.skipIf(kind.skip)('writes every batch at its position, groups batches handed over during a commit, settles each once durable', async () => {
+      const file = await newFile();
+      const fd = fs.openSync(file, 'w+');
+      const commits: number[] = [];
+      const sink = commitSink(kind.fs, nodeLedgerFs, true, (entries) => commits.push(entries));
+      try {
+        const { bufs, all } = batches(60, 3);
+        let pos = 0;
+        const done: Promise<CommitResult>[] = [];
+        for (const b of bufs) {
+          done.push(sink.submit(fd, b, pos, 2)); // all handed over at once: the first alone, the rest while it runs
+          pos += b.reduce((n, x) => n + x.length, 0);
+        }
+        const results = await Promise.all(done);
+        expect(results.every((r) => r.ok)).toBe(true);
+        expect(fs.readFileSync(file).equals(all)).toBe(true);
+        // one report per commit, covering every batch once; batches were grouped (fewer commits than
+        // batches: the JS writer starts the first at once and takes the rest together, the native one
+        // may take all 60 at once when its thread-pool job starts after they were handed over)
+        expect(commits.reduce((a, b) => a + b, 0)).toBe(120);
+        expect(commits.length).toBeGreaterThanOrEqual(1);
+        expect(commits.length).toBeLessThan(60);
+      } finally {
+        sink.close();
+        fs.closeSync(fd);
+      }
+    });
+
+    it.skipIf(kind.skip)('joins more buffers than IOV_MAX and empty buffers', async () => {
+      const file = await newFile();
+      const fd = fs.openSync(file, 'w+');
+      const sink = commitSink(kind.fs, nodeLedgerFs, true, () => undefined);
+      try {
+        const many = Array.from({ length: 1500 }, (_, i) => Buffer.from([i & 0xff, (i >> 8) & 0xff]));
+        const withEmpty = [Buffer.alloc(0), Buffer.from('x'), Buffer.alloc(0)];
+        const r = await Promise.all([sink.submit(fd, many, 0, 1), sink.submit(fd, withEmpty, 3000, 1), sink.submit(fd, many, 3001, 1)]);
+        expect(r.map((x) => x.ok)).toEqual([true, true, true]);
+        expect(fs.readFileSync(file).equals(Buffer.concat([...many, Buffer.from('x'), ...many]))).toBe(true);
+      } finally {
+        sink.close();
+        fs.closeSync(fd);
+      }
+    });
+
+    it.skipIf(kind.skip)('after a failed commit writes nothing more: that batch and every later one are refused with the error', async () => {
+      const file = await newFile();
+      fs.writeFileSync(file, '');
+      const good = fs.openSync(file, 'r+');
+      const readOnly = fs.openSync(file, 'r'); // pwritev on it fails with EBADF
+      const commits: number[] = [];
+      const sink = commitSink(kind.fs, nodeLedgerFs, true, (entries) => commits.push(entries));
+      try {
+        const first = await sink.submit(good, [Buffer.from('durable')], 0, 1);
+        expect(first.ok).toBe(true);
+        const bad = sink.submit(readOnly, [Buffer.from('BAD')], 7, 1);
+        const after = sink.submit(good, [Buffer.from('after')], 10, 1);
+        const [b, a] = await Promise.all([bad, after]);
+        expect(b.ok).toBe(false);
+        expect(a.ok).toBe(false);
+        expect(!b.ok && (b.error as NodeJS.ErrnoException).code).toBe('EBADF');
+        expect(!a.ok && (a.error as NodeJS.ErrnoException).code).toBe('EBADF');
+        // later, on its own: still refused, still not written
+        const later = await sink.submit(good, [Buffer.from('later')], 7, 1);
+        expect(later.ok).toBe(false);
+        expect(fs.readFileSync(file, 'utf8')).toBe('durable');
+        expect(commits).toEqual([1]); // failed commits are not reported as commits
+      } finally {
+        sink.close();
+        fs.closeSync(good);
+        fs.closeSync(readOnly);
+      }
+    });
+
+    it.skipIf(kind.skip)('durability none: writes without fdatasync, same order and grouping', async () => {
+      const file = await newFile();
+      const fd = fs.openSync(file, 'w+');
+      let syncs = 0;
+      const counting: LedgerFs = { ...nodeLedgerFs, fdatasync: async (f) => (syncs++, nodeLedgerFs.fdatasync(f)) };
+      const sink = commitSink(kind.fs === undefined ? undefined : counting, counting, false, () => undefined);
+      try {
+        const { bufs, all } = batches(20, 9);
+        let pos = 0;
+        const done = bufs.map((b) => {
+          const p = sink.submit(fd, b, pos, 1);
+          pos += b.reduce((n, x) => n + x.length, 0);
+          return p;
+        });
+        expect((await Promise.all(done)).every((r) => r.ok)).toBe(true);
+        expect(fs.readFileSync(file).equals(all)).toBe(true);
+        expect(syncs).toBe(0); // observable for the JS writer only (the native one calls fdatasync itself)
+      } finally {
+        sink.close();
+        fs.closeSync(fd);
+      }
+    });
+  });
+}
+
+describe('the native writer after close', () => {
+  it.skipIf(nativeCommitWriter === undefined)('refuses a batch handed over after close instead of writing it', async () => {
+    const file = await newFile();
+    const fd = fs.openSync(file, 'w+');
+    const sink = commitSink(undefined, nodeLedgerFs, true, () => undefined);
+    expect((await sink.submit(fd, [Buffer.from('a')], 0, 1)).ok).toBe(true);
+    sink.close();
+    const r = await sink.submit(fd, [Buffer.from('b')], 1, 1);
+    expect(r.ok).toBe(false);
+    expect(!r.ok && String(r.error)).toMatch(/closed/);
+    fs.closeSync(fd);
+    expect(fs.readFileSync(file, 'utf8')).toBe('a');
+  });
+});
