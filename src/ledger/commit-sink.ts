@@ -112,6 +112,7 @@ class JsCommitSink implements CommitSink {
   #queue: Batch[] = [];
   #busy = false;
   #failed: unknown;
+  #closed = false;
 
   constructor(fs: LedgerFs, datasync: boolean, onCommit: OnCommit) {
     this.#fs = fs;
@@ -120,6 +121,7 @@ class JsCommitSink implements CommitSink {
   }
 
   submit(fd: number, bufs: readonly Uint8Array[], position: number, entries: number): Promise<CommitResult> {
+    if (this.#closed) return Promise.resolve({ ok: false, error: new Error('the commit writer is closed') });
     return new Promise<CommitResult>((resolve) => {
       this.#queue.push({ fd, bufs, position, entries, resolve });
       if (!this.#busy) void this.#drain();
@@ -165,7 +167,7 @@ class JsCommitSink implements CommitSink {
   }
 
   close(): void {
-    // nothing held
+    this.#closed = true;
   }
 }
 

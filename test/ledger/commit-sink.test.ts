@@ -144,17 +144,19 @@ for (const kind of kinds) {
   });
 }
 
-describe('the native writer after close', () => {
-  it.skipIf(nativeCommitWriter === undefined)('refuses a batch handed over after close instead of writing it', async () => {
-    const file = await newFile();
-    const fd = fs.openSync(file, 'w+');
-    const sink = commitSink(undefined, nodeLedgerFs, true, () => undefined);
-    expect((await sink.submit(fd, [Buffer.from('a')], 0, 1)).ok).toBe(true);
-    sink.close();
-    const r = await sink.submit(fd, [Buffer.from('b')], 1, 1);
-    expect(r.ok).toBe(false);
-    expect(!r.ok && String(r.error)).toMatch(/closed/);
-    fs.closeSync(fd);
-    expect(fs.readFileSync(file, 'utf8')).toBe('a');
-  });
+describe('a commit writer after close', () => {
+  for (const kind of kinds) {
+    it.skipIf(kind.skip)(`${kind.name}: refuses a batch handed over after close instead of writing it`, async () => {
+      const file = await newFile();
+      const fd = fs.openSync(file, 'w+');
+      const sink = commitSink(kind.fs, nodeLedgerFs, true, () => undefined);
+      expect((await sink.submit(fd, [Buffer.from('a')], 0, 1)).ok).toBe(true);
+      sink.close();
+      const r = await sink.submit(fd, [Buffer.from('b')], 1, 1);
+      expect(r.ok).toBe(false);
+      expect(!r.ok && String(r.error)).toMatch(/closed/);
+      fs.closeSync(fd);
+      expect(fs.readFileSync(file, 'utf8')).toBe('a');
+    });
+  }
 });
