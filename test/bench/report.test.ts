@@ -123,4 +123,17 @@ describe('bench report: rounds', () => {
     // reports from before the disk figures have no disk table
     expect(renderTable(report([row('fsync', 190_000, 1)]))).not.toContain('#### Disk');
   });
+
+  it('open-loop rows name the maxima their rate is a share of (median round, window right before)', () => {
+    const open = (share: number, rate: number) =>
+      row('fsync', rate * 100, undefined, { mode: 'open', rate, rateShare: share, rateOf: { medianRoundRps: 3140, rightBeforeRps: 2312 } });
+    const text = renderTable(report([row('fsync', 314_000, 1), open(0.5, 1156), open(0.8, 1850)]));
+    expect(text).toContain('lower of agent (c)’s median round and a closed-loop window measured right before');
+    const lines = text.split('\n').filter((l) => l.startsWith('| OTLP/HTTP protobuf | 50 %') || l.startsWith('| OTLP/HTTP protobuf | 80 %'));
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toContain('| 1,156 / 1,156 | 3,140 / 2,312 |');
+    // older reports without the basis: no such column
+    const old = renderTable(report([row('fsync', 314_000, 1), row('fsync', 115_600, undefined, { mode: 'open', rate: 1156, rateShare: 0.5 })]));
+    expect(old).not.toContain('median round / right before');
+  });
 });
