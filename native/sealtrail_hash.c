@@ -855,7 +855,7 @@ static void cw_post(commit_writer *w, uint32_t first, uint32_t last, int err, co
   r->err = err;
   r->syscall = sys;
   r->seconds = seconds;
-  /* Fails only once the channel was released (cwClose), when nobody waits for reports any more. */
+  /* The running job holds a count on the channel (cw_submit), so it is open here; never blocks (no queue limit). */
   if (napi_call_threadsafe_function(w->tsfn, r, napi_tsfn_blocking) != napi_ok) free(r);
 }
 
@@ -873,7 +873,10 @@ static int cw_write(commit_writer *w, cw_job *list, const char **sys) {
     struct iovec *joined = NULL;
     if (end != j) {
       joined = malloc((n > 0 ? n : 1) * sizeof *joined);
-      if (joined == NULL) return ENOMEM;
+      if (joined == NULL) {
+        *sys = "commitWriter";
+        return ENOMEM;
+      }
       size_t k = 0;
       for (cw_job *x = j;; x = x->next) {
         memcpy(joined + k, x->iov, x->n * sizeof *joined);
@@ -969,6 +972,7 @@ static void cw_complete(napi_env env, napi_status status, void *data) {
       cw_free_jobs(list);
     }
   }
+  napi_release_threadsafe_function(w->tsfn, napi_tsfn_release); /* the job's count (cw_submit) */
   cw_unref(w);
 }
 
@@ -1071,7 +1075,10 @@ static napi_value cw_submit(napi_env env, napi_callback_info info) {
     napi_value name;
     napi_create_string_utf8(env, "sealtrail.commitWriter", NAPI_AUTO_LENGTH, &name);
     cw_run *run = malloc(sizeof *run);
-    int ok = run != NULL;
+    /* The job holds a count on the report channel until it completes, so cwClose cannot free the
+     * channel while the job may still post to it. */
+    int ok = run != NULL && napi_acquire_threadsafe_function(w->tsfn) == napi_ok;
+    int acquired = ok;
     if (ok) {
       run->w = w;
       ok = napi_create_async_work(env, NULL, name, cw_execute, cw_complete, run, &run->work) == napi_ok;
@@ -1082,6 +1089,7 @@ static napi_value cw_submit(napi_env env, napi_callback_info info) {
     }
     if (ok) w->refs++;
     if (!ok) {
+      if (acquired) napi_release_threadsafe_function(w->tsfn, napi_tsfn_release);
       free(run);
       /* Only when the runtime is out of memory: take the batch back and refuse it. */
       uv_mutex_lock(&w->mu);
