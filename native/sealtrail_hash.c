@@ -407,7 +407,8 @@ static napi_value unmap_range_js(napi_env env, napi_callback_info info) {
 #ifdef SEALTRAIL_COMMIT
 /*
  * writeDurable(fd: number, bufs: Uint8Array[], position: number, datasync: boolean): Promise<void>
- * The ledger's group commit as ONE libuv thread-pool job: pwritev of the buffers back to back from
+ * A write made durable as ONE libuv thread-pool job (the ledger's seal trailer; group commits use the
+ * commit writer below): pwritev of the buffers back to back from
  * `position` (looping over short writes and IOV_MAX), then fdatasync when `datasync`. Why: with
  * node:fs the write and the fdatasync are two jobs, and each completion waits for the main thread
  * to come round the event loop before the next step can start — under load one loop turn is

@@ -1,11 +1,12 @@
 /**
  * The ledger: the one writer of the log (DESIGN.md "The log and its formats", G1, G2, G3).
  *
- * - Group commit (G1): appends queue up while the previous batch is being written; each batch is
- *   encoded into one buffer (frames with CRC and chain, leaves into the Merkle frontier: every hash
- *   once per entry), written with one write and made durable with one fdatasync, and only then are
- *   its appends resolved. A write or fsync error is never ignored: the ledger switches to `failed`
- *   and refuses every pending and later append with the retryable `ledger_failed`.
+ * - Group commit (G1): appends are encoded as they arrive (frames with CRC and chain, leaves into the
+ *   Merkle frontier: every hash once per entry) and handed to the commit writer (commit-sink.ts),
+ *   which writes everything handed over during a commit as the next one with one fdatasync; only
+ *   then are those appends resolved. A write or fsync error is never ignored: the ledger switches to
+ *   `failed` and refuses every pending and later append with the retryable `ledger_failed`, and the
+ *   writer writes nothing more.
  * - Sealing on max_segment_bytes, max_segment_age and close: trailer with a signed checkpoint,
  *   fsync, rename `.seg.open` → `.seg`, next open segment, fsync of the directories; appends go on
  *   into the next segment while the seal is published (#finishSeal).
@@ -257,7 +258,7 @@ export class Ledger implements EntrySink {
   readonly #metrics: Metrics | undefined;
   readonly #clock: () => number;
   readonly #fs: LedgerFs;
-  /** The commit's write + fdatasync as one native job (only with the default fs), else undefined. */
+  /** A seal's trailer write + fdatasync as one native job (only with the default fs), else undefined. */
   readonly #writeDurable: typeof nativeWriteDurable;
   /** Where encoded groups become durable (commit-sink.ts): the native writer with the default fs. */
   readonly #sink: CommitSink;

@@ -312,7 +312,8 @@ export function frontierAppend(frontier: Uint8Array, leaves: Uint8Array): Uint8A
 }
 
 /**
- * The group commit's disk step in one libuv thread-pool job when the addon has it (Linux):
+ * A write + fdatasync in one libuv thread-pool job when the addon has it (Linux; the ledger uses it
+ * for a seal's trailer — group commits go through {@link nativeCommitWriter}):
  * `writeDurable(fd, bufs, position, datasync)` writes the buffers back to back from `position`
  * (short writes continued), then fdatasyncs when `datasync`; rejects with a node:fs-shaped error
  * (code, errno, syscall 'pwritev' or 'fdatasync'). With node:fs these are two jobs, and the second
