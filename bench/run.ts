@@ -204,18 +204,24 @@ async function startBare(): Promise<{ server: Server; child: ChildProcess }> {
   return { server: { name: 'bare', pid: child.pid!, ports }, child };
 }
 
-/** bench/disk.ts in a child pinned to the agents' CPU, its file in `dir` (the agents' filesystem). */
-async function runDiskProbe(dir: string, chunkBytes: number, ms: number): Promise<DiskProbe> {
-  const child = spawnPinned(AGENT_CPU, NODE, [path.join(here, 'disk.js'), '--dir', dir, '--bytes', String(chunkBytes), '--ms', String(ms)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/**
+ * Runs one of the harness's helper scripts (dist/bench/SCRIPT) pinned to the agents' CPU and returns
+ * the JSON object it prints. @throws Error with its exit code and stderr when it fails
+ */
+async function runJsonScript<T>(script: string, args: string[]): Promise<T> {
+  const child = spawnPinned(AGENT_CPU, NODE, [path.join(here, script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve)); // 'close': stdout read to its end
-  if (code !== 0) throw new Error(`bench/disk.js exited with ${code}: ${err.trim()}`);
-  return JSON.parse(out) as DiskProbe;
+  if (code !== 0) throw new Error(`bench/${script} exited with ${code}: ${err.trim()}`);
+  return JSON.parse(out) as T;
+}
+
+/** bench/disk.ts, its file in `dir` (the agents' filesystem). */
+function runDiskProbe(dir: string, chunkBytes: number, ms: number): Promise<DiskProbe> {
+  return runJsonScript<DiskProbe>('disk.js', ['--dir', dir, '--bytes', String(chunkBytes), '--ms', String(ms)]);
 }
 
 async function startAgent(name: 'none' | 'fsync', dir: string, cpuProfDir?: string): Promise<Server> {
@@ -355,15 +361,8 @@ async function dirBytes(dir: string, suffix: string): Promise<{ bytes: number; f
   return { bytes, files };
 }
 
-async function fillLedger(dir: string, keyFile: string, origin: string, bytes: number, segBytes = S.segBytes): Promise<{ entries: number; bytes: number; segments: number; seconds: number }> {
-  const child = spawnPinned(AGENT_CPU, NODE, [path.join(here, 'fill-ledger.js'), '--dir', dir, '--key', keyFile, '--origin', origin, '--bytes', String(bytes), '--segment-bytes', String(segBytes)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  const code = await new Promise<number | null>((r) => child.once('exit', r));
-  if (code !== 0) throw new Error(`fill-ledger exited with ${code}`);
-  return JSON.parse(out) as { entries: number; bytes: number; segments: number; seconds: number };
+function fillLedger(dir: string, keyFile: string, origin: string, bytes: number, segBytes = S.segBytes): Promise<{ entries: number; bytes: number; segments: number; seconds: number }> {
+  return runJsonScript('fill-ledger.js', ['--dir', dir, '--key', keyFile, '--origin', origin, '--bytes', String(bytes), '--segment-bytes', String(segBytes)]);
 }
 
 async function verifyPhase(base: string): Promise<{ verify: NonNullable<BenchReport['verify']>; ledgerDir: string; keyFile: string; origin: string }> {

@@ -798,8 +798,6 @@ typedef struct cw_job {
   struct iovec *iov;
 } cw_job;
 
-static void cw_free_jobs(cw_job *j);
-
 typedef struct {
   uint32_t first, last;
   int err;
@@ -815,7 +813,8 @@ typedef struct {
   const char *fail_syscall;
   int datasync;
   int closed;
-  int refs; /* main thread only: 1 for the report channel until finalized, 1 per thread-pool job not yet completed */
+  /* Each thread-pool job holds a count on it until the job completes, so its finalizer (which frees
+   * the writer) runs only once no job can touch the writer any more. */
   napi_threadsafe_function tsfn;
 } commit_writer;
 
@@ -824,13 +823,6 @@ typedef struct {
   commit_writer *w;
   napi_async_work work;
 } cw_run;
-
-static void cw_unref(commit_writer *w) {
-  if (--w->refs > 0) return;
-  cw_free_jobs(w->head);
-  uv_mutex_destroy(&w->mu);
-  free(w);
-}
 
 static double mono_seconds(void) {
   struct timespec t;
@@ -898,7 +890,6 @@ static int cw_write(commit_writer *w, cw_job *list, const char **sys) {
     /* One fd in practice (a seal waits until every submission is reported before it switches
      * segments); should batches of several files ever be taken together, each file is synced. */
     for (cw_job *j = list; j != NULL; j = j->next) {
-      if (j != list && j->fd == list->fd) continue;
       int seen = 0;
       for (cw_job *k = list; k != j; k = k->next) seen |= k->fd == j->fd;
       if (seen) continue;
@@ -973,8 +964,7 @@ static void cw_complete(napi_env env, napi_status status, void *data) {
       cw_free_jobs(list);
     }
   }
-  napi_release_threadsafe_function(w->tsfn, napi_tsfn_release); /* the job's count (cw_submit) */
-  cw_unref(w);
+  napi_release_threadsafe_function(w->tsfn, napi_tsfn_release); /* the job's count (cw_submit); w may be freed after this */
 }
 
 static void cw_call_js(napi_env env, napi_value js_cb, void *context, void *data) {
@@ -997,7 +987,10 @@ static void cw_call_js(napi_env env, napi_value js_cb, void *context, void *data
 static void cw_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
-  cw_unref(data); /* freed here, or by the last running job's completion */
+  commit_writer *w = data;
+  cw_free_jobs(w->head);
+  uv_mutex_destroy(&w->mu);
+  free(w);
 }
 
 /* commitWriter(onDone, datasync): an External for cwSubmit / cwClose. */
@@ -1016,7 +1009,6 @@ static napi_value commit_writer_new(napi_env env, napi_callback_info info) {
     THROW(env, "commitWriter: could not create a mutex");
   }
   w->datasync = datasync;
-  w->refs = 1;
   napi_value name, ext;
   napi_create_string_utf8(env, "sealtrail.commitWriter", NAPI_AUTO_LENGTH, &name);
   if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, w, cw_finalize, NULL, cw_call_js, &w->tsfn) != napi_ok) {
@@ -1088,7 +1080,6 @@ static napi_value cw_submit(napi_env env, napi_callback_info info) {
         ok = 0;
       }
     }
-    if (ok) w->refs++;
     if (!ok) {
       if (acquired) napi_release_threadsafe_function(w->tsfn, napi_tsfn_release);
       free(run);

@@ -222,9 +222,9 @@ interface Encoded {
   readonly count: number;
 }
 
-/** Encoded groups handed to the commit sink, until their commit is durable (or failed). */
+/** An encoded group handed to the commit sink, until its commit is durable (or failed). */
 interface Commit {
-  readonly groups: Encoded[];
+  readonly group: Encoded;
   readonly seg: OpenSegment;
   readonly done: Promise<CommitResult>;
 }
@@ -723,7 +723,7 @@ export class Ledger implements EntrySink {
   /** Hands one encoded group to the commit sink: written at its offset, durable with the next fdatasync. */
   #startCommit(group: Encoded): Commit {
     const seg = this.#seg;
-    return { groups: [group], seg, done: this.#sink.submit(seg.fd, group.bufs, group.offset, group.count) };
+    return { group, seg, done: this.#sink.submit(seg.fd, group.bufs, group.offset, group.count) };
   }
 
   /**
@@ -750,18 +750,14 @@ export class Ledger implements EntrySink {
   /** Waits for a commit and answers its requests: ok with their indices, or ledger_failed. */
   async #complete(c: Commit): Promise<void> {
     const r = await c.done;
-    this.#giveBack(c.groups); // written (or failed): the kernel holds its own copy
-    let bytes = 0;
-    let n = 0;
-    for (const g of c.groups) {
-      bytes += g.bytes;
-      n += g.count;
-    }
+    const g = c.group;
+    this.#giveBack(g); // written (or failed): the kernel holds its own copy
+    const { bytes, count: n } = g;
     this.#unwritten -= bytes;
     this.#queueBytes -= bytes;
     if (!r.ok) {
       this.#fail(r.error, `group commit of ${n} entries to ${c.seg.path}`);
-      this.#refuseEncoded(c.groups);
+      this.#refuseEncoded(g);
       return;
     }
     c.seg.size += bytes;
@@ -770,7 +766,7 @@ export class Ledger implements EntrySink {
       this.#unsyncedBytes += bytes;
       if (this.#unsyncedBytes >= BACKGROUND_SYNC_BYTES && !this.#bgSyncBusy) this.#startBackgroundSync(c.seg);
     }
-    for (const g of c.groups) g.batch.forEach((p, i) => p.resolve({ kind: 'ok', firstIndex: g.firsts[i]!, count: entryCount(p.entries) }));
+    g.batch.forEach((p, i) => p.resolve({ kind: 'ok', firstIndex: g.firsts[i]!, count: entryCount(p.entries) }));
     this.#metrics?.ledgerEntries.inc(n);
     this.#updateGauges();
   }
@@ -790,19 +786,17 @@ export class Ledger implements EntrySink {
     return Buffer.allocUnsafeSlow(Math.max(bytes, Math.min(this.#maxBatch, Math.ceil(bytes / 262144) * 262144))).subarray(0, bytes);
   }
 
-  #giveBack(groups: readonly Encoded[]): void {
-    for (const g of groups) {
-      const b = g.pooled;
-      if (!b) continue;
-      const block = Buffer.from(b.buffer, b.byteOffset, b.buffer.byteLength - b.byteOffset);
-      if (b.byteOffset !== 0 || block.length > this.#maxBatch || this.#pool.length >= POOL_BLOCKS) continue;
-      this.#pool.push(block);
-    }
+  #giveBack(g: Encoded): void {
+    const b = g.pooled;
+    if (!b) return;
+    const block = Buffer.from(b.buffer, b.byteOffset, b.buffer.byteLength - b.byteOffset);
+    if (b.byteOffset !== 0 || block.length > this.#maxBatch || this.#pool.length >= POOL_BLOCKS) return;
+    this.#pool.push(block);
   }
 
   /** Refuses encoded requests that will never be durable (the ledger failed). */
-  #refuseEncoded(groups: Encoded[]): void {
-    for (const g of groups) for (const p of g.batch) p.resolve(this.#refuse('ledger_failed', errorMessage(this.#failure)));
+  #refuseEncoded(g: Encoded): void {
+    for (const p of g.batch) p.resolve(this.#refuse('ledger_failed', errorMessage(this.#failure)));
   }
 
   #fail(e: unknown, what: string): void {
