@@ -14,6 +14,7 @@
  */
 import zlib from 'node:zlib';
 import { SLAB_BYTES, giveBackSlab, takeSlab } from '../otlp/index.js';
+import { giveBody, takeBody } from './body-pool.js';
 
 /** The message codings this receiver decompresses, as sent in `grpc-accept-encoding`. */
 export const GRPC_ACCEPT_ENCODING = 'identity,deflate,gzip';
@@ -100,19 +101,21 @@ export interface FramedMessage {
   readonly compressed: boolean;
   readonly data: Buffer;
   /**
-   * Gives `data`'s memory back to the slab pool (takeSlab); call once, when nothing reads
-   * `data` any more. Not calling it is safe (the garbage collector takes the buffer instead).
+   * Gives `data`'s memory back to its pool (a slab, or the body pool for messages above 64 KiB);
+   * call once, when nothing reads `data` any more. Not calling it is safe (the garbage collector takes the buffer instead).
    */
   readonly release: () => void;
 }
 
 /**
  * Messages of up to SLAB_BYTES (5 bytes of prefix included) are copied into a pooled slab, the
- * same pool the entry arenas use (src/otlp/wire.ts). Why: node:http2 hands a 36 KB message over in
- * DATA chunks of ≤ 16 KiB, and joining them with Buffer.concat made a fresh ArrayBuffer per
- * request; V8 counts those as external memory and answers with extra garbage collections
- * ("(garbage collector)" 19.9 % of the gRPC agent's profile before, docs/benchmarks.md "What
- * changed in session 6").
+ * same pool the entry arenas use (src/otlp/wire.ts); larger ones into a buffer of the OTLP/HTTP
+ * body pool (src/receiver/body-pool.ts), as soon as the prefix gives their length. Why: node:http2
+ * hands a message over in DATA chunks of ≤ 16 KiB, and joining them with Buffer.concat made a fresh
+ * ArrayBuffer per request; V8 counts those as external memory and answers with extra garbage
+ * collections ("(garbage collector)" 19.9 % of the gRPC agent's profile before, docs/benchmarks.md
+ * "What changed in session 6") and lets them pile up between collections: under 1,000-record
+ * requests (≈ 370 KB) the agent's external memory reached 45 MB (session 11, docs/benchmarks.md).
  */
 const MESSAGE_BUFFER = SLAB_BYTES;
 
@@ -130,8 +133,10 @@ export class UnaryMessageReader {
   /** Total bytes of prefix + message once the prefix is known; -1 before. */
   #want = -1;
   #flag = 0;
-  /** A pooled buffer the chunks are copied into once the prefix says the message fits one. */
+  /** A pooled buffer the chunks are copied into once the prefix gives the message's length. */
   #pooled: Buffer | undefined;
+  /** Where #pooled came from: a slab (takeSlab) or the body pool (takeBody). */
+  #pooledFrom: 'slab' | 'body' = 'slab';
 
   /** `limit`: largest message in bytes; `describeLimit` names the setting in error messages. */
   constructor(limit: number, describeLimit: string) {
@@ -173,9 +178,10 @@ export class UnaryMessageReader {
         };
       }
       this.#want = 5 + len;
-      if (this.#want <= MESSAGE_BUFFER && this.#have <= this.#want) {
-        // The rest of the message goes straight into a pooled slab (takeSlab).
-        const b = Buffer.from(takeSlab());
+      if (this.#have <= this.#want) {
+        // The rest of the message goes straight into a pooled slab (takeSlab) or body (takeBody).
+        this.#pooledFrom = this.#want <= MESSAGE_BUFFER ? 'slab' : 'body';
+        const b = this.#pooledFrom === 'slab' ? Buffer.from(takeSlab()) : takeBody(this.#want);
         let at = 0;
         for (const c of this.#chunks) at += c.copy(b, at);
         this.#chunks = [];
@@ -195,20 +201,18 @@ export class UnaryMessageReader {
     if (this.#want < 0 || this.#have < this.#want) {
       return { kind: 'protocol_error', message: `the request ended inside a message (${this.#have} of ${this.#want < 0 ? 5 : this.#want} bytes of prefix + message)` };
     }
-    const pooled = this.#pooled;
-    if (pooled) {
-      this.#pooled = undefined;
-      let released = false;
-      const release = (): void => {
-        if (released) return;
-        released = true;
-        giveBackSlab(pooled.buffer as ArrayBuffer);
-      };
-      return { compressed: this.#flag === 1, data: pooled.subarray(5, this.#want), release };
-    }
-    const whole = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#have);
-    this.#chunks = [];
-    return { compressed: this.#flag === 1, data: whole.subarray(5, this.#want), release: () => undefined };
+    // Complete: push copied it into #pooled the moment the prefix gave its length.
+    const pooled = this.#pooled!;
+    this.#pooled = undefined;
+    const from = this.#pooledFrom;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      if (from === 'slab') giveBackSlab(pooled.buffer as ArrayBuffer);
+      else giveBody(pooled);
+    };
+    return { compressed: this.#flag === 1, data: pooled.subarray(5, this.#want), release };
   }
 
   /** Forgets the pooled buffer of a refused message (the garbage collector takes it). */

@@ -10,6 +10,7 @@ import {
   parseGrpcTimeout,
   percentEncodeGrpcMessage,
 } from '../../src/receiver/grpc-wire.js';
+import { pooledBodyBytes } from '../../src/receiver/body-pool.js';
 import { grpcFrame } from './helpers.js';
 
 describe('UnaryMessageReader', () => {
@@ -60,7 +61,7 @@ describe('UnaryMessageReader', () => {
     expect('kind' in ok.end()).toBe(false);
   });
 
-  it('copies a message of up to 64 KiB into a pooled buffer, reused only after release() (and poisoned then)', () => {
+  it('copies a message of up to 64 KiB into a pooled slab, larger ones into a pooled body; each reused only after release() (and poisoned then)', () => {
     const read = (payload: Uint8Array, cuts: number[]) => {
       const frame = grpcFrame(payload, false);
       const r = new UnaryMessageReader(1 << 20, 'l');
@@ -88,12 +89,20 @@ describe('UnaryMessageReader', () => {
     expect([...m3.data]).toEqual([1, 2, 3]);
     const m4 = read(Uint8Array.of(4), []);
     expect(m4.data.buffer).not.toBe(m1.data.buffer);
-    // Larger messages are joined as before, outside the pool.
-    const big = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 7) % 256);
-    const m5 = read(big, [16_384, 32_768, 49_152, 65_536]);
+    // Larger messages go into a buffer of the body pool (a power-of-two class ≥ 128 KiB).
+    const big = Uint8Array.from({ length: 370_000 }, (_, i) => (i * 7) % 256);
+    const m5 = read(big, [2, 16_384, 32_768, 49_152, 65_536, 300_000]);
     expect(Buffer.compare(m5.data, big)).toBe(0);
-    expect(m5.data.buffer.byteLength).not.toBe(64 * 1024);
-    for (const m of [m2, m3, m4, m5]) m.release();
+    expect(m5.data.buffer.byteLength).toBe(512 * 1024);
+    const before = pooledBodyBytes();
+    m5.release();
+    m5.release(); // twice: given back once
+    expect(pooledBodyBytes()).toBe(before + 512 * 1024);
+    expect(m5.data.every((x) => x === 0xdb)).toBe(true);
+    const m6 = read(big.subarray(0, 300_000), [70_000]);
+    expect(m6.data.buffer).toBe(m5.data.buffer);
+    expect(Buffer.compare(m6.data, big.subarray(0, 300_000))).toBe(0);
+    for (const m of [m2, m3, m4, m6]) m.release();
     // Bytes after the message are refused in the pooled path too.
     const r = new UnaryMessageReader(1 << 20, 'l');
     const f = grpcFrame(a.subarray(0, 100), false);
