@@ -1116,6 +1116,90 @@ static napi_value cw_close(napi_env env, napi_callback_info info) {
 
 #endif
 
+/* Protobuf base-128 varint of v at o[p..]; returns the position after it. */
+static size_t put_varint(uint8_t *o, size_t p, uint64_t v) {
+  while (v >= 0x80) {
+    o[p++] = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  o[p++] = (uint8_t)v;
+  return p;
+}
+
+static size_t varint_size(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+/*
+ * assembleEntries(out, src, ranges, k0, k1, resource, scope, slSchema, rlSchema, headRoom, tailRoom,
+ * spans): number — src/otlp/wire.ts EntryAssembler.buildChunk for framed entries, in one call: for
+ * each LogRecord src[ranges[k], ranges[k+1]) (k = k0, k0 + 2, … < k1) writes, after headRoom bytes
+ * left free, the entry
+ *   resource ‖ 0x12 ‖ len(SL) ‖ SL = (scope ‖ 0x12 ‖ len(rec) ‖ rec ‖ slSchema) ‖ rlSchema
+ * (a ResourceLogs with one ScopeLogs with the one LogRecord; the four fields are already encoded
+ * with key and length, or empty), then leaves tailRoom bytes free; spans[k - k0], spans[k - k0 + 1]
+ * are the entry's start and end in out. Returns the bytes of out used. Every write is checked
+ * against out's length first: a range outside src or an out too small throws and leaves spans
+ * unfinished (the caller's sizes disagree: a bug, never bad input).
+ */
+static napi_value assemble_entries(napi_env env, napi_callback_info info) {
+  size_t argc = 12;
+  napi_value argv[12];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 12) THROW(env, "assembleEntries needs 12 arguments");
+  uint8_t *out, *src, *res, *scope, *sl_schema, *rl_schema;
+  uint32_t *ranges, *spans;
+  size_t out_len, src_len, ranges_len, res_len, scope_len, sl_schema_len, rl_schema_len, spans_len;
+  uint32_t k0, k1, head_room, tail_room;
+  if (!bytes_of(env, argv[0], 0, (void **)&out, &out_len)) THROW(env, "assembleEntries: out must be a Uint8Array");
+  if (!bytes_of(env, argv[1], 0, (void **)&src, &src_len)) THROW(env, "assembleEntries: src must be a Uint8Array");
+  if (!bytes_of(env, argv[2], 1, (void **)&ranges, &ranges_len)) THROW(env, "assembleEntries: ranges must be a Uint32Array");
+  if (napi_get_value_uint32(env, argv[3], &k0) != napi_ok || napi_get_value_uint32(env, argv[4], &k1) != napi_ok || k0 > k1 || k1 > ranges_len || ((k1 - k0) & 1))
+    THROW(env, "assembleEntries: k0..k1 must be an even-length range of ranges");
+  if (!bytes_of(env, argv[5], 0, (void **)&res, &res_len) || !bytes_of(env, argv[6], 0, (void **)&scope, &scope_len) ||
+      !bytes_of(env, argv[7], 0, (void **)&sl_schema, &sl_schema_len) || !bytes_of(env, argv[8], 0, (void **)&rl_schema, &rl_schema_len))
+    THROW(env, "assembleEntries: resource, scope and the schema fields must be Uint8Arrays");
+  if (napi_get_value_uint32(env, argv[9], &head_room) != napi_ok || napi_get_value_uint32(env, argv[10], &tail_room) != napi_ok)
+    THROW(env, "assembleEntries: headRoom and tailRoom must be numbers");
+  if (!bytes_of(env, argv[11], 1, (void **)&spans, &spans_len) || spans_len < k1 - k0) THROW(env, "assembleEntries: spans must be a Uint32Array of k1 - k0 numbers");
+  if (out_len > UINT32_MAX) THROW(env, "assembleEntries: out larger than 4 GiB");
+  size_t p = 0;
+  for (uint32_t k = k0; k < k1; k += 2) {
+    uint32_t s = ranges[k], e = ranges[k + 1];
+    if (s > e || e > src_len) THROW(env, "assembleEntries: record range outside src");
+    size_t rec = e - s;
+    size_t sl = scope_len + 1 + varint_size(rec) + rec + sl_schema_len;
+    size_t need = (size_t)head_room + res_len + 1 + varint_size(sl) + sl + rl_schema_len + tail_room;
+    if (need > out_len - p) THROW(env, "assembleEntries: out too small for the entries");
+    p += head_room;
+    size_t start = p;
+    if (res_len > 0) memcpy(out + p, res, res_len);
+    p += res_len;
+    out[p++] = 0x12; /* ResourceLogs.scope_logs (2), length-delimited */
+    p = put_varint(out, p, sl);
+    if (scope_len > 0) memcpy(out + p, scope, scope_len);
+    p += scope_len;
+    out[p++] = 0x12; /* ScopeLogs.log_records (2), length-delimited */
+    p = put_varint(out, p, rec);
+    memcpy(out + p, src + s, rec);
+    p += rec;
+    if (sl_schema_len > 0) memcpy(out + p, sl_schema, sl_schema_len);
+    p += sl_schema_len;
+    if (rl_schema_len > 0) memcpy(out + p, rl_schema, rl_schema_len);
+    p += rl_schema_len;
+    spans[k - k0] = (uint32_t)start;
+    spans[k - k0 + 1] = (uint32_t)p;
+    p += tail_room;
+  }
+  napi_value r;
+  if (napi_create_double(env, (double)p, &r) != napi_ok) return NULL;
+  return r;
+}
+
 /*
  * checkLogRecords(body: Uint8Array, ranges: Uint32Array, n: number, maxDepth: number): number —
  * the OTLP LogRecords body[ranges[k], ranges[k+1]) (k = 0, 2, … < n) checked as the JS decoder
@@ -1165,6 +1249,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "crc32c", NULL, crc32c_js, NULL, NULL, NULL, napi_enumerable, NULL },
     { "scanFrames", NULL, scan_frames, NULL, NULL, NULL, napi_enumerable, NULL },
     { "checkLogRecords", NULL, check_log_records, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "assembleEntries", NULL, assemble_entries, NULL, NULL, NULL, napi_enumerable, NULL },
 #ifdef SEALTRAIL_MMAP
     { "mapRange", NULL, map_range, NULL, NULL, NULL, napi_enumerable, NULL },
     { "unmapRange", NULL, unmap_range_js, NULL, NULL, NULL, napi_enumerable, NULL },

@@ -38,6 +38,20 @@ interface Addon {
   cwSubmit?(writer: unknown, id: number, fd: number, bufs: readonly Uint8Array[], position: number): void;
   cwClose?(writer: unknown): void;
   checkLogRecords?(body: Uint8Array, ranges: Uint32Array, n: number, maxDepth: number): number;
+  assembleEntries?(
+    out: Uint8Array,
+    src: Uint8Array,
+    ranges: Uint32Array,
+    k0: number,
+    k1: number,
+    resource: Uint8Array,
+    scope: Uint8Array,
+    slSchema: Uint8Array,
+    rlSchema: Uint8Array,
+    headRoom: number,
+    tailRoom: number,
+    spans: Uint32Array,
+  ): number;
   /** "sha-ni" (native/sha256_ni.h: CPU support, SEALTRAIL_SHA_NI not "0") or "openssl". */
   shaImpl?(): string;
 }
@@ -297,6 +311,15 @@ export const nativeFileMap: { map(fd: number, offset: number, length: number): A
  * @throws RangeError for a range outside the body or maxDepth out of range
  */
 export const nativeCheckLogRecords: Addon['checkLogRecords'] | undefined = loaded.addon?.checkLogRecords;
+/**
+ * The addon's entry assembly when it has one, for src/otlp/wire.ts (EntryAssembler, framed entries),
+ * which checks it against its own code before using it: `assembleEntries(out, src, ranges, k0, k1,
+ * resource, scope, slSchema, rlSchema, headRoom, tailRoom, spans)` writes the entry of each LogRecord
+ * src[ranges[k], ranges[k+1]) (k = k0, k0 + 2, … < k1) into out with headRoom and tailRoom bytes left
+ * free around it, sets spans, and returns the bytes of out used.
+ * @throws RangeError for a range outside src or an out too small
+ */
+export const nativeAssembleEntries: Addon['assembleEntries'] | undefined = loaded.addon?.assembleEntries;
 /** OTLP_CHECK_MAX_DEPTH of native/otlp_check.h: the deepest AnyValue nesting limit it takes. */
 export const NATIVE_CHECK_MAX_DEPTH = 256;
 

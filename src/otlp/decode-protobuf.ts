@@ -29,6 +29,7 @@ import {
   expectWire,
   failureResult,
   lenField,
+  nativeEntryAssembly,
   rField,
   rLen,
   rWire,
@@ -219,8 +220,10 @@ function walkScopeLogs(
   );
   // Records before `from` are known to be ones walkLogRecord accepts (native record check, below);
   // the JS walker checks the rest, and gives a refusal its message.
+  // The ranges as a Uint32Array for the addon's record check and entry assembly (buildAll).
+  const ranges = n > 0 && (nativeCheck !== undefined || nativeEntryAssembly) ? copyRanges(records, n) : records;
   const from = nativeCheck !== undefined && n > 0 && Number.isInteger(maxDepth) && maxDepth >= 0 && maxDepth <= NATIVE_CHECK_MAX_DEPTH
-    ? firstUnchecked(nativeCheck, b, copyRanges(records, n), n, maxDepth)
+    ? firstUnchecked(nativeCheck, b, ranges as Uint32Array, n, maxDepth)
     : 0;
   let total = 0;
   for (let k = 0; k < n; k += 2) {
@@ -239,7 +242,7 @@ function walkScopeLogs(
   budget.take(total + (ENTRY_OVERHEAD_BYTES * n) / 2 - charged);
   // One allocation for all entries of this ScopeLogs; each entry is a view of its own range.
   // Allocating per entry cost a third of the decode time (measured, docs/benchmarks.md).
-  asm.buildAll(b, records, n, total, out, budget.arena);
+  asm.buildAll(b, ranges, n, total, out, budget.arena);
   // Do not keep huge scratch lists alive after a huge request.
   if (records.length > 1 << 17) recs = [];
   if (nativeRanges.length > 1 << 17) nativeRanges = new Uint32Array(512);
