@@ -41,6 +41,7 @@ import {
   percentEncodeGrpcMessage,
 } from './grpc-wire.js';
 import { ConcurrencyGate, OVERLOAD_RETRY_AFTER_MS } from './limits.js';
+import { noteBytesRead } from './read-gc.js';
 import {
   GRPC_CODE_NAME,
   type ReceiveOutcome,
@@ -186,6 +187,7 @@ class UnaryCall {
   }
 
   #onData(chunk: Buffer): void {
+    noteBytesRead(chunk.length);
     if (this.#phase !== 'reading') return;
     const err = this.#reader.push(chunk);
     if (err) this.#refuseWhileReading(err);

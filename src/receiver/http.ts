@@ -22,6 +22,7 @@ import {
   rpcStatusProtobuf,
 } from '../otlp/index.js';
 import { giveBody, takeBody } from './body-pool.js';
+import { noteBytesRead } from './read-gc.js';
 import { BearerTokens, bearerFromAuthorization } from './auth.js';
 import { ConcurrencyGate, OVERLOAD_RETRY_AFTER_MS } from './limits.js';
 import { type ReceiveOutcome, refusalLabel, refusalMessage, transportStatus } from './status.js';
@@ -183,6 +184,7 @@ function readBody(req: http.IncomingMessage, coding: Coding, limit: number): Pro
     const onData = (chunk: Buffer): void => {
       if (settled) return;
       rawBytes += chunk.length;
+      noteBytesRead(chunk.length);
       if (rawBytes > limit) {
         tooLarge('size');
         return;
