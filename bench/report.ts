@@ -72,6 +72,8 @@ export interface BenchReport {
     tmpDisk: string;
     /** src/ledger/native-hash.ts status: whether the optional native SHA-256 batch addon was loaded. */
     nativeHash?: string;
+    /** src/otlp: whether the addon checks LogRecords and assembles entries (else the JS code does). */
+    nativeOtlp?: { recordCheck: boolean; entryAssembly: boolean };
   };
   loadAvgEnd?: number[];
   settings: Record<string, number>;
@@ -309,6 +311,9 @@ export function renderTable(r: BenchReport): string {
       `Date: ${r.date}${r.finished ? ` → ${r.finished}` : ''}`,
       `Machine: ${m.nproc} CPUs, ${m.cpuModel}, ${m.memGiB} GiB RAM, ${m.kernel}, Node ${m.node}; temp dir on ${m.tmpDisk || '?'}`,
       `Ledger hashing: ${m.nativeHash ?? 'unknown'}`,
+      ...(m.nativeOtlp
+        ? [`OTLP/protobuf decoding: LogRecords checked ${m.nativeOtlp.recordCheck ? 'natively' : 'in JS'}, entries assembled ${m.nativeOtlp.entryAssembly ? 'natively' : 'in JS'}`]
+        : []),
       `Load average at start: ${m.loadAvgStart.join(' ')}${r.loadAvgEnd ? `; at end: ${r.loadAvgEnd.join(' ')}` : ''}`,
       m.taskset
         ? `Pinning: servers (bare receiver, agents) on CPU ${r.settings.agentCpu}, load generator on CPU ${r.settings.loadgenCpu} (\`taskset -c\`); \`sealtrail verify\` unpinned (both cores, nothing else running).`

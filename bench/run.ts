@@ -39,6 +39,8 @@ import { TRANSPORTS } from './clients.js';
 import type { FromLoadgen, LoadJob, LoadResult, ToLoadgen } from './loadgen.js';
 import { type DiskProbe, MAX_CHUNK, MIN_CHUNK } from './disk.js';
 import { nativeHashStatus } from '../src/ledger/native-hash.js';
+import { nativeRecordCheck } from '../src/otlp/decode-protobuf.js';
+import { nativeEntryAssembly } from '../src/otlp/wire.js';
 import { repoRoot } from './payloads.js';
 import { type ProfileSummary, renderProfile, summariseProfile } from './profile.js';
 import {
@@ -131,6 +133,7 @@ function machine(): BenchReport['machine'] {
     taskset: hasTaskset(),
     tmpDisk: disk.replace(/\s+/g, ' '),
     nativeHash: nativeHashStatus,
+    nativeOtlp: { recordCheck: nativeRecordCheck, entryAssembly: nativeEntryAssembly },
   };
 }
 

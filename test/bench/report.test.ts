@@ -124,6 +124,13 @@ describe('bench report: rounds', () => {
     expect(renderTable(report([row('fsync', 190_000, 1)]))).not.toContain('#### Disk');
   });
 
+  it('the header says whether the OTLP/protobuf record check and entry assembly ran natively', () => {
+    const r = report([row('fsync', 180_000, 1)]);
+    expect(renderTable(r)).not.toMatch(/OTLP\/protobuf decoding/); // reports from before session 11 lack it
+    r.machine.nativeOtlp = { recordCheck: true, entryAssembly: false };
+    expect(renderTable(r)).toMatch(/^OTLP\/protobuf decoding: LogRecords checked natively, entries assembled in JS {2}$/m);
+  });
+
   it('open-loop rows name the maxima their rate is a share of (median round, window right before)', () => {
     const open = (share: number, rate: number) =>
       row('fsync', rate * 100, undefined, { mode: 'open', rate, rateShare: share, rateOf: { medianRoundRps: 3140, rightBeforeRps: 2312 } });
