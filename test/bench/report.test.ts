@@ -3,7 +3,7 @@
  * ratios taken within a round (neighbours in time), and the targets judged on those (issue 7).
  */
 import { describe, expect, it } from 'vitest';
-import { type BenchReport, type Row, closedRow, diskRows, lowerMedian, renderTable, roundRatios, targetsOf } from '../../bench/report.js';
+import { type BenchReport, type Row, closedRow, diskRows, fRatio, lowerMedian, renderTable, roundRatios, targetsOf } from '../../bench/report.js';
 
 function row(server: Row['server'], recordsPerSec: number, round?: number, extra: Partial<Row> = {}): Row {
   return {
@@ -122,6 +122,14 @@ describe('bench report: rounds', () => {
     expect(noProbe[0]!.probe).toBeUndefined();
     // reports from before the disk figures have no disk table
     expect(renderTable(report([row('fsync', 190_000, 1)]))).not.toContain('#### Disk');
+  });
+
+  it('a ratio just below 0.90 is not shown as 0.90', () => {
+    expect(fRatio(0.8957)).toBe('0.896');
+    expect(fRatio(0.8949)).toBe('0.89');
+    expect(fRatio(0.9)).toBe('0.90');
+    expect(fRatio(0.9049)).toBe('0.90');
+    expect(fRatio(1.234)).toBe('1.23');
   });
 
   it('the header says whether the OTLP/protobuf record check and entry assembly ran natively', () => {
