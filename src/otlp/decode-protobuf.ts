@@ -218,10 +218,10 @@ function walkScopeLogs(
     scope.length === 0 ? EMPTY : lenField(1, scope.length === 2 ? b.subarray(scope[0], scope[1]) : concatRanges(b, scope)),
     schemaE > schemaS ? lenField(3, b.subarray(schemaS, schemaE)) : EMPTY,
   );
-  // Records before `from` are known to be ones walkLogRecord accepts (native record check, below);
-  // the JS walker checks the rest, and gives a refusal its message.
   // The ranges as a Uint32Array for the addon's record check and entry assembly (buildAll).
   const ranges = n > 0 && (nativeCheck !== undefined || nativeEntryAssembly) ? copyRanges(records, n) : records;
+  // Records before `from` are known to be ones walkLogRecord accepts (native record check, below);
+  // the JS walker checks the rest, and gives a refusal its message.
   const from = nativeCheck !== undefined && n > 0 && Number.isInteger(maxDepth) && maxDepth >= 0 && maxDepth <= NATIVE_CHECK_MAX_DEPTH
     ? firstUnchecked(nativeCheck, b, ranges as Uint32Array, n, maxDepth)
     : 0;

@@ -615,8 +615,8 @@ export class EntryAssembler {
  * ranges not starting at 0. Otherwise undefined and the JS code builds every entry.
  */
 function loadNativeAssemble(): typeof nativeAssembleEntries {
-  const native = nativeAssembleEntries;
-  if (native === undefined || process.env.SEALTRAIL_NATIVE_OTLP === '0') return undefined;
+  const fn = nativeAssembleEntries;
+  if (fn === undefined || process.env.SEALTRAIL_NATIVE_OTLP === '0') return undefined;
   try {
     const src = Uint8Array.from({ length: 400 }, (_, i) => (i * 31 + 7) & 0xff);
     const ranges = Uint32Array.of(3, 3, 10, 11, 20, 147, 150, 278, 300, 400);
@@ -634,14 +634,14 @@ function loadNativeAssemble(): typeof nativeAssembleEntries {
       const room = FRAME_HEAD_ROOM + FRAME_TAIL_ROOM;
       const o = new Uint8Array(total + (ranges.length / 2) * room);
       const spans = new Uint32Array(ranges.length);
-      const used = native(o, src, ranges, 0, ranges.length, res, scope, sl, rl, FRAME_HEAD_ROOM, FRAME_TAIL_ROOM, spans);
+      const used = fn(o, src, ranges, 0, ranges.length, res, scope, sl, rl, FRAME_HEAD_ROOM, FRAME_TAIL_ROOM, spans);
       const js = viaJs.toArray();
       if (used !== o.length || js.length !== spans.length / 2) return undefined;
       for (let i = 0; i < js.length; i++) {
         if (Buffer.compare(js[i]!, o.subarray(spans[2 * i]!, spans[2 * i + 1]!)) !== 0) return undefined;
       }
     }
-    return native;
+    return fn;
   } catch {
     return undefined;
   }
