@@ -201,8 +201,10 @@ export class UnaryMessageReader {
     if (this.#want < 0 || this.#have < this.#want) {
       return { kind: 'protocol_error', message: `the request ended inside a message (${this.#have} of ${this.#want < 0 ? 5 : this.#want} bytes of prefix + message)` };
     }
-    // Complete: push copied it into #pooled the moment the prefix gave its length.
-    const pooled = this.#pooled!;
+    // Complete: push copied it into #pooled the moment the prefix gave its length — unless push
+    // refused the stream (bytes after the message), and then there is no message to give.
+    const pooled = this.#pooled;
+    if (pooled === undefined) return { kind: 'protocol_error', message: 'more than one request message: LogsService/Export is a unary method (one message per call)' };
     this.#pooled = undefined;
     const from = this.#pooledFrom;
     let released = false;

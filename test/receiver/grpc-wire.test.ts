@@ -108,6 +108,10 @@ describe('UnaryMessageReader', () => {
     const f = grpcFrame(a.subarray(0, 100), false);
     expect(r.push(f.subarray(0, 50))).toBeUndefined();
     expect(r.push(Buffer.concat([f.subarray(50), Buffer.of(0)]))).toMatchObject({ kind: 'protocol_error', message: /more than one request message/ });
+    // A message and a byte more in the first chunk: refused by push, and end() refuses too (it has no message to give).
+    const r2 = new UnaryMessageReader(1 << 20, 'l');
+    expect(r2.push(Buffer.concat([f, Buffer.of(0)]))).toMatchObject({ kind: 'protocol_error', message: /more than one request message/ });
+    expect(r2.end()).toMatchObject({ kind: 'protocol_error', message: /more than one request message/ });
   });
 
   it('refuses a Compressed-Flag other than 0 or 1', () => {
