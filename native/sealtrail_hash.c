@@ -7,8 +7,9 @@
  * load, SEALTRAIL_SHA_NI=0 turns it off); otherwise OpenSSL's, exported by the node binary (no
  * separate OpenSSL is linked).
  * Also here, because they share the addon's build and loading: the ledger's file I/O jobs
- * (writeDurable, fileOps, mapRange) and the OTLP/protobuf decoder's LogRecord check
- * (native/otlp_check.h; src/otlp/decode-protobuf.ts explains why).
+ * (writeDurable, fileOps, mapRange, the commit writer), the OTLP/protobuf decoder's LogRecord check
+ * (native/otlp_check.h; src/otlp/decode-protobuf.ts explains why) and its entry assembly
+ * (assembleEntries; src/otlp/wire.ts explains why).
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
