@@ -381,16 +381,18 @@ export function renderTable(r: BenchReport): string {
   }
   const open = r.rows.filter((x) => x.mode === 'open');
   if (open.length) {
+    // Reports from before session 10 lack the maxima the rates were a share of: no column for them.
+    const withMax = open.some((x) => x.rateOf);
     parts.push(
       `#### Open loop on (c), 100-record requests: latency at 50 % and 80 % of the measured maximum\n\nLatency is measured from each request's scheduled send time (no coordinated omission).${
-        open.some((x) => x.rateOf) ? ' The maximum is the lower of agent (c)’s median round and a closed-loop window measured right before the open-loop windows (both shown), because this machine’s speed drifts within minutes.' : ''
+        withMax ? ' The maximum is the lower of agent (c)’s median round and a closed-loop window measured right before the open-loop windows (both shown), because this machine’s speed drifts within minutes.' : ''
       }\n\n${table(
-        ['transport', 'share of max', 'rate req/s (scheduled / acked)', ...(open.some((x) => x.rateOf) ? ['max req/s: median round / right before'] : []), ...RUN_HEAD],
+        ['transport', 'share of max', 'rate req/s (scheduled / acked)', ...(withMax ? ['max req/s: median round / right before'] : []), ...RUN_HEAD],
         open.map((x) => [
           TRANSPORT_LABEL[x.transport],
           `${Math.round((x.rateShare ?? 0) * 100)} %`,
           `${int(x.rate ?? 0)} / ${int(x.requestsPerSec)}`,
-          ...(open.some((y) => y.rateOf) ? [x.rateOf ? `${x.rateOf.medianRoundRps === null ? '–' : int(x.rateOf.medianRoundRps)} / ${int(x.rateOf.rightBeforeRps)}` : '–'] : []),
+          ...(withMax ? [x.rateOf ? `${x.rateOf.medianRoundRps === null ? '–' : int(x.rateOf.medianRoundRps)} / ${int(x.rateOf.rightBeforeRps)}` : '–'] : []),
           ...runCells(x),
         ]),
       )}`,
