@@ -48,6 +48,31 @@ export function cpuSeconds(pid: number): number {
   return (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
 }
 
+/** One CPU's counters from /proc/stat, in clock ticks: steal and the total of all states. */
+export interface CpuTicks {
+  readonly steal: number;
+  readonly total: number;
+}
+
+/**
+ * The counters of CPU `cpu` (the `cpuN` line of /proc/stat), or undefined where there is no such line.
+ * Steal is time this virtual CPU was ready to run while the hypervisor ran something else.
+ */
+export function cpuTicks(cpu: number, stat = readFileSync('/proc/stat', 'latin1')): CpuTicks | undefined {
+  const line = new RegExp(`^cpu${cpu} (.*)$`, 'm').exec(stat)?.[1];
+  if (line === undefined) return undefined;
+  // user nice system idle iowait irq softirq steal guest guest_nice; guest time is already in user.
+  const f = line.trim().split(/\s+/).slice(0, 8).map(Number);
+  if (f.length < 8 || f.some((x) => !Number.isFinite(x))) return undefined;
+  return { steal: f[7]!, total: f.reduce((a, b) => a + b, 0) };
+}
+
+/** Steal between two readings of one CPU, in % of its time then; undefined without both readings. */
+export function stealPct(a: CpuTicks | undefined, b: CpuTicks | undefined): number | undefined {
+  if (!a || !b || b.total <= a.total) return undefined;
+  return ((b.steal - a.steal) / (b.total - a.total)) * 100;
+}
+
 /** VmRSS and VmHWM (peak RSS) in bytes. */
 export function memory(pid: number): { rss: number; hwm: number } {
   const s = readFileSync(`/proc/${pid}/status`, 'latin1');

@@ -33,6 +33,11 @@ export interface Row {
   cpuPct: number;
   /** CPU of the load generator: near 100 % means the client, not the server, was the limit. */
   loadgenCpuPct: number;
+  /**
+   * Steal on the servers' CPU in the window (pinned runs): % of its time the virtual CPU was ready to
+   * run while the hypervisor ran something else. Absent in reports from before it was measured.
+   */
+  stealPct?: number;
   peakRssMB: number;
   statuses: Record<string, number>;
   groupCommits?: number;
@@ -249,7 +254,7 @@ function runCells(x: Row): string[] {
     int(x.recordsPerSec),
     f1(x.payloadMBps),
     `${f2(x.latencyMs.p50)} / ${f2(x.latencyMs.p99)} / ${f1(x.latencyMs.max)}`,
-    `${int(x.cpuPct)} % / ${int(x.loadgenCpuPct)} %`,
+    `${int(x.cpuPct)} % / ${int(x.loadgenCpuPct)} %${x.stealPct !== undefined ? ` (steal ${int(x.stealPct)} %)` : ''}`,
     f1(x.peakRssMB),
     x.groupCommits !== undefined ? `${int(x.groupCommits)} / ${int(x.avgBatchEntries ?? 0)} / ${f2(x.avgCommitMs ?? 0)}` : '–',
     errorsOf(x),
@@ -326,6 +331,11 @@ export function renderTable(r: BenchReport): string {
       m.taskset
         ? `Pinning: servers (bare receiver, agents) on CPU ${r.settings.agentCpu}, load generator on CPU ${r.settings.loadgenCpu} (\`taskset -c\`); \`sealtrail verify\` unpinned (both cores, nothing else running).`
         : 'Pinning: taskset not available — processes were NOT pinned.',
+      ...(r.rows.some((x) => x.stealPct !== undefined)
+        ? [
+            "Steal: the share of the servers' CPU time the hypervisor gave to something else while that CPU had work (/proc/stat), per window next to the server's CPU; it rises with the disk traffic on this virtual machine, and the server cannot use it.",
+          ]
+        : []),
       `Windows: ${r.settings.warmupMs} ms warm-up, then ${r.settings.mainMs} ms (100-record runs${(r.settings.rounds ?? 1) > 1 ? `, ${r.settings.rounds} rounds of a, b, c in turn` : ''}), ${r.settings.variantMs} ms (1 and 1,000 records), ${r.settings.openMs} ms (open loop); closed loop at ${r.settings.concurrency} requests in flight (${r.settings.variantConcurrency1 ?? r.settings.concurrency} for 1-record, ${r.settings.variantConcurrency1000 ?? 8} for 1,000-record requests).`,
       'Agents: built `node dist/src/cli/bin.js agent`, temporary config, fresh key from `sealtrail keygen`, `destinations: []` (ingest only), all endpoints on 127.0.0.1.',
     ].join('  \n'),

@@ -5,15 +5,7 @@
  *                                                  block of docs/benchmarks.md
  *   npm run bench -- --quick                       about one minute, shorter windows, smaller logs
  *   npm run bench -- --json FILE                   also write every figure as JSON
- *   options: --no-docs / --docs (write docs/benchmarks.md or not; default: full run only),
- *            --soak SECONDS (sustained-load memory run; the issue's steadiness check is --soak 300),
- *            --cpu-prof DIR (profile the fsync agent with node --cpu-prof; perturbs the figures),
- *            --only throughput,variants,open,soak,verify,forward, --transports http-protobuf,http-json,grpc,
- *            --concurrency N (requests in flight in the 100-record closed loop, default 64; the 1-record
- *            runs use 32 and the 1,000-record runs 8),
- *            --rounds N (closed-loop 100-record windows: N rounds of a, b, c in turn, the median reported;
- *            default 3, 1 with --quick),
- *            --agent-node-flags "--max-semi-space-size=4" (node flags for both agents; experiments only)
+ *   npm run bench -- --help                        every option (USAGE below)
  *
  * Side by side in one run, each on CPU 0 (taskset) with the load generator on CPU 1:
  *   (a) bare     — bench/bare.ts: node:http / node:http2 servers that read the body and answer success;
@@ -47,34 +39,74 @@ import {
   AgentProcess,
   type MetricMap,
   RssSampler,
+  type CpuTicks,
   cpuSeconds,
+  cpuTicks,
   hasTaskset,
   keygen,
   memory,
   metricSum,
   scrape,
   spawnPinned,
+  stealPct,
 } from './procs.js';
 import { type BenchReport, type Row, closedRow, renderTable, targetsOf, writeDocs } from './report.js';
 
-const { values: opt } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    json: { type: 'string' },
-    docs: { type: 'boolean' },
-    'no-docs': { type: 'boolean', default: false },
-    soak: { type: 'string' },
-    'cpu-prof': { type: 'string' },
-    only: { type: 'string' },
-    concurrency: { type: 'string' },
-    transports: { type: 'string' },
-    'agent-node-flags': { type: 'string' },
-    rounds: { type: 'string' },
-  },
-});
+const USAGE = `usage: npm run bench [-- OPTIONS]   (after npm run build)
+  --quick                 about one minute: shorter windows, smaller logs
+  --json FILE             also write every figure as JSON
+  --docs | --no-docs      rewrite the generated block of docs/benchmarks.md or not (default: full runs only)
+  --soak SECONDS          sustained-load memory run (the issue's steadiness check is --soak 300)
+  --cpu-prof DIR          profile the fsync agent with node --cpu-prof (perturbs the figures)
+  --only PHASES           any of throughput,variants,open,soak,verify,forward (comma-separated)
+  --transports LIST       any of ${TRANSPORTS.join(',')}
+  --concurrency N         requests in flight in the 100-record closed loop (default 64)
+  --rounds N              rounds of a, b, c for the 100-record maximum (default 3, 1 with --quick)
+  --agent-node-flags F    node flags for both agents instead of the shipped ones (experiments only)
+  --help                  this text
+`;
+
+function parseOptions() {
+  try {
+    return parseArgs({
+      options: {
+        help: { type: 'boolean', default: false },
+        quick: { type: 'boolean', default: false },
+        json: { type: 'string' },
+        docs: { type: 'boolean' },
+        'no-docs': { type: 'boolean', default: false },
+        soak: { type: 'string' },
+        'cpu-prof': { type: 'string' },
+        only: { type: 'string' },
+        concurrency: { type: 'string' },
+        transports: { type: 'string' },
+        'agent-node-flags': { type: 'string' },
+        rounds: { type: 'string' },
+      },
+    }).values;
+  } catch (e) {
+    // parseArgs names the option it did not take ("Unknown option '--x'", "Option '--json <value>' argument missing").
+    process.stderr.write(`bench: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const opt = parseOptions();
+if (opt.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 
 const QUICK = opt.quick === true;
-const PHASES = new Set((opt.only ?? 'throughput,variants,open,soak,verify,forward').split(','));
+const ALL_PHASES = ['throughput', 'variants', 'open', 'soak', 'verify', 'forward'];
+const PHASES = new Set((opt.only ?? ALL_PHASES.join(',')).split(','));
+const unknownPhases = [...PHASES].filter((p) => !ALL_PHASES.includes(p));
+const unknownTransports = (opt.transports?.split(',') ?? []).filter((t) => !(TRANSPORTS as readonly string[]).includes(t));
+if (unknownPhases.length > 0 || unknownTransports.length > 0) {
+  const what = unknownPhases.length > 0 ? `--only ${unknownPhases.join(',')}: not a phase (${ALL_PHASES.join(', ')})` : `--transports ${unknownTransports.join(',')}: not a transport (${TRANSPORTS.join(', ')})`;
+  process.stderr.write(`bench: ${what}\n`);
+  process.exit(2);
+}
 const S = QUICK
   ? { warmup: 400, main: 2000, rounds: 1, disk: 800, variant: 1500, open: 2000, soak: Number(opt.soak ?? 8), verifyBytes: 64 * 2 ** 20, segBytes: 8 * 2 ** 20, s3Bytes: 32 * 2 ** 20, fsBytes: 64 * 2 ** 20 }
   : { warmup: 1000, main: 4000, rounds: 3, disk: 1500, variant: 4000, open: 5000, soak: Number(opt.soak ?? 45), verifyBytes: 2 ** 30, segBytes: 64 * 2 ** 20, s3Bytes: 128 * 2 ** 20, fsBytes: 256 * 2 ** 20 };
@@ -102,6 +134,8 @@ if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 20) {
 const RUN_TRANSPORTS = TRANSPORTS.filter((t) => !opt.transports || opt.transports.split(',').includes(t));
 const AGENT_CPU = 0;
 const LOADGEN_CPU = 1;
+/** taskset exists: servers and load generator run on the CPUs above (the steal of AGENT_CPU is the servers'). */
+const PINNED = hasTaskset();
 
 const here = path.dirname(fileURLToPath(import.meta.url)); // <out>/bench
 const distRoot = path.dirname(here);
@@ -130,7 +164,7 @@ function machine(): BenchReport['machine'] {
     kernel: `${os.type()} ${os.release()}`,
     memGiB: Math.round((mem / 2 ** 30) * 10) / 10,
     loadAvgStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
-    taskset: hasTaskset(),
+    taskset: PINNED,
     tmpDisk: disk.replace(/\s+/g, ' '),
     nativeHash: nativeHashStatus,
     nativeOtlp: { recordCheck: nativeRecordCheck, entryAssembly: nativeEntryAssembly },
@@ -255,6 +289,7 @@ async function measure(lg: Loadgen, srv: Server, spec: Omit<LoadJob, 'id' | 'hos
   const sampler = new RssSampler(srv.pid, spec.durationMs > 20_000 ? 1000 : 200);
   let cpu0 = 0;
   let lcpu0 = 0;
+  let ticks0: CpuTicks | undefined;
   let mono0 = 0;
   let m0: MetricMap | undefined;
   let t0 = 0;
@@ -265,6 +300,7 @@ async function measure(lg: Loadgen, srv: Server, spec: Omit<LoadJob, 'id' | 'hos
       mono0 = Number(process.hrtime.bigint() / 1000n);
       cpu0 = cpuSeconds(srv.pid);
       lcpu0 = cpuSeconds(lg.child.pid!);
+      ticks0 = PINNED ? cpuTicks(AGENT_CPU) : undefined;
       sampler.start();
       if (srv.metricsUrl) m0 = await scrape(srv.metricsUrl);
     })();
@@ -274,6 +310,7 @@ async function measure(lg: Loadgen, srv: Server, spec: Omit<LoadJob, 'id' | 'hos
   const mono1 = Number(process.hrtime.bigint() / 1000n);
   const cpu1 = cpuSeconds(srv.pid);
   const lcpu1 = cpuSeconds(lg.child.pid!);
+  const steal = stealPct(ticks0, PINNED ? cpuTicks(AGENT_CPU) : undefined);
   const wallS = (performance.now() - t0) / 1000;
   sampler.stop();
   const m1 = srv.metricsUrl ? await scrape(srv.metricsUrl) : undefined;
@@ -298,6 +335,7 @@ async function measure(lg: Loadgen, srv: Server, spec: Omit<LoadJob, 'id' | 'hos
     },
     cpuPct: ((cpu1 - cpu0) / wallS) * 100,
     loadgenCpuPct: ((lcpu1 - lcpu0) / wallS) * 100,
+    ...(steal !== undefined ? { stealPct: steal } : {}),
     peakRssMB: sampler.peak / 1e6,
     statuses: result.statuses,
     ...(srv.metricsUrl

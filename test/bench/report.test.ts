@@ -124,6 +124,16 @@ describe('bench report: rounds', () => {
     expect(renderTable(report([row('fsync', 190_000, 1)]))).not.toContain('#### Disk');
   });
 
+  it("shows the steal on the servers' CPU next to the server's CPU where it was measured, and explains it once", () => {
+    const text = renderTable(report([row('none', 200_000, 1, { stealPct: 11.4 }), row('fsync', 190_000, 1, { stealPct: 2.6 })]));
+    const c = text.split('\n').find((l) => l.startsWith('| OTLP/HTTP protobuf | (c)'));
+    expect(c).toContain('| 90 % / 20 % (steal 3 %) |');
+    expect(text.split('\n').find((l) => l.startsWith('| OTLP/HTTP protobuf | (b)'))).toContain('(steal 11 %)');
+    expect(text.match(/^Steal: /gm)).toHaveLength(1);
+    const before = renderTable(report([row('none', 200_000, 1), row('fsync', 190_000, 1)]));
+    expect(before).not.toMatch(/\(steal|^Steal: /m);
+  });
+
   it('a ratio just below 0.90 is not shown as 0.90', () => {
     expect(fRatio(0.8957)).toBe('0.896');
     expect(fRatio(0.8949)).toBe('0.89');
