@@ -12,8 +12,14 @@
  * Run by bench/run.ts as `node dist/bench/disk.js --dir DIR --bytes N --ms T` pinned to the agents'
  * CPU (the agent's commits share that core too); prints one JSON object (DiskProbe) on stdout.
  * The file is deleted afterwards.
+ *
+ * `--prezeroed` (by hand, for comparison; the harness does not use it): the file is first filled
+ * with zeros (--zero-mib, default 256) and fdatasync'd, and the chunks then overwrite it from the
+ * start, wrapping around — commits that change no file size and allocate no block, which on ext4
+ * need no journal commit in fdatasync. This is what a ledger that wrote its segment files ahead of
+ * time would pay per commit (docs/benchmarks.md, session 12).
  */
-import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, openSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -22,6 +28,10 @@ import { fileURLToPath } from 'node:url';
 export interface DiskProbe {
   /** Bytes per commit (one pwrite + one fdatasync). */
   chunkBytes: number;
+  /** Present for --prezeroed runs: the size of the zero-filled file the chunks overwrite. */
+  prezeroedBytes?: number;
+  /** The file's size after the last commit (appending: commits × chunkBytes); absent in older reports. */
+  fileBytes?: number;
   commits: number;
   seconds: number;
   /** Bytes made durable per second, in MB (10^6). */
@@ -41,11 +51,15 @@ export const MAX_CHUNK = 64 * 2 ** 20;
  * @throws RangeError for a chunk size outside MIN_CHUNK..MAX_CHUNK or a non-positive duration;
  *   the fs error of a failed write or fdatasync (the file is removed in either case)
  */
-export function probeDisk(dir: string, chunkBytes: number, ms: number): DiskProbe {
+export function probeDisk(dir: string, chunkBytes: number, ms: number, opts: { prezeroedBytes?: number } = {}): DiskProbe {
   if (!Number.isInteger(chunkBytes) || chunkBytes < MIN_CHUNK || chunkBytes > MAX_CHUNK) {
     throw new RangeError(`disk probe: chunk size must be a whole number of bytes from ${MIN_CHUNK} to ${MAX_CHUNK}, got ${chunkBytes}`);
   }
   if (!(ms > 0)) throw new RangeError(`disk probe: duration must be more than 0 ms, got ${ms}`);
+  const zeroed = opts.prezeroedBytes;
+  if (zeroed !== undefined && !(Number.isInteger(zeroed) && zeroed >= chunkBytes && zeroed <= 2 ** 34)) {
+    throw new RangeError(`disk probe: the zero-filled size must be a whole number of bytes from the chunk size (${chunkBytes}) to 16 GiB, got ${zeroed}`);
+  }
   const file = path.join(dir, 'disk-probe.bin');
   // Not zeros: a filesystem or virtual disk could treat zero pages specially.
   const chunk = Buffer.alloc(chunkBytes);
@@ -54,11 +68,23 @@ export function probeDisk(dir: string, chunkBytes: number, ms: number): DiskProb
   const fd = openSync(file, 'w', 0o600);
   let t0 = 0;
   let t1 = 0;
+  let fileBytes = 0;
   try {
+    if (zeroed !== undefined) {
+      const zeros = Buffer.alloc(Math.min(zeroed, 2 ** 20));
+      for (let at = 0; at < zeroed; ) {
+        const n = Math.min(zeros.length, zeroed - at);
+        at += writeSync(fd, zeros, 0, n, at);
+      }
+      fdatasyncSync(fd);
+    }
+    // Overwriting: the last whole chunk that fits, then back to the start.
+    const wrapAt = zeroed === undefined ? Infinity : zeroed - (zeroed % chunkBytes);
     t0 = performance.now();
     const end = t0 + ms;
     let pos = 0;
     do {
+      if (pos + chunkBytes > wrapAt) pos = 0;
       const s = performance.now();
       let off = 0;
       while (off < chunkBytes) off += writeSync(fd, chunk, off, chunkBytes - off, pos + off);
@@ -67,6 +93,7 @@ export function probeDisk(dir: string, chunkBytes: number, ms: number): DiskProb
       t1 = performance.now();
       lat.push(t1 - s);
     } while (t1 < end);
+    fileBytes = fstatSync(fd).size;
   } finally {
     closeSync(fd);
     rmSync(file, { force: true });
@@ -76,6 +103,8 @@ export function probeDisk(dir: string, chunkBytes: number, ms: number): DiskProb
   const q = (p: number): number => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]!;
   return {
     chunkBytes,
+    ...(zeroed !== undefined ? { prezeroedBytes: zeroed } : {}),
+    fileBytes,
     commits: lat.length,
     seconds,
     MBps: (chunkBytes * lat.length) / seconds / 1e6,
@@ -86,13 +115,23 @@ export function probeDisk(dir: string, chunkBytes: number, ms: number): DiskProb
 }
 
 function main(): number {
-  const { values } = parseArgs({ options: { dir: { type: 'string' }, bytes: { type: 'string' }, ms: { type: 'string' } } });
-  if (values.dir === undefined || values.bytes === undefined || values.ms === undefined) {
-    process.stderr.write('usage: node dist/bench/disk.js --dir DIR --bytes CHUNK_BYTES --ms DURATION_MS\n');
+  const usage = 'usage: node dist/bench/disk.js --dir DIR --bytes CHUNK_BYTES --ms DURATION_MS [--prezeroed [--zero-mib N]]\n';
+  let values;
+  try {
+    values = parseArgs({
+      options: { dir: { type: 'string' }, bytes: { type: 'string' }, ms: { type: 'string' }, prezeroed: { type: 'boolean', default: false }, 'zero-mib': { type: 'string' } },
+    }).values;
+  } catch (e) {
+    process.stderr.write(`bench/disk: ${(e as Error).message.split('\n')[0]}\n${usage}`);
+    return 2;
+  }
+  if (values.dir === undefined || values.bytes === undefined || values.ms === undefined || (values['zero-mib'] !== undefined && !values.prezeroed)) {
+    process.stderr.write(usage);
     return 2;
   }
   try {
-    process.stdout.write(`${JSON.stringify(probeDisk(values.dir, Number(values.bytes), Number(values.ms)))}\n`);
+    const opts = values.prezeroed ? { prezeroedBytes: Number(values['zero-mib'] ?? 256) * 2 ** 20 } : {};
+    process.stdout.write(`${JSON.stringify(probeDisk(values.dir, Number(values.bytes), Number(values.ms), opts))}\n`);
     return 0;
   } catch (e) {
     process.stderr.write(`bench/disk: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -34,12 +34,34 @@ describe('bench disk probe', () => {
     expect(readdirSync(dir)).toEqual([]); // its file is removed
   });
 
+  it('--prezeroed: zero-fills the file first, then overwrites it from the start, wrapping around', () => {
+    const dir = tmp();
+    // 48 KiB of zeros and 16 KiB chunks: three chunks fit, so a 150 ms run wraps many times
+    const p = probeDisk(dir, 16 * 1024, 150, { prezeroedBytes: 48 * 1024 + 100 });
+    expect(p.prezeroedBytes).toBe(48 * 1024 + 100);
+    expect(p.commits).toBeGreaterThan(3);
+    expect(p.MBps).toBeCloseTo((p.chunkBytes * p.commits) / p.seconds / 1e6, 6);
+    expect(readdirSync(dir)).toEqual([]);
+    expect(probeDisk(dir, 65_536, 50).prezeroedBytes).toBeUndefined();
+  });
+
+  it('--prezeroed: the file never grows past the zero-filled size; appending grows it by every commit', () => {
+    const dir = tmp();
+    const size = 5 * 4096;
+    const p = probeDisk(dir, 4096, 100, { prezeroedBytes: size });
+    expect(p.commits).toBeGreaterThan(5);
+    expect(p.fileBytes).toBe(size);
+    const a = probeDisk(dir, 4096, 50);
+    expect(a.fileBytes).toBe(a.commits * 4096);
+  });
+
   it('refuses chunk sizes and durations it was not made for, before creating anything', () => {
     const dir = tmp();
     expect(() => probeDisk(dir, MIN_CHUNK - 1, 100)).toThrow(/chunk size must be a whole number of bytes from 4096/);
     expect(() => probeDisk(dir, MAX_CHUNK + 1, 100)).toThrow(RangeError);
     expect(() => probeDisk(dir, 10_000.5, 100)).toThrow(RangeError);
     expect(() => probeDisk(dir, 65_536, 0)).toThrow(/duration must be more than 0 ms/);
+    expect(() => probeDisk(dir, 65_536, 100, { prezeroedBytes: 4096 })).toThrow(/zero-filled size must be a whole number of bytes from the chunk size/);
     expect(readdirSync(dir)).toEqual([]);
   });
 

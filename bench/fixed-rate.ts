@@ -1,0 +1,196 @@
+/**
+ * One open-loop window at a fixed rate against one fresh server, for latency studies (issue 7's
+ * "p99 at 50 % of max"): the harness ties its open-loop rates to the maximum it measured a moment
+ * before, which drifts on this machine; this tool keeps the rate fixed so that runs with different
+ * servers, durability or segment sizes compare like with like.
+ *
+ *   npm run build
+ *   node dist/bench/fixed-rate.js --server bare|none|fsync [--transport http-protobuf|http-json|grpc]
+ *        [--rate REQ_PER_S] [--seconds S] [--pre-seconds S] [--segment-bytes N] [--repeat N]
+ *
+ * The server runs on CPU 0 and the load generator (bench/loadgen.ts, 100-record requests) on CPU 1
+ * where taskset exists, as in `npm run bench`. Each window is preceded by --pre-seconds (default 4) at
+ * half the rate (JIT warm-up: a cold agent falls behind at the full rate and the backlog would reach
+ * into the window),
+ * then 1 s of warm-up at the rate. Latency counts from each request's scheduled send time. Prints
+ * one line per window: p50 / p90 / p99 / p99.9 / max, the server's CPU and the steal on its CPU, and
+ * for agents the group commits (count, mean write + fdatasync time) in the window.
+ */
+import { type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { TRANSPORTS, type Transport } from './clients.js';
+import type { FromLoadgen, LoadJob, LoadResult, ToLoadgen } from './loadgen.js';
+import { AgentProcess, type MetricMap, cpuSeconds, cpuTicks, hasTaskset, metricSum, scrape, spawnPinned, stealPct } from './procs.js';
+
+const SERVER_CPU = 0;
+const LOADGEN_CPU = 1;
+const here = path.dirname(fileURLToPath(import.meta.url));
+const USAGE = `usage: node dist/bench/fixed-rate.js --server bare|none|fsync [--transport ${TRANSPORTS.join('|')}]
+       [--rate REQ_PER_S (default 1000)] [--seconds S (default 10)] [--pre-seconds S (default 4)]
+       [--segment-bytes N] [--repeat N (default 1)]
+`;
+
+interface Server {
+  readonly pid: number;
+  readonly ports: { http: number; grpc: number };
+  readonly metricsUrl?: string;
+  stop(): Promise<void>;
+}
+
+async function startBare(): Promise<Server> {
+  const child: ChildProcess = spawnPinned(SERVER_CPU, process.execPath, [path.join(here, 'bare.js')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const ports = await new Promise<{ http: number; grpc: number }>((resolve, reject) => {
+    child.once('message', (m: { http: number; grpc: number }) => resolve(m));
+    child.once('exit', (c) => reject(new Error(`bare receiver exited (${c})`)));
+  });
+  return {
+    pid: child.pid!,
+    ports,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+async function startAgent(durability: 'none' | 'fsync', segmentBytes: number | undefined): Promise<Server> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sealtrail-fixed-rate-'));
+  const a = await AgentProcess.start({
+    node: process.execPath,
+    bin: path.join(path.dirname(here), 'src', 'cli', 'bin.js'),
+    dir,
+    durability,
+    cpu: SERVER_CPU,
+    ...(segmentBytes !== undefined ? { ledger: { max_segment_bytes: segmentBytes } } : {}),
+  });
+  return {
+    pid: a.pid,
+    ports: { http: a.http.port, grpc: a.grpc.port },
+    metricsUrl: a.metricsUrl,
+    stop: async () => {
+      await a.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function runJob(lg: ChildProcess, job: LoadJob, onMeasuring: () => void): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const on = (m: FromLoadgen): void => {
+      if (m.type === 'measuring' && m.id === job.id) onMeasuring();
+      else if (m.type === 'result' && m.result.id === job.id) {
+        lg.off('message', on);
+        resolve(m.result);
+      } else if (m.type === 'failed' && m.id === job.id) {
+        lg.off('message', on);
+        reject(new Error(`load generator: ${m.message}`));
+      }
+    };
+    lg.on('message', on);
+    lg.send({ type: 'job', job } satisfies ToLoadgen);
+  });
+}
+
+const ms = (us: number): string => (us / 1000).toFixed(2);
+
+interface Plan {
+  readonly kind: string;
+  readonly transport: Transport;
+  readonly rate: number;
+  readonly seconds: number;
+  readonly preSeconds: number;
+  readonly segmentBytes: number | undefined;
+}
+
+async function window(lg: ChildProcess, { kind, transport, rate, seconds, preSeconds, segmentBytes }: Plan): Promise<string> {
+  const srv = kind === 'bare' ? await startBare() : await startAgent(kind as 'none' | 'fsync', segmentBytes);
+  try {
+    const base = { transport, host: '127.0.0.1', port: transport === 'grpc' ? srv.ports.grpc : srv.ports.http, records: 100, mode: 'open', concurrency: 256 } as const;
+    if (preSeconds > 0) await runJob(lg, { ...base, id: `pre-${srv.pid}`, rate: rate / 2, warmupMs: 0, durationMs: preSeconds * 1000 }, () => undefined);
+    let cpu0 = 0;
+    let ticks0: ReturnType<typeof cpuTicks>;
+    let m0: MetricMap | undefined;
+    let measuring: Promise<void> = Promise.resolve();
+    const r = await runJob(lg, { ...base, id: `win-${srv.pid}`, rate, warmupMs: 1000, durationMs: seconds * 1000 }, () => {
+      cpu0 = cpuSeconds(srv.pid);
+      ticks0 = cpuTicks(SERVER_CPU);
+      measuring = srv.metricsUrl ? scrape(srv.metricsUrl).then((m) => void (m0 = m)) : Promise.resolve();
+    });
+    await measuring;
+    const cpu = ((cpuSeconds(srv.pid) - cpu0) / (r.elapsedMs / 1000)) * 100;
+    const steal = stealPct(ticks0, cpuTicks(SERVER_CPU));
+    let commits = '';
+    if (srv.metricsUrl) {
+      const m1 = await scrape(srv.metricsUrl);
+      const d = (n: string): number => metricSum(m1, n) - metricSum(m0, n);
+      const n = d('sealtrail_ledger_group_commit_entries_count');
+      commits = `; ${n} commits, ${n ? ((d('sealtrail_ledger_fsync_duration_seconds_sum') / n) * 1000).toFixed(2) : '–'} ms each`;
+    }
+    const L = r.latency;
+    const errors = Object.entries(r.statuses).filter(([k]) => !/ (200|0)$/.test(k));
+    return (
+      `${kind} ${transport} @${rate}/s: ${r.okRequests} of ${r.scheduled ?? '?'} answered; ms p50 ${ms(L.p50Us)} p90 ${ms(L.p90Us)} p99 ${ms(L.p99Us)} ` +
+      `p99.9 ${ms(L.p999Us)} max ${ms(L.maxUs)}; CPU ${cpu.toFixed(0)} %${steal !== undefined ? ` (steal ${steal.toFixed(0)} %)` : ''}${commits}` +
+      `${errors.length ? `; errors ${JSON.stringify(Object.fromEntries(errors))}` : ''}`
+    );
+  } finally {
+    await srv.stop();
+  }
+}
+
+async function main(): Promise<number> {
+  let v;
+  try {
+    v = parseArgs({
+      options: {
+        server: { type: 'string' },
+        transport: { type: 'string', default: 'http-protobuf' },
+        rate: { type: 'string', default: '1000' },
+        seconds: { type: 'string', default: '10' },
+        'pre-seconds': { type: 'string', default: '4' },
+        'segment-bytes': { type: 'string' },
+        repeat: { type: 'string', default: '1' },
+      },
+    }).values;
+  } catch (e) {
+    process.stderr.write(`bench/fixed-rate: ${(e as Error).message.split('\n')[0]}\n${USAGE}`);
+    return 2;
+  }
+  const rate = Number(v.rate);
+  const seconds = Number(v.seconds);
+  const repeat = Number(v.repeat);
+  const preSeconds = Number(v['pre-seconds']);
+  const seg = v['segment-bytes'] === undefined ? undefined : Number(v['segment-bytes']);
+  const bad =
+    !['bare', 'none', 'fsync'].includes(v.server ?? '') ? '--server must be bare, none or fsync'
+    : !(TRANSPORTS as readonly string[]).includes(v.transport) ? `--transport must be one of ${TRANSPORTS.join(', ')}`
+    : !(rate > 0 && rate <= 100_000) ? '--rate must be a number of requests per second from 1 to 100000'
+    : !(seconds >= 1 && seconds <= 600) ? '--seconds must be from 1 to 600'
+    : !(preSeconds >= 0 && preSeconds <= 600) ? '--pre-seconds must be from 0 to 600'
+    : !(Number.isInteger(repeat) && repeat >= 1 && repeat <= 20) ? '--repeat must be a whole number from 1 to 20'
+    : seg !== undefined && !(Number.isInteger(seg) && seg >= 4096) ? '--segment-bytes must be a whole number of bytes, at least 4096'
+    : seg !== undefined && v.server === 'bare' ? '--segment-bytes applies to the agents (none, fsync), not the bare receiver'
+    : undefined;
+  if (bad) {
+    process.stderr.write(`bench/fixed-rate: ${bad}\n${USAGE}`);
+    return 2;
+  }
+  if (!hasTaskset()) process.stderr.write('bench/fixed-rate: taskset not available — server and load generator are NOT pinned\n');
+  const lg = spawnPinned(LOADGEN_CPU, process.execPath, [path.join(here, 'loadgen.js')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  await new Promise<void>((resolve, reject) => {
+    lg.once('message', (m: FromLoadgen) => (m.type === 'ready' ? resolve() : reject(new Error('load generator did not start'))));
+    lg.once('exit', (c) => reject(new Error(`load generator exited (${c})`)));
+  });
+  try {
+    for (let i = 0; i < repeat; i++) process.stdout.write(`${await window(lg, { kind: v.server!, transport: v.transport as Transport, rate, seconds, preSeconds, segmentBytes: seg })}\n`);
+  } finally {
+    lg.send({ type: 'exit' } satisfies ToLoadgen);
+  }
+  return 0;
+}
+
+process.exitCode = await main();
