@@ -134,6 +134,17 @@ describe('bench report: rounds', () => {
     expect(before).not.toMatch(/\(steal|^Steal: /m);
   });
 
+  it('a p99 target taken in an overloaded open-loop window says so (refusals, or fewer acknowledged than scheduled)', () => {
+    const open = (extra: Partial<Row>): Row =>
+      row('fsync', 94_000, undefined, { mode: 'open', rate: 964, rateShare: 0.5, seconds: 5, requestsPerSec: 945, scheduled: 4820, latencyMs: { p50: 3, p99: 131.07, max: 176 }, ...extra });
+    const target = (o: Row): string => targetsOf(report([row('fsync', 190_000, 1), o])).find((t) => t.what === 'p99 ack latency at 50 % of max rate, OTLP/HTTP protobuf')!.measured;
+    expect(target(open({ statuses: { 'http 200': 4725, 'http 429': 106 } }))).toBe('131.07 ms (at 964 req/s; overloaded: 106 requests refused, 4,725 of 4,820 scheduled acknowledged)');
+    // behind without refusals: acknowledged 4,725 of 4,820 (98 %)
+    expect(target(open({ statuses: { 'http 200': 4725 } }))).toBe('131.07 ms (at 964 req/s; overloaded: 4,725 of 4,820 scheduled acknowledged)');
+    // kept up: 4,800 of 4,820 (99.6 %), nothing refused
+    expect(target(open({ statuses: { 'http 200': 4800 }, requestsPerSec: 960 }))).toBe('131.07 ms (at 964 req/s)');
+  });
+
   it('a ratio just below 0.90 is not shown as 0.90', () => {
     expect(fRatio(0.8957)).toBe('0.896');
     expect(fRatio(0.8949)).toBe('0.89');
