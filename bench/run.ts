@@ -62,7 +62,8 @@ const USAGE = `usage: npm run bench [-- OPTIONS]   (after npm run build)
   --transports LIST       any of ${TRANSPORTS.join(',')}
   --concurrency N         requests in flight in the 100-record closed loop (default 64)
   --rounds N              rounds of a, b, c for the 100-record maximum (default 3, 1 with --quick)
-  --agent-node-flags F    node flags for both agents instead of the shipped ones (experiments only)
+  --agent-node-flags="F"  node flags for both agents instead of the shipped ones (experiments only;
+                          with "=", since the value starts with --)
   --help                  this text
 `;
 
