@@ -16,15 +16,14 @@
  * one line per window: p50 / p90 / p99 / p99.9 / max, the server's CPU and the steal on its CPU, and
  * for agents the group commits (count, mean write + fdatasync time) in the window.
  */
-import { type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TRANSPORTS, type Transport } from './clients.js';
-import type { FromLoadgen, LoadJob, LoadResult, ToLoadgen } from './loadgen.js';
-import { AgentProcess, type MetricMap, cpuSeconds, cpuTicks, hasTaskset, metricSum, scrape, spawnPinned, stealPct } from './procs.js';
+import { isSuccessStatus } from './report.js';
+import { AgentProcess, LoadgenProcess, type MetricMap, cpuSeconds, cpuTicks, hasTaskset, metricSum, scrape, startBareReceiver, stealPct } from './procs.js';
 
 const SERVER_CPU = 0;
 const LOADGEN_CPU = 1;
@@ -42,13 +41,9 @@ interface Server {
 }
 
 async function startBare(): Promise<Server> {
-  const child: ChildProcess = spawnPinned(SERVER_CPU, process.execPath, [path.join(here, 'bare.js')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const ports = await new Promise<{ http: number; grpc: number }>((resolve, reject) => {
-    child.once('message', (m: { http: number; grpc: number }) => resolve(m));
-    child.once('exit', (c) => reject(new Error(`bare receiver exited (${c})`)));
-  });
+  const { pid, ports, child } = await startBareReceiver(SERVER_CPU, process.execPath);
   return {
-    pid: child.pid!,
+    pid,
     ports,
     stop: async () => {
       child.kill('SIGTERM');
@@ -78,23 +73,6 @@ async function startAgent(durability: 'none' | 'fsync', segmentBytes: number | u
   };
 }
 
-function runJob(lg: ChildProcess, job: LoadJob, onMeasuring: () => void): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    const on = (m: FromLoadgen): void => {
-      if (m.type === 'measuring' && m.id === job.id) onMeasuring();
-      else if (m.type === 'result' && m.result.id === job.id) {
-        lg.off('message', on);
-        resolve(m.result);
-      } else if (m.type === 'failed' && m.id === job.id) {
-        lg.off('message', on);
-        reject(new Error(`load generator: ${m.message}`));
-      }
-    };
-    lg.on('message', on);
-    lg.send({ type: 'job', job } satisfies ToLoadgen);
-  });
-}
-
 const ms = (us: number): string => (us / 1000).toFixed(2);
 
 interface Plan {
@@ -106,16 +84,16 @@ interface Plan {
   readonly segmentBytes: number | undefined;
 }
 
-async function window(lg: ChildProcess, { kind, transport, rate, seconds, preSeconds, segmentBytes }: Plan): Promise<string> {
+async function window(lg: LoadgenProcess, { kind, transport, rate, seconds, preSeconds, segmentBytes }: Plan): Promise<string> {
   const srv = kind === 'bare' ? await startBare() : await startAgent(kind as 'none' | 'fsync', segmentBytes);
   try {
     const base = { transport, host: '127.0.0.1', port: transport === 'grpc' ? srv.ports.grpc : srv.ports.http, records: 100, mode: 'open', concurrency: 256 } as const;
-    if (preSeconds > 0) await runJob(lg, { ...base, id: `pre-${srv.pid}`, rate: rate / 2, warmupMs: 0, durationMs: preSeconds * 1000 }, () => undefined);
+    if (preSeconds > 0) await lg.run({ ...base, id: `pre-${srv.pid}`, rate: rate / 2, warmupMs: 0, durationMs: preSeconds * 1000 }, () => undefined);
     let cpu0 = 0;
     let ticks0: ReturnType<typeof cpuTicks>;
     let m0: MetricMap | undefined;
     let measuring: Promise<void> = Promise.resolve();
-    const r = await runJob(lg, { ...base, id: `win-${srv.pid}`, rate, warmupMs: 1000, durationMs: seconds * 1000 }, () => {
+    const r = await lg.run({ ...base, id: `win-${srv.pid}`, rate, warmupMs: 1000, durationMs: seconds * 1000 }, () => {
       cpu0 = cpuSeconds(srv.pid);
       ticks0 = cpuTicks(SERVER_CPU);
       measuring = srv.metricsUrl ? scrape(srv.metricsUrl).then((m) => void (m0 = m)) : Promise.resolve();
@@ -131,7 +109,7 @@ async function window(lg: ChildProcess, { kind, transport, rate, seconds, preSec
       commits = `; ${n} commits, ${n ? ((d('sealtrail_ledger_fsync_duration_seconds_sum') / n) * 1000).toFixed(2) : '–'} ms each`;
     }
     const L = r.latency;
-    const errors = Object.entries(r.statuses).filter(([k]) => !/ (200|0)$/.test(k));
+    const errors = Object.entries(r.statuses).filter(([k]) => !isSuccessStatus(k));
     return (
       `${kind} ${transport} @${rate}/s: ${r.okRequests} of ${r.scheduled ?? '?'} answered; ms p50 ${ms(L.p50Us)} p90 ${ms(L.p90Us)} p99 ${ms(L.p99Us)} ` +
       `p99.9 ${ms(L.p999Us)} max ${ms(L.maxUs)}; CPU ${cpu.toFixed(0)} %${steal !== undefined ? ` (steal ${steal.toFixed(0)} %)` : ''}${commits}` +
@@ -180,15 +158,12 @@ async function main(): Promise<number> {
     return 2;
   }
   if (!hasTaskset()) process.stderr.write('bench/fixed-rate: taskset not available — server and load generator are NOT pinned\n');
-  const lg = spawnPinned(LOADGEN_CPU, process.execPath, [path.join(here, 'loadgen.js')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  await new Promise<void>((resolve, reject) => {
-    lg.once('message', (m: FromLoadgen) => (m.type === 'ready' ? resolve() : reject(new Error('load generator did not start'))));
-    lg.once('exit', (c) => reject(new Error(`load generator exited (${c})`)));
-  });
+  const lg = new LoadgenProcess(LOADGEN_CPU, process.execPath);
+  await lg.ready;
   try {
     for (let i = 0; i < repeat; i++) process.stdout.write(`${await window(lg, { kind: v.server!, transport: v.transport as Transport, rate, seconds, preSeconds, segmentBytes: seg })}\n`);
   } finally {
-    lg.send({ type: 'exit' } satisfies ToLoadgen);
+    lg.stop();
   }
   return 0;
 }

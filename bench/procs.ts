@@ -1,8 +1,8 @@
 /**
  * Process plumbing for the harness: CPU pinning with taskset, CPU time and memory from /proc
  * (proc(5): utime/stime in /proc/PID/stat, VmRSS/VmHWM in /proc/PID/status), the agent's
- * /metrics scraped as Prometheus text, and starting/stopping the built agent with a temporary
- * config and a fresh key.
+ * /metrics scraped as Prometheus text, starting/stopping the built agent with a temporary config and
+ * a fresh key, and the load generator and bare receiver children (bench/run.ts, bench/fixed-rate.ts).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
@@ -10,7 +10,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '../src/cli/node-flags.js';
+import type { FromLoadgen, LoadJob, LoadResult, ToLoadgen } from './loadgen.js';
 
 let tasksetOk: boolean | undefined;
 
@@ -260,4 +262,67 @@ export class AgentProcess {
     clearTimeout(t);
     return code;
   }
+}
+
+/** dist/bench: the harness's child scripts (loadgen.js, bare.js) sit next to this module. */
+const benchDir = path.dirname(fileURLToPath(import.meta.url));
+
+/**
+ * The load generator (bench/loadgen.ts) as a child process on `cpu`, driven over IPC: one job at a
+ * time or several, each settled by its result; `onMeasuring` is called when a job's warm-up ends.
+ */
+export class LoadgenProcess {
+  readonly child: ChildProcess;
+  readonly #waiters = new Map<string, { onMeasuring: () => void; resolve: (r: LoadResult) => void; reject: (e: Error) => void }>();
+  /** Settles when the child said it is ready (its payloads encoded); rejects if it exits first. */
+  readonly ready: Promise<void>;
+
+  constructor(cpu: number | undefined, node: string) {
+    this.child = spawnPinned(cpu, node, [path.join(benchDir, 'loadgen.js')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let onReady!: () => void;
+    let onFail!: (e: Error) => void;
+    this.ready = new Promise((resolve, reject) => {
+      onReady = resolve;
+      onFail = reject;
+    });
+    this.ready.catch(() => undefined);
+    this.child.on('message', (m: FromLoadgen) => {
+      if (m.type === 'ready') onReady();
+      else if (m.type === 'measuring') this.#waiters.get(m.id)?.onMeasuring();
+      else if (m.type === 'result') {
+        this.#waiters.get(m.result.id)?.resolve(m.result);
+        this.#waiters.delete(m.result.id);
+      } else if (m.type === 'failed') {
+        this.#waiters.get(m.id)?.reject(new Error(`load generator: ${m.message}`));
+        this.#waiters.delete(m.id);
+      }
+    });
+    this.child.on('exit', (code) => {
+      onFail(new Error(`load generator exited (${code}) before it was ready`));
+      for (const w of this.#waiters.values()) w.reject(new Error(`load generator exited (${code})`));
+      this.#waiters.clear();
+    });
+  }
+
+  run(job: LoadJob, onMeasuring: () => void): Promise<LoadResult> {
+    return new Promise((resolve, reject) => {
+      this.#waiters.set(job.id, { onMeasuring, resolve, reject });
+      this.child.send({ type: 'job', job } satisfies ToLoadgen);
+    });
+  }
+
+  stop(): void {
+    if (this.child.connected) this.child.send({ type: 'exit' } satisfies ToLoadgen);
+    setTimeout(() => this.child.kill('SIGTERM'), 2000).unref();
+  }
+}
+
+/** The bare receiver (bench/bare.ts) as a child process on `cpu`, once it reported its ports. */
+export async function startBareReceiver(cpu: number | undefined, node: string): Promise<{ pid: number; ports: { http: number; grpc: number }; child: ChildProcess }> {
+  const child = spawnPinned(cpu, node, [path.join(benchDir, 'bare.js')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const ports = await new Promise<{ http: number; grpc: number }>((resolve, reject) => {
+    child.once('message', (m: { http: number; grpc: number }) => resolve(m));
+    child.once('exit', (c) => reject(new Error(`bare receiver exited (${c})`)));
+  });
+  return { pid: child.pid!, ports, child };
 }

@@ -165,8 +165,13 @@ export function roundRatios(r: Pick<BenchReport, 'rows'>, num: Row['server'], de
   return each.length ? { each, median: lowerMedian(each) } : undefined;
 }
 
+/** A load generator status key that means success ("http 200", "grpc 0"); anything else is an error. */
+export function isSuccessStatus(status: string): boolean {
+  return status === 'http 200' || status === 'grpc 0';
+}
+
 function errorsOf(row: Row): string {
-  const bad = Object.entries(row.statuses).filter(([k]) => k !== 'http 200' && k !== 'grpc 0');
+  const bad = Object.entries(row.statuses).filter(([k]) => !isSuccessStatus(k));
   return bad.length ? bad.map(([k, v]) => `${k}: ${v}`).join(', ') : '0';
 }
 
@@ -177,7 +182,7 @@ function errorsOf(row: Row): string {
  */
 export function overloadNote(o: Row): string {
   const refused = Object.entries(o.statuses)
-    .filter(([k]) => k !== 'http 200' && k !== 'grpc 0')
+    .filter(([k]) => !isSuccessStatus(k))
     .reduce((n, [, v]) => n + v, 0);
   const acked = Math.round(o.requestsPerSec * o.seconds);
   const behind = o.scheduled !== undefined && acked < 0.99 * o.scheduled;

@@ -28,7 +28,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TRANSPORTS } from './clients.js';
-import type { FromLoadgen, LoadJob, LoadResult, ToLoadgen } from './loadgen.js';
+import type { LoadJob } from './loadgen.js';
 import { type DiskProbe, MAX_CHUNK, MIN_CHUNK } from './disk.js';
 import { nativeHashStatus } from '../src/ledger/native-hash.js';
 import { nativeRecordCheck } from '../src/otlp/decode-protobuf.js';
@@ -37,6 +37,7 @@ import { repoRoot } from './payloads.js';
 import { type ProfileSummary, renderProfile, summariseProfile } from './profile.js';
 import {
   AgentProcess,
+  LoadgenProcess,
   type MetricMap,
   RssSampler,
   type CpuTicks,
@@ -48,6 +49,7 @@ import {
   metricSum,
   scrape,
   spawnPinned,
+  startBareReceiver,
   stealPct,
 } from './procs.js';
 import { type BenchReport, type Row, closedRow, renderTable, targetsOf, writeDocs } from './report.js';
@@ -173,54 +175,6 @@ function machine(): BenchReport['machine'] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Load generator child
-
-class Loadgen {
-  readonly child: ChildProcess;
-  readonly #waiters = new Map<string, { onMeasuring: () => void; resolve: (r: LoadResult) => void; reject: (e: Error) => void }>();
-  readonly ready: Promise<void>;
-
-  constructor() {
-    this.child = spawnPinned(LOADGEN_CPU, NODE, [path.join(here, 'loadgen.js')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    let onReady!: () => void;
-    let onFail!: (e: Error) => void;
-    this.ready = new Promise((resolve, reject) => {
-      onReady = resolve;
-      onFail = reject;
-    });
-    this.ready.catch(() => undefined);
-    this.child.on('message', (m: FromLoadgen) => {
-      if (m.type === 'ready') onReady();
-      else if (m.type === 'measuring') this.#waiters.get(m.id)?.onMeasuring();
-      else if (m.type === 'result') {
-        this.#waiters.get(m.result.id)?.resolve(m.result);
-        this.#waiters.delete(m.result.id);
-      } else if (m.type === 'failed') {
-        this.#waiters.get(m.id)?.reject(new Error(`load generator: ${m.message}`));
-        this.#waiters.delete(m.id);
-      }
-    });
-    this.child.on('exit', (code) => {
-      onFail(new Error(`load generator exited (${code}) before it was ready`));
-      for (const w of this.#waiters.values()) w.reject(new Error(`load generator exited (${code})`));
-      this.#waiters.clear();
-    });
-  }
-
-  run(job: LoadJob, onMeasuring: () => void): Promise<LoadResult> {
-    return new Promise((resolve, reject) => {
-      this.#waiters.set(job.id, { onMeasuring, resolve, reject });
-      this.child.send({ type: 'job', job } satisfies ToLoadgen);
-    });
-  }
-
-  stop(): void {
-    if (this.child.connected) this.child.send({ type: 'exit' } satisfies ToLoadgen);
-    setTimeout(() => this.child.kill('SIGTERM'), 2000).unref();
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Servers under test
 
 type ServerName = 'bare' | 'none' | 'fsync';
@@ -234,12 +188,8 @@ interface Server {
 }
 
 async function startBare(): Promise<{ server: Server; child: ChildProcess }> {
-  const child = spawnPinned(AGENT_CPU, NODE, [path.join(here, 'bare.js')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const ports = await new Promise<{ http: number; grpc: number }>((resolve, reject) => {
-    child.once('message', (m: { http: number; grpc: number }) => resolve(m));
-    child.once('exit', (c) => reject(new Error(`bare receiver exited (${c})`)));
-  });
-  return { server: { name: 'bare', pid: child.pid!, ports }, child };
+  const { pid, ports, child } = await startBareReceiver(AGENT_CPU, NODE);
+  return { server: { name: 'bare', pid, ports }, child };
 }
 
 /**
@@ -280,7 +230,7 @@ async function startAgent(name: 'none' | 'fsync', dir: string, cpuProfDir?: stri
 
 let jobSeq = 0;
 
-async function measure(lg: Loadgen, srv: Server, spec: Omit<LoadJob, 'id' | 'host' | 'port'>): Promise<Row> {
+async function measure(lg: LoadgenProcess, srv: Server, spec: Omit<LoadJob, 'id' | 'host' | 'port'>): Promise<Row> {
   const job: LoadJob = {
     ...spec,
     id: `job${++jobSeq}`,
@@ -566,7 +516,7 @@ async function main(): Promise<number> {
   if (mach.loadAvgStart[0]! > 1) log(`WARNING: load average ${mach.loadAvgStart[0]} at start: other work shares these CPUs, figures are for debugging only`);
 
   const base = await mkdtemp(path.join(os.tmpdir(), 'sealtrail-bench-'));
-  const lg = new Loadgen();
+  const lg = new LoadgenProcess(LOADGEN_CPU, NODE);
   const rows: Row[] = [];
   const report: BenchReport = {
     command,
