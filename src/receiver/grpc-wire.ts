@@ -133,10 +133,11 @@ export class UnaryMessageReader {
   /** Total bytes of prefix + message once the prefix is known; -1 before. */
   #want = -1;
   #flag = 0;
-  /** A pooled buffer the chunks are copied into once the prefix gives the message's length. */
+  /**
+   * A pooled buffer the chunks are copied into once the prefix gives the message's length: a slab
+   * (takeSlab) when the message fits one (#want ≤ MESSAGE_BUFFER), else from the body pool (takeBody).
+   */
   #pooled: Buffer | undefined;
-  /** Where #pooled came from: a slab (takeSlab) or the body pool (takeBody). */
-  #pooledFrom: 'slab' | 'body' = 'slab';
 
   /** `limit`: largest message in bytes; `describeLimit` names the setting in error messages. */
   constructor(limit: number, describeLimit: string) {
@@ -180,8 +181,7 @@ export class UnaryMessageReader {
       this.#want = 5 + len;
       if (this.#have <= this.#want) {
         // The rest of the message goes straight into a pooled slab (takeSlab) or body (takeBody).
-        this.#pooledFrom = this.#want <= MESSAGE_BUFFER ? 'slab' : 'body';
-        const b = this.#pooledFrom === 'slab' ? Buffer.from(takeSlab()) : takeBody(this.#want);
+        const b = this.#want <= MESSAGE_BUFFER ? Buffer.from(takeSlab()) : takeBody(this.#want);
         let at = 0;
         for (const c of this.#chunks) at += c.copy(b, at);
         this.#chunks = [];
@@ -206,12 +206,12 @@ export class UnaryMessageReader {
     const pooled = this.#pooled;
     if (pooled === undefined) return { kind: 'protocol_error', message: 'more than one request message: LogsService/Export is a unary method (one message per call)' };
     this.#pooled = undefined;
-    const from = this.#pooledFrom;
+    const slab = this.#want <= MESSAGE_BUFFER;
     let released = false;
     const release = (): void => {
       if (released) return;
       released = true;
-      if (from === 'slab') giveBackSlab(pooled.buffer as ArrayBuffer);
+      if (slab) giveBackSlab(pooled.buffer as ArrayBuffer);
       else giveBody(pooled);
     };
     return { compressed: this.#flag === 1, data: pooled.subarray(5, this.#want), release };
