@@ -317,9 +317,9 @@ export class LoadgenProcess {
   }
 }
 
-/** The bare receiver (bench/bare.ts) as a child process on `cpu`, once it reported its ports. */
-export async function startBareReceiver(cpu: number | undefined, node: string): Promise<{ pid: number; ports: { http: number; grpc: number }; child: ChildProcess }> {
-  const child = spawnPinned(cpu, node, [path.join(benchDir, 'bare.js')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/** The bare receiver (bench/bare.ts) as a child process on `cpu` (with `nodeFlags`), once it reported its ports. */
+export async function startBareReceiver(cpu: number | undefined, node: string, nodeFlags: readonly string[] = []): Promise<{ pid: number; ports: { http: number; grpc: number }; child: ChildProcess }> {
+  const child = spawnPinned(cpu, node, [...nodeFlags, path.join(benchDir, 'bare.js')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const ports = await new Promise<{ http: number; grpc: number }>((resolve, reject) => {
     child.once('message', (m: { http: number; grpc: number }) => resolve(m));
     child.once('exit', (c) => reject(new Error(`bare receiver exited (${c})`)));
