@@ -14,13 +14,14 @@
  *
  *   npm run build
  *   node dist/bench/cpu-split.js [--servers bare,none,fsync] [--transport http-protobuf|http-json|grpc]
- *        [--seconds S] [--concurrency N] [--segment-bytes N] [--json FILE]
+ *        [--seconds S] [--warmup S] [--concurrency N] [--segment-bytes N] [--json FILE]
  *
  * Each server is started fresh on CPU 0 (the agents with their shipped node flags; every server with
  * --perf-basic-prof, so that perf can name JIT-compiled functions; its /tmp/perf-PID.map is removed
  * afterwards), the load generator
  * (bench/loadgen.ts, 100-record requests, closed loop) runs on CPU 1, as in `npm run bench`. After
- * a 2 s warm-up, `perf record -e cpu-clock -C 0` samples CPU 0 for the window. Needs perf (Debian:
+ * the warm-up (5 s by default: after 2 s V8's optimising compiler still took 3 % of the core, after
+ * 14 s under 1 %), `perf record -e cpu-clock -C 0` samples CPU 0 for the window. Needs perf (Debian:
  * linux-perf) and the right to sample a CPU (root, or kernel.perf_event_paranoid ≤ 0).
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -37,7 +38,6 @@ import { AgentProcess, LoadgenProcess, cpuSeconds, hasTaskset, startBareReceiver
 
 const SERVER_CPU = 0;
 const LOADGEN_CPU = 1;
-const WARMUP_MS = 2000;
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** One line of `perf report -n --sort pid,dso,sym`: samples, thread, object, symbol. */
@@ -222,7 +222,7 @@ export interface WindowResult {
   readonly split: CpuSplit;
 }
 
-async function window(lg: LoadgenProcess, kind: string, transport: Transport, seconds: number, concurrency: number, segmentBytes: number | undefined, work: string): Promise<WindowResult> {
+async function window(lg: LoadgenProcess, kind: string, transport: Transport, seconds: number, warmupMs: number, concurrency: number, segmentBytes: number | undefined, work: string): Promise<WindowResult> {
   const srv = await startServer(kind, segmentBytes);
   const data = path.join(work, `${kind}.perf.data`);
   try {
@@ -230,7 +230,7 @@ async function window(lg: LoadgenProcess, kind: string, transport: Transport, se
     let perf: ReturnType<typeof spawn> | undefined;
     let perfDone: Promise<number | null> = Promise.resolve(null);
     let cpu0 = 0;
-    const r = await lg.run({ id: `split-${kind}-${srv.pid}`, transport, host: '127.0.0.1', port, records: 100, mode: 'closed', concurrency, warmupMs: WARMUP_MS, durationMs: seconds * 1000 }, () => {
+    const r = await lg.run({ id: `split-${kind}-${srv.pid}`, transport, host: '127.0.0.1', port, records: 100, mode: 'closed', concurrency, warmupMs, durationMs: seconds * 1000 }, () => {
       cpu0 = cpuSeconds(srv.pid);
       perf = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-C', String(SERVER_CPU), '-o', data, '--', 'sleep', String(seconds)], { stdio: ['ignore', 'ignore', 'pipe'] });
       perfDone = new Promise((res) => perf!.once('exit', res));
@@ -278,7 +278,8 @@ export function renderSplit(results: readonly WindowResult[], transport: string)
 }
 
 const USAGE = `usage: node dist/bench/cpu-split.js [--servers bare,none,fsync] [--transport ${TRANSPORTS.join('|')}]
-       [--seconds S (default 5)] [--concurrency N (default 64)] [--segment-bytes N] [--json FILE]
+       [--seconds S (default 5)] [--warmup S (default 5)] [--concurrency N (default 64)] [--segment-bytes N]
+       [--json FILE]
 `;
 
 function perfUsable(): string | undefined {
@@ -296,6 +297,7 @@ async function main(): Promise<number> {
         servers: { type: 'string', default: 'bare,none,fsync' },
         transport: { type: 'string', default: 'http-protobuf' },
         seconds: { type: 'string', default: '5' },
+        warmup: { type: 'string', default: '5' },
         concurrency: { type: 'string', default: '64' },
         'segment-bytes': { type: 'string' },
         json: { type: 'string' },
@@ -307,12 +309,14 @@ async function main(): Promise<number> {
   }
   const servers = v.servers.split(',');
   const seconds = Number(v.seconds);
+  const warmup = Number(v.warmup);
   const concurrency = Number(v.concurrency);
   const seg = v['segment-bytes'] === undefined ? undefined : Number(v['segment-bytes']);
   const bad =
     servers.some((s) => !['bare', 'none', 'fsync'].includes(s)) ? `--servers ${v.servers}: each must be bare, none or fsync`
     : !(TRANSPORTS as readonly string[]).includes(v.transport) ? `--transport must be one of ${TRANSPORTS.join(', ')}`
     : !(seconds >= 1 && seconds <= 120) ? '--seconds must be from 1 to 120'
+    : !(warmup >= 0 && warmup <= 120) ? '--warmup must be from 0 to 120 seconds'
     : !(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 1024) ? '--concurrency must be a whole number from 1 to 1024'
     : seg !== undefined && !(Number.isInteger(seg) && seg >= 4096) ? '--segment-bytes must be a whole number of bytes, at least 4096'
     : undefined;
@@ -331,7 +335,7 @@ async function main(): Promise<number> {
   const results: WindowResult[] = [];
   try {
     await lg.ready;
-    for (const s of servers) results.push(await window(lg, s, v.transport as Transport, seconds, concurrency, seg, work));
+    for (const s of servers) results.push(await window(lg, s, v.transport as Transport, seconds, warmup * 1000, concurrency, seg, work));
   } finally {
     lg.stop();
     await rm(work, { recursive: true, force: true });

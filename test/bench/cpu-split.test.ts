@@ -116,6 +116,7 @@ describe('bench cpu-split tool', () => {
     [['--servers', 'bare,x'], /--servers bare,x: each must be bare, none or fsync/],
     [['--transport', 'udp'], /--transport must be one of http-protobuf, http-json, grpc/],
     [['--seconds', '0'], /--seconds must be from 1 to 120/],
+    [['--warmup', '200'], /--warmup must be from 0 to 120 seconds/],
     [['--concurrency', '1.5'], /--concurrency must be a whole number/],
     [['--segment-bytes', '100'], /--segment-bytes must be a whole number of bytes, at least 4096/],
     [['--bogus'], /Unknown option '--bogus'/],
@@ -129,7 +130,7 @@ describe('bench cpu-split tool', () => {
 
   // Written reason: needs Linux perf with the right to sample a CPU (.ci/run installs linux-perf; CI runs as root).
   it.skipIf(!perfCanSampleCpu0())('a 1-second window each for the bare receiver and the fsync agent: the table books SHA-256 to the agent only', () => {
-    const r = run(['--servers', 'bare,fsync', '--seconds', '1', '--concurrency', '8'], 120_000);
+    const r = run(['--servers', 'bare,fsync', '--seconds', '1', '--warmup', '1', '--concurrency', '8'], 120_000);
     expect(r.status, r.stderr).toBe(0);
     const line = (label: string): string[] => {
       const l = r.stdout.split('\n').find((x) => x.startsWith(`| ${label} |`));
