@@ -31,14 +31,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { AGENT_NODE_FLAGS } from '../src/cli/node-flags.js';
 import { TRANSPORTS, type Transport } from './clients.js';
 import { isSuccessStatus } from './report.js';
-import { AgentProcess, LoadgenProcess, cpuSeconds, hasTaskset, startBareReceiver } from './procs.js';
+import { LoadgenProcess, cpuSeconds, hasTaskset, startFreshServer } from './procs.js';
 
 const SERVER_CPU = 0;
 const LOADGEN_CPU = 1;
-const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** One line of `perf report -n --sort pid,dso,sym`: samples, thread, object, symbol. */
 export interface PerfRow {
@@ -165,46 +163,6 @@ export function splitRows(rows: readonly PerfRow[], tids: ReadonlySet<number>, m
   return { shares, server, mainThread, others, idle };
 }
 
-interface Server {
-  readonly pid: number;
-  readonly ports: { http: number; grpc: number };
-  stop(): Promise<void>;
-}
-
-async function startServer(kind: string, segmentBytes: number | undefined): Promise<Server> {
-  if (kind === 'bare') {
-    const { pid, ports, child } = await startBareReceiver(SERVER_CPU, process.execPath, ['--perf-basic-prof']);
-    return {
-      pid,
-      ports,
-      stop: async () => {
-        child.kill('SIGTERM');
-        await new Promise((r) => child.once('exit', r));
-        await rm(`/tmp/perf-${pid}.map`, { force: true });
-      },
-    };
-  }
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'sealtrail-cpu-split-'));
-  const a = await AgentProcess.start({
-    node: process.execPath,
-    bin: path.join(path.dirname(here), 'src', 'cli', 'bin.js'),
-    dir,
-    durability: kind as 'none' | 'fsync',
-    cpu: SERVER_CPU,
-    nodeFlags: [...AGENT_NODE_FLAGS, '--perf-basic-prof'],
-    ...(segmentBytes !== undefined ? { ledger: { max_segment_bytes: segmentBytes } } : {}),
-  });
-  return {
-    pid: a.pid,
-    ports: { http: a.http.port, grpc: a.grpc.port },
-    stop: async () => {
-      await a.stop();
-      await rm(dir, { recursive: true, force: true });
-      await rm(`/tmp/perf-${a.pid}.map`, { force: true });
-    },
-  };
-}
-
 function threadsOf(pid: number): Set<number> {
   try {
     return new Set(readdirSync(`/proc/${pid}/task`).map(Number));
@@ -223,7 +181,7 @@ export interface WindowResult {
 }
 
 async function window(lg: LoadgenProcess, kind: string, transport: Transport, seconds: number, warmupMs: number, concurrency: number, segmentBytes: number | undefined, work: string): Promise<WindowResult> {
-  const srv = await startServer(kind, segmentBytes);
+  const srv = await startFreshServer(kind as 'bare' | 'none' | 'fsync', { cpu: SERVER_CPU, extraNodeFlags: ['--perf-basic-prof'], ...(segmentBytes !== undefined ? { segmentBytes } : {}) });
   const data = path.join(work, `${kind}.perf.data`);
   try {
     const port = transport === 'grpc' ? srv.ports.grpc : srv.ports.http;

@@ -16,62 +16,17 @@
  * one line per window: p50 / p90 / p99 / p99.9 / max, the server's CPU and the steal on its CPU, and
  * for agents the group commits (count, mean write + fdatasync time) in the window.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TRANSPORTS, type Transport } from './clients.js';
 import { isSuccessStatus } from './report.js';
-import { AgentProcess, LoadgenProcess, type MetricMap, cpuSeconds, cpuTicks, hasTaskset, metricSum, scrape, startBareReceiver, stealPct } from './procs.js';
+import { LoadgenProcess, type MetricMap, cpuSeconds, cpuTicks, hasTaskset, metricSum, scrape, startFreshServer, stealPct } from './procs.js';
 
 const SERVER_CPU = 0;
 const LOADGEN_CPU = 1;
-const here = path.dirname(fileURLToPath(import.meta.url));
 const USAGE = `usage: node dist/bench/fixed-rate.js --server bare|none|fsync [--transport ${TRANSPORTS.join('|')}]
        [--rate REQ_PER_S (default 1000)] [--seconds S (default 10)] [--pre-seconds S (default 4)]
        [--segment-bytes N] [--repeat N (default 1)]
 `;
-
-interface Server {
-  readonly pid: number;
-  readonly ports: { http: number; grpc: number };
-  readonly metricsUrl?: string;
-  stop(): Promise<void>;
-}
-
-async function startBare(): Promise<Server> {
-  const { pid, ports, child } = await startBareReceiver(SERVER_CPU, process.execPath);
-  return {
-    pid,
-    ports,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    },
-  };
-}
-
-async function startAgent(durability: 'none' | 'fsync', segmentBytes: number | undefined): Promise<Server> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'sealtrail-fixed-rate-'));
-  const a = await AgentProcess.start({
-    node: process.execPath,
-    bin: path.join(path.dirname(here), 'src', 'cli', 'bin.js'),
-    dir,
-    durability,
-    cpu: SERVER_CPU,
-    ...(segmentBytes !== undefined ? { ledger: { max_segment_bytes: segmentBytes } } : {}),
-  });
-  return {
-    pid: a.pid,
-    ports: { http: a.http.port, grpc: a.grpc.port },
-    metricsUrl: a.metricsUrl,
-    stop: async () => {
-      await a.stop();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 const ms = (us: number): string => (us / 1000).toFixed(2);
 
@@ -85,7 +40,7 @@ interface Plan {
 }
 
 async function window(lg: LoadgenProcess, { kind, transport, rate, seconds, preSeconds, segmentBytes }: Plan): Promise<string> {
-  const srv = kind === 'bare' ? await startBare() : await startAgent(kind as 'none' | 'fsync', segmentBytes);
+  const srv = await startFreshServer(kind as 'bare' | 'none' | 'fsync', { cpu: SERVER_CPU, ...(segmentBytes !== undefined ? { segmentBytes } : {}) });
   try {
     const base = { transport, host: '127.0.0.1', port: transport === 'grpc' ? srv.ports.grpc : srv.ports.http, records: 100, mode: 'open', concurrency: 256 } as const;
     if (preSeconds > 0) await lg.run({ ...base, id: `pre-${srv.pid}`, rate: rate / 2, warmupMs: 0, durationMs: preSeconds * 1000 }, () => undefined);

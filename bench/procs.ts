@@ -2,11 +2,13 @@
  * Process plumbing for the harness: CPU pinning with taskset, CPU time and memory from /proc
  * (proc(5): utime/stime in /proc/PID/stat, VmRSS/VmHWM in /proc/PID/status), the agent's
  * /metrics scraped as Prometheus text, starting/stopping the built agent with a temporary config and
- * a fresh key, and the load generator and bare receiver children (bench/run.ts, bench/fixed-rate.ts).
+ * a fresh key, and the load generator and bare receiver children (bench/run.ts, bench/fixed-rate.ts,
+ * bench/cpu-split.ts).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
@@ -325,4 +327,62 @@ export async function startBareReceiver(cpu: number | undefined, node: string, n
     child.once('exit', (c) => reject(new Error(`bare receiver exited (${c})`)));
   });
   return { pid: child.pid!, ports, child };
+}
+
+/** A server started for one window of the side tools (fixed-rate.ts, cpu-split.ts), stopped after it. */
+export interface FreshServer {
+  readonly pid: number;
+  readonly ports: { http: number; grpc: number };
+  /** The agent's /metrics (agents only). */
+  readonly metricsUrl?: string;
+  /** Stops it and removes what it left: its temp dir, and /tmp/perf-PID.map under --perf-basic-prof. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A fresh bare receiver or agent (`durability: none` or `fsync`, temp dir, shipped node flags plus
+ * `extraNodeFlags`) on `cpu`; `segmentBytes` sets the agent's ledger.max_segment_bytes.
+ */
+export async function startFreshServer(
+  kind: 'bare' | 'none' | 'fsync',
+  o: { readonly cpu?: number; readonly segmentBytes?: number; readonly extraNodeFlags?: readonly string[] } = {},
+): Promise<FreshServer> {
+  const extra = o.extraNodeFlags ?? [];
+  const perfMap = async (pid: number): Promise<void> => {
+    if (extra.includes('--perf-basic-prof')) await rm(`/tmp/perf-${pid}.map`, { force: true });
+  };
+  if (kind === 'bare') {
+    const { pid, ports, child } = await startBareReceiver(o.cpu, process.execPath, extra);
+    return {
+      pid,
+      ports,
+      stop: async () => {
+        if (child.exitCode === null) {
+          child.kill('SIGTERM');
+          await new Promise((r) => child.once('exit', r));
+        }
+        await perfMap(pid);
+      },
+    };
+  }
+  const dir = await mkdtemp(path.join(os.tmpdir(), `sealtrail-bench-${kind}-`));
+  const a = await AgentProcess.start({
+    node: process.execPath,
+    bin: path.join(path.dirname(benchDir), 'src', 'cli', 'bin.js'),
+    dir,
+    durability: kind,
+    ...(o.cpu !== undefined ? { cpu: o.cpu } : {}),
+    ...(extra.length > 0 ? { nodeFlags: [...AGENT_NODE_FLAGS, ...extra] } : {}),
+    ...(o.segmentBytes !== undefined ? { ledger: { max_segment_bytes: o.segmentBytes } } : {}),
+  });
+  return {
+    pid: a.pid,
+    ports: { http: a.http.port, grpc: a.grpc.port },
+    metricsUrl: a.metricsUrl,
+    stop: async () => {
+      await a.stop();
+      await rm(dir, { recursive: true, force: true });
+      await perfMap(a.pid);
+    },
+  };
 }
