@@ -294,6 +294,10 @@ async function main(): Promise<number> {
   try {
     await lg.ready;
     for (const s of servers) results.push(await window(lg, s, v.transport as Transport, seconds, warmup * 1000, concurrency, seg, work));
+  } catch (e) {
+    // A server that did not start, perf failing mid-way: one line, not a stack (the windows done so far are lost).
+    process.stderr.write(`bench/cpu-split: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
   } finally {
     lg.stop();
     await rm(work, { recursive: true, force: true });
