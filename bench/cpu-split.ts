@@ -17,8 +17,7 @@
  *        [--seconds S] [--warmup S] [--concurrency N] [--segment-bytes N] [--json FILE]
  *
  * Each server is started fresh on CPU 0 (the agents with their shipped node flags; every server with
- * --perf-basic-prof, so that perf can name JIT-compiled functions; its /tmp/perf-PID.map is removed
- * afterwards), the load generator
+ * PERF_NODE_FLAGS, so that perf can name JIT-compiled functions), the load generator
  * (bench/loadgen.ts, 100-record requests, closed loop) runs on CPU 1, as in `npm run bench`. After
  * the warm-up (5 s by default: after 2 s V8's optimising compiler still took 3 % of the core, after
  * 14 s under 1 %), `perf record -e cpu-clock -C 0` samples CPU 0 for the window. Needs perf (Debian:
@@ -36,6 +35,11 @@ import { isSuccessStatus } from './report.js';
 import { LoadgenProcess, cpuSeconds, hasTaskset, startFreshServer } from './procs.js';
 
 const SERVER_CPU = 0;
+/**
+ * perf can name JIT-compiled functions through /tmp/perf-PID.map (removed when the server stops).
+ * --perf-basic-prof also makes V8 write an isolate-*-v8.log into the working directory: sent to /dev/null.
+ */
+const PERF_NODE_FLAGS = ['--perf-basic-prof', '--logfile=/dev/null', '--no-logfile-per-isolate'];
 const LOADGEN_CPU = 1;
 
 /** One line of `perf report -n --sort pid,dso,sym`: samples, thread, object, symbol. */
@@ -173,6 +177,8 @@ function threadsOf(pid: number): Set<number> {
 
 export interface WindowResult {
   readonly server: string;
+  /** The server's process id (its threads are the ones counted). */
+  readonly pid: number;
   readonly recordsPerSec: number;
   readonly seconds: number;
   readonly cpuPct: number;
@@ -181,7 +187,7 @@ export interface WindowResult {
 }
 
 async function window(lg: LoadgenProcess, kind: string, transport: Transport, seconds: number, warmupMs: number, concurrency: number, segmentBytes: number | undefined, work: string): Promise<WindowResult> {
-  const srv = await startFreshServer(kind as 'bare' | 'none' | 'fsync', { cpu: SERVER_CPU, extraNodeFlags: ['--perf-basic-prof'], ...(segmentBytes !== undefined ? { segmentBytes } : {}) });
+  const srv = await startFreshServer(kind as 'bare' | 'none' | 'fsync', { cpu: SERVER_CPU, extraNodeFlags: PERF_NODE_FLAGS, ...(segmentBytes !== undefined ? { segmentBytes } : {}) });
   const data = path.join(work, `${kind}.perf.data`);
   try {
     const port = transport === 'grpc' ? srv.ports.grpc : srv.ports.http;
@@ -201,6 +207,7 @@ async function window(lg: LoadgenProcess, kind: string, transport: Transport, se
     if (rep.status !== 0) throw new Error(`perf report failed (exit ${rep.status}): ${rep.stderr.slice(0, 500)}`);
     return {
       server: kind,
+      pid: srv.pid,
       recordsPerSec: (r.okRecords / r.elapsedMs) * 1000,
       seconds: r.elapsedMs / 1000,
       cpuPct,
@@ -232,7 +239,7 @@ export function renderSplit(results: readonly WindowResult[], transport: string)
   lines.push(`| of which the main thread (the rest: thread pool, V8 helpers) | ${results.map((w) => cell(w, w.split.mainThread)).join(' | ')} |`);
   lines.push(`| other tasks on CPU 0 (kernel workers, …) | ${results.map((w) => cell(w, w.split.others)).join(' | ')} |`);
   lines.push(`| idle | ${results.map((w) => `${(w.split.idle * 100).toFixed(1)} %`).join(' | ')} |`);
-  return `${lines.join('\n')}\n\nµs of CPU 0 per acknowledged record (share of CPU 0's samples in the window); perf cpu-clock samples on CPU 0, ${results.map((w) => `${LABEL[w.server] ?? w.server}: ${w.seconds.toFixed(1)} s, process CPU ${w.cpuPct.toFixed(0)} %${Object.keys(w.errors).length ? `, errors ${JSON.stringify(w.errors)}` : ''}`).join('; ')}.\n`;
+  return `${lines.join('\n')}\n\nµs of CPU 0 per acknowledged record (share of CPU 0's samples in the window); perf cpu-clock samples on CPU 0, ${results.map((w) => `${LABEL[w.server] ?? w.server} (pid ${w.pid}): ${w.seconds.toFixed(1)} s, process CPU ${w.cpuPct.toFixed(0)} %${Object.keys(w.errors).length ? `, errors ${JSON.stringify(w.errors)}` : ''}`).join('; ')}.\n`;
 }
 
 const USAGE = `usage: node dist/bench/cpu-split.js [--servers bare,none,fsync] [--transport ${TRANSPORTS.join('|')}]

@@ -5,6 +5,7 @@
  * operator would where perf can sample CPU 0 (root or perf_event_paranoid ≤ 0, linux-perf installed).
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { type Category, type PerfRow, type WindowResult, categorise, parsePerfReport, renderSplit, splitRows } from '../../bench/cpu-split.js';
 
@@ -87,7 +88,7 @@ describe('bench cpu-split: perf report parsing and categories', () => {
 
   it('renders µs per record as share × 1e6 ÷ records/s, a column per server', () => {
     const split = splitRows(parsePerfReport(REPORT), new Set([100, 104, 105]), 100);
-    const w: WindowResult = { server: 'fsync', recordsPerSec: 200_000, seconds: 5, cpuPct: 95, errors: {}, split };
+    const w: WindowResult = { server: 'fsync', pid: 4242, recordsPerSec: 200_000, seconds: 5, cpuPct: 95, errors: {}, split };
     const text = renderSplit([w], 'http-protobuf');
     expect(text).toContain('| http-protobuf, 100-record requests, closed loop | (c) agent, fsync |');
     expect(text).toContain('| records/s | 200,000 |');
@@ -130,8 +131,15 @@ describe('bench cpu-split tool', () => {
 
   // Written reason: needs Linux perf with the right to sample a CPU (.ci/run installs linux-perf; CI runs as root).
   it.skipIf(!perfCanSampleCpu0())('a 1-second window each for the bare receiver and the fsync agent: the table books SHA-256 to the agent only', () => {
+    const v8Logs = (): string[] => readdirSync('.').filter((f) => /^isolate-.*-v8\.log$/.test(f));
+    const logsBefore = v8Logs();
     const r = run(['--servers', 'bare,fsync', '--seconds', '1', '--warmup', '1', '--concurrency', '8'], 120_000);
     expect(r.status, r.stderr).toBe(0);
+    // Nothing left behind: no V8 log in the working directory, no perf map of a server in /tmp.
+    expect(v8Logs()).toEqual(logsBefore);
+    const pids = [...r.stdout.matchAll(/\(pid (\d+)\)/g)].map((m) => m[1]);
+    expect(pids).toHaveLength(2);
+    for (const pid of pids) expect(existsSync(`/tmp/perf-${pid}.map`)).toBe(false);
     const line = (label: string): string[] => {
       const l = r.stdout.split('\n').find((x) => x.startsWith(`| ${label} |`));
       expect(l, r.stdout).toBeDefined();
@@ -146,6 +154,6 @@ describe('bench cpu-split tool', () => {
     expect(sha[1]).toBeGreaterThan(0);
     const all = line("**the server's process in all**").map(num);
     for (const us of all) expect(us).toBeGreaterThan(0);
-    expect(r.stdout).toMatch(/\(c\) agent, fsync: [\d.]+ s, process CPU \d+ %/);
+    expect(r.stdout).toMatch(/\(c\) agent, fsync \(pid \d+\): [\d.]+ s, process CPU \d+ %/);
   });
 });
