@@ -17,7 +17,7 @@
  *        [--seconds S] [--warmup S] [--concurrency N] [--segment-bytes N] [--json FILE]
  *
  * Each server is started fresh on CPU 0 (the agents with their shipped node flags; every server with
- * PERF_NODE_FLAGS, so that perf can name JIT-compiled functions), the load generator
+ * perfNodeFlags, so that perf can name JIT-compiled functions), the load generator
  * (bench/loadgen.ts, 100-record requests, closed loop) runs on CPU 1, as in `npm run bench`. After
  * the warm-up (5 s by default: after 2 s V8's optimising compiler still took 3 % of the core, after
  * 14 s under 1 %), `perf record -e cpu-clock -C 0` samples CPU 0 for the window. Needs perf (Debian:
@@ -36,10 +36,13 @@ import { LoadgenProcess, cpuSeconds, hasTaskset, startFreshServer } from './proc
 
 const SERVER_CPU = 0;
 /**
- * perf can name JIT-compiled functions through /tmp/perf-PID.map (removed when the server stops).
- * --perf-basic-prof also makes V8 write an isolate-*-v8.log into the working directory: sent to /dev/null.
+ * Node flags for every server: perf names JIT-compiled functions from /tmp/perf-PID.map (removed when
+ * the server stops). --perf-basic-prof also makes V8 write a log — isolate-*-v8.log in the working
+ * directory, or stdout for --logfile=/dev/null — so it goes to a file in `work` (removed at the end).
  */
-const PERF_NODE_FLAGS = ['--perf-basic-prof', '--logfile=/dev/null', '--no-logfile-per-isolate'];
+function perfNodeFlags(work: string, kind: string): string[] {
+  return ['--perf-basic-prof', `--logfile=${path.join(work, `v8-${kind}.log`)}`, '--no-logfile-per-isolate'];
+}
 const LOADGEN_CPU = 1;
 
 /** One line of `perf report -n --sort pid,dso,sym`: samples, thread, object, symbol. */
@@ -187,7 +190,7 @@ export interface WindowResult {
 }
 
 async function window(lg: LoadgenProcess, kind: string, transport: Transport, seconds: number, warmupMs: number, concurrency: number, segmentBytes: number | undefined, work: string): Promise<WindowResult> {
-  const srv = await startFreshServer(kind as 'bare' | 'none' | 'fsync', { cpu: SERVER_CPU, extraNodeFlags: PERF_NODE_FLAGS, ...(segmentBytes !== undefined ? { segmentBytes } : {}) });
+  const srv = await startFreshServer(kind as 'bare' | 'none' | 'fsync', { cpu: SERVER_CPU, extraNodeFlags: perfNodeFlags(work, kind), ...(segmentBytes !== undefined ? { segmentBytes } : {}) });
   const data = path.join(work, `${kind}.perf.data`);
   try {
     const port = transport === 'grpc' ? srv.ports.grpc : srv.ports.http;

@@ -135,8 +135,9 @@ describe('bench cpu-split tool', () => {
     const logsBefore = v8Logs();
     const r = run(['--servers', 'bare,fsync', '--seconds', '1', '--warmup', '1', '--concurrency', '8'], 120_000);
     expect(r.status, r.stderr).toBe(0);
-    // Nothing left behind: no V8 log in the working directory, no perf map of a server in /tmp.
+    // Nothing left behind: no V8 log in the working directory (nor in the output), no perf map of a server in /tmp.
     expect(v8Logs()).toEqual(logsBefore);
+    expect(r.stdout).not.toMatch(/^(new|delete),(CodeRange|MemoryChunk)/m);
     const pids = [...r.stdout.matchAll(/\(pid (\d+)\)/g)].map((m) => m[1]);
     expect(pids).toHaveLength(2);
     for (const pid of pids) expect(existsSync(`/tmp/perf-${pid}.map`)).toBe(false);
