@@ -10,7 +10,7 @@
  * thread of the same process does meanwhile on the same core — to whatever was on the stack: in
  * session 13 it put 7 % of agent (c) in the commit writer's submit call, which perf shows as the
  * kernel copying commits into the page cache on the thread pool; and it cannot show the kernel's
- * share at all (a fifth of the core).
+ * share at all (14–24 % of an agent's core, docs/benchmarks.md "Session 13").
  *
  *   npm run build
  *   node dist/bench/cpu-split.js [--servers bare,none,fsync] [--transport http-protobuf|http-json|grpc]
@@ -24,7 +24,7 @@
  * linux-perf) and the right to sample a CPU (root, or kernel.perf_event_paranoid ≤ 0).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,6 +35,7 @@ import { isSuccessStatus } from './report.js';
 import { LoadgenProcess, cpuSeconds, hasTaskset, startFreshServer } from './procs.js';
 
 const SERVER_CPU = 0;
+const LOADGEN_CPU = 1;
 /**
  * Node flags for every server: perf names JIT-compiled functions from /tmp/perf-PID.map (removed when
  * the server stops). --perf-basic-prof also makes V8 write a log — isolate-*-v8.log in the working
@@ -43,7 +44,6 @@ const SERVER_CPU = 0;
 function perfNodeFlags(work: string, kind: string): string[] {
   return ['--perf-basic-prof', `--logfile=${path.join(work, `v8-${kind}.log`)}`, '--no-logfile-per-isolate'];
 }
-const LOADGEN_CPU = 1;
 
 /** One line of `perf report -n --sort pid,dso,sym`: samples, thread, object, symbol. */
 export interface PerfRow {
@@ -320,4 +320,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1] && existsSync(process.argv[1])) process.exitCode = await main();
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) process.exitCode = await main();
