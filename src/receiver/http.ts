@@ -22,6 +22,7 @@ import {
   rpcStatusProtobuf,
 } from '../otlp/index.js';
 import { giveBody, takeBody } from './body-pool.js';
+import { FastPath } from './http-fast.js';
 import { noteBytesRead } from './read-gc.js';
 import { BearerTokens, bearerFromAuthorization } from './auth.js';
 import { ConcurrencyGate, OVERLOAD_RETRY_AFTER_MS } from './limits.js';
@@ -231,6 +232,10 @@ export class HttpReceiver {
   #inFlight = 0;
   #idleWaiters: Array<() => void> = [];
   #shutdown: Promise<void> | undefined;
+  /** Plain connections read without node:http (http-fast.ts); undefined with TLS, auth or SEALTRAIL_HTTP_FAST=0. */
+  #fast: FastPath | undefined;
+  /** The success response of the current second (its Date header), reused. */
+  #okResponse: { readonly date: string; readonly bytes: Uint8Array } | undefined;
 
   constructor(config: HttpReceiverConfig, deps: ReceiverDeps) {
     this.#config = config;
@@ -295,6 +300,26 @@ export class HttpReceiver {
     // Malformed HTTP, oversized headers and timeouts: answered as Node does by default (400/431/408,
     // then the socket is closed), and counted.
     server.on('clientError', (e: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(e, socket));
+    if (!cfg.tls && !tokens && process.env.SEALTRAIL_HTTP_FAST !== '0') {
+      // Plain connections start on the fast path (http-fast.ts); node:http's own connection handler
+      // takes any connection the fast path hands over, exactly as if it had been the first to see it.
+      const nodeConnection = server.listeners('connection') as Array<(s: Socket) => void>;
+      server.removeAllListeners('connection');
+      const fast = new FastPath({
+        answer: (body) => this.#fastAnswer(body),
+        handOver: (socket) => {
+          for (const l of nodeConnection) l.call(server, socket);
+        },
+        accepting: () => !this.#stopping,
+        headerTimeout: (socket) => this.#onClientError(Object.assign(new Error('request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket),
+        maxHeadBytes: cfg.max_request_header_size,
+        maxBody: cfg.max_request_body_size,
+        readHeaderTimeoutMs: cfg.read_header_timeout,
+        idleTimeoutMs: cfg.idle_timeout,
+      });
+      server.on('connection', (socket: Socket) => fast.adopt(socket));
+      this.#fast = fast;
+    }
     await new Promise<void>((resolve, reject) => {
       const onError = (e: Error): void => {
         this.#closeWatchers();
@@ -385,6 +410,7 @@ export class HttpReceiver {
     if (!server) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
+    this.#fast?.closeIdle();
     let timer: NodeJS.Timeout | undefined;
     const drained = new Promise<void>((resolve) => {
       if (this.#inFlight === 0) resolve();
@@ -398,6 +424,7 @@ export class HttpReceiver {
     clearTimeout(timer);
     if (r === 'timeout') this.#deps.logger.warn({ inFlight: this.#inFlight }, 'OTLP/HTTP shutdown grace period over; closing connections');
     server.closeAllConnections();
+    this.#fast?.closeAll();
     await closed;
   }
 
@@ -467,14 +494,7 @@ export class HttpReceiver {
     // Admission (G2): a bounded number of requests may hold a body in memory at once. The slot is
     // held until the response is finished (or the client went away).
     const release = this.#gate.tryAcquire();
-    if (!release) {
-      return this.#reply(req, res, ct, {
-        kind: 'retryable',
-        reason: 'overloaded',
-        afterMs: OVERLOAD_RETRY_AFTER_MS,
-        message: `sealtrail is handling receivers.otlp.max_concurrent_requests (${this.#gate.limit}) requests already; retry after the indicated delay`,
-      });
-    }
+    if (!release) return this.#reply(req, res, ct, this.#overloaded());
     res.once('close', release);
 
     if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
@@ -502,31 +522,94 @@ export class HttpReceiver {
 
   /** Decodes a request's body into `arena`, appends the entries to the ledger and answers. */
   async #store(req: http.IncomingMessage, res: http.ServerResponse, ct: 'protobuf' | 'json', body: Buffer, arena: EntryArena, client: string | undefined): Promise<void> {
+    this.#reply(req, res, ct, await this.#decodeAndAppend(ct, body, arena, client));
+  }
+
+  /** Decodes a body into `arena` and appends its entries to the ledger: the outcome to answer with. */
+  async #decodeAndAppend(ct: 'protobuf' | 'json', body: Buffer, arena: EntryArena, client: string | undefined): Promise<ReceiveOutcome> {
     const decoded = ct === 'protobuf' ? decodeLogsProtobuf(body, this.#deps.limits, arena, true) : decodeLogsJson(body, this.#deps.limits, arena, true);
-    if (!decoded.ok) return this.#reply(req, res, ct, { kind: decoded.tooLarge ? 'too_large' : 'invalid', message: decoded.message });
+    if (!decoded.ok) return { kind: decoded.tooLarge ? 'too_large' : 'invalid', message: decoded.message };
     const entries = decoded.entries;
-    if (entries.count === 0) return this.#reply(req, res, ct, { kind: 'ok', records: 0 });
+    if (entries.count === 0) return { kind: 'ok', records: 0 };
     const maxRecords = this.#deps.limits.maxRecordsPerRequest ?? DEFAULT_MAX_RECORDS_PER_REQUEST;
     if (entries.count > maxRecords) {
-      return this.#reply(req, res, ct, {
+      return {
         kind: 'too_many_records',
         message: `request holds ${entries.count} log records, more than receivers.otlp.max_records_per_request (${maxRecords}); send smaller batches`,
-      });
+      };
     }
 
     const appended = await this.#deps.sink.append(entries);
     if (appended.kind === 'ok') {
       if (this.#tally) this.#tally.accepted.n += entries.count;
       if (client !== undefined) this.#deps.logger.debug({ client, records: entries.count }, 'OTLP/HTTP records accepted');
-      return this.#reply(req, res, ct, { kind: 'ok', records: entries.count });
+      return { kind: 'ok', records: entries.count };
     }
     this.#deps.metrics?.receiverRefused.inc({ transport: 'http', reason: appended.reason }, entries.count);
-    return this.#reply(req, res, ct, {
+    return { kind: 'retryable', reason: appended.reason, afterMs: appended.afterMs, message: refusalMessage(appended.reason, appended.detail) };
+  }
+
+  #overloaded(): ReceiveOutcome {
+    return {
       kind: 'retryable',
-      reason: appended.reason,
-      afterMs: appended.afterMs,
-      message: refusalMessage(appended.reason, appended.detail),
-    });
+      reason: 'overloaded',
+      afterMs: OVERLOAD_RETRY_AFTER_MS,
+      message: `sealtrail is handling receivers.otlp.max_concurrent_requests (${this.#gate.limit}) requests already; retry after the indicated delay`,
+    };
+  }
+
+  /**
+   * The fast path's answer to one complete plain request (http-fast.ts): admission, decode, append,
+   * then the whole response — the same outcomes, status codes, bodies and counts as #handle and
+   * #reply give such a request over node:http.
+   */
+  async #fastAnswer(body: Buffer): Promise<Uint8Array> {
+    this.#inFlight++;
+    const release = this.#gate.tryAcquire();
+    try {
+      let outcome: ReceiveOutcome;
+      if (!release) outcome = this.#overloaded();
+      else {
+        if (this.#tally) this.#tally.bytes.n += body.length;
+        const arena = new EntryArena();
+        try {
+          outcome = await this.#decodeAndAppend('protobuf', body, arena, undefined);
+        } catch (e) {
+          this.#deps.logger.error({ err: e }, 'OTLP/HTTP request failed unexpectedly');
+          outcome = { kind: 'retryable', reason: 'ledger_failed', afterMs: 5_000, message: refusalMessage('ledger_failed', errorMessage(e)) };
+        } finally {
+          arena.release();
+        }
+      }
+      return this.#fastResponse(outcome);
+    } finally {
+      release?.();
+      this.#inFlight--;
+      if (this.#inFlight === 0) for (const w of this.#idleWaiters.splice(0)) w();
+    }
+  }
+
+  /** A complete protobuf-encoded response for `outcome`, counted as #reply counts it. */
+  #fastResponse(outcome: ReceiveOutcome): Uint8Array {
+    const st = transportStatus(outcome);
+    const date = httpDate();
+    if (outcome.kind === 'ok' && this.#okResponse?.date === date) {
+      if (this.#tally) this.#tally.okRequests.n++;
+      else this.#deps.metrics?.receiverRequests.inc({ transport: 'http', status: '200' });
+      return this.#okResponse.bytes;
+    }
+    const body = outcome.kind === 'ok' ? exportLogsResponseProtobuf() : rpcStatusProtobuf(st.grpc, st.message);
+    let head = `HTTP/1.1 ${st.http} ${http.STATUS_CODES[st.http]}\r\nContent-Type: ${CONTENT_TYPE.protobuf}\r\nContent-Length: ${body.length}\r\n`;
+    if (st.retryAfterSeconds !== undefined) head += `Retry-After: ${st.retryAfterSeconds}\r\n`;
+    head += `Date: ${date}\r\n\r\n`;
+    const bytes = Buffer.concat([Buffer.from(head, 'latin1'), body]);
+    if (st.http === 200 && this.#tally) this.#tally.okRequests.n++;
+    else this.#deps.metrics?.receiverRequests.inc({ transport: 'http', status: String(st.http) });
+    if (outcome.kind !== 'ok') {
+      this.#deps.metrics?.receiverRefusedRequests.inc({ transport: 'http', reason: refusalLabel(outcome) });
+      this.#deps.logger.debug({ status: st.http, message: st.message }, 'OTLP/HTTP request refused');
+    } else this.#okResponse = { date, bytes };
+    return bytes;
   }
 
   /** A body cheap enough to read and discard: a declared Content-Length of at most DRAIN_LIMIT bytes. */
@@ -574,4 +657,14 @@ export class HttpReceiver {
 
 function shuttingDown(): ReceiveOutcome {
   return { kind: 'retryable', reason: 'shutting_down', afterMs: SHUTDOWN_RETRY_AFTER_MS, message: refusalMessage('shutting_down') };
+}
+
+let dateCache = { second: -1, text: '' };
+
+/** The Date header's value (RFC 9110 §5.6.7), computed once a second. */
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateCache.second) dateCache = { second, text: new Date(second * 1000).toUTCString() };
+  return dateCache.text;
 }
