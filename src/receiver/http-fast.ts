@@ -105,6 +105,12 @@ export function parseFastHead(buf: Uint8Array, maxHeadBytes: number, maxBody: nu
 
 /** What the receiver lends the fast path. */
 export interface FastPathHost {
+  /**
+   * Admission (the receiver's max_concurrent_requests gate), taken when a request's head is read and
+   * before its body is: a release function, or undefined when every slot is taken — the connection then
+   * goes to node:http, which refuses the request (429) as it refuses any other.
+   */
+  admit(): (() => void) | undefined;
   /** Answers one complete request body (a pooled buffer it must not keep): the whole HTTP response. */
   answer(body: Buffer): Promise<Uint8Array>;
   /** Gives the connection to node:http (the bytes it has not answered are already put back). */
@@ -145,18 +151,30 @@ export class FastPath {
   }
 }
 
+/** The body of the request being read: its head (for a hand-over), the pooled buffer it goes into, admission. */
+interface Filling {
+  readonly head: Buffer;
+  readonly pooled: Buffer;
+  readonly length: number;
+  got: number;
+  readonly release: () => void;
+}
+
 class FastConnection {
   readonly #socket: Socket;
   readonly #host: FastPathHost;
   readonly #done: () => void;
-  /** Bytes received and not yet answered (a request's start at 0). */
-  #buf: Buffer | undefined;
-  /** A request is being answered: later bytes wait. */
+  /** The start of a request whose head is not complete yet (at most maxHeadBytes). */
+  #head: Buffer | undefined;
+  /** The request whose body is arriving. */
+  #body: Filling | undefined;
+  /** A request is being answered: the socket is paused and later bytes wait in the kernel. */
   #busy = false;
-  #served = 0;
+  /** A request has started (bytes arrived) and its grace period runs. */
+  #started = false;
   #ended = false;
   #timer: NodeJS.Timeout | undefined;
-  readonly #onData = (d: Buffer): void => this.#data(d);
+  readonly #onData = (d: Buffer): void => this.#feed(d);
   readonly #onEnd = (): void => this.#end();
   readonly #onClose = (): void => this.#close();
   readonly #onError = (): void => undefined; // 'close' follows
@@ -179,60 +197,95 @@ class FastConnection {
     this.#timer.unref();
   }
 
-  #data(d: Buffer): void {
+  /** Bytes from the client (never while a request is answered: the socket is paused then). */
+  #feed(d: Buffer): void {
     noteBytesRead(d.length);
-    this.#buf = this.#buf === undefined || this.#buf.length === 0 ? d : Buffer.concat([this.#buf, d]);
-    if (!this.#busy) this.#next();
+    if (d.length === 0) return;
+    if (!this.#started) {
+      // The request's first bytes: it has FAST_GRACE_MS to arrive complete, counted once, from here.
+      this.#started = true;
+      this.#arm(FAST_GRACE_MS, () => this.#handOver(undefined));
+    }
+    const f = this.#body;
+    if (f !== undefined) {
+      const n = Math.min(f.length - f.got, d.length);
+      d.copy(f.pooled, f.got, 0, n);
+      f.got += n;
+      if (f.got === f.length) this.#answer(f, n < d.length ? d.subarray(n) : undefined);
+      return;
+    }
+    const h = this.#head === undefined ? d : Buffer.concat([this.#head, d]);
+    this.#head = undefined;
+    const v = this.#host.accepting() ? parseFastHead(h, this.#host.maxHeadBytes, this.#host.maxBody) : ({ kind: 'other' } as const);
+    if (v.kind === 'other') {
+      this.#handOver(h);
+      return;
+    }
+    if (v.kind === 'incomplete') {
+      this.#head = h;
+      if (this.#ended) this.#handOver(undefined);
+      return;
+    }
+    const release = this.#host.admit();
+    if (release === undefined) {
+      this.#handOver(h);
+      return;
+    }
+    const pooled = takeBody(v.contentLength);
+    const n = Math.min(v.contentLength, h.length - v.bodyStart);
+    h.copy(pooled, 0, v.bodyStart, v.bodyStart + n);
+    const filling: Filling = { head: h.subarray(0, v.bodyStart), pooled, length: v.contentLength, got: n, release };
+    if (n === v.contentLength) this.#answer(filling, v.bodyStart + n < h.length ? h.subarray(v.bodyStart + n) : undefined);
+    else {
+      this.#body = filling;
+      if (this.#ended) this.#handOver(undefined);
+    }
   }
 
-  /** Looks at the buffered bytes: answers a complete plain request, waits for more, or hands over. */
-  #next(): void {
-    const buf = this.#buf;
-    if (buf === undefined || buf.length === 0) {
-      if (this.#ended) this.#socket.end();
-      else if (this.#served > 0) this.#arm(this.#host.idleTimeoutMs, () => this.destroy());
-      return;
-    }
-    const v = this.#host.accepting() ? parseFastHead(buf, this.#host.maxHeadBytes, this.#host.maxBody) : ({ kind: 'other' } as const);
-    if (v.kind === 'other') {
-      this.#handOver();
-      return;
-    }
-    if (v.kind === 'incomplete' || buf.length < v.bodyStart + v.contentLength) {
-      // A request has started: it must arrive complete soon, or node:http takes the connection.
-      if (this.#ended) this.#handOver();
-      else this.#arm(FAST_GRACE_MS, () => this.#handOver());
-      return;
-    }
+  /** Answers the complete request `f`; `rest` (bytes after it, pipelined) is read once the answer is written. */
+  #answer(f: Filling, rest: Buffer | undefined): void {
     clearTimeout(this.#timer);
-    const end = v.bodyStart + v.contentLength;
-    const pooled = takeBody(v.contentLength);
-    buf.copy(pooled, 0, v.bodyStart, end);
-    this.#buf = end === buf.length ? undefined : buf.subarray(end);
+    this.#body = undefined;
+    this.#started = false;
     this.#busy = true;
-    this.#host.answer(pooled.subarray(0, v.contentLength)).then(
-      (response) => {
-        giveBody(pooled);
-        this.#busy = false;
-        this.#served++;
-        if (this.#socket.destroyed) return;
-        this.#socket.write(response);
-        this.#next();
-      },
-      () => {
-        giveBody(pooled);
+    this.#socket.pause();
+    const finish = (response: Uint8Array | undefined): void => {
+      giveBody(f.pooled);
+      f.release();
+      this.#busy = false;
+      if (response === undefined || this.#socket.destroyed) {
         this.destroy();
-      },
-    );
+        return;
+      }
+      this.#socket.write(response);
+      if (rest !== undefined) this.#feed(rest);
+      else this.#idle();
+      if (!this.#busy && !this.#socket.destroyed && this.#socket.isPaused()) this.#socket.resume();
+    };
+    this.#host.answer(f.pooled.subarray(0, f.length)).then(finish, () => finish(undefined));
+  }
+
+  /** Between requests: close after idle_timeout (or at once when the client has ended its side). */
+  #idle(): void {
+    if (this.#ended) this.#socket.end();
+    else this.#arm(this.#host.idleTimeoutMs, () => this.destroy());
   }
 
   #end(): void {
     this.#ended = true;
-    if (!this.#busy) this.#next();
+    if (this.#busy) return; // closed after the answer (#idle), or handed over with what follows it
+    if (this.#head !== undefined || this.#body !== undefined) this.#handOver(undefined);
+    else this.#idle();
   }
 
   #close(): void {
     clearTimeout(this.#timer);
+    const f = this.#body;
+    this.#body = undefined;
+    if (f !== undefined) {
+      giveBody(f.pooled);
+      f.release();
+    }
     this.#done();
   }
 
@@ -248,16 +301,28 @@ class FastConnection {
     return s;
   }
 
-  #handOver(): void {
-    const buf = this.#buf;
-    this.#buf = undefined;
+  /**
+   * Gives the connection to node:http with every byte of the unanswered request put back: `bytes`
+   * when given, else the started head or the head and body read so far.
+   */
+  #handOver(bytes: Buffer | undefined): void {
+    let back = bytes ?? this.#head;
+    const f = this.#body;
+    if (bytes === undefined && f !== undefined) {
+      back = Buffer.concat([f.head, f.pooled.subarray(0, f.got)]);
+      giveBody(f.pooled);
+      f.release();
+    }
+    this.#head = undefined;
+    this.#body = undefined;
     const s = this.#detach();
-    if (buf !== undefined && buf.length > 0) s.unshift(buf);
+    if (back !== undefined && back.length > 0) s.unshift(back);
+    if (s.isPaused()) s.resume();
     this.#host.handOver(s);
   }
 
   closeIfIdle(): void {
-    if (!this.#busy && (this.#buf === undefined || this.#buf.length === 0)) this.destroy();
+    if (!this.#busy && !this.#started) this.destroy();
   }
 
   destroy(): void {

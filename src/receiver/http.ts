@@ -306,6 +306,7 @@ export class HttpReceiver {
       const nodeConnection = server.listeners('connection') as Array<(s: Socket) => void>;
       server.removeAllListeners('connection');
       const fast = new FastPath({
+        admit: () => this.#fastAdmit(),
         answer: (body) => this.#fastAnswer(body),
         handOver: (socket) => {
           for (const l of nodeConnection) l.call(server, socket);
@@ -559,34 +560,38 @@ export class HttpReceiver {
   }
 
   /**
-   * The fast path's answer to one complete plain request (http-fast.ts): admission, decode, append,
-   * then the whole response — the same outcomes, status codes, bodies and counts as #handle and
-   * #reply give such a request over node:http.
+   * The fast path's admission for one request whose head it has read (http-fast.ts): a slot of the
+   * same gate, counted in flight for shutdown like a request on node:http, until the release.
    */
-  async #fastAnswer(body: Buffer): Promise<Uint8Array> {
-    this.#inFlight++;
+  #fastAdmit(): (() => void) | undefined {
     const release = this.#gate.tryAcquire();
-    try {
-      let outcome: ReceiveOutcome;
-      if (!release) outcome = this.#overloaded();
-      else {
-        if (this.#tally) this.#tally.bytes.n += body.length;
-        const arena = new EntryArena();
-        try {
-          outcome = await this.#decodeAndAppend('protobuf', body, arena, undefined);
-        } catch (e) {
-          this.#deps.logger.error({ err: e }, 'OTLP/HTTP request failed unexpectedly');
-          outcome = { kind: 'retryable', reason: 'ledger_failed', afterMs: 5_000, message: refusalMessage('ledger_failed', errorMessage(e)) };
-        } finally {
-          arena.release();
-        }
-      }
-      return this.#fastResponse(outcome);
-    } finally {
-      release?.();
+    if (!release) return undefined;
+    this.#inFlight++;
+    return () => {
+      release();
       this.#inFlight--;
       if (this.#inFlight === 0) for (const w of this.#idleWaiters.splice(0)) w();
+    };
+  }
+
+  /**
+   * The fast path's answer to one complete plain request: decode, append, then the whole response —
+   * the same outcomes, status codes, bodies and counts as #handle and #reply give it over node:http.
+   */
+  async #fastAnswer(body: Buffer): Promise<Uint8Array> {
+    if (this.#tally) this.#tally.bytes.n += body.length;
+    const arena = new EntryArena();
+    let outcome: ReceiveOutcome;
+    try {
+      outcome = await this.#decodeAndAppend('protobuf', body, arena, undefined);
+    } catch (e) {
+      // A sink that rejects breaks its contract; answer retryable so the client keeps its data (G2).
+      this.#deps.logger.error({ err: e }, 'OTLP/HTTP request failed unexpectedly');
+      outcome = { kind: 'retryable', reason: 'ledger_failed', afterMs: 5_000, message: refusalMessage('ledger_failed', errorMessage(e)) };
+    } finally {
+      arena.release();
     }
+    return this.#fastResponse(outcome);
   }
 
   /** A complete protobuf-encoded response for `outcome`, counted as #reply counts it. */

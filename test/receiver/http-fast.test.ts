@@ -195,6 +195,41 @@ describe('the fast path on the wire', () => {
     expect(sink.entries).toHaveLength(4);
   });
 
+  it('counts the grace period once per request: a client trickling a byte every 20 ms is handed over and cut off by read_header_timeout', async () => {
+    const sink = new MemorySink();
+    const { port } = await receiver(sink, true, { read_header_timeout: 1_000, read_timeout: 2_000 });
+    const whole = plain(sampleRequest(1));
+    const t0 = Date.now();
+    const reply = await new Promise<string>((resolve) => {
+      let got = '';
+      const s = net.connect(port, '127.0.0.1', () => {
+        let i = 0;
+        const t = setInterval(() => {
+          if (s.destroyed || i >= whole.length) return clearInterval(t);
+          s.write(whole.subarray(i, ++i));
+        }, 20);
+      });
+      s.on('data', (d) => (got += d.toString('latin1')));
+      s.on('error', () => undefined);
+      s.on('close', () => resolve(got));
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 408/); // node:http's slow-client answer, not the fast path's 200
+    expect(Date.now() - t0).toBeLessThan(4_000);
+    expect(sink.entries).toHaveLength(0);
+  });
+
+  it('hands over a request whose body is still arriving after the grace period with all its bytes, and node:http stores it once', async () => {
+    const sink = new MemorySink();
+    const { port } = await receiver(sink, true);
+    const body = sampleRequest(3);
+    const whole = plain(body);
+    const cut = whole.length - 10; // head and most of the body now, the last 10 bytes after the grace period
+    const [r] = await exchange(port, [whole.subarray(0, cut), whole.subarray(cut)], 1, FAST_GRACE_MS * 3);
+    expect(r!.status).toBe(200);
+    expect(byFastPath(r!)).toBe(false);
+    expect(sink.entries).toHaveLength(3);
+  });
+
   it.each([
     ['Content-Length and Transfer-Encoding together', (b: Uint8Array) => plain(b, 'Transfer-Encoding: chunked\r\n')],
     ['two different Content-Lengths', (b: Uint8Array) => plain(b, `Content-Length: ${b.length + 5}\r\n`)],
@@ -209,7 +244,7 @@ describe('the fast path on the wire', () => {
     expect(sink.entries).toHaveLength(0);
   });
 
-  it('refuses with 429 and Retry-After when max_concurrent_requests are taken, and serves again once one is free', async () => {
+  it('admits before reading a body: with max_concurrent_requests taken the connection goes to node:http, which refuses with 429', async () => {
     const sink = new GatedSink();
     const gate = new ConcurrencyGate(1);
     const rx = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: MAX_BODY, ...HTTP_DEFAULTS }, { ...deps(sink), gate });
@@ -218,7 +253,7 @@ describe('the fast path on the wire', () => {
     const first = exchange(port, [plain(sampleRequest(1))], 1);
     while (sink.pending === 0) await new Promise((r) => setTimeout(r, 5));
     const [refused] = await exchange(port, [plain(sampleRequest(1))], 1);
-    expect(byFastPath(refused!)).toBe(true);
+    expect(byFastPath(refused!)).toBe(false);
     expect(refused!.status).toBe(429);
     expect(Number(refused!.headers['retry-after'])).toBeGreaterThan(0);
     expect(decodeStatus(refused!.body).code).toBe(8); // RESOURCE_EXHAUSTED
