@@ -21,6 +21,9 @@
  * request has not arrived complete within FAST_GRACE_MS (a slow client is then node:http's, with its
  * read_header_timeout / read_timeout); node:http then parses from the first byte it did not see
  * answered. Requests on one connection are answered in order, one at a time (pipelined bytes wait).
+ * Admission is taken when a head has been read, before its body: a request refused for overload is
+ * answered 429 here after its body (at most drainLimit bytes) is read and dropped, so that an overload
+ * does not move connections to the slower path for good.
  */
 import type { Socket } from 'node:net';
 import { giveBody, takeBody } from './body-pool.js';
@@ -111,6 +114,13 @@ export interface FastPathHost {
    * goes to node:http, which refuses the request (429) as it refuses any other.
    */
   admit(): (() => void) | undefined;
+  /** The whole 429 response for a request refused admission (counted as node:http's path counts it). */
+  overloaded(): Uint8Array;
+  /**
+   * Largest body of a refused request that is read and discarded so that its connection stays (node's
+   * path does the same); a larger one goes to node:http, which answers and closes.
+   */
+  readonly drainLimit: number;
   /** Answers one complete request body (a pooled buffer it must not keep): the whole HTTP response. */
   answer(body: Buffer): Promise<Uint8Array>;
   /** Gives the connection to node:http (the bytes it has not answered are already put back). */
@@ -168,13 +178,18 @@ class FastConnection {
   #head: Buffer | undefined;
   /** The request whose body is arriving. */
   #body: Filling | undefined;
+  /** A request refused admission whose body is read and dropped: bytes still to drop. */
+  #drain = 0;
   /** A request is being answered: the socket is paused and later bytes wait in the kernel. */
   #busy = false;
   /** A request has started (bytes arrived) and its grace period runs. */
   #started = false;
   #ended = false;
   #timer: NodeJS.Timeout | undefined;
-  readonly #onData = (d: Buffer): void => this.#feed(d);
+  readonly #onData = (d: Buffer): void => {
+    noteBytesRead(d.length);
+    this.#feed(d);
+  };
   readonly #onEnd = (): void => this.#end();
   readonly #onClose = (): void => this.#close();
   readonly #onError = (): void => undefined; // 'close' follows
@@ -199,12 +214,17 @@ class FastConnection {
 
   /** Bytes from the client (never while a request is answered: the socket is paused then). */
   #feed(d: Buffer): void {
-    noteBytesRead(d.length);
     if (d.length === 0) return;
     if (!this.#started) {
       // The request's first bytes: it has FAST_GRACE_MS to arrive complete, counted once, from here.
       this.#started = true;
-      this.#arm(FAST_GRACE_MS, () => this.#handOver(undefined));
+      this.#arm(FAST_GRACE_MS, () => (this.#drain > 0 ? this.destroy() : this.#handOver(undefined)));
+    }
+    if (this.#drain > 0) {
+      const n = Math.min(this.#drain, d.length);
+      this.#drain -= n;
+      if (this.#drain === 0) this.#refused(n < d.length ? d.subarray(n) : undefined);
+      return;
     }
     const f = this.#body;
     if (f !== undefined) {
@@ -228,7 +248,14 @@ class FastConnection {
     }
     const release = this.#host.admit();
     if (release === undefined) {
-      this.#handOver(h);
+      if (v.contentLength > this.#host.drainLimit) {
+        this.#handOver(h);
+        return;
+      }
+      const n = Math.min(v.contentLength, h.length - v.bodyStart);
+      this.#drain = v.contentLength - n;
+      if (this.#drain === 0) this.#refused(v.bodyStart + n < h.length ? h.subarray(v.bodyStart + n) : undefined);
+      else if (this.#ended) this.destroy();
       return;
     }
     const pooled = takeBody(v.contentLength);
@@ -265,6 +292,15 @@ class FastConnection {
     this.#host.answer(f.pooled.subarray(0, f.length)).then(finish, () => finish(undefined));
   }
 
+  /** The request refused admission has been read: answer 429, then go on with `rest`. */
+  #refused(rest: Buffer | undefined): void {
+    clearTimeout(this.#timer);
+    this.#started = false;
+    this.#socket.write(this.#host.overloaded());
+    if (rest !== undefined) this.#feed(rest);
+    else this.#idle();
+  }
+
   /** Between requests: close after idle_timeout (or at once when the client has ended its side). */
   #idle(): void {
     if (this.#ended) this.#socket.end();
@@ -274,7 +310,8 @@ class FastConnection {
   #end(): void {
     this.#ended = true;
     if (this.#busy) return; // closed after the answer (#idle), or handed over with what follows it
-    if (this.#head !== undefined || this.#body !== undefined) this.#handOver(undefined);
+    if (this.#drain > 0) this.destroy();
+    else if (this.#head !== undefined || this.#body !== undefined) this.#handOver(undefined);
     else this.#idle();
   }
 

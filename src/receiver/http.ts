@@ -307,6 +307,8 @@ export class HttpReceiver {
       server.removeAllListeners('connection');
       const fast = new FastPath({
         admit: () => this.#fastAdmit(),
+        overloaded: () => this.#fastResponse(this.#overloaded()),
+        drainLimit: Math.min(DRAIN_LIMIT, cfg.max_request_body_size),
         answer: (body) => this.#fastAnswer(body),
         handOver: (socket) => {
           for (const l of nodeConnection) l.call(server, socket);
@@ -431,10 +433,7 @@ export class HttpReceiver {
 
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.#inFlight++;
-    res.once('close', () => {
-      this.#inFlight--;
-      if (this.#inFlight === 0) for (const w of this.#idleWaiters.splice(0)) w();
-    });
+    res.once('close', () => this.#requestDone());
     this.#handle(req, res).catch((e: unknown) => {
       // A sink that rejects breaks its contract; answer retryable so the client keeps its data (G2).
       this.#deps.logger.error({ err: e }, 'OTLP/HTTP request failed unexpectedly');
@@ -569,9 +568,14 @@ export class HttpReceiver {
     this.#inFlight++;
     return () => {
       release();
-      this.#inFlight--;
-      if (this.#inFlight === 0) for (const w of this.#idleWaiters.splice(0)) w();
+      this.#requestDone();
     };
+  }
+
+  /** A request counted in flight is finished; shutdown's drain waits for the count to reach 0. */
+  #requestDone(): void {
+    this.#inFlight--;
+    if (this.#inFlight === 0) for (const w of this.#idleWaiters.splice(0)) w();
   }
 
   /**

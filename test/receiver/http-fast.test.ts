@@ -244,23 +244,52 @@ describe('the fast path on the wire', () => {
     expect(sink.entries).toHaveLength(0);
   });
 
-  it('admits before reading a body: with max_concurrent_requests taken the connection goes to node:http, which refuses with 429', async () => {
+  it('admits before reading a body: with max_concurrent_requests taken it reads and drops the body, answers 429 and keeps the connection', async () => {
     const sink = new GatedSink();
     const gate = new ConcurrencyGate(1);
-    const rx = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: MAX_BODY, ...HTTP_DEFAULTS }, { ...deps(sink), gate });
+    const rx = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 4 * MAX_BODY, ...HTTP_DEFAULTS }, { ...deps(sink), gate });
     const { port } = await rx.start();
     cleanups.push(() => rx.shutdown(1_000));
     const first = exchange(port, [plain(sampleRequest(1))], 1);
     while (sink.pending === 0) await new Promise((r) => setTimeout(r, 5));
-    const [refused] = await exchange(port, [plain(sampleRequest(1))], 1);
-    expect(byFastPath(refused!)).toBe(false);
-    expect(refused!.status).toBe(429);
-    expect(Number(refused!.headers['retry-after'])).toBeGreaterThan(0);
-    expect(decodeStatus(refused!.body).code).toBe(8); // RESOURCE_EXHAUSTED
+    // One connection: a refused request, then (once the slot is free) an accepted one.
+    const s = net.connect(port, '127.0.0.1');
+    cleanups.push(() => void s.destroy());
+    let got = '';
+    s.on('data', (d) => (got += d.toString('latin1')));
+    const until = async (re: RegExp): Promise<void> => {
+      for (let i = 0; i < 400 && !re.test(got); i++) await new Promise((r) => setTimeout(r, 5));
+    };
+    s.write(plain(sampleRequest(1)));
+    const complete = (): boolean => {
+      const end = got.indexOf('\r\n\r\n');
+      return end >= 0 && got.length >= end + 4 + Number(/\r\nContent-Length: (\d+)/i.exec(got)?.[1] ?? 0);
+    };
+    for (let i = 0; i < 400 && !complete(); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(got).toMatch(/^HTTP\/1\.1 429 /);
+    expect(decodeStatus(Buffer.from(got.slice(got.indexOf('\r\n\r\n') + 4), 'latin1')).code).toBe(8); // RESOURCE_EXHAUSTED
+    expect(got).toMatch(/\r\nRetry-After: \d+\r\n/);
+    expect(got).not.toMatch(/\r\nConnection:/i); // answered on the fast path, connection kept
     sink.release();
     expect((await first)[0]!.status).toBe(200);
+    got = '';
+    s.write(plain(sampleRequest(2)));
+    await until(/^HTTP\/1\.1 200 [\s\S]*\r\n\r\n/);
+    expect(got).toMatch(/^HTTP\/1\.1 200 /);
     expect(gate.inUse).toBe(0);
-    expect(sink.entries).toHaveLength(1);
+    expect(sink.entries).toHaveLength(3);
+    // A refused body larger than what is worth reading (1 MiB) goes to node:http, which answers and closes.
+    const hold = new GatedSink();
+    const rx2 = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 4 * MAX_BODY, ...HTTP_DEFAULTS }, { ...deps(hold), gate: new ConcurrencyGate(1) });
+    const { port: port2 } = await rx2.start();
+    cleanups.push(() => rx2.shutdown(1_000));
+    const held = exchange(port2, [plain(sampleRequest(1))], 1);
+    while (hold.pending === 0) await new Promise((r) => setTimeout(r, 5));
+    const [big] = await exchange(port2, [plain(new Uint8Array(2 * MAX_BODY))], 1);
+    expect(big!.status).toBe(429);
+    expect(big!.headers['connection']).toBe('close');
+    hold.release();
+    expect((await held)[0]!.status).toBe(200);
   });
 
   it('closes a keep-alive connection that stays idle for idle_timeout after its last answer', async () => {
