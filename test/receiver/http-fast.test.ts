@@ -166,6 +166,25 @@ describe('the fast path on the wire', () => {
     }
   });
 
+  it('answers only after the sink has taken the entries (G1): nothing on the wire while the append is pending', async () => {
+    const sink = new GatedSink();
+    const { port } = await receiver(sink, true);
+    const s = net.connect(port, '127.0.0.1');
+    cleanups.push(() => void s.destroy());
+    let got = '';
+    s.on('data', (d) => (got += d.toString('latin1')));
+    s.write(plain(sampleRequest(2)));
+    while (sink.pending === 0) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(got).toBe('');
+    expect(sink.entries).toHaveLength(0);
+    sink.release();
+    for (let i = 0; i < 400 && !/\r\n\r\n/.test(got); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(got).toMatch(/^HTTP\/1\.1 200 /);
+    expect(got).not.toMatch(/\r\nConnection:/i);
+    expect(sink.entries).toHaveLength(2);
+  });
+
   it('answers pipelined requests in order, and hands the connection to node:http at the first request of another shape', async () => {
     const sink = new MemorySink();
     const { port } = await receiver(sink, true);
