@@ -1,6 +1,6 @@
 /**
  * G1 under real crashes: the built agent runs as a child process, a load generator sends OTLP/HTTP
- * requests from several concurrent clients, and the agent is killed with SIGKILL at a random point,
+ * requests from several concurrent clients (half JSON, half protobuf: node:http's path and the fast path), and the agent is killed with SIGKILL at a random point,
  * again and again. After every restart the log must continue; at the end every acknowledged record
  * is present exactly once, each request's records contiguous and in order, nothing duplicated, and
  * the forwarded log verifies. Iterations: SEALTRAIL_CRASH_ITERATIONS (default 12).
@@ -10,6 +10,7 @@ import { rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { encodeRequest } from '../receiver/helpers.js';
 import { ORIGIN, agentConfig, bodiesFromExport, cli, jsonRequest, tempDir, writeConfig } from './helpers.js';
 
 const ITERATIONS = Number(process.env.SEALTRAIL_CRASH_ITERATIONS ?? 12);
@@ -72,6 +73,7 @@ describe('crash safety with kill -9 (G1)', () => {
     const configFile = await writeConfig(dir, cfg);
 
     const acked: string[] = [];
+    let protobufAcked = 0;
     let refused = 0;
     for (let it = 0; it < ITERATIONS; it++) {
       const agent = startAgent(configFile);
@@ -81,13 +83,19 @@ describe('crash safety with kill -9 (G1)', () => {
         for (let seq = 0; !stop; seq++) {
           const tag = `i${it}-c${w}-r${seq}`;
           try {
+            // Half the clients send OTLP/JSON (node:http's path), half protobuf with a Content-Length
+            // (the fast path, src/receiver/http-fast.ts): both must keep G1 across the kills.
+            const json = jsonRequest(tag, RECORDS_PER_REQUEST);
             const res = await fetch(`http://127.0.0.1:${httpPort}/v1/logs`, {
               method: 'POST',
-              headers: { 'content-type': 'application/json' },
-              body: jsonRequest(tag, RECORDS_PER_REQUEST),
+              headers: { 'content-type': w % 2 === 0 ? 'application/json' : 'application/x-protobuf' },
+              body: w % 2 === 0 ? json : encodeRequest(JSON.parse(json) as Record<string, unknown>),
             });
             await res.arrayBuffer();
-            if (res.status === 200) acked.push(tag);
+            if (res.status === 200) {
+              acked.push(tag);
+              if (w % 2 === 1) protobufAcked++;
+            }
             else refused++;
           } catch {
             return; // connection reset by the kill: this request was not acknowledged
@@ -110,6 +118,7 @@ describe('crash safety with kill -9 (G1)', () => {
     expect(exit.code, last.stderr()).toBe(0);
 
     expect(acked.length).toBeGreaterThan(ITERATIONS); // the load generator really got acknowledgements
+    expect(protobufAcked).toBeGreaterThan(0); // and some of them on the fast path
     const pub = join(dir, 'keys', 'signing.pub');
     const worm = join(dir, 'worm');
     const verified = await cli('verify', worm, '--key', pub, '--origin', ORIGIN);
