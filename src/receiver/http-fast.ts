@@ -51,21 +51,20 @@ function isTchar(c: number): boolean {
 }
 
 /**
- * Classifies the bytes at the start of `buf` (a request's first byte at 0): the plain request shape
+ * Classifies the bytes at the start of `b` (a request's first byte at 0): the plain request shape
  * above ('request', with where its body starts and how long it is — the body may not have arrived
  * yet), a prefix of it ('incomplete'), or anything else ('other').
  */
-export function parseFastHead(buf: Uint8Array, maxHeadBytes: number, maxBody: number): HeadVerdict {
-  const n = Math.min(buf.length, REQUEST_LINE.length);
-  for (let i = 0; i < n; i++) if (buf[i] !== REQUEST_LINE[i]) return { kind: 'other' };
-  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.length);
+export function parseFastHead(b: Buffer, maxHeadBytes: number, maxBody: number): HeadVerdict {
+  const n = Math.min(b.length, REQUEST_LINE.length);
+  for (let i = 0; i < n; i++) if (b[i] !== REQUEST_LINE[i]) return { kind: 'other' };
   const end = b.indexOf(CRLFCRLF, REQUEST_LINE.length - 2);
   if (end < 0) {
-    if (buf.length > maxHeadBytes) return { kind: 'other' };
+    if (b.length > maxHeadBytes) return { kind: 'other' };
     // A line ended by a bare LF (or a CR without its LF) can never become this shape: do not wait for it.
-    for (let i = REQUEST_LINE.length; i < buf.length; i++) {
-      if (buf[i] === 0x0a && buf[i - 1] !== 0x0d) return { kind: 'other' };
-      if (buf[i] === 0x0d && i + 1 < buf.length && buf[i + 1] !== 0x0a) return { kind: 'other' };
+    for (let i = REQUEST_LINE.length; i < b.length; i++) {
+      if (b[i] === 0x0a && b[i - 1] !== 0x0d) return { kind: 'other' };
+      if (b[i] === 0x0d && i + 1 < b.length && b[i + 1] !== 0x0a) return { kind: 'other' };
     }
     return { kind: 'incomplete' };
   }
@@ -110,8 +109,8 @@ export function parseFastHead(buf: Uint8Array, maxHeadBytes: number, maxBody: nu
 export interface FastPathHost {
   /**
    * Admission (the receiver's max_concurrent_requests gate), taken when a request's head is read and
-   * before its body is: a release function, or undefined when every slot is taken — the connection then
-   * goes to node:http, which refuses the request (429) as it refuses any other.
+   * before its body is: a release function, or undefined when every slot is taken — the request is then
+   * refused with `overloaded()` (bodies up to drainLimit) or its connection goes to node:http.
    */
   admit(): (() => void) | undefined;
   /** The whole 429 response for a request refused admission (counted as node:http's path counts it). */

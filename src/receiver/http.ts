@@ -435,12 +435,16 @@ export class HttpReceiver {
     this.#inFlight++;
     res.once('close', () => this.#requestDone());
     this.#handle(req, res).catch((e: unknown) => {
-      // A sink that rejects breaks its contract; answer retryable so the client keeps its data (G2).
-      this.#deps.logger.error({ err: e }, 'OTLP/HTTP request failed unexpectedly');
-      if (!res.headersSent) {
-        this.#reply(req, res, 'text', { kind: 'retryable', reason: 'ledger_failed', afterMs: 5_000, message: refusalMessage('ledger_failed', errorMessage(e)) });
-      } else res.destroy();
+      const outcome = this.#failedUnexpectedly(e);
+      if (!res.headersSent) this.#reply(req, res, 'text', outcome);
+      else res.destroy();
     });
+  }
+
+  /** A sink that rejects breaks its contract: logged, and answered retryable so the client keeps its data (G2). */
+  #failedUnexpectedly(e: unknown): ReceiveOutcome {
+    this.#deps.logger.error({ err: e }, 'OTLP/HTTP request failed unexpectedly');
+    return { kind: 'retryable', reason: 'ledger_failed', afterMs: 5_000, message: refusalMessage('ledger_failed', errorMessage(e)) };
   }
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -589,9 +593,7 @@ export class HttpReceiver {
     try {
       outcome = await this.#decodeAndAppend('protobuf', body, arena, undefined);
     } catch (e) {
-      // A sink that rejects breaks its contract; answer retryable so the client keeps its data (G2).
-      this.#deps.logger.error({ err: e }, 'OTLP/HTTP request failed unexpectedly');
-      outcome = { kind: 'retryable', reason: 'ledger_failed', afterMs: 5_000, message: refusalMessage('ledger_failed', errorMessage(e)) };
+      outcome = this.#failedUnexpectedly(e);
     } finally {
       arena.release();
     }
@@ -601,24 +603,26 @@ export class HttpReceiver {
   /** A complete protobuf-encoded response for `outcome`, counted as #reply counts it. */
   #fastResponse(outcome: ReceiveOutcome): Uint8Array {
     const st = transportStatus(outcome);
+    this.#count(st, outcome);
     const date = httpDate();
-    if (outcome.kind === 'ok' && this.#okResponse?.date === date) {
-      if (this.#tally) this.#tally.okRequests.n++;
-      else this.#deps.metrics?.receiverRequests.inc({ transport: 'http', status: '200' });
-      return this.#okResponse.bytes;
-    }
+    if (outcome.kind === 'ok' && this.#okResponse?.date === date) return this.#okResponse.bytes;
     const body = outcome.kind === 'ok' ? exportLogsResponseProtobuf() : rpcStatusProtobuf(st.grpc, st.message);
     let head = `HTTP/1.1 ${st.http} ${http.STATUS_CODES[st.http]}\r\nContent-Type: ${CONTENT_TYPE.protobuf}\r\nContent-Length: ${body.length}\r\n`;
     if (st.retryAfterSeconds !== undefined) head += `Retry-After: ${st.retryAfterSeconds}\r\n`;
     head += `Date: ${date}\r\n\r\n`;
     const bytes = Buffer.concat([Buffer.from(head, 'latin1'), body]);
+    if (outcome.kind === 'ok') this.#okResponse = { date, bytes };
+    return bytes;
+  }
+
+  /** Counts one answered request (both paths): requests by status, refusals by reason, a debug line for refusals. */
+  #count(st: ReturnType<typeof transportStatus>, outcome: ReceiveOutcome): void {
     if (st.http === 200 && this.#tally) this.#tally.okRequests.n++;
     else this.#deps.metrics?.receiverRequests.inc({ transport: 'http', status: String(st.http) });
     if (outcome.kind !== 'ok') {
       this.#deps.metrics?.receiverRefusedRequests.inc({ transport: 'http', reason: refusalLabel(outcome) });
       this.#deps.logger.debug({ status: st.http, message: st.message }, 'OTLP/HTTP request refused');
-    } else this.#okResponse = { date, bytes };
-    return bytes;
+    }
   }
 
   /** A body cheap enough to read and discard: a declared Content-Length of at most DRAIN_LIMIT bytes. */
@@ -657,10 +661,7 @@ export class HttpReceiver {
     }
     res.writeHead(st.http, headers);
     res.end(bytes);
-    if (st.http === 200 && this.#tally) this.#tally.okRequests.n++;
-    else this.#deps.metrics?.receiverRequests.inc({ transport: 'http', status: String(st.http) });
-    if (outcome.kind !== 'ok') this.#deps.metrics?.receiverRefusedRequests.inc({ transport: 'http', reason: refusalLabel(outcome) });
-    if (outcome.kind !== 'ok') this.#deps.logger.debug({ status: st.http, message: st.message }, 'OTLP/HTTP request refused');
+    this.#count(st, outcome);
   }
 }
 
@@ -672,8 +673,7 @@ let dateCache = { second: -1, text: '' };
 
 /** The Date header's value (RFC 9110 §5.6.7), computed once a second. */
 function httpDate(): string {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
+  const second = Math.floor(Date.now() / 1000);
   if (second !== dateCache.second) dateCache = { second, text: new Date(second * 1000).toUTCString() };
   return dateCache.text;
 }
