@@ -10,7 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FAST_GRACE_MS, parseFastHead } from '../../src/receiver/http-fast.js';
 import { HttpReceiver } from '../../src/receiver/http.js';
 import { ConcurrencyGate } from '../../src/receiver/limits.js';
-import { GatedSink, HTTP_DEFAULTS, MemorySink, RefusingSink, decodeStatus, deps, sampleRequest, startHttp } from './helpers.js';
+import { GatedSink, HTTP_DEFAULTS, MemorySink, RefusingSink, decodeStatus, deps, newMetrics, sampleRequest, startHttp } from './helpers.js';
+import type { Metrics } from '../../src/telemetry/metrics.js';
 import type { EntrySink } from '../../src/ledger/types.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -126,11 +127,22 @@ function exchange(port: number, parts: Array<Buffer | string>, n: number, pauseM
 
 const byFastPath = (r: Reply): boolean => r.headers['connection'] === undefined;
 
-async function receiver(sink: EntrySink, fast: boolean, over: Record<string, unknown> = {}): Promise<{ rx: HttpReceiver; port: number }> {
+/** The receiver's counters as label → value (scraped as Prometheus text, so the per-request tallies are in). */
+async function counters(metrics: Metrics): Promise<Record<string, string>> {
+  const text = await metrics.registry.metrics();
+  return Object.fromEntries(
+    text
+      .split('\n')
+      .filter((l) => l.startsWith('sealtrail_receiver_') && !l.includes('_bucket') && !l.includes('_sum') && !l.includes('_count'))
+      .map((l) => [l.slice(0, l.lastIndexOf(' ')), l.slice(l.lastIndexOf(' ') + 1)]),
+  );
+}
+
+async function receiver(sink: EntrySink, fast: boolean, over: Record<string, unknown> = {}, metrics?: Metrics): Promise<{ rx: HttpReceiver; port: number }> {
   const saved = process.env.SEALTRAIL_HTTP_FAST;
   if (!fast) process.env.SEALTRAIL_HTTP_FAST = '0';
   try {
-    const { rx, port } = await startHttp(sink, over);
+    const { rx, port } = await startHttp(sink, over, metrics);
     cleanups.push(() => rx.shutdown(1_000));
     return { rx, port };
   } finally {
@@ -151,8 +163,10 @@ describe('the fast path on the wire', () => {
     for (const [what, body, makeSink] of cases) {
       const fastSink = makeSink();
       const nodeSink = makeSink();
-      const f = await receiver(fastSink, true);
-      const n = await receiver(nodeSink, false);
+      const fastMetrics = newMetrics();
+      const nodeMetrics = newMetrics();
+      const f = await receiver(fastSink, true, {}, fastMetrics);
+      const n = await receiver(nodeSink, false, {}, nodeMetrics);
       const [rf] = await exchange(f.port, [plain(body)], 1);
       const [rn] = await exchange(n.port, [plain(body)], 1);
       expect(byFastPath(rf!), what).toBe(true);
@@ -163,6 +177,8 @@ describe('the fast path on the wire', () => {
       expect(rf!.headers['date'], what).toMatch(/GMT$/);
       expect(rf!.body.equals(rn!.body), what).toBe(true);
       if (fastSink instanceof MemorySink && nodeSink instanceof MemorySink) expect(fastSink.entries, what).toEqual(nodeSink.entries);
+      // Counted alike: requests by status, refusals by reason, bytes and records taken.
+      expect(await counters(fastMetrics), what).toEqual(await counters(nodeMetrics));
     }
   });
 
