@@ -120,7 +120,7 @@ export interface FastPathHost {
    * path does the same); a larger one goes to node:http, which answers and closes.
    */
   readonly drainLimit: number;
-  /** Answers one complete request body (a pooled buffer it must not keep): the whole HTTP response. */
+  /** Answers one complete request body (a buffer it must not keep once it resolves): the whole HTTP response. */
   answer(body: Buffer): Promise<Uint8Array>;
   /** Gives the connection to node:http (the bytes it has not answered are already put back). */
   handOver(socket: Socket): void;
@@ -230,7 +230,7 @@ class FastConnection {
       const n = Math.min(f.length - f.got, d.length);
       d.copy(f.pooled, f.got, 0, n);
       f.got += n;
-      if (f.got === f.length) this.#answer(f, n < d.length ? d.subarray(n) : undefined);
+      if (f.got === f.length) this.#answer(f.pooled.subarray(0, f.length), f.pooled, f.release, n < d.length ? d.subarray(n) : undefined);
       return;
     }
     const h = this.#head === undefined ? d : Buffer.concat([this.#head, d]);
@@ -257,27 +257,33 @@ class FastConnection {
       else if (this.#ended) this.destroy();
       return;
     }
-    const pooled = takeBody(v.contentLength);
-    const n = Math.min(v.contentLength, h.length - v.bodyStart);
-    h.copy(pooled, 0, v.bodyStart, v.bodyStart + n);
-    const filling: Filling = { head: h.subarray(0, v.bodyStart), pooled, length: v.contentLength, got: n, release };
-    if (n === v.contentLength) this.#answer(filling, v.bodyStart + n < h.length ? h.subarray(v.bodyStart + n) : undefined);
-    else {
-      this.#body = filling;
-      if (this.#ended) this.#handOver(undefined);
+    const end = v.bodyStart + v.contentLength;
+    if (end <= h.length) {
+      // The whole body came with the head (the usual case): answered from the read itself, as node's
+      // path answers a body read in one piece; the decoder copies what it keeps.
+      this.#answer(h.subarray(v.bodyStart, end), undefined, release, end < h.length ? h.subarray(end) : undefined);
+      return;
     }
+    const pooled = takeBody(v.contentLength);
+    const n = h.length - v.bodyStart;
+    h.copy(pooled, 0, v.bodyStart, h.length);
+    this.#body = { head: h.subarray(0, v.bodyStart), pooled, length: v.contentLength, got: n, release };
+    if (this.#ended) this.#handOver(undefined);
   }
 
-  /** Answers the complete request `f`; `rest` (bytes after it, pipelined) is read once the answer is written. */
-  #answer(f: Filling, rest: Buffer | undefined): void {
+  /**
+   * Answers a complete request whose body is `body` (inside `pooled` when it was gathered from several
+   * reads; given back afterwards); `rest` (bytes after it, pipelined) is read once the answer is written.
+   */
+  #answer(body: Buffer, pooled: Buffer | undefined, release: () => void, rest: Buffer | undefined): void {
     clearTimeout(this.#timer);
     this.#body = undefined;
     this.#started = false;
     this.#busy = true;
     this.#socket.pause();
     const finish = (response: Uint8Array | undefined): void => {
-      giveBody(f.pooled);
-      f.release();
+      if (pooled !== undefined) giveBody(pooled);
+      release();
       this.#busy = false;
       if (response === undefined || this.#socket.destroyed) {
         this.destroy();
@@ -288,7 +294,7 @@ class FastConnection {
       else this.#idle();
       if (!this.#busy && !this.#socket.destroyed && this.#socket.isPaused()) this.#socket.resume();
     };
-    this.#host.answer(f.pooled.subarray(0, f.length)).then(finish, () => finish(undefined));
+    this.#host.answer(body).then(finish, () => finish(undefined));
   }
 
   /** The request refused admission has been read: answer 429, then go on with `rest`. */
