@@ -5,17 +5,25 @@
  * back. Why: node's per-request machinery cost the agent ≈ 0.8–1.0 µs of its ≈ 3.2 µs per record
  * (docs/benchmarks.md, session 13); the issue's 400,000 records/s leave 2.5 µs.
  *
- * What counts as that shape (parseFastHead) is deliberately narrow, so that everything a general
- * HTTP/1.1 parser must get right — chunked bodies, several or conflicting lengths, obs-fold, bare LF,
- * Expect, Upgrade, compressed bodies, credentials, HTTP/1.0, oversized heads — is left to llhttp:
+ * What counts as that shape (parseFastHead, ChunkedBody) is deliberately narrow, so that everything a
+ * general HTTP/1.1 parser must get right — several or conflicting lengths, length and chunked
+ * together, chunk extensions and trailers, obs-fold, bare LF, Expect, Upgrade, compressed bodies,
+ * HTTP/1.0, oversized heads — is left to llhttp:
  *
  *   POST /v1/logs HTTP/1.1 CRLF
  *   header lines (name = token, value = visible ASCII / obs-text / SP / HTAB) CRLF
- *   exactly one Host, exactly one Content-Length (decimal, at most max_request_body_size),
- *   Content-Type application/x-protobuf or application/protobuf (no parameters),
- *   Connection keep-alive or absent, and none of Transfer-Encoding, Content-Encoding, Expect,
- *   Upgrade, Authorization, TE, Trailer
- *   CRLF, then exactly Content-Length body bytes.
+ *   exactly one Host; either exactly one Content-Length (decimal, at most max_request_body_size) or
+ *   exactly one Transfer-Encoding whose value is `chunked` (and then no Content-Length);
+ *   Content-Type application/x-protobuf or application/protobuf (no parameters);
+ *   Connection keep-alive or absent; at most one Authorization (checked by the receiver: a request
+ *   it does not accept goes to node:http, which answers 401); none of Content-Encoding, Expect,
+ *   Upgrade, TE, Trailer
+ *   CRLF, then exactly Content-Length body bytes, or chunks: 1–8 hex digits CRLF, that many bytes,
+ *   CRLF — no extensions — ending with `0` CRLF CRLF (no trailer fields), at most MAX_FAST_CHUNKS
+ *   chunks and max_request_body_size bytes of data in all.
+ *
+ * The OTel JS SDK's OTLP/HTTP protobuf exporter sends its bodies chunked; Content-Length senders
+ * (the benchmark's load generator, most other exporters) send the first form.
  *
  * A connection is handed over for good the moment its buffered bytes are anything else, or when a
  * request has not arrived complete within FAST_GRACE_MS (a slow client is then node:http's, with its
@@ -32,13 +40,26 @@ import { noteBytesRead } from './read-gc.js';
 /** How long a started request may take to arrive complete before its connection goes to node:http. */
 export const FAST_GRACE_MS = 100;
 
+/**
+ * Most chunks a chunked body may have on the fast path (an exporter sends one, or a few): each is
+ * kept as a slice until the body is complete, so a body of many tiny chunks goes to node:http.
+ */
+export const MAX_FAST_CHUNKS = 64;
+
 const REQUEST_LINE = Buffer.from('POST /v1/logs HTTP/1.1\r\n', 'latin1');
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 /** Headers whose presence means the request is not the plain shape (handled by node:http). */
-const NOT_FAST = new Set(['transfer-encoding', 'content-encoding', 'expect', 'upgrade', 'authorization', 'te', 'trailer']);
+const NOT_FAST = new Set(['content-encoding', 'expect', 'upgrade', 'te', 'trailer']);
 
 export type HeadVerdict =
-  | { readonly kind: 'request'; readonly bodyStart: number; readonly contentLength: number }
+  | {
+      readonly kind: 'request';
+      readonly bodyStart: number;
+      /** The body's length, or -1 for a chunked body (Transfer-Encoding: chunked). */
+      readonly contentLength: number;
+      /** The Authorization header's value, when the request has one. */
+      readonly authorization?: string;
+    }
   | { readonly kind: 'incomplete' }
   | { readonly kind: 'other' };
 
@@ -70,6 +91,8 @@ export function parseFastHead(b: Buffer, maxHeadBytes: number, maxBody: number):
   }
   if (end + 4 > maxHeadBytes) return { kind: 'other' };
   let contentLength = -1;
+  let chunked = false;
+  let authorization: string | undefined;
   let hosts = 0;
   let protobuf = false;
   // Header lines lie in [REQUEST_LINE.length, end), each ending at a CRLF (the last one at `end`).
@@ -90,6 +113,12 @@ export function parseFastHead(b: Buffer, maxHeadBytes: number, maxBody: number):
       if (contentLength >= 0 || !/^[0-9]{1,15}$/.test(value)) return { kind: 'other' };
       contentLength = Number(value);
       if (contentLength > maxBody) return { kind: 'other' };
+    } else if (name === 'transfer-encoding') {
+      if (chunked || value.toLowerCase() !== 'chunked') return { kind: 'other' };
+      chunked = true;
+    } else if (name === 'authorization') {
+      if (authorization !== undefined) return { kind: 'other' };
+      authorization = value;
     } else if (name === 'host') {
       hosts++;
     } else if (name === 'content-type') {
@@ -101,8 +130,146 @@ export function parseFastHead(b: Buffer, maxHeadBytes: number, maxBody: number):
     }
     p = eol + 2;
   }
-  if (contentLength < 0 || hosts !== 1 || !protobuf) return { kind: 'other' };
-  return { kind: 'request', bodyStart: end + 4, contentLength };
+  // Exactly one framing: a length, or chunked (both together is the classic smuggling shape).
+  if (chunked === contentLength >= 0 || hosts !== 1 || !protobuf) return { kind: 'other' };
+  const bodyStart = end + 4;
+  return authorization === undefined ? { kind: 'request', bodyStart, contentLength } : { kind: 'request', bodyStart, contentLength, authorization };
+}
+
+/** What a chunked body's bytes so far amount to (ChunkedBody.feed). */
+export type ChunkedVerdict =
+  | { readonly kind: 'more' }
+  /** The last chunk's final CRLF ends at `end` (exclusive) in the buffer just fed. */
+  | { readonly kind: 'done'; readonly end: number }
+  /** Not the strict form above, more than MAX_FAST_CHUNKS chunks, or more data than allowed. */
+  | { readonly kind: 'other' };
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
+  if (c >= 0x41 && c <= 0x46) return c - 0x41 + 10;
+  return -1;
+}
+
+const enum Chunk {
+  SizeFirst,
+  Size,
+  SizeLf,
+  Data,
+  DataCr,
+  DataLf,
+  EndCr,
+  EndLf,
+  Done,
+}
+
+/**
+ * Reads a chunked body in the strict form above, from bytes as they arrive: the data is kept as
+ * slices of the buffers fed (no copy until `body()`), at most `limit` bytes of it. Anything outside
+ * that form is 'other' — the connection then goes to node:http with every byte of the request.
+ */
+export class ChunkedBody {
+  readonly #limit: number;
+  readonly #keep: boolean;
+  #state = Chunk.SizeFirst;
+  #size = 0;
+  #digits = 0;
+  #left = 0;
+  #chunks = 0;
+  #total = 0;
+  readonly #slices: Buffer[] = [];
+
+  /** `keep` false: the data is only counted (a refused request's body, read to be dropped). */
+  constructor(limit: number, keep = true) {
+    this.#limit = limit;
+    this.#keep = keep;
+  }
+
+  /** Bytes of data so far. */
+  get length(): number {
+    return this.#total;
+  }
+
+  /** Reads `b` from `from` on; after 'done' or 'other' it must not be fed again. */
+  feed(b: Buffer, from: number): ChunkedVerdict {
+    let i = from;
+    while (i < b.length) {
+      const c = b[i]!;
+      switch (this.#state) {
+        case Chunk.SizeFirst:
+        case Chunk.Size: {
+          const h = hexValue(c);
+          if (h >= 0) {
+            if (++this.#digits > 8) return { kind: 'other' };
+            this.#size = this.#size * 16 + h;
+            this.#state = Chunk.Size;
+          } else if (c === CR && this.#state === Chunk.Size) {
+            this.#state = Chunk.SizeLf;
+          } else {
+            return { kind: 'other' }; // extensions (;), white space, a sign, no digits at all
+          }
+          i++;
+          break;
+        }
+        case Chunk.SizeLf:
+          if (c !== LF) return { kind: 'other' };
+          i++;
+          if (this.#size === 0) {
+            this.#state = Chunk.EndCr;
+            break;
+          }
+          this.#total += this.#size;
+          if (++this.#chunks > MAX_FAST_CHUNKS || this.#total > this.#limit) return { kind: 'other' };
+          this.#left = this.#size;
+          this.#state = Chunk.Data;
+          break;
+        case Chunk.Data: {
+          const n = Math.min(this.#left, b.length - i);
+          if (this.#keep) this.#slices.push(b.subarray(i, i + n));
+          i += n;
+          this.#left -= n;
+          if (this.#left === 0) this.#state = Chunk.DataCr;
+          break;
+        }
+        case Chunk.DataCr:
+        case Chunk.EndCr:
+          if (c !== CR) return { kind: 'other' }; // after the last chunk: a trailer field
+          this.#state = this.#state === Chunk.DataCr ? Chunk.DataLf : Chunk.EndLf;
+          i++;
+          break;
+        case Chunk.DataLf:
+          if (c !== LF) return { kind: 'other' };
+          this.#state = Chunk.SizeFirst;
+          this.#size = 0;
+          this.#digits = 0;
+          i++;
+          break;
+        case Chunk.EndLf:
+          if (c !== LF) return { kind: 'other' };
+          this.#state = Chunk.Done;
+          return { kind: 'done', end: i + 1 };
+        case Chunk.Done:
+          return { kind: 'other' };
+      }
+    }
+    return { kind: 'more' };
+  }
+
+  /**
+   * The whole body once 'done': the one slice itself when it came in one piece (the usual case), else
+   * the slices copied into a body-pool buffer (`pooled`, to be given back).
+   */
+  body(): { body: Buffer; pooled: Buffer | undefined } {
+    if (this.#slices.length === 0) return { body: Buffer.alloc(0), pooled: undefined };
+    if (this.#slices.length === 1) return { body: this.#slices[0]!, pooled: undefined };
+    const pooled = takeBody(this.#total);
+    let at = 0;
+    for (const s of this.#slices) at += s.copy(pooled, at);
+    return { body: pooled.subarray(0, this.#total), pooled };
+  }
 }
 
 /** What the receiver lends the fast path. */
@@ -120,8 +287,15 @@ export interface FastPathHost {
    * path does the same); a larger one goes to node:http, which answers and closes.
    */
   readonly drainLimit: number;
+  /**
+   * Authentication from the request's Authorization value (undefined: none sent), before admission
+   * and before the body is read: the client's name for the logs (undefined without auth or a name),
+   * or false when the receiver does not accept the request — it then goes to node:http, which answers
+   * 401 exactly as for any other connection.
+   */
+  authenticate(authorization: string | undefined): { readonly client: string | undefined } | false;
   /** Answers one complete request body (a buffer it must not keep once it resolves): the whole HTTP response. */
-  answer(body: Buffer): Promise<Uint8Array>;
+  answer(body: Buffer, client: string | undefined): Promise<Uint8Array>;
   /** Gives the connection to node:http (the bytes it has not answered are already put back). */
   handOver(socket: Socket): void;
   /** False while the receiver is stopping: new requests go to node:http, which refuses them. */
@@ -167,7 +341,23 @@ interface Filling {
   readonly length: number;
   got: number;
   readonly release: () => void;
+  readonly client: string | undefined;
 }
+
+/**
+ * A chunked body being read: every buffer read for the request from its first byte (for a
+ * hand-over), the decoder, and admission — undefined when the request was refused admission and its
+ * body is read to be dropped.
+ */
+interface ChunkedFilling {
+  readonly raw: Buffer[];
+  readonly dec: ChunkedBody;
+  readonly release: (() => void) | undefined;
+  readonly client: string | undefined;
+}
+
+/** Most reads one chunked request may take on the fast path (each is kept until the request is complete). */
+const MAX_CHUNKED_READS = 1024;
 
 class FastConnection {
   readonly #socket: Socket;
@@ -177,6 +367,8 @@ class FastConnection {
   #head: Buffer | undefined;
   /** The request whose body is arriving. */
   #body: Filling | undefined;
+  /** The request whose chunked body is arriving. */
+  #chunked: ChunkedFilling | undefined;
   /** A request refused admission whose body is read and dropped: bytes still to drop. */
   #drain = 0;
   /** A request is being answered: the socket is paused and later bytes wait in the kernel. */
@@ -217,7 +409,7 @@ class FastConnection {
     if (!this.#started) {
       // The request's first bytes: it has FAST_GRACE_MS to arrive complete, counted once, from here.
       this.#started = true;
-      this.#arm(FAST_GRACE_MS, () => (this.#drain > 0 ? this.destroy() : this.#handOver(undefined)));
+      this.#arm(FAST_GRACE_MS, () => (this.#draining() ? this.destroy() : this.#handOver(undefined)));
     }
     if (this.#drain > 0) {
       const n = Math.min(this.#drain, d.length);
@@ -230,7 +422,13 @@ class FastConnection {
       const n = Math.min(f.length - f.got, d.length);
       d.copy(f.pooled, f.got, 0, n);
       f.got += n;
-      if (f.got === f.length) this.#answer(f.pooled.subarray(0, f.length), f.pooled, f.release, n < d.length ? d.subarray(n) : undefined);
+      if (f.got === f.length) this.#answer(f.pooled.subarray(0, f.length), f.pooled, f.release, f.client, n < d.length ? d.subarray(n) : undefined);
+      return;
+    }
+    const k = this.#chunked;
+    if (k !== undefined) {
+      k.raw.push(d);
+      this.#readChunked(k, d, 0);
       return;
     }
     const h = this.#head === undefined ? d : Buffer.concat([this.#head, d]);
@@ -245,7 +443,27 @@ class FastConnection {
       if (this.#ended) this.#handOver(undefined);
       return;
     }
+    const who = this.#host.authenticate(v.authorization);
+    if (who === false) {
+      this.#handOver(h);
+      return;
+    }
     const release = this.#host.admit();
+    if (v.contentLength < 0) {
+      if (release === undefined && this.#host.drainLimit === 0) {
+        this.#handOver(h);
+        return;
+      }
+      const c: ChunkedFilling = {
+        raw: [h],
+        dec: release === undefined ? new ChunkedBody(this.#host.drainLimit, false) : new ChunkedBody(this.#host.maxBody),
+        release,
+        client: who.client,
+      };
+      this.#chunked = c;
+      this.#readChunked(c, h, v.bodyStart);
+      return;
+    }
     if (release === undefined) {
       if (v.contentLength > this.#host.drainLimit) {
         this.#handOver(h);
@@ -261,21 +479,51 @@ class FastConnection {
     if (end <= h.length) {
       // The whole body came with the head (the usual case): answered from the read itself, as node's
       // path answers a body read in one piece; the decoder copies what it keeps.
-      this.#answer(h.subarray(v.bodyStart, end), undefined, release, end < h.length ? h.subarray(end) : undefined);
+      this.#answer(h.subarray(v.bodyStart, end), undefined, release, who.client, end < h.length ? h.subarray(end) : undefined);
       return;
     }
     const pooled = takeBody(v.contentLength);
     const n = h.length - v.bodyStart;
     h.copy(pooled, 0, v.bodyStart, h.length);
-    this.#body = { head: h.subarray(0, v.bodyStart), pooled, length: v.contentLength, got: n, release };
+    this.#body = { head: h.subarray(0, v.bodyStart), pooled, length: v.contentLength, got: n, release, client: who.client };
     if (this.#ended) this.#handOver(undefined);
+  }
+
+  /** Reads the chunked body of `c` on in `b` (from `from`): answers it once complete, hands over anything else. */
+  #readChunked(c: ChunkedFilling, b: Buffer, from: number): void {
+    const r = c.dec.feed(b, from);
+    if (r.kind === 'more') {
+      if (c.raw.length > MAX_CHUNKED_READS) this.#handOver(undefined);
+      else if (this.#ended) {
+        if (c.release === undefined) this.destroy();
+        else this.#handOver(undefined);
+      }
+      return;
+    }
+    if (r.kind === 'other') {
+      this.#handOver(undefined);
+      return;
+    }
+    this.#chunked = undefined;
+    const rest = r.end < b.length ? b.subarray(r.end) : undefined;
+    if (c.release === undefined) {
+      this.#refused(rest);
+      return;
+    }
+    const { body, pooled } = c.dec.body();
+    this.#answer(body, pooled, c.release, c.client, rest);
+  }
+
+  /** A refused request's body is being read to be dropped. */
+  #draining(): boolean {
+    return this.#drain > 0 || (this.#chunked !== undefined && this.#chunked.release === undefined);
   }
 
   /**
    * Answers a complete request whose body is `body` (inside `pooled` when it was gathered from several
    * reads; given back afterwards); `rest` (bytes after it, pipelined) is read once the answer is written.
    */
-  #answer(body: Buffer, pooled: Buffer | undefined, release: () => void, rest: Buffer | undefined): void {
+  #answer(body: Buffer, pooled: Buffer | undefined, release: () => void, client: string | undefined, rest: Buffer | undefined): void {
     clearTimeout(this.#timer);
     this.#body = undefined;
     this.#started = false;
@@ -294,7 +542,7 @@ class FastConnection {
       else this.#idle();
       if (!this.#busy && !this.#socket.destroyed && this.#socket.isPaused()) this.#socket.resume();
     };
-    this.#host.answer(body).then(finish, () => finish(undefined));
+    this.#host.answer(body, client).then(finish, () => finish(undefined));
   }
 
   /** The request refused admission has been read: answer 429, then go on with `rest`. */
@@ -315,8 +563,8 @@ class FastConnection {
   #end(): void {
     this.#ended = true;
     if (this.#busy) return; // closed after the answer (#idle), or handed over with what follows it
-    if (this.#drain > 0) this.destroy();
-    else if (this.#head !== undefined || this.#body !== undefined) this.#handOver(undefined);
+    if (this.#draining()) this.destroy();
+    else if (this.#head !== undefined || this.#body !== undefined || this.#chunked !== undefined) this.#handOver(undefined);
     else this.#idle();
   }
 
@@ -328,6 +576,9 @@ class FastConnection {
       giveBody(f.pooled);
       f.release();
     }
+    const c = this.#chunked;
+    this.#chunked = undefined;
+    c?.release?.();
     this.#done();
   }
 
@@ -345,7 +596,7 @@ class FastConnection {
 
   /**
    * Gives the connection to node:http with every byte of the unanswered request put back: `bytes`
-   * when given, else the started head or the head and body read so far.
+   * when given, else the started head, the head and body read so far, or every read of a chunked one.
    */
   #handOver(bytes: Buffer | undefined): void {
     let back = bytes ?? this.#head;
@@ -355,8 +606,14 @@ class FastConnection {
       giveBody(f.pooled);
       f.release();
     }
+    const c = this.#chunked;
+    if (bytes === undefined && c !== undefined) {
+      back = Buffer.concat(c.raw);
+      c.release?.();
+    }
     this.#head = undefined;
     this.#body = undefined;
+    this.#chunked = undefined;
     const s = this.#detach();
     if (back !== undefined && back.length > 0) s.unshift(back);
     if (s.isPaused()) s.resume();

@@ -232,7 +232,7 @@ export class HttpReceiver {
   #inFlight = 0;
   #idleWaiters: Array<() => void> = [];
   #shutdown: Promise<void> | undefined;
-  /** Plain connections read without node:http (http-fast.ts); undefined with TLS, auth or SEALTRAIL_HTTP_FAST=0. */
+  /** Plain connections read without node:http (http-fast.ts); undefined with TLS or SEALTRAIL_HTTP_FAST=0. */
   #fast: FastPath | undefined;
   /** The success response of the current second (its Date header), reused. */
   #okResponse: { readonly date: string; readonly bytes: Uint8Array } | undefined;
@@ -300,7 +300,7 @@ export class HttpReceiver {
     // Malformed HTTP, oversized headers and timeouts: answered as Node does by default (400/431/408,
     // then the socket is closed), and counted.
     server.on('clientError', (e: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(e, socket));
-    if (!cfg.tls && !tokens && process.env.SEALTRAIL_HTTP_FAST !== '0') {
+    if (!cfg.tls && process.env.SEALTRAIL_HTTP_FAST !== '0') {
       // Plain connections start on the fast path (http-fast.ts); node:http's own connection handler
       // takes any connection the fast path hands over, exactly as if it had been the first to see it.
       const nodeConnection = server.listeners('connection') as Array<(s: Socket) => void>;
@@ -309,7 +309,8 @@ export class HttpReceiver {
         admit: () => this.#fastAdmit(),
         overloaded: () => this.#fastResponse(this.#overloaded()),
         drainLimit: Math.min(DRAIN_LIMIT, cfg.max_request_body_size),
-        answer: (body) => this.#fastAnswer(body),
+        authenticate: (authorization) => this.#fastAuthenticate(authorization),
+        answer: (body, client) => this.#fastAnswer(body, client),
         handOver: (socket) => {
           for (const l of nodeConnection) l.call(server, socket);
         },
@@ -583,15 +584,26 @@ export class HttpReceiver {
   }
 
   /**
+   * The fast path's authentication of one request whose head it has read: the same check #handle
+   * makes (every token compared in constant time). A request it does not accept is left to node:http,
+   * which answers 401 and counts it as for any connection.
+   */
+  #fastAuthenticate(authorization: string | undefined): { readonly client: string | undefined } | false {
+    if (!this.#tokens) return { client: undefined };
+    const a = this.#tokens.check(bearerFromAuthorization(authorization));
+    return a.ok ? { client: a.name } : false;
+  }
+
+  /**
    * The fast path's answer to one complete plain request: decode, append, then the whole response —
    * the same outcomes, status codes, bodies and counts as #handle and #reply give it over node:http.
    */
-  async #fastAnswer(body: Buffer): Promise<Uint8Array> {
+  async #fastAnswer(body: Buffer, client: string | undefined): Promise<Uint8Array> {
     if (this.#tally) this.#tally.bytes.n += body.length;
     const arena = new EntryArena();
     let outcome: ReceiveOutcome;
     try {
-      outcome = await this.#decodeAndAppend('protobuf', body, arena, undefined);
+      outcome = await this.#decodeAndAppend('protobuf', body, arena, client);
     } catch (e) {
       outcome = this.#failedUnexpectedly(e);
     } finally {

@@ -5,9 +5,15 @@
  * took the entries; G7: bad input changes nothing). Which path answered is visible on the wire:
  * node:http always sends a Connection header on HTTP/1.1, the fast path never does.
  */
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { OTLPLogExporter as ProtoExporter } from '@opentelemetry/exporter-logs-otlp-proto';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FAST_GRACE_MS, parseFastHead } from '../../src/receiver/http-fast.js';
+import { ChunkedBody, FAST_GRACE_MS, MAX_FAST_CHUNKS, parseFastHead } from '../../src/receiver/http-fast.js';
 import { HttpReceiver } from '../../src/receiver/http.js';
 import { ConcurrencyGate } from '../../src/receiver/limits.js';
 import { GatedSink, HTTP_DEFAULTS, MemorySink, RefusingSink, decodeStatus, deps, newMetrics, sampleRequest, startHttp } from './helpers.js';
@@ -30,6 +36,25 @@ function plain(body: Uint8Array, extra = ''): Buffer {
   return Buffer.concat([Buffer.from(head(body.length, extra), 'latin1'), body]);
 }
 
+function chunkedHead(extra = ''): string {
+  return `POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nTransfer-Encoding: chunked\r\n${extra}\r\n`;
+}
+
+/** The body in chunks of at most `size` bytes (one chunk by default, as the OTel JS SDK sends it), then the last chunk. */
+function chunkedBody(body: Uint8Array, size = Infinity): Buffer {
+  const parts: Buffer[] = [];
+  for (let i = 0; i < body.length; i += size) {
+    const c = body.subarray(i, Math.min(body.length, i + size));
+    parts.push(Buffer.from(`${c.length.toString(16)}\r\n`, 'latin1'), Buffer.from(c), Buffer.from('\r\n', 'latin1'));
+  }
+  parts.push(Buffer.from('0\r\n\r\n', 'latin1'));
+  return Buffer.concat(parts);
+}
+
+function chunked(body: Uint8Array, extra = '', size = Infinity): Buffer {
+  return Buffer.concat([Buffer.from(chunkedHead(extra), 'latin1'), chunkedBody(body, size)]);
+}
+
 function verdict(text: string): string {
   return parseFastHead(Buffer.from(text, 'latin1'), MAX_HEAD, MAX_BODY).kind;
 }
@@ -42,6 +67,14 @@ describe('parseFastHead: only the exporter\'s plain request shape', () => {
     expect(verdict(head(7).replace('Content-Length: 7', 'content-length:7'))).toBe('request');
   });
 
+  it('takes a chunked body (Transfer-Encoding: chunked and no Content-Length) and hands on an Authorization value', () => {
+    const c = chunkedHead('Transfer-Encoding-X: y\r\n');
+    expect(parseFastHead(Buffer.from(c, 'latin1'), MAX_HEAD, MAX_BODY)).toEqual({ kind: 'request', bodyStart: c.length, contentLength: -1 });
+    expect(verdict(chunkedHead().replace('chunked', 'Chunked'))).toBe('request');
+    const a = head(3, 'Authorization:  Bearer abc \r\n');
+    expect(parseFastHead(Buffer.from(a, 'latin1'), MAX_HEAD, MAX_BODY)).toEqual({ kind: 'request', bodyStart: a.length, contentLength: 3, authorization: 'Bearer abc' });
+  });
+
   it('calls every prefix of such a head incomplete', () => {
     const h = head(10);
     for (let i = 1; i < h.length; i++) expect(verdict(h.slice(0, i)), JSON.stringify(h.slice(0, i))).toBe('incomplete');
@@ -52,7 +85,10 @@ describe('parseFastHead: only the exporter\'s plain request shape', () => {
     ['another path', head(1, '', 'POST /v1/traces HTTP/1.1')],
     ['a query string', head(1, '', 'POST /v1/logs?x=1 HTTP/1.1')],
     ['HTTP/1.0', head(1, '', 'POST /v1/logs HTTP/1.0')],
-    ['Transfer-Encoding', head(1, 'Transfer-Encoding: chunked\r\n')],
+    ['Transfer-Encoding with a Content-Length', head(1, 'Transfer-Encoding: chunked\r\n')],
+    ['Transfer-Encoding chunked twice', chunkedHead('Transfer-Encoding: chunked\r\n')],
+    ['a Transfer-Encoding other than chunked', chunkedHead().replace('chunked', 'gzip, chunked')],
+    ['Transfer-Encoding: identity', chunkedHead().replace('chunked', 'identity')],
     ['two Content-Lengths', head(1, 'Content-Length: 1\r\n')],
     ['a signed Content-Length', head(1).replace('Content-Length: 1', 'Content-Length: +1')],
     ['a Content-Length with a space inside', head(1).replace('Content-Length: 1', 'Content-Length: 1 2')],
@@ -65,7 +101,7 @@ describe('parseFastHead: only the exporter\'s plain request shape', () => {
     ['Connection: close', head(1, 'Connection: close\r\n')],
     ['Expect: 100-continue', head(1, 'Expect: 100-continue\r\n')],
     ['Content-Encoding', head(1, 'Content-Encoding: gzip\r\n')],
-    ['Authorization', head(1, 'Authorization: Bearer t\r\n')],
+    ['two Authorizations', head(1, 'Authorization: Bearer t\r\nAuthorization: Bearer u\r\n')],
     ['Upgrade', head(1, 'Upgrade: h2c\r\n')],
     ['an obs-fold continuation line', head(1, 'X-A: a\r\n b\r\n')],
     ['a bare LF ending a line', head(1, 'X-A: a\n')],
@@ -80,6 +116,77 @@ describe('parseFastHead: only the exporter\'s plain request shape', () => {
 
   it('leaves an unfinished head larger than max_request_header_size to node:http (which answers 431)', () => {
     expect(verdict(`POST /v1/logs HTTP/1.1\r\nX-A: ${'a'.repeat(MAX_HEAD)}`)).toBe('other');
+  });
+});
+
+describe('ChunkedBody: only the strict chunked form', () => {
+  const text = (t: string): Buffer => Buffer.from(t, 'latin1');
+  const read = (b: Buffer, limit = MAX_BODY): { verdict: string; end?: number; body?: string } => {
+    const c = new ChunkedBody(limit);
+    const v = c.feed(b, 0);
+    return v.kind === 'done' ? { verdict: v.kind, end: v.end, body: c.body().body.toString('latin1') } : { verdict: v.kind };
+  };
+
+  it('reads one chunk, several, upper-case and zero-padded sizes, and an empty body; says where the body ends', () => {
+    expect(read(text('5\r\nhello\r\n0\r\n\r\n'))).toEqual({ verdict: 'done', end: 15, body: 'hello' });
+    expect(read(text('3\r\nabc\r\n0A\r\n0123456789\r\n00001\r\nz\r\n0\r\n\r\nPOST /v1/logs'))).toEqual({ verdict: 'done', end: 39, body: 'abc0123456789z' });
+    expect(read(text('0\r\n\r\n'))).toEqual({ verdict: 'done', end: 5, body: '' });
+  });
+
+  it('gives the same body whatever the reads it arrives in, and calls every prefix unfinished', () => {
+    const whole = chunkedBody(sampleRequest(3), 100);
+    const expected = Buffer.from(sampleRequest(3)).toString('hex');
+    for (const step of [1, 2, 7, 64, 100_000]) {
+      const c = new ChunkedBody(MAX_BODY);
+      let v;
+      for (let i = 0; i < whole.length; i += step) {
+        v = c.feed(whole.subarray(i, Math.min(whole.length, i + step)), 0);
+        if (i + step < whole.length) expect(v.kind, `step ${step} at ${i}`).toBe('more');
+      }
+      expect(v, `step ${step}`).toEqual({ kind: 'done', end: ((whole.length - 1) % step) + 1 });
+      const { body } = c.body();
+      expect(body.toString('hex'), `step ${step}`).toBe(expected);
+    }
+    // One chunk read in one piece is used as it is, not copied.
+    const one = chunkedBody(sampleRequest(3));
+    const c = new ChunkedBody(MAX_BODY);
+    expect(c.feed(one, 0).kind).toBe('done');
+    const { body, pooled } = c.body();
+    expect(pooled).toBeUndefined();
+    expect(body.buffer).toBe(one.buffer);
+  });
+
+  it.each([
+    ['a chunk extension', '5;a=b\r\nhello\r\n0\r\n\r\n'],
+    ['an extension on the last chunk', '5\r\nhello\r\n0;a\r\n\r\n'],
+    ['white space after the size', '5 \r\nhello\r\n0\r\n\r\n'],
+    ['white space before the size', ' 5\r\nhello\r\n0\r\n\r\n'],
+    ['a sign', '+5\r\nhello\r\n0\r\n\r\n'],
+    ['a 0x prefix', '0x5\r\nhello\r\n0\r\n\r\n'],
+    ['no size', '\r\nhello\r\n0\r\n\r\n'],
+    ['more than 8 size digits', '000000005\r\nhello\r\n0\r\n\r\n'],
+    ['a bare LF after the size', '5\nhello\r\n0\r\n\r\n'],
+    ['data longer than its size', '4\r\nhello\r\n0\r\n\r\n'],
+    ['no CRLF after the data', '5\r\nhello0\r\n\r\n'],
+    ['a bare LF after the data', '5\r\nhello\n0\r\n\r\n'],
+    ['a trailer field', '5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n'],
+    ['a bare LF ending the body', '5\r\nhello\r\n0\r\n\n'],
+  ])('leaves %s to node:http', (_what, t) => {
+    expect(read(text(t)).verdict).toBe('other');
+  });
+
+  it('leaves a body over its limit, or of more than MAX_FAST_CHUNKS chunks, to node:http', () => {
+    expect(read(text('5\r\nhello\r\n0\r\n\r\n'), 4).verdict).toBe('other');
+    expect(read(text('5\r\nhello\r\n0\r\n\r\n'), 5).verdict).toBe('done');
+    expect(read(chunkedBody(new Uint8Array(MAX_FAST_CHUNKS), 1)).verdict).toBe('done');
+    expect(read(chunkedBody(new Uint8Array(MAX_FAST_CHUNKS + 1), 1)).verdict).toBe('other');
+  });
+
+  it('only counts the data of a body read to be dropped', () => {
+    const c = new ChunkedBody(MAX_BODY, false);
+    expect(c.feed(text('5\r\nhello\r\n0\r\n\r\n'), 0)).toEqual({ kind: 'done', end: 15 });
+    expect(c.length).toBe(5);
+    expect(c.body().body.length).toBe(0);
   });
 });
 
@@ -160,15 +267,16 @@ describe('the fast path on the wire', () => {
       ['malformed protobuf', garbage, () => new MemorySink()],
       ['a ledger that refuses (disk_full)', sampleRequest(1), () => new RefusingSink('disk_full', 30_000)],
     ];
-    for (const [what, body, makeSink] of cases) {
+    for (const [what0, body, makeSink] of cases) for (const framing of [plain, chunked]) {
+      const what = `${what0}, ${framing.name}`;
       const fastSink = makeSink();
       const nodeSink = makeSink();
       const fastMetrics = newMetrics();
       const nodeMetrics = newMetrics();
       const f = await receiver(fastSink, true, {}, fastMetrics);
       const n = await receiver(nodeSink, false, {}, nodeMetrics);
-      const [rf] = await exchange(f.port, [plain(body)], 1);
-      const [rn] = await exchange(n.port, [plain(body)], 1);
+      const [rf] = await exchange(f.port, [framing(body)], 1);
+      const [rn] = await exchange(n.port, [framing(body)], 1);
       expect(byFastPath(rf!), what).toBe(true);
       expect(byFastPath(rn!), what).toBe(false);
       expect(rf!.status, what).toBe(rn!.status);
@@ -204,17 +312,11 @@ describe('the fast path on the wire', () => {
   it('answers pipelined requests in order, and hands the connection to node:http at the first request of another shape', async () => {
     const sink = new MemorySink();
     const { port } = await receiver(sink, true);
-    const chunkedBody = sampleRequest(3);
-    const chunked = Buffer.concat([
-      Buffer.from('POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nTransfer-Encoding: chunked\r\n\r\n', 'latin1'),
-      Buffer.from(`${chunkedBody.length.toString(16)}\r\n`, 'latin1'),
-      chunkedBody,
-      Buffer.from('\r\n0\r\n\r\n', 'latin1'),
-    ]);
-    const replies = await exchange(port, [Buffer.concat([plain(sampleRequest(1)), plain(sampleRequest(2)), chunked, plain(sampleRequest(1))])], 4);
+    const withExtension = Buffer.from(chunked(sampleRequest(2)).toString('latin1').replace(/\r\n\r\n([0-9a-f]+)\r\n/, '\r\n\r\n$1;x=y\r\n'), 'latin1');
+    const replies = await exchange(port, [Buffer.concat([plain(sampleRequest(1)), chunked(sampleRequest(3)), withExtension, plain(sampleRequest(1))])], 4);
     expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200]);
     expect(replies.map(byFastPath)).toEqual([true, true, false, false]); // node:http keeps the connection once it has it
-    expect(sink.batches.map((b) => b.length)).toEqual([1, 2, 3, 1]);
+    expect(sink.batches.map((b) => b.length)).toEqual([1, 3, 2, 1]);
   });
 
   it('takes a request whose parts arrive within the grace period; hands over one that stalls longer, which node:http still serves', async () => {
@@ -356,6 +458,115 @@ describe('the fast path on the wire', () => {
     expect((await answering)[0]!.status).toBe(200);
     await down;
     expect(sink.entries).toHaveLength(1);
+  });
+
+  it('takes a chunked body arriving in parts within the grace period; hands one that stalls over with all its bytes, stored once', async () => {
+    const sink = new MemorySink();
+    const { port } = await receiver(sink, true);
+    const whole = chunked(sampleRequest(4), '', 300);
+    const cuts = [20, 150, 151, 400, whole.length - 3, whole.length];
+    const parts = cuts.map((c, i) => whole.subarray(i === 0 ? 0 : cuts[i - 1], c));
+    const [quick] = await exchange(port, parts, 1, 5);
+    expect(quick!.status).toBe(200);
+    expect(byFastPath(quick!)).toBe(true);
+    const [slow] = await exchange(port, [whole.subarray(0, whole.length - 3), whole.subarray(whole.length - 3)], 1, FAST_GRACE_MS * 3);
+    expect(slow!.status).toBe(200);
+    expect(byFastPath(slow!)).toBe(false);
+    expect(sink.batches.map((b) => b.length)).toEqual([4, 4]);
+  });
+
+  const firstSize = /\r\n\r\n([0-9a-f]+)\r\n/;
+  const edit = (b: Buffer, re: RegExp, to: string | ((m: string, h: string) => string)): Buffer =>
+    Buffer.from(b.toString('latin1').replace(re, to as string), 'latin1');
+  it.each([
+    ['a chunk extension', (b: Uint8Array) => edit(chunked(b), firstSize, '\r\n\r\n$1;ext\r\n'), 200, 2],
+    ['a trailer field', (b: Uint8Array) => edit(chunked(b), /0\r\n\r\n$/, '0\r\nX-T: 1\r\n\r\n'), 200, 2],
+    [`more than ${MAX_FAST_CHUNKS} chunks`, (b: Uint8Array) => chunked(b, '', Math.max(1, Math.floor(b.length / (MAX_FAST_CHUNKS + 2)))), 200, 2],
+    ['a size that is not hex', (b: Uint8Array) => edit(chunked(b), firstSize, '\r\n\r\nzz\r\n'), 400, 0],
+    ['data longer than its size', (b: Uint8Array) => edit(chunked(b), firstSize, (_m, h) => `\r\n\r\n${(parseInt(h, 16) - 1).toString(16)}\r\n`), 400, 0],
+    ['Transfer-Encoding and Content-Length', (b: Uint8Array) => chunked(b, `Content-Length: ${b.length}\r\n`), 400, 0],
+  ])('a chunked request with %s goes to node:http, which answers it as always; its admission slot is given back', async (_what, make, status, stored) => {
+    const sink = new MemorySink();
+    const gate = new ConcurrencyGate(4);
+    const rx = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: MAX_BODY, ...HTTP_DEFAULTS }, { ...deps(sink), gate });
+    const { port } = await rx.start();
+    cleanups.push(() => rx.shutdown(1_000));
+    const [r] = await exchange(port, [make(sampleRequest(2))], 1);
+    expect(byFastPath(r!)).toBe(false);
+    expect(r!.status).toBe(status);
+    expect(sink.entries).toHaveLength(stored);
+    for (let i = 0; i < 200 && gate.inUse > 0; i++) await new Promise((res) => setTimeout(res, 5));
+    expect(gate.inUse).toBe(0);
+  });
+
+  it('a chunked body larger than max_request_body_size goes to node:http (413), nothing stored', async () => {
+    const sink = new MemorySink();
+    const { port } = await receiver(sink, true, { max_request_body_size: 1000 });
+    const [r] = await exchange(port, [chunked(sampleRequest(40))], 1);
+    expect(byFastPath(r!)).toBe(false);
+    expect(r!.status).toBe(413);
+    expect(sink.entries).toHaveLength(0);
+  });
+
+  it('with bearer auth: a right token is answered on the fast path; a wrong or missing one by node:http (401), nothing stored', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealtrail-fast-auth-'));
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const token = 'fast-path-client-token-0123456789';
+    fs.writeFileSync(path.join(dir, 'tokens'), `fast:${token}\n`, { mode: 0o600 });
+    const sink = new MemorySink();
+    const { port } = await receiver(sink, true, { auth: { bearer_token_file: path.join(dir, 'tokens'), reload_interval: 0 } });
+    const [ok, okChunked] = await exchange(port, [Buffer.concat([plain(sampleRequest(1), `Authorization: Bearer ${token}\r\n`), chunked(sampleRequest(2), `authorization: bearer ${token}\r\n`)])], 2);
+    expect([ok!.status, okChunked!.status]).toEqual([200, 200]);
+    expect([byFastPath(ok!), byFastPath(okChunked!)]).toEqual([true, true]);
+    for (const [what, extra, challenge] of [
+      ['wrong', `Authorization: Bearer ${token}x\r\n`, 'Bearer realm="sealtrail", error="invalid_token"'],
+      ['missing', '', 'Bearer realm="sealtrail"'],
+      ['another scheme', `Authorization: Basic ${token}\r\n`, 'Bearer realm="sealtrail"'],
+    ] as const) {
+      for (const framing of [plain, chunked]) {
+        const [r] = await exchange(port, [framing(sampleRequest(1), extra)], 1);
+        expect(r!.status, `${what}, ${framing.name}`).toBe(401);
+        expect(r!.headers['www-authenticate'], what).toBe(challenge);
+        expect(byFastPath(r!), what).toBe(false);
+      }
+    }
+    expect(sink.entries).toHaveLength(3);
+  });
+
+  it("takes the real OTel JS SDK protobuf exporter's requests (chunked) on the fast path", async () => {
+    const sink = new MemorySink();
+    const { port } = await receiver(sink, true);
+    // A relay between exporter and receiver that keeps what the receiver answered.
+    let answered = '';
+    const relay = net.createServer((client) => {
+      const upstream = net.connect(port, '127.0.0.1');
+      client.pipe(upstream);
+      upstream.on('data', (d: Buffer) => {
+        answered += d.toString('latin1');
+        client.write(d);
+      });
+      upstream.on('close', () => client.destroy());
+      client.on('close', () => upstream.destroy());
+      client.on('error', () => undefined);
+      upstream.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => relay.close(() => r())));
+    const exporter = new ProtoExporter({ url: `http://127.0.0.1:${(relay.address() as net.AddressInfo).port}/v1/logs` });
+    const provider = new LoggerProvider({ resource: resourceFromAttributes({ 'service.name': 'fast' }), processors: [new SimpleLogRecordProcessor({ exporter })] });
+    const logger = provider.getLogger('fast');
+    for (let i = 0; i < 3; i++) {
+      logger.emit({ body: `record ${i}` });
+      await provider.forceFlush();
+    }
+    await provider.shutdown();
+    expect(sink.entries).toHaveLength(3);
+    const heads = answered.split(/(?=HTTP\/1\.1 )/).filter((h) => h.startsWith('HTTP/1.1 '));
+    expect(heads).toHaveLength(3);
+    for (const h of heads) {
+      expect(h).toMatch(/^HTTP\/1\.1 200 /);
+      expect(h).not.toMatch(/\r\nConnection:/i);
+    }
   });
 
   it('SEALTRAIL_HTTP_FAST=0 leaves every connection to node:http', async () => {

@@ -208,48 +208,49 @@ describe('admission and size limits', () => {
     expect(await refusedCount(metrics, 'overloaded', 'grpc')).toBe(1);
   });
 
-  // A 429 for a full gate keeps a keep-alive connection when the body is small and declared (it is
-  // read and discarded); a chunked body, whose size is unknown, closes it as before.
-  it('429 for a full gate: a declared small body is drained and the connection stays usable; a chunked one is closed', async () => {
-    const sink = new GatedSink();
-    const gate = new ConcurrencyGate(1);
-    const h = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 1 << 20, ...HTTP_DEFAULTS }, { ...deps(sink), gate });
-    const port = (await h.start()).port;
-    cleanups.push(() => h.shutdown(1000));
-    const held = httpRequest(`http://127.0.0.1:${port}`, { headers: PB, body: sampleRequest(1) });
-    await waitFor(() => sink.pending === 1);
-
+  // A 429 for a full gate keeps a keep-alive connection when the body is small (it is read and
+  // discarded) — declared or chunked; a body too large to be worth reading closes it.
+  it('429 for a full gate: a small body (declared or chunked) is drained and the connection stays usable; a large chunked one is closed', async () => {
+    // A receiver whose one admission slot is taken by a request the sink holds until release().
+    const held = async (): Promise<{ port: number; sink: GatedSink; first: ReturnType<typeof httpRequest> }> => {
+      const sink = new GatedSink();
+      const h = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 4 << 20, ...HTTP_DEFAULTS }, { ...deps(sink), gate: new ConcurrencyGate(1) });
+      const port = (await h.start()).port;
+      cleanups.push(() => h.shutdown(1000));
+      const first = httpRequest(`http://127.0.0.1:${port}`, { headers: PB, body: sampleRequest(1) });
+      await waitFor(() => sink.pending === 1);
+      return { port, sink, first };
+    };
     const body = Buffer.from(sampleRequest(200)); // tens of KB: more than one socket read
     const head = (extra: string): string => `POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n${extra}\r\n`;
-    const conn = new RawConnection(port);
-    const refused = await conn.exchange(Buffer.concat([Buffer.from(head(`Content-Length: ${body.length}\r\n`)), body]));
-    expect(refused.status).toBe(429);
-    expect(refused.headers['connection']).not.toBe('close');
-    sink.release();
-    expect((await held).status).toBe(200);
-    // The same socket carries the retry, which is accepted: the refused body was consumed exactly.
-    const retried = await conn.exchange(Buffer.concat([Buffer.from(head(`Content-Length: ${body.length}\r\n`)), body]));
-    expect(retried.status).toBe(200);
-    expect(conn.connects).toBe(1);
-    conn.close();
-    expect(sink.entries).toHaveLength(1 + 200);
+    const declared = (b: Buffer): Buffer => Buffer.concat([Buffer.from(head(`Content-Length: ${b.length}\r\n`)), b]);
+    const chunked = (b: Buffer): Buffer => Buffer.concat([Buffer.from(`${head('Transfer-Encoding: chunked\r\n')}${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n0\r\n\r\n')]);
+    for (const framing of [declared, chunked]) {
+      const { port, sink, first } = await held();
+      const conn = new RawConnection(port);
+      const refused = await conn.exchange(framing(body));
+      expect(refused.status, framing.name).toBe(429);
+      expect(refused.headers['connection'], framing.name).not.toBe('close');
+      sink.release();
+      expect((await first).status).toBe(200);
+      // The same socket carries the retry, which is accepted: the refused body was consumed exactly.
+      const retried = await conn.exchange(framing(body));
+      expect(retried.status, framing.name).toBe(200);
+      expect(conn.connects).toBe(1);
+      conn.close();
+      expect(sink.entries).toHaveLength(1 + 200);
+    }
 
-    // Chunked: hold the gate again, send a chunked body → 429 with Connection: close, socket ends.
-    const gated = new GatedSink();
-    const gate2 = new ConcurrencyGate(1);
-    const h2 = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 1 << 20, ...HTTP_DEFAULTS }, { ...deps(gated), gate: gate2 });
-    const port2 = (await h2.start()).port;
-    cleanups.push(() => h2.shutdown(1000));
-    const held2 = httpRequest(`http://127.0.0.1:${port2}`, { headers: PB, body: sampleRequest(1) });
-    await waitFor(() => gated.pending === 1);
-    const c2 = new RawConnection(port2);
-    const chunk = `${body.length.toString(16)}\r\n`;
-    const r2 = await c2.exchange(Buffer.concat([Buffer.from(head('Transfer-Encoding: chunked\r\n') + chunk), body, Buffer.from('\r\n0\r\n\r\n')]));
+    // A chunked body larger than is worth reading (1 MiB): 429 with Connection: close, socket ends.
+    const { port, sink, first } = await held();
+    const c2 = new RawConnection(port);
+    const r2 = await c2.exchange(chunked(Buffer.alloc(2 << 20, 0x41)));
     expect(r2.status).toBe(429);
     expect(r2.headers['connection']).toBe('close');
     await c2.ended;
-    gated.release();
-    expect((await held2).status).toBe(200);
+    sink.release();
+    expect((await first).status).toBe(200);
+    expect(sink.entries).toHaveLength(1);
   });
 
   it('max_records_per_request → 413 / RESOURCE_EXHAUSTED without RetryInfo; at the limit accepted', async () => {
