@@ -125,18 +125,18 @@ export class HttpClient implements OtlpClient {
   readonly #idle: HttpConnection[] = [];
   readonly #all = new Set<HttpConnection>();
 
-  constructor(host: string, port: number, contentType: string, bodies: readonly Uint8Array[]) {
+  /**
+   * `chunked`: each body is sent as one chunk (`Transfer-Encoding: chunked`), the way the OTel JS
+   * SDK's exporter frames it, instead of with a Content-Length.
+   */
+  constructor(host: string, port: number, contentType: string, bodies: readonly Uint8Array[], chunked = false) {
     this.#host = host;
     this.#port = port;
-    this.#requests = bodies.map((b) =>
-      Buffer.concat([
-        Buffer.from(
-          `POST /v1/logs HTTP/1.1\r\nHost: ${host}:${port}\r\nContent-Type: ${contentType}\r\nContent-Length: ${b.length}\r\n\r\n`,
-          'latin1',
-        ),
-        b,
-      ]),
-    );
+    this.#requests = bodies.map((b) => {
+      const head = `POST /v1/logs HTTP/1.1\r\nHost: ${host}:${port}\r\nContent-Type: ${contentType}\r\n`;
+      if (!chunked) return Buffer.concat([Buffer.from(`${head}Content-Length: ${b.length}\r\n\r\n`, 'latin1'), b]);
+      return Buffer.concat([Buffer.from(`${head}Transfer-Encoding: chunked\r\n\r\n${b.length.toString(16)}\r\n`, 'latin1'), b, Buffer.from('\r\n0\r\n\r\n', 'latin1')]);
+    });
   }
 
   #connect(): HttpConnection {

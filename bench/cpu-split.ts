@@ -14,7 +14,10 @@
  *
  *   npm run build
  *   node dist/bench/cpu-split.js [--servers bare,none,fsync] [--transport http-protobuf|http-json|grpc]
- *        [--seconds S] [--warmup S] [--concurrency N] [--segment-bytes N] [--json FILE]
+ *        [--seconds S] [--warmup S] [--concurrency N] [--segment-bytes N] [--chunked] [--json FILE]
+ *
+ * `--chunked` (OTLP/HTTP): the load generator sends each body as one chunk, as the OTel JS SDK's
+ * exporter does, instead of with a Content-Length.
  *
  * Each server is started fresh on CPU 0 (the agents with their shipped node flags; every server with
  * perfNodeFlags, so that perf can name JIT-compiled functions), the load generator
@@ -189,7 +192,7 @@ export interface WindowResult {
   readonly split: CpuSplit;
 }
 
-async function window(lg: LoadgenProcess, kind: string, transport: Transport, seconds: number, warmupMs: number, concurrency: number, segmentBytes: number | undefined, work: string): Promise<WindowResult> {
+async function window(lg: LoadgenProcess, kind: string, transport: Transport, seconds: number, warmupMs: number, concurrency: number, segmentBytes: number | undefined, chunked: boolean, work: string): Promise<WindowResult> {
   const srv = await startFreshServer(kind as 'bare' | 'none' | 'fsync', { cpu: SERVER_CPU, extraNodeFlags: perfNodeFlags(work, kind), ...(segmentBytes !== undefined ? { segmentBytes } : {}) });
   const data = path.join(work, `${kind}.perf.data`);
   try {
@@ -197,7 +200,7 @@ async function window(lg: LoadgenProcess, kind: string, transport: Transport, se
     let perf: ReturnType<typeof spawn> | undefined;
     let perfDone: Promise<number | null> = Promise.resolve(null);
     let cpu0 = 0;
-    const r = await lg.run({ id: `split-${kind}-${srv.pid}`, transport, host: '127.0.0.1', port, records: 100, mode: 'closed', concurrency, warmupMs, durationMs: seconds * 1000 }, () => {
+    const r = await lg.run({ id: `split-${kind}-${srv.pid}`, transport, host: '127.0.0.1', port, records: 100, mode: 'closed', concurrency, warmupMs, durationMs: seconds * 1000, ...(chunked ? { chunked } : {}) }, () => {
       cpu0 = cpuSeconds(srv.pid);
       perf = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-C', String(SERVER_CPU), '-o', data, '--', 'sleep', String(seconds)], { stdio: ['ignore', 'ignore', 'pipe'] });
       perfDone = new Promise((res) => perf!.once('exit', res));
@@ -247,7 +250,7 @@ export function renderSplit(results: readonly WindowResult[], transport: string)
 
 const USAGE = `usage: node dist/bench/cpu-split.js [--servers bare,none,fsync] [--transport ${TRANSPORTS.join('|')}]
        [--seconds S (default 5)] [--warmup S (default 5)] [--concurrency N (default 64)] [--segment-bytes N]
-       [--json FILE]
+       [--chunked (OTLP/HTTP bodies sent chunked, as the OTel JS SDK does)] [--json FILE]
 `;
 
 function perfUsable(): string | undefined {
@@ -268,6 +271,7 @@ async function main(): Promise<number> {
         warmup: { type: 'string', default: '5' },
         concurrency: { type: 'string', default: '64' },
         'segment-bytes': { type: 'string' },
+        chunked: { type: 'boolean', default: false },
         json: { type: 'string' },
       },
     }).values;
@@ -287,6 +291,7 @@ async function main(): Promise<number> {
     : !(warmup >= 0 && warmup <= 120) ? '--warmup must be from 0 to 120 seconds'
     : !(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 1024) ? '--concurrency must be a whole number from 1 to 1024'
     : seg !== undefined && !(Number.isInteger(seg) && seg >= 4096) ? '--segment-bytes must be a whole number of bytes, at least 4096'
+    : v.chunked && v.transport === 'grpc' ? '--chunked is for OTLP/HTTP transports (gRPC frames its messages itself)'
     : undefined;
   if (bad) {
     process.stderr.write(`bench/cpu-split: ${bad}\n${USAGE}`);
@@ -303,7 +308,7 @@ async function main(): Promise<number> {
   const results: WindowResult[] = [];
   try {
     await lg.ready;
-    for (const s of servers) results.push(await window(lg, s, v.transport as Transport, seconds, warmup * 1000, concurrency, seg, work));
+    for (const s of servers) results.push(await window(lg, s, v.transport as Transport, seconds, warmup * 1000, concurrency, seg, v.chunked, work));
   } catch (e) {
     // A server that did not start, perf failing mid-way: one line, not a stack (the windows done so far are lost).
     process.stderr.write(`bench/cpu-split: ${e instanceof Error ? e.message : String(e)}\n`);
@@ -312,10 +317,10 @@ async function main(): Promise<number> {
     lg.stop();
     await rm(work, { recursive: true, force: true });
   }
-  process.stdout.write(renderSplit(results, v.transport));
+  process.stdout.write(renderSplit(results, v.chunked ? `${v.transport} (chunked bodies)` : v.transport));
   if (v.json) {
     const plain = results.map((w) => ({ ...w, split: { ...w.split, shares: Object.fromEntries(w.split.shares) } }));
-    await writeFile(v.json, `${JSON.stringify({ transport: v.transport, concurrency, results: plain }, null, 2)}\n`);
+    await writeFile(v.json, `${JSON.stringify({ transport: v.transport, chunked: v.chunked, concurrency, results: plain }, null, 2)}\n`);
   }
   return 0;
 }

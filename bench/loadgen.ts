@@ -30,6 +30,8 @@ export interface LoadJob {
   readonly rate?: number;
   readonly warmupMs: number;
   readonly durationMs: number;
+  /** OTLP/HTTP only: bodies sent chunked, as the OTel JS SDK's exporter sends them (default: Content-Length). */
+  readonly chunked?: boolean;
 }
 
 export interface LoadResult {
@@ -72,9 +74,9 @@ function makeClient(job: LoadJob): { client: OtlpClient; sizes: number[] } {
   const reqs = payloads(job.records);
   switch (job.transport) {
     case 'http-protobuf':
-      return { client: new HttpClient(job.host, job.port, 'application/x-protobuf', reqs.map((r) => r.protobuf)), sizes: reqs.map((r) => r.protobuf.length) };
+      return { client: new HttpClient(job.host, job.port, 'application/x-protobuf', reqs.map((r) => r.protobuf), job.chunked), sizes: reqs.map((r) => r.protobuf.length) };
     case 'http-json':
-      return { client: new HttpClient(job.host, job.port, 'application/json', reqs.map((r) => r.json)), sizes: reqs.map((r) => r.json.length) };
+      return { client: new HttpClient(job.host, job.port, 'application/json', reqs.map((r) => r.json), job.chunked), sizes: reqs.map((r) => r.json.length) };
     case 'grpc':
       return { client: new GrpcClient(job.host, job.port, reqs.map((r) => r.protobuf)), sizes: reqs.map((r) => r.protobuf.length + 5) };
   }

@@ -120,6 +120,7 @@ describe('bench cpu-split tool', () => {
     [['--warmup', '200'], /--warmup must be from 0 to 120 seconds/],
     [['--concurrency', '1.5'], /--concurrency must be a whole number/],
     [['--segment-bytes', '100'], /--segment-bytes must be a whole number of bytes, at least 4096/],
+    [['--transport', 'grpc', '--chunked'], /--chunked is for OTLP\/HTTP transports/],
     [['--bogus'], /Unknown option '--bogus'/],
   ])('refuses %j with exit 2 and says why, before starting anything', (args, why) => {
     const r = run(args);

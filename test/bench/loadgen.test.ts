@@ -124,6 +124,34 @@ describe('lean clients against the real receivers', () => {
     }
   });
 
+  it('OTLP/HTTP protobuf with chunked bodies (as the OTel JS SDK sends them): 200 and every record stored', async () => {
+    const c = new HttpClient(httpAddr.host, httpAddr.port, 'application/x-protobuf', reqs.map((r) => r.protobuf), true);
+    await c.warm(1);
+    const before = sink.entries;
+    const results = [];
+    for (let i = 0; i < 3; i++) results.push(await send(c, i));
+    c.close();
+    expect(results.every((r) => r.ok && r.status === 'http 200')).toBe(true);
+    expect(sink.entries - before).toBe(3 * 100);
+    // What went on the wire: chunked, no Content-Length, the body intact.
+    const seen: Array<{ te?: string; cl?: string; bytes: number }> = [];
+    const srv = http.createServer((req, res) => {
+      let bytes = 0;
+      req.on('data', (d: Buffer) => (bytes += d.length));
+      req.on('end', () => {
+        seen.push({ te: req.headers['transfer-encoding'], cl: req.headers['content-length'], bytes });
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const c2 = new HttpClient('127.0.0.1', (srv.address() as AddressInfo).port, 'application/x-protobuf', [reqs[0]!.protobuf], true);
+    await c2.warm(1);
+    expect(await send(c2, 0)).toEqual({ status: 'http 200', ok: true });
+    c2.close();
+    srv.close();
+    expect(seen).toEqual([{ te: 'chunked', cl: undefined, bytes: reqs[0]!.protobuf.length }]);
+  });
+
   it('OTLP/gRPC over node:http2: grpc-status 0 from the grpc-js server and every record stored', async () => {
     const c = new GrpcClient(grpcAddr.host, grpcAddr.port, reqs.map((r) => r.protobuf));
     await c.warm(2);
