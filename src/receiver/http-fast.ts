@@ -1,5 +1,5 @@
 /**
- * The OTLP/HTTP receiver's fast path: plain-HTTP connections whose requests have exactly the shape an
+ * The OTLP/HTTP receiver's fast path: connections (plaintext, or TLS once the handshake is done) whose requests have exactly the shape an
  * OTLP exporter sends are read and answered here, without node:http's request and response objects
  * and streams; every other connection goes to node:http unchanged, with the bytes read so far put
  * back. Why: node's per-request machinery cost the agent ≈ 0.8–1.0 µs of its ≈ 3.2 µs per record
@@ -293,7 +293,7 @@ export interface FastPathHost {
    * or false when the receiver does not accept the request — it then goes to node:http, which answers
    * 401 exactly as for any other connection.
    */
-  authenticate(authorization: string | undefined): { readonly client: string | undefined } | false;
+  authenticate(authorization: string | undefined, socket: Socket): { readonly client: string | undefined } | false;
   /** Answers one complete request body (a buffer it must not keep once it resolves): the whole HTTP response. */
   answer(body: Buffer, client: string | undefined): Promise<Uint8Array>;
   /** Gives the connection to node:http (the bytes it has not answered are already put back). */
@@ -317,7 +317,7 @@ export class FastPath {
     this.#host = host;
   }
 
-  /** Takes a new plain connection. */
+  /** Takes a new connection (a TLS one after its handshake). */
   adopt(socket: Socket): void {
     const c = new FastConnection(socket, this.#host, () => this.#conns.delete(c));
     this.#conns.add(c);
@@ -443,7 +443,7 @@ class FastConnection {
       if (this.#ended) this.#handOver(undefined);
       return;
     }
-    const who = this.#host.authenticate(v.authorization);
+    const who = this.#host.authenticate(v.authorization, this.#socket);
     if (who === false) {
       this.#handOver(h);
       return;

@@ -232,7 +232,7 @@ export class HttpReceiver {
   #inFlight = 0;
   #idleWaiters: Array<() => void> = [];
   #shutdown: Promise<void> | undefined;
-  /** Plain connections read without node:http (http-fast.ts); undefined with TLS or SEALTRAIL_HTTP_FAST=0. */
+  /** Connections read without node:http (http-fast.ts); undefined with SEALTRAIL_HTTP_FAST=0. */
   #fast: FastPath | undefined;
   /** The success response of the current second (its Date header), reused. */
   #okResponse: { readonly date: string; readonly bytes: Uint8Array } | undefined;
@@ -300,16 +300,18 @@ export class HttpReceiver {
     // Malformed HTTP, oversized headers and timeouts: answered as Node does by default (400/431/408,
     // then the socket is closed), and counted.
     server.on('clientError', (e: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(e, socket));
-    if (!cfg.tls && process.env.SEALTRAIL_HTTP_FAST !== '0') {
-      // Plain connections start on the fast path (http-fast.ts); node:http's own connection handler
-      // takes any connection the fast path hands over, exactly as if it had been the first to see it.
-      const nodeConnection = server.listeners('connection') as Array<(s: Socket) => void>;
-      server.removeAllListeners('connection');
+    if (process.env.SEALTRAIL_HTTP_FAST !== '0') {
+      // Connections start on the fast path (http-fast.ts) — plain ones when they are accepted, TLS ones
+      // once their handshake is done; node:http's own connection handler takes any connection the fast
+      // path hands over, exactly as if it had been the first to see it.
+      const event = cfg.tls ? 'secureConnection' : 'connection';
+      const nodeConnection = server.listeners(event) as Array<(s: Socket) => void>;
+      server.removeAllListeners(event);
       const fast = new FastPath({
         admit: () => this.#fastAdmit(),
         overloaded: () => this.#fastResponse(this.#overloaded()),
         drainLimit: Math.min(DRAIN_LIMIT, cfg.max_request_body_size),
-        authenticate: (authorization) => this.#fastAuthenticate(authorization),
+        authenticate: (authorization, socket) => this.#fastAuthenticate(authorization, socket),
         answer: (body, client) => this.#fastAnswer(body, client),
         handOver: (socket) => {
           for (const l of nodeConnection) l.call(server, socket);
@@ -321,7 +323,7 @@ export class HttpReceiver {
         readHeaderTimeoutMs: cfg.read_header_timeout,
         idleTimeoutMs: cfg.idle_timeout,
       });
-      server.on('connection', (socket: Socket) => fast.adopt(socket));
+      server.on(event, (socket: Socket) => fast.adopt(socket));
       this.#fast = fast;
     }
     await new Promise<void>((resolve, reject) => {
@@ -464,11 +466,7 @@ export class HttpReceiver {
       }
       client = a.name;
     }
-    if (this.#config.tls?.client_ca_file !== undefined) {
-      // mTLS: the handshake already verified the certificate; keep its subject for the logs.
-      const cn = (req.socket as TLSSocket).getPeerCertificate?.()?.subject?.CN;
-      if (cn) client = client ? `${client} (cert CN=${cn})` : `cert CN=${cn}`;
-    }
+    client = this.#withCertName(client, req.socket);
 
     if (path !== LOGS_PATH) {
       if (OTHER_SIGNAL_PATHS.has(path)) {
@@ -588,10 +586,22 @@ export class HttpReceiver {
    * makes (every token compared in constant time). A request it does not accept is left to node:http,
    * which answers 401 and counts it as for any connection.
    */
-  #fastAuthenticate(authorization: string | undefined): { readonly client: string | undefined } | false {
-    if (!this.#tokens) return { client: undefined };
-    const a = this.#tokens.check(bearerFromAuthorization(authorization));
-    return a.ok ? { client: a.name } : false;
+  #fastAuthenticate(authorization: string | undefined, socket: Socket): { readonly client: string | undefined } | false {
+    let client: string | undefined;
+    if (this.#tokens) {
+      const a = this.#tokens.check(bearerFromAuthorization(authorization));
+      if (!a.ok) return false;
+      client = a.name;
+    }
+    return { client: this.#withCertName(client, socket) };
+  }
+
+  /** With mTLS the handshake already verified the client's certificate: its subject's CN joins the client's name for the logs. */
+  #withCertName(client: string | undefined, socket: Socket): string | undefined {
+    if (this.#config.tls?.client_ca_file === undefined) return client;
+    const cn = (socket as TLSSocket).getPeerCertificate?.()?.subject?.CN;
+    if (!cn) return client;
+    return client ? `${client} (cert CN=${cn})` : `cert CN=${cn}`;
   }
 
   /**

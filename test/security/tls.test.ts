@@ -163,6 +163,70 @@ describe('OTLP/HTTP over TLS', () => {
   });
 });
 
+/** Writes `bytes` on one TLS connection and reads `n` HTTP/1.1 responses (Content-Length bodies) in order. */
+function tlsExchange(port: number, opts: tls.ConnectionOptions, bytes: Buffer, n: number): Promise<Array<{ status: number; head: string }>> {
+  return new Promise((resolve, reject) => {
+    const out: Array<{ status: number; head: string }> = [];
+    let buf = Buffer.alloc(0);
+    const s = tls.connect({ host: '127.0.0.1', port, ...opts }, () => s.write(bytes));
+    s.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.toString('latin1', 0, end);
+        const len = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (buf.length < end + 4 + len) return;
+        out.push({ status: Number(head.split(' ')[1]), head });
+        buf = buf.subarray(end + 4 + len);
+        if (out.length === n) {
+          s.destroy();
+          resolve(out);
+          return;
+        }
+      }
+    });
+    s.on('error', reject);
+    setTimeout(() => reject(new Error(`timed out with ${out.length} of ${n} responses`)), 10_000).unref();
+  });
+}
+
+describe('the OTLP/HTTP fast path over TLS', () => {
+  it('answers exporter-shaped requests (declared and chunked) itself, hands the connection to node:http at another shape, names the mTLS client', async () => {
+    const sink = new MemorySink();
+    const lines: string[] = [];
+    const logStream = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(chunk.toString());
+        cb();
+      },
+    });
+    const rx = new HttpReceiver(
+      { endpoint: '127.0.0.1:0', max_request_body_size: 1 << 20, ...HTTP_DEFAULTS, tls: tlsBlock({ client_ca_file: pki.ca.cert }) },
+      { ...deps(sink), logger: createLogger('debug', logStream) },
+    );
+    const { port } = await rx.start();
+    cleanups.push(() => rx.shutdown());
+    const head = (framing: string): string => `POST /v1/logs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-protobuf\r\n${framing}\r\n`;
+    const declared = (b: Uint8Array): Buffer => Buffer.concat([Buffer.from(head(`Content-Length: ${b.length}\r\n`)), b]);
+    const chunked = (b: Uint8Array): Buffer =>
+      Buffer.concat([Buffer.from(`${head('Transfer-Encoding: chunked\r\n')}${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n0\r\n\r\n')]);
+    const json = Buffer.from(`POST /v1/logs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`);
+    // A body larger than one TLS record (16 KiB) arrives in several reads.
+    const big = sampleRequest(1500);
+    expect(big.length).toBeGreaterThan(40_000);
+    const replies = await tlsExchange(port, clientTls(pki.client), Buffer.concat([declared(sampleRequest(1)), chunked(big), declared(big), json, declared(sampleRequest(2))]), 5);
+    expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    // node:http always sends a Connection header on HTTP/1.1; the fast path never does.
+    expect(replies.map((r) => !/\r\nConnection:/i.test(r.head))).toEqual([true, true, true, false, false]);
+    expect(sink.batches.map((b) => b.length)).toEqual([1, 1500, 1500, 2]);
+    await new Promise((r) => setTimeout(r, 50)); // pino writes asynchronously
+    const accepted = lines.filter((l) => l.includes('OTLP/HTTP records accepted'));
+    expect(accepted).toHaveLength(4);
+    for (const l of accepted) expect(JSON.parse(l).client).toBe('cert CN=good-client');
+  });
+});
+
 describe('secret files readable by others', () => {
   it('a world-readable TLS key or token file is served but warned about, naming the file and the fix; no secret in the log', async () => {
     const live = fs.mkdtempSync(path.join(pki.dir, 'perm-'));
