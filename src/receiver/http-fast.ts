@@ -1,8 +1,8 @@
 /**
- * The OTLP/HTTP receiver's fast path: connections (plaintext, or TLS once the handshake is done) whose requests have exactly the shape an
- * OTLP exporter sends are read and answered here, without node:http's request and response objects
- * and streams; every other connection goes to node:http unchanged, with the bytes read so far put
- * back. Why: node's per-request machinery cost the agent ≈ 0.8–1.0 µs of its ≈ 3.2 µs per record
+ * The OTLP/HTTP receiver's fast path: connections (plaintext, or TLS once the handshake is done)
+ * whose requests have exactly the shape an OTLP exporter sends are read and answered here, without
+ * node:http's request and response objects and streams; every other connection goes to node:http
+ * unchanged, with the bytes read so far put back. Why: node's per-request machinery cost the agent ≈ 0.8–1.0 µs of its ≈ 3.2 µs per record
  * (docs/benchmarks.md, session 13); the issue's 400,000 records/s leave 2.5 µs.
  *
  * What counts as that shape (parseFastHead, ChunkedBody) is deliberately narrow, so that everything a
