@@ -436,7 +436,7 @@ export class HttpReceiver {
 
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.#inFlight++;
-    res.once('close', () => this.#requestDone());
+    whenGone(req, res, () => this.#requestDone());
     this.#handle(req, res).catch((e: unknown) => {
       const outcome = this.#failedUnexpectedly(e);
       if (!res.headersSent) this.#reply(req, res, 'text', outcome);
@@ -498,7 +498,7 @@ export class HttpReceiver {
     // held until the response is finished (or the client went away).
     const release = this.#gate.tryAcquire();
     if (!release) return this.#reply(req, res, ct, this.#overloaded());
-    res.once('close', release);
+    whenGone(req, res, release);
 
     if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
     const read = await readBody(req, coding, limit);
@@ -686,6 +686,47 @@ export class HttpReceiver {
     this.#count(st, outcome);
   }
 }
+
+/**
+ * Calls `fn` once, when `res` is finished or can never be: its 'close', or its connection's. Node
+ * emits 'close' only on the response being written; a pipelined request's response still queued
+ * behind it when the connection goes (a parse error later in the stream, the client closing) never
+ * gets one — without the connection's 'close' its admission slot and in-flight count were never
+ * given back, and enough such connections would have refused every request for good.
+ */
+function whenGone(req: http.IncomingMessage, res: http.ServerResponse, fn: () => void): void {
+  // The request's socket: a queued response has none of its own until it is the one being written.
+  const socket = req.socket;
+  if (socket.destroyed) {
+    fn();
+    return;
+  }
+  // One 'close' listener per connection, however many requests are pipelined on it.
+  let waiting = responsesOf.get(socket);
+  if (waiting === undefined) {
+    const set = new Set<() => void>();
+    waiting = set;
+    responsesOf.set(socket, set);
+    socket.once('close', () => {
+      responsesOf.delete(socket);
+      for (const f of set) f();
+    });
+  }
+  const set = waiting;
+  let called = false;
+  const once = (): void => {
+    if (called) return;
+    called = true;
+    set.delete(once);
+    res.off('close', once);
+    fn();
+  };
+  set.add(once);
+  res.once('close', once);
+}
+
+/** Per connection, the callbacks of whenGone still waiting. */
+const responsesOf = new WeakMap<Socket, Set<() => void>>();
 
 function shuttingDown(): ReceiveOutcome {
   return { kind: 'retryable', reason: 'shutting_down', afterMs: SHUTDOWN_RETRY_AFTER_MS, message: refusalMessage('shutting_down') };

@@ -29,6 +29,7 @@ import {
   newMetrics,
   retryDelayFromStatus,
   sampleRequest,
+  sampleRequestJson,
   startHttp,
 } from '../receiver/helpers.js';
 import { GrpcReceiver } from '../../src/receiver/grpc.js';
@@ -251,6 +252,52 @@ describe('admission and size limits', () => {
     sink.release();
     expect((await first).status).toBe(200);
     expect(sink.entries).toHaveLength(1);
+  });
+
+  // Found by the differential fuzz test (test/fuzz/http.test.ts): node emits 'close' only on the
+  // response being written, so a pipelined request whose answer was still queued when the connection
+  // went kept its admission slot and its in-flight count for good.
+  it('a pipelined request whose connection is cut before its answer gives back its admission slot (both paths)', async () => {
+    for (const fast of ['0', '1']) {
+      const saved = process.env.SEALTRAIL_HTTP_FAST;
+      process.env.SEALTRAIL_HTTP_FAST = fast;
+      const sink = new GatedSink();
+      const gate = new ConcurrencyGate(4);
+      const h = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 1 << 20, ...HTTP_DEFAULTS }, { ...deps(sink), gate });
+      let port: number;
+      try {
+        port = (await h.start()).port;
+      } finally {
+        if (saved === undefined) delete process.env.SEALTRAIL_HTTP_FAST;
+        else process.env.SEALTRAIL_HTTP_FAST = saved;
+      }
+      // JSON first, so node:http has the connection on both paths; then a protobuf request queued
+      // behind it; then bytes node cannot parse, which make it answer 400 and close the connection.
+      const json = Buffer.from(sampleRequestJson(1));
+      const pb = Buffer.from(sampleRequest(1));
+      const bytes = Buffer.concat([
+        Buffer.from(`POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${json.length}\r\n\r\n`),
+        json,
+        Buffer.from(`POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: ${pb.length}\r\n\r\n`),
+        pb,
+        Buffer.from('NOT HTTP\r\n\r\n'),
+      ]);
+      const closed = new Promise<void>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => s.write(bytes));
+        s.on('data', () => undefined);
+        s.on('error', () => undefined);
+        s.on('close', () => resolve());
+      });
+      await waitFor(() => sink.pending === 2);
+      await closed;
+      sink.release();
+      await waitFor(() => gate.inUse === 0);
+      expect(gate.inUse, `SEALTRAIL_HTTP_FAST=${fast}`).toBe(0);
+      // Nothing left in flight either: shutdown does not wait for the grace period.
+      const t0 = Date.now();
+      await h.shutdown(5_000);
+      expect(Date.now() - t0, `SEALTRAIL_HTTP_FAST=${fast}`).toBeLessThan(2_000);
+    }
   });
 
   it('max_records_per_request → 413 / RESOURCE_EXHAUSTED without RetryInfo; at the limit accepted', async () => {
