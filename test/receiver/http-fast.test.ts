@@ -108,6 +108,9 @@ describe('parseFastHead: only the exporter\'s plain request shape', () => {
     ['a bare CR inside a value', head(1, 'X-A: a\rb\r\n')],
     ['whitespace before the colon', head(1, 'X-A : a\r\n')],
     ['a control character in a value', head(1, 'X-A: a\x01b\r\n')],
+    ['a tab after the Content-Length (llhttp refuses it)', head(1).replace('Content-Length: 1', 'Content-Length: 1\t')],
+    ['a tab after chunked (llhttp refuses it)', chunkedHead().replace('chunked', 'chunked\t')],
+    ['a tab in any value', head(1, 'X-A: a\tb\r\n')],
     ['an empty header name', head(1, ': a\r\n')],
     ['a head larger than max_request_header_size', head(1, `X-A: ${'a'.repeat(MAX_HEAD)}\r\n`)],
   ])('leaves %s to node:http', (_what, text) => {
