@@ -13,6 +13,7 @@
  */
 import http2 from 'node:http2';
 import net from 'node:net';
+import tls from 'node:tls';
 import { GRPC_EXPORT_PATH, grpcFrame } from './payloads.js';
 
 export type Transport = 'http-protobuf' | 'http-json' | 'grpc';
@@ -44,10 +45,12 @@ class HttpConnection {
   dead = false;
   readonly connected: Promise<void>;
 
-  constructor(host: string, port: number, onIdle: (c: HttpConnection) => void, onDead: (c: HttpConnection) => void) {
-    this.socket = net.connect({ host, port, noDelay: true });
+  /** `tlsCa`: speak TLS, trusting this CA (PEM) for the name "localhost". */
+  constructor(host: string, port: number, onIdle: (c: HttpConnection) => void, onDead: (c: HttpConnection) => void, tlsCa?: string) {
+    this.socket = tlsCa === undefined ? net.connect({ host, port, noDelay: true }) : tls.connect({ host, port, ca: tlsCa, servername: 'localhost' });
+    if (tlsCa !== undefined) this.socket.setNoDelay(true);
     this.connected = new Promise((resolve, reject) => {
-      this.socket.once('connect', () => resolve());
+      this.socket.once(tlsCa === undefined ? 'connect' : 'secureConnect', () => resolve());
       this.socket.once('error', reject);
     });
     this.connected.catch(() => undefined);
@@ -124,12 +127,16 @@ export class HttpClient implements OtlpClient {
   readonly #requests: Buffer[];
   readonly #idle: HttpConnection[] = [];
   readonly #all = new Set<HttpConnection>();
+  readonly #tlsCa: string | undefined;
 
   /**
    * `chunked`: each body is sent as one chunk (`Transfer-Encoding: chunked`), the way the OTel JS
-   * SDK's exporter frames it, instead of with a Content-Length.
+   * SDK's exporter frames it, instead of with a Content-Length. `tlsCa`: connections speak TLS,
+   * trusting this CA (PEM) for the server name "localhost".
    */
-  constructor(host: string, port: number, contentType: string, bodies: readonly Uint8Array[], chunked = false) {
+  constructor(host: string, port: number, contentType: string, bodies: readonly Uint8Array[], o: { readonly chunked?: boolean; readonly tlsCa?: string } = {}) {
+    const chunked = o.chunked === true;
+    this.#tlsCa = o.tlsCa;
     this.#host = host;
     this.#port = port;
     this.#requests = bodies.map((b) => {
@@ -149,6 +156,7 @@ export class HttpClient implements OtlpClient {
         const i = this.#idle.indexOf(conn);
         if (i >= 0) this.#idle.splice(i, 1);
       },
+      this.#tlsCa,
     );
     this.#all.add(c);
     return c;

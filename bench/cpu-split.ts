@@ -14,10 +14,12 @@
  *
  *   npm run build
  *   node dist/bench/cpu-split.js [--servers bare,none,fsync] [--transport http-protobuf|http-json|grpc]
- *        [--seconds S] [--warmup S] [--concurrency N] [--segment-bytes N] [--chunked] [--json FILE]
+ *        [--seconds S] [--warmup S] [--concurrency N] [--segment-bytes N] [--chunked] [--tls] [--json FILE]
  *
  * `--chunked` (OTLP/HTTP): the load generator sends each body as one chunk, as the OTel JS SDK's
- * exporter does, instead of with a Content-Length.
+ * exporter does, instead of with a Content-Length. `--tls` (OTLP/HTTP, agents only): the agents'
+ * receiver speaks TLS with a fresh self-signed P-256 certificate (made with `openssl` in the tool's
+ * temp dir) and the load generator's connections trust it.
  *
  * Each server is started fresh on CPU 0 (the agents with their shipped node flags; every server with
  * perfNodeFlags, so that perf can name JIT-compiled functions), the load generator
@@ -27,7 +29,7 @@
  * linux-perf) and the right to sample a CPU (root, or kernel.perf_event_paranoid ≤ 0).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { chmodSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -192,15 +194,33 @@ export interface WindowResult {
   readonly split: CpuSplit;
 }
 
-async function window(lg: LoadgenProcess, kind: string, transport: Transport, seconds: number, warmupMs: number, concurrency: number, segmentBytes: number | undefined, chunked: boolean, work: string): Promise<WindowResult> {
-  const srv = await startFreshServer(kind as 'bare' | 'none' | 'fsync', { cpu: SERVER_CPU, extraNodeFlags: perfNodeFlags(work, kind), ...(segmentBytes !== undefined ? { segmentBytes } : {}) });
+/** What every window of one run shares. */
+interface WindowOptions {
+  readonly transport: Transport;
+  readonly seconds: number;
+  readonly warmupMs: number;
+  readonly concurrency: number;
+  readonly segmentBytes: number | undefined;
+  readonly chunked: boolean;
+  /** OTLP/HTTP over TLS (agents only): the receiver's certificate and key, and the CA the client trusts. */
+  readonly tls: { readonly certFile: string; readonly keyFile: string; readonly caPem: string } | undefined;
+}
+
+async function window(lg: LoadgenProcess, kind: string, o: WindowOptions, work: string): Promise<WindowResult> {
+  const { transport, seconds, warmupMs, concurrency, segmentBytes, chunked, tls } = o;
+  const srv = await startFreshServer(kind as 'bare' | 'none' | 'fsync', {
+    cpu: SERVER_CPU,
+    extraNodeFlags: perfNodeFlags(work, kind),
+    ...(segmentBytes !== undefined ? { segmentBytes } : {}),
+    ...(tls ? { httpTls: { certFile: tls.certFile, keyFile: tls.keyFile } } : {}),
+  });
   const data = path.join(work, `${kind}.perf.data`);
   try {
     const port = transport === 'grpc' ? srv.ports.grpc : srv.ports.http;
     let perf: ReturnType<typeof spawn> | undefined;
     let perfDone: Promise<number | null> = Promise.resolve(null);
     let cpu0 = 0;
-    const r = await lg.run({ id: `split-${kind}-${srv.pid}`, transport, host: '127.0.0.1', port, records: 100, mode: 'closed', concurrency, warmupMs, durationMs: seconds * 1000, ...(chunked ? { chunked } : {}) }, () => {
+    const r = await lg.run({ id: `split-${kind}-${srv.pid}`, transport, host: '127.0.0.1', port, records: 100, mode: 'closed', concurrency, warmupMs, durationMs: seconds * 1000, ...(chunked ? { chunked } : {}), ...(tls ? { tlsCaPem: tls.caPem } : {}) }, () => {
       cpu0 = cpuSeconds(srv.pid);
       perf = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-C', String(SERVER_CPU), '-o', data, '--', 'sleep', String(seconds)], { stdio: ['ignore', 'ignore', 'pipe'] });
       perfDone = new Promise((res) => perf!.once('exit', res));
@@ -250,8 +270,23 @@ export function renderSplit(results: readonly WindowResult[], transport: string)
 
 const USAGE = `usage: node dist/bench/cpu-split.js [--servers bare,none,fsync] [--transport ${TRANSPORTS.join('|')}]
        [--seconds S (default 5)] [--warmup S (default 5)] [--concurrency N (default 64)] [--segment-bytes N]
-       [--chunked (OTLP/HTTP bodies sent chunked, as the OTel JS SDK does)] [--json FILE]
+       [--chunked (OTLP/HTTP bodies sent chunked, as the OTel JS SDK does)] [--tls (OTLP/HTTP over TLS; agents only)]
+       [--json FILE]
 `;
+
+/** A self-signed P-256 certificate for "localhost" / 127.0.0.1 in `dir` (openssl), for --tls. */
+function selfSignedCertificate(dir: string): { certFile: string; keyFile: string; caPem: string } {
+  const certFile = path.join(dir, 'tls.crt');
+  const keyFile = path.join(dir, 'tls.key');
+  const r = spawnSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
+    { encoding: 'utf8' },
+  );
+  if (r.error || r.status !== 0) throw new Error(`--tls needs openssl to make a certificate: ${r.error?.message ?? r.stderr.trim().split('\n').pop()}`);
+  chmodSync(keyFile, 0o600);
+  return { certFile, keyFile, caPem: readFileSync(certFile, 'utf8') };
+}
 
 function perfUsable(): string | undefined {
   const r = spawnSync('perf', ['record', '-q', '-e', 'cpu-clock', '-C', String(SERVER_CPU), '-o', '/dev/null', '--', 'true'], { encoding: 'utf8' });
@@ -272,6 +307,7 @@ async function main(): Promise<number> {
         concurrency: { type: 'string', default: '64' },
         'segment-bytes': { type: 'string' },
         chunked: { type: 'boolean', default: false },
+        tls: { type: 'boolean', default: false },
         json: { type: 'string' },
       },
     }).values;
@@ -292,6 +328,8 @@ async function main(): Promise<number> {
     : !(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 1024) ? '--concurrency must be a whole number from 1 to 1024'
     : seg !== undefined && !(Number.isInteger(seg) && seg >= 4096) ? '--segment-bytes must be a whole number of bytes, at least 4096'
     : v.chunked && v.transport === 'grpc' ? '--chunked is for OTLP/HTTP transports (gRPC frames its messages itself)'
+    : v.tls && v.transport === 'grpc' ? '--tls is for OTLP/HTTP transports'
+    : v.tls && servers.includes('bare') ? '--tls measures the agents only (the bare receiver speaks plain HTTP): use --servers none,fsync'
     : undefined;
   if (bad) {
     process.stderr.write(`bench/cpu-split: ${bad}\n${USAGE}`);
@@ -308,7 +346,9 @@ async function main(): Promise<number> {
   const results: WindowResult[] = [];
   try {
     await lg.ready;
-    for (const s of servers) results.push(await window(lg, s, v.transport as Transport, seconds, warmup * 1000, concurrency, seg, v.chunked, work));
+    const tls = v.tls ? selfSignedCertificate(work) : undefined;
+    const o: WindowOptions = { transport: v.transport as Transport, seconds, warmupMs: warmup * 1000, concurrency, segmentBytes: seg, chunked: v.chunked, tls };
+    for (const s of servers) results.push(await window(lg, s, o, work));
   } catch (e) {
     // A server that did not start, perf failing mid-way: one line, not a stack (the windows done so far are lost).
     process.stderr.write(`bench/cpu-split: ${e instanceof Error ? e.message : String(e)}\n`);
@@ -317,10 +357,11 @@ async function main(): Promise<number> {
     lg.stop();
     await rm(work, { recursive: true, force: true });
   }
-  process.stdout.write(renderSplit(results, v.chunked ? `${v.transport} (chunked bodies)` : v.transport));
+  const label = [v.transport, v.chunked ? 'chunked bodies' : '', v.tls ? 'TLS' : ''].filter((x) => x !== '');
+  process.stdout.write(renderSplit(results, label.length > 1 ? `${label[0]} (${label.slice(1).join(', ')})` : label[0]!));
   if (v.json) {
     const plain = results.map((w) => ({ ...w, split: { ...w.split, shares: Object.fromEntries(w.split.shares) } }));
-    await writeFile(v.json, `${JSON.stringify({ transport: v.transport, chunked: v.chunked, concurrency, results: plain }, null, 2)}\n`);
+    await writeFile(v.json, `${JSON.stringify({ transport: v.transport, chunked: v.chunked, tls: v.tls, concurrency, results: plain }, null, 2)}\n`);
   }
   return 0;
 }

@@ -32,6 +32,8 @@ export interface LoadJob {
   readonly durationMs: number;
   /** OTLP/HTTP only: bodies sent chunked, as the OTel JS SDK's exporter sends them (default: Content-Length). */
   readonly chunked?: boolean;
+  /** OTLP/HTTP only: connect with TLS, trusting this CA (PEM) for the name "localhost". */
+  readonly tlsCaPem?: string;
 }
 
 export interface LoadResult {
@@ -70,13 +72,17 @@ function payloads(records: number): EncodedRequest[] {
   return p;
 }
 
+function httpOptions(job: LoadJob): { chunked?: boolean; tlsCa?: string } {
+  return { ...(job.chunked ? { chunked: true } : {}), ...(job.tlsCaPem !== undefined ? { tlsCa: job.tlsCaPem } : {}) };
+}
+
 function makeClient(job: LoadJob): { client: OtlpClient; sizes: number[] } {
   const reqs = payloads(job.records);
   switch (job.transport) {
     case 'http-protobuf':
-      return { client: new HttpClient(job.host, job.port, 'application/x-protobuf', reqs.map((r) => r.protobuf), job.chunked), sizes: reqs.map((r) => r.protobuf.length) };
+      return { client: new HttpClient(job.host, job.port, 'application/x-protobuf', reqs.map((r) => r.protobuf), httpOptions(job)), sizes: reqs.map((r) => r.protobuf.length) };
     case 'http-json':
-      return { client: new HttpClient(job.host, job.port, 'application/json', reqs.map((r) => r.json), job.chunked), sizes: reqs.map((r) => r.json.length) };
+      return { client: new HttpClient(job.host, job.port, 'application/json', reqs.map((r) => r.json), httpOptions(job)), sizes: reqs.map((r) => r.json.length) };
     case 'grpc':
       return { client: new GrpcClient(job.host, job.port, reqs.map((r) => r.protobuf)), sizes: reqs.map((r) => r.protobuf.length + 5) };
   }

@@ -345,13 +345,20 @@ export interface FreshServer {
  */
 export async function startFreshServer(
   kind: 'bare' | 'none' | 'fsync',
-  o: { readonly cpu?: number; readonly segmentBytes?: number; readonly extraNodeFlags?: readonly string[] } = {},
+  o: {
+    readonly cpu?: number;
+    readonly segmentBytes?: number;
+    readonly extraNodeFlags?: readonly string[];
+    /** Agents only: TLS on the OTLP/HTTP receiver with this certificate and key (files). */
+    readonly httpTls?: { readonly certFile: string; readonly keyFile: string };
+  } = {},
 ): Promise<FreshServer> {
   const extra = o.extraNodeFlags ?? [];
   const perfMap = async (pid: number): Promise<void> => {
     if (extra.includes('--perf-basic-prof')) await rm(`/tmp/perf-${pid}.map`, { force: true });
   };
   if (kind === 'bare') {
+    if (o.httpTls) throw new Error('the bare receiver speaks plain HTTP only; TLS is for the agents');
     const { pid, ports, child } = await startBareReceiver(o.cpu, process.execPath, extra);
     return {
       pid,
@@ -374,6 +381,15 @@ export async function startFreshServer(
     ...(o.cpu !== undefined ? { cpu: o.cpu } : {}),
     ...(extra.length > 0 ? { nodeFlags: [...AGENT_NODE_FLAGS, ...extra] } : {}),
     ...(o.segmentBytes !== undefined ? { ledger: { max_segment_bytes: o.segmentBytes } } : {}),
+    ...(o.httpTls
+      ? {
+          extra: {
+            receivers: {
+              otlp: { protocols: { grpc: { endpoint: '127.0.0.1:0' }, http: { endpoint: '127.0.0.1:0', tls: { cert_file: o.httpTls.certFile, key_file: o.httpTls.keyFile } } } },
+            },
+          },
+        }
+      : {}),
   });
   return {
     pid: a.pid,

@@ -121,6 +121,8 @@ describe('bench cpu-split tool', () => {
     [['--concurrency', '1.5'], /--concurrency must be a whole number/],
     [['--segment-bytes', '100'], /--segment-bytes must be a whole number of bytes, at least 4096/],
     [['--transport', 'grpc', '--chunked'], /--chunked is for OTLP\/HTTP transports/],
+    [['--transport', 'grpc', '--tls', '--servers', 'fsync'], /--tls is for OTLP\/HTTP transports/],
+    [['--tls'], /--tls measures the agents only .*use --servers none,fsync/],
     [['--bogus'], /Unknown option '--bogus'/],
   ])('refuses %j with exit 2 and says why, before starting anything', (args, why) => {
     const r = run(args);

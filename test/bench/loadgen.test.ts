@@ -5,7 +5,13 @@
  * node:http server for OTLP/HTTP) with the records arriving in the sink. Also the hand-written
  * histogram against exact quantiles. Nothing here is timed.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -125,7 +131,7 @@ describe('lean clients against the real receivers', () => {
   });
 
   it('OTLP/HTTP protobuf with chunked bodies (as the OTel JS SDK sends them): 200 and every record stored', async () => {
-    const c = new HttpClient(httpAddr.host, httpAddr.port, 'application/x-protobuf', reqs.map((r) => r.protobuf), true);
+    const c = new HttpClient(httpAddr.host, httpAddr.port, 'application/x-protobuf', reqs.map((r) => r.protobuf), { chunked: true });
     await c.warm(1);
     const before = sink.entries;
     const results = [];
@@ -144,12 +150,42 @@ describe('lean clients against the real receivers', () => {
       });
     });
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    const c2 = new HttpClient('127.0.0.1', (srv.address() as AddressInfo).port, 'application/x-protobuf', [reqs[0]!.protobuf], true);
+    const c2 = new HttpClient('127.0.0.1', (srv.address() as AddressInfo).port, 'application/x-protobuf', [reqs[0]!.protobuf], { chunked: true });
     await c2.warm(1);
     expect(await send(c2, 0)).toEqual({ status: 'http 200', ok: true });
     c2.close();
     srv.close();
     expect(seen).toEqual([{ te: 'chunked', cl: undefined, bytes: reqs[0]!.protobuf.length }]);
+  });
+
+  it('OTLP/HTTP over TLS: the client trusts the given CA for "localhost" and reads the answers', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sealtrail-loadgen-tls-'));
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(dir, 'k'), '-out', path.join(dir, 'c'), '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+      const cert = readFileSync(path.join(dir, 'c'), 'utf8');
+      let sawTls = false;
+      const srv = https.createServer({ cert, key: readFileSync(path.join(dir, 'k')) }, (req, res) => {
+        sawTls = (req.socket as TLSSocket).encrypted === true;
+        req.resume();
+        req.on('end', () => res.end());
+      });
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+      const c = new HttpClient('127.0.0.1', (srv.address() as AddressInfo).port, 'application/x-protobuf', [reqs[0]!.protobuf], { tlsCa: cert });
+      await c.warm(1);
+      expect(await send(c, 0)).toEqual({ status: 'http 200', ok: true });
+      c.close();
+      expect(sawTls).toBe(true);
+      // Trusting another certificate: the handshake fails, and the request is not counted as a success.
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(dir, 'k2'), '-out', path.join(dir, 'c2'), '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
+      const other = new HttpClient('127.0.0.1', (srv.address() as AddressInfo).port, 'application/x-protobuf', [reqs[0]!.protobuf], { tlsCa: readFileSync(path.join(dir, 'c2'), 'utf8') });
+      const r = await send(other, 0);
+      other.close();
+      srv.close();
+      expect(r.ok).toBe(false);
+      expect(r.status).toMatch(/^error /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('OTLP/gRPC over node:http2: grpc-status 0 from the grpc-js server and every record stored', async () => {
