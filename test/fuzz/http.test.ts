@@ -267,16 +267,10 @@ describe('fuzz: OTLP/HTTP receiver', () => {
         }
         const fb = fastSink.entries.length;
         const nb = nodeSink.entries.length;
-        const fBatches = fastSink.batches.length;
         const [fa, na] = await Promise.all([answers(fast.port, bytes), answers(plain.port, bytes)]);
         // The same entries, in the same order: the fast path stores nothing llhttp would not have read so.
         const stored = (m: MemorySink, from: number): string[] => m.entries.slice(from).map((e) => Buffer.from(e).toString('hex'));
         expect(stored(fastSink, fb)).toEqual(stored(nodeSink, nb));
-        const oks = (a: Array<{ answer: string }>): number => a.filter((x) => x.answer.startsWith('HTTP/1.1 200')).length;
-        // Every 200 of the fast path stands for a stored request. (Not every stored request is
-        // acknowledged: node:http also hands a pipelined request after one it refuses with
-        // Connection: close to the receiver, which stores it; its answer cannot be sent.)
-        expect(oks(fa)).toBeLessThanOrEqual(fastSink.batches.length - fBatches);
         // The answers the fast path gave itself (before any hand-over) are node's to the same requests.
         // node:http alone may answer fewer, never others: a parse error later in the stream is answered
         // at once ("malformed HTTP") and the socket closed, and a client's half-close drops answers
