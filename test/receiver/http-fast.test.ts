@@ -13,7 +13,7 @@ import { OTLPLogExporter as ProtoExporter } from '@opentelemetry/exporter-logs-o
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ChunkedBody, FAST_GRACE_MS, MAX_FAST_CHUNKS, parseFastHead } from '../../src/receiver/http-fast.js';
+import { ChunkedBody, FAST_GRACE_MS, FastPath, type FastPathHost, MAX_FAST_CHUNKS, parseFastHead } from '../../src/receiver/http-fast.js';
 import { HttpReceiver } from '../../src/receiver/http.js';
 import { ConcurrencyGate } from '../../src/receiver/limits.js';
 import { GatedSink, HTTP_DEFAULTS, MemorySink, RefusingSink, decodeStatus, deps, newMetrics, sampleRequest, startHttp } from './helpers.js';
@@ -190,6 +190,42 @@ describe('ChunkedBody: only the strict chunked form', () => {
     expect(c.feed(text('5\r\nhello\r\n0\r\n\r\n'), 0)).toEqual({ kind: 'done', end: 15 });
     expect(c.length).toBe(5);
     expect(c.body().body.length).toBe(0);
+  });
+});
+
+describe('FastPath on a socket fed by the test', () => {
+  /** A host that admits everything and records hand-overs; answers are never reached in these tests. */
+  function host(handedOver: net.Socket[]): FastPathHost {
+    return {
+      admit: () => () => undefined,
+      overloaded: () => new Uint8Array(0),
+      drainLimit: MAX_BODY,
+      authenticate: () => ({ client: undefined }),
+      answer: () => new Promise(() => undefined),
+      handOver: (s) => void handedOver.push(s),
+      accepting: () => true,
+      headerTimeout: () => undefined,
+      maxHeadBytes: MAX_HEAD,
+      maxBody: MAX_BODY,
+      readHeaderTimeoutMs: 10_000,
+      idleTimeoutMs: 10_000,
+    };
+  }
+
+  it('hands a chunked request that takes more than 1,024 reads to node:http with every byte, in order', () => {
+    const handedOver: net.Socket[] = [];
+    const socket = new net.Socket();
+    cleanups.push(() => void socket.destroy());
+    new FastPath(host(handedOver)).adopt(socket);
+    const whole = chunked(sampleRequest(60)); // one chunk of about 2 KB, fed a byte at a time
+    const head = whole.indexOf('\r\n\r\n') + 4;
+    socket.emit('data', whole.subarray(0, head));
+    let i = head;
+    for (; i < whole.length && handedOver.length === 0; i++) socket.emit('data', whole.subarray(i, i + 1));
+    expect(handedOver).toEqual([socket]);
+    expect(i - head).toBe(1024); // the head's read and 1,024 more: one over the bound
+    const back = socket.read() as Buffer | null;
+    expect(back?.toString('latin1')).toBe(whole.subarray(0, i).toString('latin1'));
   });
 });
 
