@@ -436,6 +436,7 @@ export class HttpReceiver {
 
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.#inFlight++;
+    numberRequest(req);
     whenGone(req, res, () => this.#requestDone());
     this.#handle(req, res).catch((e: unknown) => {
       const outcome = this.#failedUnexpectedly(e);
@@ -451,6 +452,13 @@ export class HttpReceiver {
   }
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    // A request pipelined behind one answered with Connection: close: node still hands it over, but
+    // its answer can never be sent (the connection closes after the one before). Storing it would make
+    // the client's retry a duplicate; it is dropped unread, as the client will see the connection end.
+    if (afterClose(req)) {
+      this.#deps.metrics?.receiverRequests.inc({ transport: 'http', status: 'aborted' });
+      return;
+    }
     const path = (req.url ?? '/').split('?', 1)[0]!;
     const ct = parseOtlpContentType(req.headers['content-type']);
     // Error bodies in the request's encoding where it named one (spec: same Content-Type as the request).
@@ -525,6 +533,11 @@ export class HttpReceiver {
 
   /** Decodes a request's body into `arena`, appends the entries to the ledger and answers. */
   async #store(req: http.IncomingMessage, res: http.ServerResponse, ct: 'protobuf' | 'json', body: Buffer, arena: EntryArena, client: string | undefined): Promise<void> {
+    // Checked again here: an answer before this one may have said Connection: close while this body was read.
+    if (afterClose(req)) {
+      this.#deps.metrics?.receiverRequests.inc({ transport: 'http', status: 'aborted' });
+      return;
+    }
     this.#reply(req, res, ct, await this.#decodeAndAppend(ct, body, arena, client));
   }
 
@@ -680,6 +693,7 @@ export class HttpReceiver {
     // already overloaded. Also close while stopping, so clients reconnect elsewhere.
     if (this.#stopping || (!req.complete && !(outcome.kind === 'retryable' && outcome.reason === 'overloaded' && this.#drainable(req)))) {
       headers['Connection'] = 'close';
+      markClose(req);
     }
     res.writeHead(st.http, headers);
     res.end(bytes);
@@ -723,6 +737,36 @@ function whenGone(req: http.IncomingMessage, res: http.ServerResponse, fn: () =>
   };
   set.add(once);
   res.once('close', once);
+}
+
+/**
+ * Requests on one connection are answered in the order they came; once the answer to request k says
+ * Connection: close, no answer after it is sent. Per connection: the next request's number, and the
+ * lowest number answered with Connection: close.
+ */
+const connectionOrder = new WeakMap<Socket, { next: number; closeAt: number }>();
+const requestNumber = new WeakMap<http.IncomingMessage, number>();
+
+function numberRequest(req: http.IncomingMessage): void {
+  let o = connectionOrder.get(req.socket);
+  if (o === undefined) {
+    o = { next: 0, closeAt: Infinity };
+    connectionOrder.set(req.socket, o);
+  }
+  requestNumber.set(req, o.next++);
+}
+
+function markClose(req: http.IncomingMessage): void {
+  const o = connectionOrder.get(req.socket);
+  const n = requestNumber.get(req);
+  if (o !== undefined && n !== undefined) o.closeAt = Math.min(o.closeAt, n);
+}
+
+/** The request comes after one answered with Connection: close on its connection: its answer would never be sent. */
+function afterClose(req: http.IncomingMessage): boolean {
+  const n = requestNumber.get(req);
+  const o = connectionOrder.get(req.socket);
+  return n !== undefined && o !== undefined && n > o.closeAt;
 }
 
 /** Per connection, the callbacks of whenGone still waiting. */

@@ -300,6 +300,46 @@ describe('admission and size limits', () => {
     }
   });
 
+  it('a request pipelined behind one answered with Connection: close is not stored: its answer could never be sent (both paths)', async () => {
+    for (const fast of ['0', '1']) {
+      const saved = process.env.SEALTRAIL_HTTP_FAST;
+      process.env.SEALTRAIL_HTTP_FAST = fast;
+      const sink = new MemorySink();
+      let port: number;
+      let h: HttpReceiver;
+      try {
+        h = new HttpReceiver({ endpoint: '127.0.0.1:0', max_request_body_size: 1 << 20, ...HTTP_DEFAULTS }, deps(sink));
+        port = (await h.start()).port;
+      } finally {
+        if (saved === undefined) delete process.env.SEALTRAIL_HTTP_FAST;
+        else process.env.SEALTRAIL_HTTP_FAST = saved;
+      }
+      cleanups.push(() => h.shutdown(1000));
+      // An unsupported Content-Type is refused on its headers (415) with its body unread, so the answer
+      // closes the connection; a valid request follows in the same write.
+      const pb = Buffer.from(sampleRequest(2));
+      const refused = Buffer.from('POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello');
+      const valid = Buffer.concat([Buffer.from(`POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: ${pb.length}\r\n\r\n`), pb]);
+      const exchange = (bytes: Buffer): Promise<string> =>
+        new Promise<string>((resolve) => {
+          let buf = '';
+          const s = net.connect(port, '127.0.0.1', () => s.write(bytes));
+          s.on('data', (d) => (buf += d.toString('latin1')));
+          s.on('error', () => undefined);
+          s.on('close', () => resolve(buf));
+        });
+      const got = await exchange(Buffer.concat([refused, valid]));
+      expect(got.match(/HTTP\/1\.1 \d+/g), `SEALTRAIL_HTTP_FAST=${fast}`).toEqual(['HTTP/1.1 415']);
+      expect(got).toMatch(/\r\nConnection: close\r\n/i);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(sink.entries, `SEALTRAIL_HTTP_FAST=${fast}`).toHaveLength(0);
+      // A request before the refused one is stored and answered first, whatever order the work finishes in.
+      const got2 = await exchange(Buffer.concat([valid, refused, valid]));
+      expect(got2.match(/HTTP\/1\.1 \d+/g), `SEALTRAIL_HTTP_FAST=${fast}`).toEqual(['HTTP/1.1 200', 'HTTP/1.1 415']);
+      expect(sink.entries, `SEALTRAIL_HTTP_FAST=${fast}`).toHaveLength(2);
+    }
+  });
+
   it('max_records_per_request → 413 / RESOURCE_EXHAUSTED without RetryInfo; at the limit accepted', async () => {
     const sink = new MemorySink();
     const metrics = newMetrics();
