@@ -286,8 +286,9 @@ export interface FastPathHost {
   /** The whole 429 response for a request refused admission (counted as node:http's path counts it). */
   overloaded(): Uint8Array;
   /**
-   * Largest body of a refused request that is read and discarded so that its connection stays (node's
-   * path does the same); a larger one goes to node:http, which answers and closes.
+   * Largest body (declared or chunked) of a refused request that is read and discarded so that its
+   * connection stays (node's path does the same for a declared length); a larger one goes to node:http,
+   * which answers and closes.
    */
   readonly drainLimit: number;
   /**
