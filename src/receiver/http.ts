@@ -24,7 +24,7 @@ import {
 import { giveBody, takeBody } from './body-pool.js';
 import { FastPath } from './http-fast.js';
 import { noteBytesRead } from './read-gc.js';
-import { BearerTokens, bearerFromAuthorization } from './auth.js';
+import { type AuthResult, BearerTokens, bearerFromAuthorization } from './auth.js';
 import { ConcurrencyGate, OVERLOAD_RETRY_AFTER_MS } from './limits.js';
 import { type ReceiveOutcome, refusalLabel, refusalMessage, transportStatus } from './status.js';
 import { TlsReloader, secureContextOptions, tlsServerOptions } from './tls.js';
@@ -311,7 +311,11 @@ export class HttpReceiver {
         admit: () => this.#fastAdmit(),
         overloaded: () => this.#fastResponse(this.#overloaded()),
         drainLimit: Math.min(DRAIN_LIMIT, cfg.max_request_body_size),
-        authenticate: (authorization, socket) => this.#fastAuthenticate(authorization, socket),
+        // A request the receiver does not accept goes to node:http, which answers 401 and counts it.
+        authenticate: (authorization, socket) => {
+          const who = this.#authenticate(authorization, socket);
+          return who.ok ? { client: who.client } : false;
+        },
         answer: (body, client) => this.#fastAnswer(body, client),
         handOver: (socket) => {
           for (const l of nodeConnection) l.call(server, socket);
@@ -445,6 +449,16 @@ export class HttpReceiver {
     });
   }
 
+  /**
+   * True (and counted as aborted) when `req` was pipelined behind a request answered with Connection:
+   * close on its connection: node still hands it over, but its answer can never be sent.
+   */
+  #droppedAfterClose(req: http.IncomingMessage): boolean {
+    if (!afterClose(req)) return false;
+    this.#deps.metrics?.receiverRequests.inc({ transport: 'http', status: 'aborted' });
+    return true;
+  }
+
   /** A sink that rejects breaks its contract: logged, and answered retryable so the client keeps its data (G2). */
   #failedUnexpectedly(e: unknown): ReceiveOutcome {
     this.#deps.logger.error({ err: e }, 'OTLP/HTTP request failed unexpectedly');
@@ -455,10 +469,7 @@ export class HttpReceiver {
     // A request pipelined behind one answered with Connection: close: node still hands it over, but
     // its answer can never be sent (the connection closes after the one before). Storing it would make
     // the client's retry a duplicate; it is dropped unread, as the client will see the connection end.
-    if (afterClose(req)) {
-      this.#deps.metrics?.receiverRequests.inc({ transport: 'http', status: 'aborted' });
-      return;
-    }
+    if (this.#droppedAfterClose(req)) return;
     const path = (req.url ?? '/').split('?', 1)[0]!;
     const ct = parseOtlpContentType(req.headers['content-type']);
     // Error bodies in the request's encoding where it named one (spec: same Content-Type as the request).
@@ -466,15 +477,11 @@ export class HttpReceiver {
 
     // Authentication comes first, before the path is even looked at and long before the body is
     // read or decompressed: an unauthenticated client learns nothing and costs nothing.
-    let client: string | undefined;
-    if (this.#tokens) {
-      const a = this.#tokens.check(bearerFromAuthorization(req.headers.authorization));
-      if (!a.ok) {
-        return this.#reply(req, res, replyEnc, { kind: 'unauthenticated', message: a.message, ...(a.error === 'invalid_token' ? { error: 'invalid_token' as const } : {}) });
-      }
-      client = a.name;
+    const who = this.#authenticate(req.headers.authorization, req.socket);
+    if (!who.ok) {
+      return this.#reply(req, res, replyEnc, { kind: 'unauthenticated', message: who.message, ...(who.error === 'invalid_token' ? { error: 'invalid_token' as const } : {}) });
     }
-    client = this.#withCertName(client, req.socket);
+    const client = who.client;
 
     if (path !== LOGS_PATH) {
       if (OTHER_SIGNAL_PATHS.has(path)) {
@@ -534,10 +541,7 @@ export class HttpReceiver {
   /** Decodes a request's body into `arena`, appends the entries to the ledger and answers. */
   async #store(req: http.IncomingMessage, res: http.ServerResponse, ct: 'protobuf' | 'json', body: Buffer, arena: EntryArena, client: string | undefined): Promise<void> {
     // Checked again here: an answer before this one may have said Connection: close while this body was read.
-    if (afterClose(req)) {
-      this.#deps.metrics?.receiverRequests.inc({ transport: 'http', status: 'aborted' });
-      return;
-    }
+    if (this.#droppedAfterClose(req)) return;
     this.#reply(req, res, ct, await this.#decodeAndAppend(ct, body, arena, client));
   }
 
@@ -595,26 +599,23 @@ export class HttpReceiver {
   }
 
   /**
-   * The fast path's authentication of one request whose head it has read: the same check #handle
-   * makes (every token compared in constant time). A request it does not accept is left to node:http,
-   * which answers 401 and counts it as for any connection.
+   * Both paths' authentication of one request (its Authorization value, undefined when none was sent):
+   * the bearer token checked when `auth` is on (every stored token compared in constant time), and the
+   * client's name for the logs — the token's name, and with mTLS the certificate's CN (the handshake
+   * already verified the certificate).
    */
-  #fastAuthenticate(authorization: string | undefined, socket: Socket): { readonly client: string | undefined } | false {
+  #authenticate(authorization: string | undefined, socket: Socket): { readonly ok: true; readonly client: string | undefined } | Extract<AuthResult, { ok: false }> {
     let client: string | undefined;
     if (this.#tokens) {
       const a = this.#tokens.check(bearerFromAuthorization(authorization));
-      if (!a.ok) return false;
+      if (!a.ok) return a;
       client = a.name;
     }
-    return { client: this.#withCertName(client, socket) };
-  }
-
-  /** With mTLS the handshake already verified the client's certificate: its subject's CN joins the client's name for the logs. */
-  #withCertName(client: string | undefined, socket: Socket): string | undefined {
-    if (this.#config.tls?.client_ca_file === undefined) return client;
-    const cn = (socket as TLSSocket).getPeerCertificate?.()?.subject?.CN;
-    if (!cn) return client;
-    return client ? `${client} (cert CN=${cn})` : `cert CN=${cn}`;
+    if (this.#config.tls?.client_ca_file !== undefined) {
+      const cn = (socket as TLSSocket).getPeerCertificate?.()?.subject?.CN;
+      if (cn) client = client ? `${client} (cert CN=${cn})` : `cert CN=${cn}`;
+    }
+    return { ok: true, client };
   }
 
   /**
@@ -715,18 +716,16 @@ function whenGone(req: http.IncomingMessage, res: http.ServerResponse, fn: () =>
     fn();
     return;
   }
+  const c = connectionOf(socket);
   // One 'close' listener per connection, however many requests are pipelined on it.
-  let waiting = responsesOf.get(socket);
-  if (waiting === undefined) {
+  if (c.waiting === undefined) {
     const set = new Set<() => void>();
-    waiting = set;
-    responsesOf.set(socket, set);
+    c.waiting = set;
     socket.once('close', () => {
-      responsesOf.delete(socket);
       for (const f of set) f();
     });
   }
-  const set = waiting;
+  const set = c.waiting;
   let called = false;
   const once = (): void => {
     if (called) return;
@@ -740,37 +739,43 @@ function whenGone(req: http.IncomingMessage, res: http.ServerResponse, fn: () =>
 }
 
 /**
- * Requests on one connection are answered in the order they came; once the answer to request k says
- * Connection: close, no answer after it is sent. Per connection: the next request's number, and the
- * lowest number answered with Connection: close.
+ * What node:http's path keeps per connection. Requests on one connection are answered in the order
+ * they came; once the answer to request k says Connection: close, no answer after it is sent. So: the
+ * next request's number, the lowest number answered with Connection: close, and the whenGone callbacks
+ * still waiting for the connection's 'close'.
  */
-const connectionOrder = new WeakMap<Socket, { next: number; closeAt: number }>();
+interface ConnectionState {
+  next: number;
+  closeAt: number;
+  waiting: Set<() => void> | undefined;
+}
+const connections = new WeakMap<Socket, ConnectionState>();
 const requestNumber = new WeakMap<http.IncomingMessage, number>();
 
-function numberRequest(req: http.IncomingMessage): void {
-  let o = connectionOrder.get(req.socket);
-  if (o === undefined) {
-    o = { next: 0, closeAt: Infinity };
-    connectionOrder.set(req.socket, o);
+function connectionOf(socket: Socket): ConnectionState {
+  let c = connections.get(socket);
+  if (c === undefined) {
+    c = { next: 0, closeAt: Infinity, waiting: undefined };
+    connections.set(socket, c);
   }
-  requestNumber.set(req, o.next++);
+  return c;
+}
+
+function numberRequest(req: http.IncomingMessage): void {
+  requestNumber.set(req, connectionOf(req.socket).next++);
 }
 
 function markClose(req: http.IncomingMessage): void {
-  const o = connectionOrder.get(req.socket);
+  const c = connectionOf(req.socket);
   const n = requestNumber.get(req);
-  if (o !== undefined && n !== undefined) o.closeAt = Math.min(o.closeAt, n);
+  if (n !== undefined) c.closeAt = Math.min(c.closeAt, n);
 }
 
 /** The request comes after one answered with Connection: close on its connection: its answer would never be sent. */
 function afterClose(req: http.IncomingMessage): boolean {
   const n = requestNumber.get(req);
-  const o = connectionOrder.get(req.socket);
-  return n !== undefined && o !== undefined && n > o.closeAt;
+  return n !== undefined && n > connectionOf(req.socket).closeAt;
 }
-
-/** Per connection, the callbacks of whenGone still waiting. */
-const responsesOf = new WeakMap<Socket, Set<() => void>>();
 
 function shuttingDown(): ReceiveOutcome {
   return { kind: 'retryable', reason: 'shutting_down', afterMs: SHUTDOWN_RETRY_AFTER_MS, message: refusalMessage('shutting_down') };
