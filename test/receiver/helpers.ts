@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import http2 from 'node:http2';
+import type net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
@@ -336,5 +337,52 @@ export function sampleRequestJson(n = 2): string {
         ],
       },
     ],
+  });
+}
+
+/** One HTTP/1.1 response read off a raw connection (Content-Length bodies only). */
+export interface RawReply {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/**
+ * Opens a connection with `connect` (plain or TLS; it calls `ready` once data may be written), writes
+ * `parts` (a pause between each) and reads `n` responses in order; resolves early with what came if the
+ * server closes the connection.
+ */
+export function rawExchange(connect: (ready: () => void) => net.Socket, parts: Array<Buffer | string>, n: number, pauseMs = 0): Promise<RawReply[]> {
+  return new Promise((resolve, reject) => {
+    const replies: RawReply[] = [];
+    let buf = Buffer.alloc(0);
+    const s = connect(async () => {
+      for (const [i, p] of parts.entries()) {
+        if (i > 0 && pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
+        s.write(p);
+      }
+    });
+    s.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const lines = buf.toString('latin1', 0, end).split('\r\n');
+        const headers: Record<string, string> = {};
+        for (const l of lines.slice(1)) headers[l.slice(0, l.indexOf(':')).toLowerCase()] = l.slice(l.indexOf(':') + 1).trim();
+        const len = Number(headers['content-length'] ?? 0);
+        if (buf.length < end + 4 + len) return;
+        replies.push({ status: Number(lines[0]!.split(' ')[1]), headers, body: buf.subarray(end + 4, end + 4 + len) });
+        buf = buf.subarray(end + 4 + len);
+        if (replies.length === n) {
+          s.destroy();
+          resolve(replies);
+          return;
+        }
+      }
+    });
+    s.on('error', reject);
+    s.on('close', () => resolve(replies));
+    setTimeout(() => reject(new Error(`timed out with ${replies.length} of ${n} replies`)), 10_000).unref();
   });
 }

@@ -16,7 +16,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ChunkedBody, FAST_GRACE_MS, FastPath, type FastPathHost, MAX_FAST_CHUNKS, parseFastHead } from '../../src/receiver/http-fast.js';
 import { HttpReceiver } from '../../src/receiver/http.js';
 import { ConcurrencyGate } from '../../src/receiver/limits.js';
-import { GatedSink, HTTP_DEFAULTS, MemorySink, RefusingSink, decodeStatus, deps, newMetrics, sampleRequest, startHttp } from './helpers.js';
+import { GatedSink, HTTP_DEFAULTS, MemorySink, type RawReply, RefusingSink, decodeStatus, deps, newMetrics, rawExchange, sampleRequest, startHttp } from './helpers.js';
 import type { Metrics } from '../../src/telemetry/metrics.js';
 import type { EntrySink } from '../../src/ledger/types.js';
 
@@ -229,46 +229,11 @@ describe('FastPath on a socket fed by the test', () => {
   });
 });
 
-interface Reply {
-  status: number;
-  headers: Record<string, string>;
-  body: Buffer;
-}
+type Reply = RawReply;
 
-/** Writes `parts` (a pause between each) on one connection and reads `n` responses in order. */
+/** Writes `parts` (a pause between each) on one plain connection and reads `n` responses in order. */
 function exchange(port: number, parts: Array<Buffer | string>, n: number, pauseMs = 0): Promise<Reply[]> {
-  return new Promise((resolve, reject) => {
-    const replies: Reply[] = [];
-    let buf = Buffer.alloc(0);
-    const s = net.connect(port, '127.0.0.1', async () => {
-      for (const [i, p] of parts.entries()) {
-        if (i > 0 && pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
-        s.write(p);
-      }
-    });
-    s.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      for (;;) {
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const lines = buf.toString('latin1', 0, end).split('\r\n');
-        const headers: Record<string, string> = {};
-        for (const l of lines.slice(1)) headers[l.slice(0, l.indexOf(':')).toLowerCase()] = l.slice(l.indexOf(':') + 1).trim();
-        const len = Number(headers['content-length'] ?? 0);
-        if (buf.length < end + 4 + len) return;
-        replies.push({ status: Number(lines[0]!.split(' ')[1]), headers, body: buf.subarray(end + 4, end + 4 + len) });
-        buf = buf.subarray(end + 4 + len);
-        if (replies.length === n) {
-          s.destroy();
-          resolve(replies);
-          return;
-        }
-      }
-    });
-    s.on('error', reject);
-    s.on('close', () => resolve(replies));
-    setTimeout(() => reject(new Error(`timed out with ${replies.length} of ${n} replies`)), 10_000).unref();
-  });
+  return rawExchange((ready) => net.connect(port, '127.0.0.1', ready), parts, n, pauseMs);
 }
 
 const byFastPath = (r: Reply): boolean => r.headers['connection'] === undefined;

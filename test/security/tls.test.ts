@@ -17,7 +17,7 @@ import { GrpcReceiver, OTLP_GRPC_PATHS } from '../../src/receiver/grpc.js';
 import { HttpReceiver } from '../../src/receiver/http.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import type { Metrics } from '../../src/telemetry/metrics.js';
-import { GRPC_DEFAULTS, HTTP_DEFAULTS, MemorySink, deps, newMetrics, sampleRequest, startGrpc, startHttp } from '../receiver/helpers.js';
+import { GRPC_DEFAULTS, HTTP_DEFAULTS, MemorySink, deps, newMetrics, rawExchange, sampleRequest, startGrpc, startHttp } from '../receiver/helpers.js';
 import { type TestPki, fingerprint, httpRequestPlain, httpsRequest, makePki, peerFingerprint, replaceFile, waitUntil } from './helpers.js';
 
 const PB = { 'content-type': 'application/x-protobuf' };
@@ -163,47 +163,25 @@ describe('OTLP/HTTP over TLS', () => {
   });
 });
 
-/** Writes `bytes` on one TLS connection and reads `n` HTTP/1.1 responses (Content-Length bodies) in order. */
-function tlsExchange(port: number, opts: tls.ConnectionOptions, bytes: Buffer, n: number): Promise<Array<{ status: number; head: string }>> {
-  return new Promise((resolve, reject) => {
-    const out: Array<{ status: number; head: string }> = [];
-    let buf = Buffer.alloc(0);
-    const s = tls.connect({ host: '127.0.0.1', port, ...opts }, () => s.write(bytes));
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      for (;;) {
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const head = buf.toString('latin1', 0, end);
-        const len = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-        if (buf.length < end + 4 + len) return;
-        out.push({ status: Number(head.split(' ')[1]), head });
-        buf = buf.subarray(end + 4 + len);
-        if (out.length === n) {
-          s.destroy();
-          resolve(out);
-          return;
-        }
-      }
-    });
-    s.on('error', reject);
-    setTimeout(() => reject(new Error(`timed out with ${out.length} of ${n} responses`)), 10_000).unref();
+/** A logger at `level` whose lines are collected (pino writes asynchronously: wait a little before reading). */
+function capturedLogger(level: string): { lines: string[]; logger: ReturnType<typeof createLogger> } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(chunk.toString());
+      cb();
+    },
   });
+  return { lines, logger: createLogger(level, stream) };
 }
 
 describe('the OTLP/HTTP fast path over TLS', () => {
   it('answers exporter-shaped requests (declared and chunked) itself, hands the connection to node:http at another shape, names the mTLS client', async () => {
     const sink = new MemorySink();
-    const lines: string[] = [];
-    const logStream = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        lines.push(chunk.toString());
-        cb();
-      },
-    });
+    const { lines, logger } = capturedLogger('debug');
     const rx = new HttpReceiver(
       { endpoint: '127.0.0.1:0', max_request_body_size: 1 << 20, ...HTTP_DEFAULTS, tls: tlsBlock({ client_ca_file: pki.ca.cert }) },
-      { ...deps(sink), logger: createLogger('debug', logStream) },
+      { ...deps(sink), logger },
     );
     const { port } = await rx.start();
     cleanups.push(() => rx.shutdown());
@@ -215,10 +193,11 @@ describe('the OTLP/HTTP fast path over TLS', () => {
     // A body larger than one TLS record (16 KiB) arrives in several reads.
     const big = sampleRequest(1500);
     expect(big.length).toBeGreaterThan(40_000);
-    const replies = await tlsExchange(port, clientTls(pki.client), Buffer.concat([declared(sampleRequest(1)), chunked(big), declared(big), json, declared(sampleRequest(2))]), 5);
+    const bytes = Buffer.concat([declared(sampleRequest(1)), chunked(big), declared(big), json, declared(sampleRequest(2))]);
+    const replies = await rawExchange((ready) => tls.connect({ host: '127.0.0.1', port, ...clientTls(pki.client) }, ready), [bytes], 5);
     expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
     // node:http always sends a Connection header on HTTP/1.1; the fast path never does.
-    expect(replies.map((r) => !/\r\nConnection:/i.test(r.head))).toEqual([true, true, true, false, false]);
+    expect(replies.map((r) => r.headers['connection'] === undefined)).toEqual([true, true, true, false, false]);
     expect(sink.batches.map((b) => b.length)).toEqual([1, 1500, 1500, 2]);
     await new Promise((r) => setTimeout(r, 50)); // pino writes asynchronously
     const accepted = lines.filter((l) => l.includes('OTLP/HTTP records accepted'));
@@ -237,16 +216,10 @@ describe('secret files readable by others', () => {
     fs.chmodSync(key, 0o644);
     fs.writeFileSync(tokens, `${token}\n`, { mode: 0o644 });
     fs.chmodSync(tokens, 0o644);
-    const lines: string[] = [];
-    const sinkStream = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        lines.push(chunk.toString());
-        cb();
-      },
-    });
+    const { lines, logger } = capturedLogger('warn');
     const rx = new HttpReceiver(
       { endpoint: '127.0.0.1:0', max_request_body_size: 1024, ...HTTP_DEFAULTS, tls: tlsBlock({ key_file: key }), auth: { bearer_token_file: tokens, reload_interval: 0 } },
-      { ...deps(new MemorySink()), logger: createLogger('warn', sinkStream) },
+      { ...deps(new MemorySink()), logger },
     );
     await rx.start();
     cleanups.push(() => rx.shutdown());
