@@ -531,6 +531,40 @@ async function main(): Promise<number> {
   let bare: { server: Server; child: ChildProcess } | undefined;
   let none: Server | undefined;
   let fsync: Server | undefined;
+  let servers: Server[] = [];
+  /** Agent (c)'s highest VmHWM over its processes stopped so far (renewAgents). */
+  let stoppedHwm = 0;
+  /** Whether the agents have been measured since they were started on empty ledgers. */
+  let used = false;
+  let lives = 1;
+  /**
+   * Agents (b) and (c) started anew on empty ledgers, the old ones stopped and their ledgers deleted:
+   * before each transport's closed-loop rounds after the first, and before the variants, open-loop
+   * and soak phases, whenever the agents have been measured since they started. Why: with
+   * `destinations: []` an agent keeps every segment it writes — 4–8 GB in one transport's rounds —
+   * and this virtual disk is slower the more data is kept (docs/benchmarks.md, session 14: appends +
+   * fdatasync to kept files 308 → 190–220 MB/s within 20 s, 216–273 MB/s when deleting as it goes),
+   * so each phase measured a fuller disk than the one before it, and than an agent in service has
+   * (it deletes segments once they are forwarded). Not with --cpu-prof: the profile is one process's.
+   */
+  const renewAgents = async (label: string): Promise<void> => {
+    if (!used || !none || !fsync || opt['cpu-prof']) return;
+    stoppedHwm = Math.max(stoppedHwm, memory(fsync.pid).hwm);
+    const old = [none, fsync];
+    none = fsync = undefined;
+    const codes = await Promise.all(old.map((a) => a.agent!.stop()));
+    for (const [i, a] of old.entries()) {
+      // A failed agent's directory (its log) is kept for a look; the others' ledgers go.
+      if (codes[i] === 0) await rm(path.dirname(a.agent!.configFile), { recursive: true, force: true });
+      else log(`agent (${a.name}) exited with ${codes[i]} on SIGTERM (see ${path.dirname(a.agent!.configFile)}/agent.log)`);
+    }
+    lives++;
+    none = await startAgent('none', path.join(base, `agent-none-${lives}`));
+    fsync = await startAgent('fsync', path.join(base, `agent-fsync-${lives}`));
+    servers = [bare?.server, none, fsync].filter((x): x is Server => x !== undefined);
+    used = false;
+    log(`agents (b) and (c) restarted on empty ledgers for ${label}`);
+  };
   try {
     await lg.ready;
     const needServers = ['throughput', 'variants', 'open', 'soak'].some((p) => PHASES.has(p));
@@ -544,11 +578,13 @@ async function main(): Promise<number> {
       report.sanity = sanity;
       log(`SDK sanity: ${sanity.acceptedByAgent}/${sanity.sent} records from the real SDK exporters accepted`);
     }
-    const servers = [bare?.server, none, fsync].filter((s): s is Server => s !== undefined);
+    servers = [bare?.server, none, fsync].filter((s): s is Server => s !== undefined);
     const base100 = { records: 100, mode: 'closed' as const, concurrency: CONCURRENCY, warmupMs: S.warmup };
 
     if (PHASES.has('throughput')) {
       for (const transport of RUN_TRANSPORTS) {
+        await renewAgents(`the ${transport} rounds`);
+        used = true;
         for (let round = 1; round <= ROUNDS; round++) {
           for (const srv of servers) rows.push({ ...(await measure(lg, srv, { ...base100, transport, durationMs: S.main })), round });
           // The disk alone right after the round's windows, at the fsync agent's commit size (bench/disk.ts).
@@ -563,6 +599,8 @@ async function main(): Promise<number> {
       }
     }
     if (PHASES.has('variants')) {
+      await renewAgents('the 1- and 1,000-record runs');
+      used = true;
       for (const transport of RUN_TRANSPORTS.filter((t) => t !== 'http-json')) {
         for (const records of [1, 1000] as const) {
           for (const srv of servers) {
@@ -574,6 +612,8 @@ async function main(): Promise<number> {
       }
     }
     if (PHASES.has('open') && fsync) {
+      await renewAgents('the open-loop runs');
+      used = true;
       for (const transport of RUN_TRANSPORTS.filter((t) => !QUICK || t !== 'http-json')) {
         // The maximum the shares are taken of: the lower of the median round and a closed-loop window
         // measured right before. This machine's speed drifts by a third within minutes; 50 % of a maximum
@@ -590,6 +630,8 @@ async function main(): Promise<number> {
       }
     }
     if (PHASES.has('soak') && fsync && S.soak > 0) {
+      await renewAgents('the sustained run');
+      used = true;
       log(`soak: ${S.soak} s of maximum load (OTLP/HTTP protobuf) on the fsync agent, RSS sampled every second…`);
       const sampler = new RssSampler(fsync.pid, 1000);
       sampler.start();
@@ -618,7 +660,8 @@ async function main(): Promise<number> {
         externalMB: metricSum(m, 'sealtrail_nodejs_external_memory_bytes') / 1e6,
       };
     }
-    if (fsync) report.agentPeakRssMB = memory(fsync.pid).hwm / 1e6;
+    if (fsync) report.agentPeakRssMB = Math.max(stoppedHwm, memory(fsync.pid).hwm) / 1e6;
+    report.settings.agentLives = lives;
   } catch (e) {
     failed = e;
   } finally {

@@ -160,6 +160,13 @@ describe('bench report: rounds', () => {
     expect(renderTable(r)).toMatch(/^OTLP\/protobuf decoding: LogRecords checked natively, entries assembled in JS {2}$/m);
   });
 
+  it('the header says when agents (b) and (c) were started anew on empty ledgers between phases, and how often', () => {
+    const r = report([row('fsync', 180_000, 1)]);
+    expect(renderTable(r)).not.toMatch(/started anew/); // one process each (older reports, or --cpu-prof)
+    r.settings.agentLives = 4;
+    expect(renderTable(r)).toMatch(/^Agents: .* Agents \(b\) and \(c\) started anew on empty ledgers .*: 4 processes each; \(c\)'s peak RSS is the highest of its processes\.$/m);
+  });
+
   it('open-loop rows name the maxima their rate is a share of (median round, window right before)', () => {
     const open = (share: number, rate: number) =>
       row('fsync', rate * 100, undefined, { mode: 'open', rate, rateShare: share, rateOf: { medianRoundRps: 3140, rightBeforeRps: 2312 } });
