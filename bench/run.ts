@@ -111,8 +111,8 @@ if (unknownPhases.length > 0 || unknownTransports.length > 0) {
   process.exit(2);
 }
 const S = QUICK
-  ? { warmup: 400, main: 2000, rounds: 1, disk: 800, variant: 1500, open: 2000, soak: Number(opt.soak ?? 8), verifyBytes: 64 * 2 ** 20, segBytes: 8 * 2 ** 20, s3Bytes: 32 * 2 ** 20, fsBytes: 64 * 2 ** 20 }
-  : { warmup: 1000, main: 4000, rounds: 3, disk: 1500, variant: 4000, open: 5000, soak: Number(opt.soak ?? 45), verifyBytes: 2 ** 30, segBytes: 64 * 2 ** 20, s3Bytes: 128 * 2 ** 20, fsBytes: 256 * 2 ** 20 };
+  ? { warmup: 400, coldWarmup: 1500, main: 2000, rounds: 1, disk: 800, variant: 1500, open: 2000, soak: Number(opt.soak ?? 8), verifyBytes: 64 * 2 ** 20, segBytes: 8 * 2 ** 20, s3Bytes: 32 * 2 ** 20, fsBytes: 64 * 2 ** 20 }
+  : { warmup: 1000, coldWarmup: 5000, main: 4000, rounds: 3, disk: 1500, variant: 4000, open: 5000, soak: Number(opt.soak ?? 45), verifyBytes: 2 ** 30, segBytes: 64 * 2 ** 20, s3Bytes: 128 * 2 ** 20, fsBytes: 256 * 2 ** 20 };
 // 64 requests in flight for the closed-loop maximum (the agent's default max_concurrent_requests): at
 // 32 the fsync agent waited for its disk ≈ 11 % of the time (perf, session 9) — a commit takes
 // ≈ 7 ms here, and 32 × 100 records are not enough to keep the core busy meanwhile — so 32 measured
@@ -187,8 +187,17 @@ interface Server {
   readonly agent?: AgentProcess;
 }
 
+/**
+ * Server processes not measured yet: their first window warms up for S.coldWarmup instead of
+ * S.warmup. Why: V8 compiles the hot paths in the first seconds (cpu-split over gRPC, session 14:
+ * 169.6k, 179.9k records/s after 1 s of warm-up against 189.1k, 216.4k after 5 s, with the
+ * compilers at 7 % of the core), and agents are started anew between phases (renewAgents in main).
+ */
+const coldPids = new Set<number>();
+
 async function startBare(): Promise<{ server: Server; child: ChildProcess }> {
   const { pid, ports, child } = await startBareReceiver(AGENT_CPU, NODE);
+  coldPids.add(pid);
   return { server: { name: 'bare', pid, ports }, child };
 }
 
@@ -222,6 +231,7 @@ async function startAgent(name: 'none' | 'fsync', dir: string, cpuProfDir?: stri
     ...(cpuProfDir ? { cpuProfDir } : {}),
     ...(opt['agent-node-flags'] ? { nodeFlags: opt['agent-node-flags'].split(' ').filter(Boolean) } : {}),
   });
+  coldPids.add(agent.pid);
   return { name, pid: agent.pid, ports: { http: agent.http.port, grpc: agent.grpc.port }, metricsUrl: agent.metricsUrl, agent };
 }
 
@@ -231,8 +241,10 @@ async function startAgent(name: 'none' | 'fsync', dir: string, cpuProfDir?: stri
 let jobSeq = 0;
 
 async function measure(lg: LoadgenProcess, srv: Server, spec: Omit<LoadJob, 'id' | 'host' | 'port'>): Promise<Row> {
+  const cold = coldPids.delete(srv.pid);
   const job: LoadJob = {
     ...spec,
+    ...(cold ? { warmupMs: Math.max(spec.warmupMs, S.coldWarmup) } : {}),
     id: `job${++jobSeq}`,
     host: '127.0.0.1',
     port: spec.transport === 'grpc' ? srv.ports.grpc : srv.ports.http,
@@ -523,7 +535,7 @@ async function main(): Promise<number> {
     date: started.toISOString(),
     quick: QUICK,
     machine: mach,
-    settings: { warmupMs: S.warmup, mainMs: S.main, rounds: ROUNDS, diskMs: S.disk, variantMs: S.variant, openMs: S.open, soakS: S.soak, concurrency: CONCURRENCY, variantConcurrency1: VARIANT_CONCURRENCY[1], variantConcurrency1000: VARIANT_CONCURRENCY[1000], agentCpu: AGENT_CPU, loadgenCpu: LOADGEN_CPU },
+    settings: { warmupMs: S.warmup, coldWarmupMs: S.coldWarmup, mainMs: S.main, rounds: ROUNDS, diskMs: S.disk, variantMs: S.variant, openMs: S.open, soakS: S.soak, concurrency: CONCURRENCY, variantConcurrency1: VARIANT_CONCURRENCY[1], variantConcurrency1000: VARIANT_CONCURRENCY[1000], agentCpu: AGENT_CPU, loadgenCpu: LOADGEN_CPU },
     rows,
     forwarding: [],
   };

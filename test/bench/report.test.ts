@@ -160,10 +160,12 @@ describe('bench report: rounds', () => {
     expect(renderTable(r)).toMatch(/^OTLP\/protobuf decoding: LogRecords checked natively, entries assembled in JS {2}$/m);
   });
 
-  it('the header says when agents (b) and (c) were started anew on empty ledgers between phases, and how often', () => {
+  it('the header says when agents (b) and (c) were started anew on empty ledgers between phases, how often, and how long a fresh process warms up', () => {
     const r = report([row('fsync', 180_000, 1)]);
     expect(renderTable(r)).not.toMatch(/started anew/); // one process each (older reports, or --cpu-prof)
     r.settings.agentLives = 4;
+    r.settings.coldWarmupMs = 5000;
+    expect(renderTable(r)).toMatch(/^Windows: 1000 ms warm-up \(5000 ms before the first window of each server process\), then 4000 ms/m);
     expect(renderTable(r)).toMatch(/^Agents: .* Agents \(b\) and \(c\) started anew on empty ledgers .*: 4 processes each; \(c\)'s peak RSS is the highest of its processes\.$/m);
   });
 
