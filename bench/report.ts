@@ -357,7 +357,7 @@ export function renderTable(r: BenchReport): string {
             "Steal: the share of the servers' CPU time the hypervisor gave to something else while that CPU had work (/proc/stat), per window next to the server's CPU; it rises with the disk traffic on this virtual machine, and the server cannot use it.",
           ]
         : []),
-      `Windows: ${r.settings.warmupMs} ms warm-up${r.settings.coldWarmupMs ? ` (${r.settings.coldWarmupMs} ms before the first window of each server process)` : ''}, then ${r.settings.mainMs} ms (100-record runs${(r.settings.rounds ?? 1) > 1 ? `, ${r.settings.rounds} rounds of a, b, c in turn` : ''}), ${r.settings.variantMs} ms (1 and 1,000 records), ${r.settings.openMs} ms (open loop); closed loop at ${r.settings.concurrency} requests in flight (${r.settings.variantConcurrency1 ?? r.settings.concurrency} for 1-record, ${r.settings.variantConcurrency1000 ?? 8} for 1,000-record requests).`,
+      `Windows: ${r.settings.warmupMs} ms warm-up${r.settings.coldWarmupMs ? ` (${r.settings.coldWarmupMs} ms before the first window of each server process)` : ''}, then ${r.settings.mainMs} ms (100-record runs${(r.settings.rounds ?? 1) > 1 ? `, ${r.settings.rounds} rounds of ${r.settings.alternating ? 'a, b, c and a, c, b in turn' : 'a, b, c in turn'}` : ''}), ${r.settings.variantMs} ms (1 and 1,000 records), ${r.settings.openMs} ms (open loop); closed loop at ${r.settings.concurrency} requests in flight (${r.settings.variantConcurrency1 ?? r.settings.concurrency} for 1-record, ${r.settings.variantConcurrency1000 ?? 8} for 1,000-record requests).`,
       'Agents: built `node dist/src/cli/bin.js agent`, temporary config, fresh key from `sealtrail keygen`, `destinations: []` (ingest only), all endpoints on 127.0.0.1.' +
         ((r.settings.agentLives ?? 1) > 1
           ? ` Agents (b) and (c) started anew on empty ledgers (the old ones stopped and deleted) before each transport's 100-record rounds after the first and before each later phase: ${r.settings.agentLives} processes each; (c)'s peak RSS is the highest of its processes.`
@@ -375,7 +375,9 @@ export function renderTable(r: BenchReport): string {
     const multi = shown.some((x) => closedRounds(r, x.server, x.transport).length > 1);
     parts.push(
       `#### Closed loop, 100-record requests (maximum throughput)\n\n${
-        multi ? 'Each server was measured in several rounds of a, b, c in turn; a row is its median round, whose figures all come from that one window.\n\n' : ''
+        multi
+          ? `Each server was measured in several rounds of ${r.settings.alternating ? 'a, b, c and a, c, b in turn' : 'a, b, c in turn'}; a row is its median round, whose figures all come from that one window.\n\n`
+          : ''
       }${table(
         ['transport', 'server', ...RUN_HEAD, ...(multi ? ['records/s in each round'] : [])],
         shown.map((x) => [

@@ -63,7 +63,7 @@ const USAGE = `usage: npm run bench [-- OPTIONS]   (after npm run build)
   --only PHASES           any of throughput,variants,open,soak,verify,forward (comma-separated)
   --transports LIST       any of ${TRANSPORTS.join(',')}
   --concurrency N         requests in flight in the 100-record closed loop (default 64)
-  --rounds N              rounds of a, b, c for the 100-record maximum (default 3, 1 with --quick)
+  --rounds N              rounds of a, b, c (a, c, b in even rounds) for the 100-record maximum (default 3, 1 with --quick)
   --agent-node-flags="F"  node flags for both agents instead of the shipped ones (experiments only;
                           with "=", since the value starts with --)
   --help                  this text
@@ -126,7 +126,7 @@ if (!Number.isInteger(CONCURRENCY) || CONCURRENCY < 1 || CONCURRENCY > 1024) {
 // counts of earlier sessions: 32 and 8. (At 64 in flight the 1-record gRPC run took the agent's RSS
 // to 151 MB after the other windows, against 99–109 MB for the same load on a fresh agent.)
 const VARIANT_CONCURRENCY = { 1: 32, 1000: 8 } as const;
-// Closed-loop 100-record windows are taken in rounds of a, b, c in turn: the disk's and the machine's
+// Closed-loop 100-record windows are taken in rounds (a, b, c, then a, c, b, …): the disk's and the machine's
 // speed drift over minutes, and one window each let the fsync ÷ none ratio swing 0.60–1.04 between
 // full runs (docs/benchmarks.md); the reported figures are the median round.
 const ROUNDS = opt.rounds === undefined ? S.rounds : Number(opt.rounds);
@@ -535,7 +535,7 @@ async function main(): Promise<number> {
     date: started.toISOString(),
     quick: QUICK,
     machine: mach,
-    settings: { warmupMs: S.warmup, coldWarmupMs: S.coldWarmup, mainMs: S.main, rounds: ROUNDS, diskMs: S.disk, variantMs: S.variant, openMs: S.open, soakS: S.soak, concurrency: CONCURRENCY, variantConcurrency1: VARIANT_CONCURRENCY[1], variantConcurrency1000: VARIANT_CONCURRENCY[1000], agentCpu: AGENT_CPU, loadgenCpu: LOADGEN_CPU },
+    settings: { alternating: 1, warmupMs: S.warmup, coldWarmupMs: S.coldWarmup, mainMs: S.main, rounds: ROUNDS, diskMs: S.disk, variantMs: S.variant, openMs: S.open, soakS: S.soak, concurrency: CONCURRENCY, variantConcurrency1: VARIANT_CONCURRENCY[1], variantConcurrency1000: VARIANT_CONCURRENCY[1000], agentCpu: AGENT_CPU, loadgenCpu: LOADGEN_CPU },
     rows,
     forwarding: [],
   };
@@ -598,10 +598,15 @@ async function main(): Promise<number> {
         await renewAgents(`the ${transport} rounds`);
         used = true;
         for (let round = 1; round <= ROUNDS; round++) {
-          for (const srv of servers) rows.push({ ...(await measure(lg, srv, { ...base100, transport, durationMs: S.main })), round });
+          // Agents (b) and (c) take turns at going first: a, b, c in odd rounds, a, c, b in even ones. Why:
+          // this disk slows under sustained writing (the disk alone fell from 285–326 to 187–216 MB/s
+          // within one transport's rounds in session 15's full runs), so the agent that always went
+          // second met the slower disk, and fsync ÷ none leaned against (c).
+          const order = round % 2 === 1 ? servers : servers.map((x) => (x === none ? fsync! : x === fsync ? none! : x));
+          for (const srv of order) rows.push({ ...(await measure(lg, srv, { ...base100, transport, durationMs: S.main })), round });
           // The disk alone right after the round's windows, at the fsync agent's commit size (bench/disk.ts).
-          const c = rows.at(-1)!;
-          if (c.server === 'fsync' && c.groupCommits && c.writtenMB) {
+          const c = rows.slice(-order.length).find((r) => r.server === 'fsync');
+          if (c?.groupCommits && c.writtenMB) {
             const chunk = Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, Math.round((c.writtenMB * 1e6) / c.groupCommits)));
             const probe = await runDiskProbe(base, chunk, S.disk);
             (report.disk ??= []).push({ ...probe, transport, round });

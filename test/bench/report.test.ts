@@ -87,7 +87,8 @@ describe('bench report: rounds', () => {
   it('the table shows one row per server (its median round) with every round, and older one-window reports as before', () => {
     // windows listed fsync first: the table still shows (b) before (c)
     const rows = [row('fsync', 180_000, 1), row('none', 200_000, 1), row('fsync', 210_000, 2), row('none', 220_000, 2), row('fsync', 200_000, 3), row('none', 210_000, 3)];
-    const text = renderTable(report(rows));
+    const r = report(rows);
+    const text = renderTable(r);
     // rows in server order (a, b, c) whichever round was the median
     const servers = text.split('\n').filter((l) => /^\| OTLP\/HTTP protobuf \| \((a|b|c)\)/.test(l)).map((l) => l.split('|')[2]!.trim().slice(0, 3));
     expect(servers).toEqual(['(b)', '(c)']);
@@ -96,6 +97,10 @@ describe('bench report: rounds', () => {
     expect(lines[0]).toContain('| 200,000 |');
     expect(lines[0]).toContain('| 180,000, 210,000, 200,000 |');
     expect(text).toContain('3 rounds of a, b, c in turn');
+    expect(text).toContain('several rounds of a, b, c in turn;');
+    const alt = renderTable({ ...r, settings: { ...r.settings, alternating: 1 } });
+    expect(alt).toContain('3 rounds of a, b, c and a, c, b in turn');
+    expect(alt).toContain('several rounds of a, b, c and a, c, b in turn;');
     const single = renderTable({ ...report([row('none', 200_000), row('fsync', 190_000)]), settings: { warmupMs: 1000, mainMs: 8000, variantMs: 4000, openMs: 5000, concurrency: 32, agentCpu: 0, loadgenCpu: 1 } });
     expect(single).not.toContain('in each round');
     expect(single).toContain('| OTLP/HTTP protobuf | 0.95 |');
