@@ -360,7 +360,7 @@ export function renderTable(r: BenchReport): string {
       `Windows: ${r.settings.warmupMs} ms warm-up${r.settings.coldWarmupMs ? ` (${r.settings.coldWarmupMs} ms before the first window of each server process)` : ''}, then ${r.settings.mainMs} ms (100-record runs${(r.settings.rounds ?? 1) > 1 ? `, ${r.settings.rounds} rounds of ${r.settings.alternating ? 'a, b, c and a, c, b in turn' : 'a, b, c in turn'}` : ''}), ${r.settings.variantMs} ms (1 and 1,000 records), ${r.settings.openMs} ms (open loop); closed loop at ${r.settings.concurrency} requests in flight (${r.settings.variantConcurrency1 ?? r.settings.concurrency} for 1-record, ${r.settings.variantConcurrency1000 ?? 8} for 1,000-record requests).`,
       'Agents: built `node dist/src/cli/bin.js agent`, temporary config, fresh key from `sealtrail keygen`, `destinations: []` (ingest only), all endpoints on 127.0.0.1.' +
         ((r.settings.agentLives ?? 1) > 1
-          ? ` Agents (b) and (c) started anew on empty ledgers (the old ones stopped and deleted) before each transport's 100-record rounds after the first and before each later phase: ${r.settings.agentLives} processes each; (c)'s peak RSS is the highest of its processes.`
+          ? ` Agents (b) and (c) started anew on empty ledgers (the old ones stopped and deleted) before ${r.settings.renewPerRound ? 'each 100-record round' : "each transport's 100-record rounds"} after the first and before each later phase: ${r.settings.agentLives} processes each; (c)'s peak RSS is the highest of its processes.`
           : ''),
     ].join('  \n'),
   );

@@ -535,7 +535,7 @@ async function main(): Promise<number> {
     date: started.toISOString(),
     quick: QUICK,
     machine: mach,
-    settings: { alternating: 1, warmupMs: S.warmup, coldWarmupMs: S.coldWarmup, mainMs: S.main, rounds: ROUNDS, diskMs: S.disk, variantMs: S.variant, openMs: S.open, soakS: S.soak, concurrency: CONCURRENCY, variantConcurrency1: VARIANT_CONCURRENCY[1], variantConcurrency1000: VARIANT_CONCURRENCY[1000], agentCpu: AGENT_CPU, loadgenCpu: LOADGEN_CPU },
+    settings: { alternating: 1, renewPerRound: 1, warmupMs: S.warmup, coldWarmupMs: S.coldWarmup, mainMs: S.main, rounds: ROUNDS, diskMs: S.disk, variantMs: S.variant, openMs: S.open, soakS: S.soak, concurrency: CONCURRENCY, variantConcurrency1: VARIANT_CONCURRENCY[1], variantConcurrency1000: VARIANT_CONCURRENCY[1000], agentCpu: AGENT_CPU, loadgenCpu: LOADGEN_CPU },
     rows,
     forwarding: [],
   };
@@ -551,13 +551,14 @@ async function main(): Promise<number> {
   let lives = 1;
   /**
    * Agents (b) and (c) started anew on empty ledgers, the old ones stopped and their ledgers deleted:
-   * before each transport's closed-loop rounds after the first, and before the variants, open-loop
-   * and soak phases, whenever the agents have been measured since they started. Why: with
-   * `destinations: []` an agent keeps every segment it writes — 4–8 GB in one transport's rounds —
-   * and this virtual disk is slower the more data is kept (docs/benchmarks.md, session 14: appends +
-   * fdatasync to kept files 308 → 190–220 MB/s within 20 s, 216–273 MB/s when deleting as it goes),
-   * so each phase measured a fuller disk than the one before it, and than an agent in service has
-   * (it deletes segments once they are forwarded). Not with --cpu-prof: the profile is one process's.
+   * before each 100-record round after the first, and before the variants, open-loop and soak phases,
+   * whenever the agents have been measured since they started. Why: with `destinations: []` an agent
+   * keeps every segment it writes — 1–2 GB per window — and this virtual disk writes new data more
+   * slowly once ≈ 6 GB more are kept, while it keeps its speed when the space written is freed again
+   * (docs/benchmarks.md, session 15: 1.4 MB appends + fdatasync, 70 s, files kept: 283–307 MB/s for 20 s,
+   * then 181–226 MB/s; each 5 s file (≈ 1.5 GB) deleted after it: 265–332 MB/s throughout). An agent in service deletes
+   * segments once forwarded, so it writes into freed space like the second case; without renewal the
+   * later rounds and phases measured the first. Not with --cpu-prof: the profile is one process's.
    */
   const renewAgents = async (label: string): Promise<void> => {
     if (!used || !none || !fsync || opt['cpu-prof']) return;
@@ -595,9 +596,9 @@ async function main(): Promise<number> {
 
     if (PHASES.has('throughput')) {
       for (const transport of RUN_TRANSPORTS) {
-        await renewAgents(`the ${transport} rounds`);
-        used = true;
         for (let round = 1; round <= ROUNDS; round++) {
+          await renewAgents(`${transport} round ${round}`);
+          used = true;
           // Agents (b) and (c) take turns at going first: a, b, c in odd rounds, a, c, b in even ones. Why:
           // this disk slows under sustained writing (the disk alone fell from 285–326 to 187–216 MB/s
           // within one transport's rounds in session 15's full runs), so the agent that always went

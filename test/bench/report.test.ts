@@ -169,6 +169,9 @@ describe('bench report: rounds', () => {
     const r = report([row('fsync', 180_000, 1)]);
     expect(renderTable(r)).not.toMatch(/started anew/); // one process each (older reports, or --cpu-prof)
     r.settings.agentLives = 4;
+    expect(renderTable(r)).toMatch(/before each transport's 100-record rounds after the first/);
+    r.settings.renewPerRound = 1;
+    expect(renderTable(r)).toMatch(/before each 100-record round after the first and before each later phase: 4 processes each/);
     r.settings.coldWarmupMs = 5000;
     expect(renderTable(r)).toMatch(/^Windows: 1000 ms warm-up \(5000 ms before the first window of each server process\), then 4000 ms/m);
     expect(renderTable(r)).toMatch(/^Agents: .* Agents \(b\) and \(c\) started anew on empty ledgers .*: 4 processes each; \(c\)'s peak RSS is the highest of its processes\.$/m);
