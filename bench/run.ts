@@ -600,9 +600,9 @@ async function main(): Promise<number> {
           await renewAgents(`${transport} round ${round}`);
           used = true;
           // Agents (b) and (c) take turns at going first: a, b, c in odd rounds, a, c, b in even ones. Why:
-          // this disk slows under sustained writing (the disk alone fell from 285–326 to 187–216 MB/s
-          // within one transport's rounds in session 15's full runs), so the agent that always went
-          // second met the slower disk, and fsync ÷ none leaned against (c).
+          // this disk slows as more of what is written is kept (renewAgents), and within a round the
+          // agent that goes second finds what the first one wrote; when (c) always went second,
+          // fsync ÷ none leaned against it (session 15: 0.86 / 0.82 / 0.76 in one full run).
           const order = round % 2 === 1 ? servers : servers.map((x) => (x === none ? fsync! : x === fsync ? none! : x));
           for (const srv of order) rows.push({ ...(await measure(lg, srv, { ...base100, transport, durationMs: S.main })), round });
           // The disk alone right after the round's windows, at the fsync agent's commit size (bench/disk.ts).
