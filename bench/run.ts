@@ -191,7 +191,7 @@ interface Server {
  * Server processes not measured yet: their first window warms up for S.coldWarmup instead of
  * S.warmup. Why: V8 compiles the hot paths in the first seconds (cpu-split over gRPC, session 14:
  * 169.6k, 179.9k records/s after 1 s of warm-up against 189.1k, 216.4k after 5 s, with the
- * compilers at 7 % of the core), and agents are started anew between phases (renewAgents in main).
+ * compilers at 7 % of the core), and agents are started anew between phases (freshAgentsFor in main).
  */
 const coldPids = new Set<number>();
 
@@ -544,11 +544,20 @@ async function main(): Promise<number> {
   let none: Server | undefined;
   let fsync: Server | undefined;
   let servers: Server[] = [];
-  /** Agent (c)'s highest VmHWM over its processes stopped so far (renewAgents). */
+  /** Agent (c)'s highest VmHWM over its processes stopped so far (freshAgentsFor). */
   let stoppedHwm = 0;
   /** Whether the agents have been measured since they were started on empty ledgers. */
   let used = false;
-  let lives = 1;
+  /** Agents (b) and (c) have been started this many times. */
+  let lives = 0;
+  /** Starts agents (b) and (c) on empty ledgers of their own (`agent-none-N`, `agent-fsync-N`). */
+  const startAgents = async (): Promise<{ none: Server; fsync: Server }> => {
+    lives++;
+    const n = (none = await startAgent('none', path.join(base, `agent-none-${lives}`)));
+    const f = (fsync = await startAgent('fsync', path.join(base, `agent-fsync-${lives}`), opt['cpu-prof'] ? path.resolve(opt['cpu-prof']) : undefined));
+    servers = [bare?.server, n, f].filter((x): x is Server => x !== undefined);
+    return { none: n, fsync: f };
+  };
   /**
    * Agents (b) and (c) started anew on empty ledgers, the old ones stopped and their ledgers deleted:
    * before each 100-record round after the first, and before the variants, open-loop and soak phases,
@@ -559,9 +568,12 @@ async function main(): Promise<number> {
    * then 181–226 MB/s; each 5 s file (≈ 1.5 GB) deleted after it: 265–332 MB/s throughout). An agent in service deletes
    * segments once forwarded, so it writes into freed space like the second case; without renewal the
    * later rounds and phases measured the first. Not with --cpu-prof: the profile is one process's.
+   * Called before the agents are measured for `label`; they then count as used.
    */
-  const renewAgents = async (label: string): Promise<void> => {
-    if (!used || !none || !fsync || opt['cpu-prof']) return;
+  const freshAgentsFor = async (label: string): Promise<void> => {
+    const measuredBefore = used;
+    used = true;
+    if (!measuredBefore || !none || !fsync || opt['cpu-prof']) return;
     stoppedHwm = Math.max(stoppedHwm, memory(fsync.pid).hwm);
     const old = [none, fsync];
     none = fsync = undefined;
@@ -571,11 +583,7 @@ async function main(): Promise<number> {
       if (codes[i] === 0) await rm(path.dirname(a.agent!.configFile), { recursive: true, force: true });
       else log(`agent (${a.name}) exited with ${codes[i]} on SIGTERM (see ${path.dirname(a.agent!.configFile)}/agent.log)`);
     }
-    lives++;
-    none = await startAgent('none', path.join(base, `agent-none-${lives}`));
-    fsync = await startAgent('fsync', path.join(base, `agent-fsync-${lives}`));
-    servers = [bare?.server, none, fsync].filter((x): x is Server => x !== undefined);
-    used = false;
+    await startAgents();
     log(`agents (b) and (c) restarted on empty ledgers for ${label}`);
   };
   try {
@@ -583,24 +591,22 @@ async function main(): Promise<number> {
     const needServers = ['throughput', 'variants', 'open', 'soak'].some((p) => PHASES.has(p));
     if (needServers) {
       bare = await startBare();
-      none = await startAgent('none', path.join(base, 'agent-none'));
-      fsync = await startAgent('fsync', path.join(base, 'agent-fsync'), opt['cpu-prof'] ? path.resolve(opt['cpu-prof']) : undefined);
-      report.startup = { ms: fsync.agent!.startupMs, idleRssMB: fsync.agent!.idleRss / 1e6, noneMs: none.agent!.startupMs };
-      log(`agent start-up to /readyz 200: ${fsync.agent!.startupMs.toFixed(0)} ms (fsync), ${none.agent!.startupMs.toFixed(0)} ms (none); idle RSS ${(fsync.agent!.idleRss / 1e6).toFixed(1)} MB`);
-      const sanity = await sdkSanity(fsync.agent!);
+      const first = await startAgents();
+      const [b, c] = [first.none.agent!, first.fsync.agent!];
+      report.startup = { ms: c.startupMs, idleRssMB: c.idleRss / 1e6, noneMs: b.startupMs };
+      log(`agent start-up to /readyz 200: ${c.startupMs.toFixed(0)} ms (fsync), ${b.startupMs.toFixed(0)} ms (none); idle RSS ${(c.idleRss / 1e6).toFixed(1)} MB`);
+      const sanity = await sdkSanity(c);
       report.sanity = sanity;
       log(`SDK sanity: ${sanity.acceptedByAgent}/${sanity.sent} records from the real SDK exporters accepted`);
     }
-    servers = [bare?.server, none, fsync].filter((s): s is Server => s !== undefined);
     const base100 = { records: 100, mode: 'closed' as const, concurrency: CONCURRENCY, warmupMs: S.warmup };
 
     if (PHASES.has('throughput')) {
       for (const transport of RUN_TRANSPORTS) {
         for (let round = 1; round <= ROUNDS; round++) {
-          await renewAgents(`${transport} round ${round}`);
-          used = true;
+          await freshAgentsFor(`${transport} round ${round}`);
           // Agents (b) and (c) take turns at going first: a, b, c in odd rounds, a, c, b in even ones. Why:
-          // this disk slows as more of what is written is kept (renewAgents), and within a round the
+          // this disk slows as more of what is written is kept (freshAgentsFor), and within a round the
           // agent that goes second finds what the first one wrote; when (c) always went second,
           // fsync ÷ none leaned against it (session 15: 0.86 / 0.82 / 0.76 in one full run).
           const order = round % 2 === 1 ? servers : servers.map((x) => (x === none ? fsync! : x === fsync ? none! : x));
@@ -617,8 +623,7 @@ async function main(): Promise<number> {
       }
     }
     if (PHASES.has('variants')) {
-      await renewAgents('the 1- and 1,000-record runs');
-      used = true;
+      await freshAgentsFor('the 1- and 1,000-record runs');
       for (const transport of RUN_TRANSPORTS.filter((t) => t !== 'http-json')) {
         for (const records of [1, 1000] as const) {
           for (const srv of servers) {
@@ -630,8 +635,7 @@ async function main(): Promise<number> {
       }
     }
     if (PHASES.has('open') && fsync) {
-      await renewAgents('the open-loop runs');
-      used = true;
+      await freshAgentsFor('the open-loop runs');
       for (const transport of RUN_TRANSPORTS.filter((t) => !QUICK || t !== 'http-json')) {
         // The maximum the shares are taken of: the lower of the median round and a closed-loop window
         // measured right before. This machine's speed drifts by a third within minutes; 50 % of a maximum
@@ -648,8 +652,7 @@ async function main(): Promise<number> {
       }
     }
     if (PHASES.has('soak') && fsync && S.soak > 0) {
-      await renewAgents('the sustained run');
-      used = true;
+      await freshAgentsFor('the sustained run');
       log(`soak: ${S.soak} s of maximum load (OTLP/HTTP protobuf) on the fsync agent, RSS sampled every second…`);
       const sampler = new RssSampler(fsync.pid, 1000);
       sampler.start();
