@@ -35,6 +35,7 @@
  */
 import type { Socket } from 'node:net';
 import { giveBody, takeBody } from './body-pool.js';
+import { OWN_READ_BUFFER_BYTES, readIntoOwnBuffer } from './own-read.js';
 import { noteBytesRead } from './read-gc.js';
 
 /** How long a started request may take to arrive complete before its connection goes to node:http. */
@@ -45,6 +46,13 @@ export const FAST_GRACE_MS = 100;
  * kept as a slice until the body is complete, so a body of many tiny chunks goes to node:http.
  */
 export const MAX_FAST_CHUNKS = 64;
+
+/**
+ * Most connections at once whose bytes are read into a buffer of their own (own-read.ts:
+ * OWN_READ_BUFFER_BYTES each, held for the connection's life, so at most 16 MiB in all); later ones are
+ * read with node's per-read buffers, as TLS connections always are.
+ */
+export const MAX_OWN_READ_CONNECTIONS = 256;
 
 const REQUEST_LINE = Buffer.from('POST /v1/logs HTTP/1.1\r\n', 'latin1');
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
@@ -316,6 +324,8 @@ export interface FastPathHost {
 export class FastPath {
   readonly #host: FastPathHost;
   readonly #conns = new Set<FastConnection>();
+  /** Open connections (on the fast path or handed over) that hold a read buffer of their own. */
+  #ownReads = 0;
 
   constructor(host: FastPathHost) {
     this.#host = host;
@@ -323,8 +333,18 @@ export class FastPath {
 
   /** Takes a new connection (a TLS one after its handshake). */
   adopt(socket: Socket): void {
-    const c = new FastConnection(socket, this.#host, () => this.#conns.delete(c));
+    const own = this.#ownReads < MAX_OWN_READ_CONNECTIONS;
+    const c = new FastConnection(socket, this.#host, () => this.#conns.delete(c), own);
     this.#conns.add(c);
+    if (c.readsOwnBuffer) {
+      this.#ownReads++;
+      socket.once('close', () => this.#ownReads--);
+    }
+  }
+
+  /** Open connections that read into a buffer of their own (tests, diagnostics). */
+  ownReadConnections(): number {
+    return this.#ownReads;
   }
 
   /** Closes the connections that are between requests (shutdown). */
@@ -381,19 +401,42 @@ class FastConnection {
   #started = false;
   #ended = false;
   #timer: NodeJS.Timeout | undefined;
+  /**
+   * The memory of the connection's own read buffer while the fast path reads it (own-read.ts):
+   * bytes in it are overwritten by the next read, so whatever is kept across reads is copied
+   * (#keep). Undefined when the connection is read with node's per-read buffers, and after a hand-over.
+   */
+  #own: ArrayBufferLike | undefined;
+  /** Whether the socket's reads go into a buffer of its own (for its whole life, also after a hand-over). */
+  readonly readsOwnBuffer: boolean;
   readonly #onData = (d: Buffer): void => {
     noteBytesRead(d.length);
     this.#feed(d);
+  };
+  /** A read into the connection's own buffer: fed on the fast path, or passed to node:http after a hand-over. */
+  readonly #onOwnRead = (n: number, b: Buffer): boolean => {
+    if (this.#own !== undefined) {
+      this.#feed(b.subarray(0, n));
+      return true;
+    }
+    // Handed over, and node:http does not read the handle itself (it normally does: its parser then
+    // takes the reads and this is not called): give it a copy, as node's own reads would.
+    noteBytesRead(n);
+    return this.#socket.push(Buffer.from(b.subarray(0, n)));
   };
   readonly #onEnd = (): void => this.#end();
   readonly #onClose = (): void => this.#close();
   readonly #onError = (): void => undefined; // 'close' follows
 
-  constructor(socket: Socket, host: FastPathHost, done: () => void) {
+  constructor(socket: Socket, host: FastPathHost, done: () => void, ownRead: boolean) {
     this.#socket = socket;
     this.#host = host;
     this.#done = done;
     socket.setNoDelay(true);
+    const own = ownRead ? Buffer.allocUnsafeSlow(OWN_READ_BUFFER_BYTES) : undefined;
+    this.readsOwnBuffer = own !== undefined && readIntoOwnBuffer(socket, own, this.#onOwnRead);
+    if (this.readsOwnBuffer) this.#own = own!.buffer;
+    // Still listened to with an own buffer: bytes put back with unshift arrive as 'data'.
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.on('close', this.#onClose);
@@ -431,8 +474,9 @@ class FastConnection {
     }
     const k = this.#chunked;
     if (k !== undefined) {
-      k.raw.push(d);
-      this.#readChunked(k, d, 0);
+      const kept = this.#keep(d);
+      k.raw.push(kept);
+      this.#readChunked(k, kept, 0);
       return;
     }
     const h = this.#head === undefined ? d : Buffer.concat([this.#head, d]);
@@ -443,7 +487,7 @@ class FastConnection {
       return;
     }
     if (v.kind === 'incomplete') {
-      this.#head = h;
+      this.#head = this.#keep(h);
       if (this.#ended) this.#handOver(undefined);
       return;
     }
@@ -458,14 +502,15 @@ class FastConnection {
         this.#handOver(h);
         return;
       }
+      const kept = this.#keep(h);
       const c: ChunkedFilling = {
-        raw: [h],
+        raw: [kept],
         dec: release === undefined ? new ChunkedBody(this.#host.drainLimit, false) : new ChunkedBody(this.#host.maxBody),
         release,
         client: who.client,
       };
       this.#chunked = c;
-      this.#readChunked(c, h, v.bodyStart);
+      this.#readChunked(c, kept, v.bodyStart);
       return;
     }
     if (release === undefined) {
@@ -482,14 +527,15 @@ class FastConnection {
     const end = v.bodyStart + v.contentLength;
     if (end <= h.length) {
       // The whole body came with the head (the usual case): answered from the read itself, as node's
-      // path answers a body read in one piece; the decoder copies what it keeps.
+      // path answers a body read in one piece; the decoder copies what it keeps. From an own read
+      // buffer too: #answer pauses the socket, so no read overwrites the body (or `rest`) before finish.
       this.#answer(h.subarray(v.bodyStart, end), undefined, release, who.client, end < h.length ? h.subarray(end) : undefined);
       return;
     }
     const pooled = takeBody(v.contentLength);
     const n = h.length - v.bodyStart;
     h.copy(pooled, 0, v.bodyStart, h.length);
-    this.#body = { head: h.subarray(0, v.bodyStart), pooled, length: v.contentLength, got: n, release, client: who.client };
+    this.#body = { head: this.#keep(h.subarray(0, v.bodyStart)), pooled, length: v.contentLength, got: n, release, client: who.client };
     if (this.#ended) this.#handOver(undefined);
   }
 
@@ -516,6 +562,11 @@ class FastConnection {
     }
     const { body, pooled } = c.dec.body();
     this.#answer(body, pooled, c.release, c.client, rest);
+  }
+
+  /** `b` itself, or a copy when it lies in the own read buffer (which the next read overwrites). */
+  #keep(b: Buffer): Buffer {
+    return this.#own !== undefined && b.buffer === this.#own ? Buffer.from(b) : b;
   }
 
   /** A refused request's body is being read to be dropped. */
@@ -603,7 +654,7 @@ class FastConnection {
    * when given, else the started head, the head and body read so far, or every read of a chunked one.
    */
   #handOver(bytes: Buffer | undefined): void {
-    let back = bytes ?? this.#head;
+    let back = bytes !== undefined ? this.#keep(bytes) : this.#head;
     const f = this.#body;
     if (bytes === undefined && f !== undefined) {
       back = Buffer.concat([f.head, f.pooled.subarray(0, f.got)]);
@@ -618,6 +669,7 @@ class FastConnection {
     this.#head = undefined;
     this.#body = undefined;
     this.#chunked = undefined;
+    this.#own = undefined; // node:http's now: later reads are passed on to it (#onOwnRead)
     const s = this.#detach();
     if (back !== undefined && back.length > 0) s.unshift(back);
     if (s.isPaused()) s.resume();

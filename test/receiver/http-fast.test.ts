@@ -13,7 +13,8 @@ import { OTLPLogExporter as ProtoExporter } from '@opentelemetry/exporter-logs-o
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ChunkedBody, FAST_GRACE_MS, FastPath, type FastPathHost, MAX_FAST_CHUNKS, parseFastHead } from '../../src/receiver/http-fast.js';
+import { ChunkedBody, FAST_GRACE_MS, FastPath, type FastPathHost, MAX_FAST_CHUNKS, MAX_OWN_READ_CONNECTIONS, parseFastHead } from '../../src/receiver/http-fast.js';
+import { ownReadAvailable } from '../../src/receiver/own-read.js';
 import { HttpReceiver } from '../../src/receiver/http.js';
 import { ConcurrencyGate } from '../../src/receiver/limits.js';
 import { GatedSink, HTTP_DEFAULTS, MemorySink, type RawReply, RefusingSink, decodeStatus, deps, newMetrics, rawExchange, sampleRequest, startHttp } from './helpers.js';
@@ -193,25 +194,25 @@ describe('ChunkedBody: only the strict chunked form', () => {
   });
 });
 
-describe('FastPath on a socket fed by the test', () => {
-  /** A host that admits everything and records hand-overs; answers are never reached in these tests. */
-  function host(handedOver: net.Socket[]): FastPathHost {
-    return {
-      admit: () => () => undefined,
-      overloaded: () => new Uint8Array(0),
-      drainLimit: MAX_BODY,
-      authenticate: () => ({ client: undefined }),
-      answer: () => new Promise(() => undefined),
-      handOver: (s) => void handedOver.push(s),
-      accepting: () => true,
-      headerTimeout: () => undefined,
-      maxHeadBytes: MAX_HEAD,
-      maxBody: MAX_BODY,
-      readHeaderTimeoutMs: 10_000,
-      idleTimeoutMs: 10_000,
-    };
-  }
+/** A host that admits everything and records hand-overs; answers are never reached in these tests. */
+function host(handedOver: net.Socket[]): FastPathHost {
+  return {
+    admit: () => () => undefined,
+    overloaded: () => new Uint8Array(0),
+    drainLimit: MAX_BODY,
+    authenticate: () => ({ client: undefined }),
+    answer: () => new Promise(() => undefined),
+    handOver: (s) => void handedOver.push(s),
+    accepting: () => true,
+    headerTimeout: () => undefined,
+    maxHeadBytes: MAX_HEAD,
+    maxBody: MAX_BODY,
+    readHeaderTimeoutMs: 10_000,
+    idleTimeoutMs: 10_000,
+  };
+}
 
+describe('FastPath on a socket fed by the test', () => {
   it('hands a chunked request that takes more than 1,024 reads to node:http with every byte, in order', () => {
     const handedOver: net.Socket[] = [];
     const socket = new net.Socket();
@@ -226,6 +227,61 @@ describe('FastPath on a socket fed by the test', () => {
     expect(i - head).toBe(1024); // the head's read and 1,024 more: one over the bound
     const back = socket.read() as Buffer | null;
     expect(back?.toString('latin1')).toBe(whole.subarray(0, i).toString('latin1'));
+  });
+});
+
+describe('FastPath: plain connections read into a buffer of their own (src/receiver/own-read.ts)', () => {
+  /** A server whose connections go to `fp`; returns its port. */
+  async function serve(fp: FastPath): Promise<number> {
+    const server = net.createServer((s) => fp.adopt(s));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    return (server.address() as net.AddressInfo).port;
+  }
+  const until = async (what: () => boolean): Promise<void> => {
+    for (let i = 0; i < 400 && !what(); i++) await new Promise((r) => setTimeout(r, 5));
+  };
+
+  it(`is available on this node, used for up to MAX_OWN_READ_CONNECTIONS (${MAX_OWN_READ_CONNECTIONS}) connections at once, and counted until each closes`, async () => {
+    // If node's internals stop matching (own-read.ts), the agent falls back to node's per-read
+    // buffers and still works — this test is what notices the lost speed.
+    expect(ownReadAvailable()).toBe(true);
+    const fp = new FastPath(host([]));
+    const port = await serve(fp);
+    const clients: net.Socket[] = [];
+    cleanups.push(() => clients.forEach((c) => c.destroy()));
+    for (let i = 0; i < MAX_OWN_READ_CONNECTIONS + 3; i++) clients.push(net.connect(port, '127.0.0.1'));
+    await until(() => fp.ownReadConnections() === MAX_OWN_READ_CONNECTIONS);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fp.ownReadConnections()).toBe(MAX_OWN_READ_CONNECTIONS); // the 3 over the bound read with node's buffers
+    for (const c of clients.splice(0, 10)) c.destroy(); // ten that read into their own buffers
+    await until(() => fp.ownReadConnections() === MAX_OWN_READ_CONNECTIONS - 10);
+    expect(fp.ownReadConnections()).toBe(MAX_OWN_READ_CONNECTIONS - 10);
+    // Freed places are taken again by new connections, up to the bound.
+    for (let i = 0; i < 12; i++) clients.push(net.connect(port, '127.0.0.1'));
+    await until(() => fp.ownReadConnections() === MAX_OWN_READ_CONNECTIONS);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fp.ownReadConnections()).toBe(MAX_OWN_READ_CONNECTIONS);
+    for (const c of clients.splice(0)) c.destroy();
+    await until(() => fp.ownReadConnections() === 0);
+    expect(fp.ownReadConnections()).toBe(0);
+  });
+
+  it('SEALTRAIL_HTTP_OWN_READ=0 leaves every connection to node\'s per-read buffers', async () => {
+    const fp = new FastPath(host([]));
+    const port = await serve(fp);
+    const saved = process.env.SEALTRAIL_HTTP_OWN_READ;
+    process.env.SEALTRAIL_HTTP_OWN_READ = '0';
+    try {
+      const c = net.connect(port, '127.0.0.1');
+      cleanups.push(() => void c.destroy());
+      await new Promise((r) => c.once('connect', r));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(fp.ownReadConnections()).toBe(0);
+    } finally {
+      if (saved === undefined) delete process.env.SEALTRAIL_HTTP_OWN_READ;
+      else process.env.SEALTRAIL_HTTP_OWN_READ = saved;
+    }
   });
 });
 
@@ -462,6 +518,77 @@ describe('the fast path on the wire', () => {
     expect((await answering)[0]!.status).toBe(200);
     await down;
     expect(sink.entries).toHaveLength(1);
+  });
+
+  /** Writes each part after its wait (ms) on one plain connection; the first reply. */
+  function timedExchange(port: number, steps: Array<readonly [Buffer, number]>): Promise<Reply[]> {
+    return rawExchange((ready) => {
+      const s = net.connect(port, '127.0.0.1', async () => {
+        ready();
+        for (const [b, wait] of steps) {
+          await new Promise((r) => setTimeout(r, wait));
+          s.write(b);
+        }
+      });
+      return s;
+    }, [], 1);
+  }
+
+  // A connection's reads go into one buffer of its own, which each read overwrites from its start:
+  // whatever the fast path keeps across reads (a head, the first part of a chunked body, what it hands
+  // over) must be a copy. Each case sends the request in reads that overwrite what came before, and
+  // compares the stored entries with those of the same request sent at once.
+  it.each([
+    ['its own buffer', undefined],
+    ["node's per-read buffers", '0'],
+  ])('keeps what it holds across reads intact, read into %s', async (_how, env) => {
+    const saved = process.env.SEALTRAIL_HTTP_OWN_READ;
+    if (env === undefined) delete process.env.SEALTRAIL_HTTP_OWN_READ;
+    else process.env.SEALTRAIL_HTTP_OWN_READ = env;
+    try {
+      const sink = new MemorySink();
+      const { port } = await receiver(sink, true);
+      const body = sampleRequest(20);
+      expect(body.length).toBeGreaterThan(600); // every cut below falls inside the body
+      const [ref] = await exchange(port, [plain(body)], 1);
+      expect(ref!.status).toBe(200);
+      const want = sink.entries.map((e) => Buffer.from(e).toString('hex'));
+      expect(want).toHaveLength(20);
+      const stored = (): string[] => sink.batches.at(-1)!.map((e) => Buffer.from(e).toString('hex'));
+
+      // A chunked body whose first read holds the head and part of the chunk: fast path, in parts.
+      const c = chunked(body);
+      const h = c.indexOf('\r\n\r\n') + 4;
+      const [r1] = await timedExchange(port, [[c.subarray(0, h + 100), 0], [c.subarray(h + 100, h + 300), 10], [c.subarray(h + 300), 10]]);
+      expect(r1!.status).toBe(200);
+      expect(byFastPath(r1!)).toBe(true);
+      expect(stored()).toEqual(want);
+
+      // A head that arrives in two reads, the second also carrying the whole body: fast path.
+      const p = plain(body);
+      const ph = p.indexOf('\r\n\r\n') + 4;
+      const [r2] = await timedExchange(port, [[p.subarray(0, ph - 20), 0], [p.subarray(ph - 20), 10]]);
+      expect(r2!.status).toBe(200);
+      expect(byFastPath(r2!)).toBe(true);
+      expect(stored()).toEqual(want);
+
+      // A Content-Length body still arriving after the grace period, after two reads (head and part
+      // of the body, then more of it): handed over with every byte, stored by node:http.
+      const [r3] = await timedExchange(port, [[p.subarray(0, ph + 40), 0], [p.subarray(ph + 40, ph + 80), 10], [p.subarray(ph + 80), FAST_GRACE_MS * 3]]);
+      expect(r3!.status).toBe(200);
+      expect(byFastPath(r3!)).toBe(false);
+      expect(stored()).toEqual(want);
+
+      // A chunked body still arriving after the grace period, after two reads: handed over, stored.
+      const [r4] = await timedExchange(port, [[c.subarray(0, h + 100), 0], [c.subarray(h + 100, h + 300), 10], [c.subarray(h + 300), FAST_GRACE_MS * 3]]);
+      expect(r4!.status).toBe(200);
+      expect(byFastPath(r4!)).toBe(false);
+      expect(stored()).toEqual(want);
+      expect(sink.batches).toHaveLength(5);
+    } finally {
+      if (saved === undefined) delete process.env.SEALTRAIL_HTTP_OWN_READ;
+      else process.env.SEALTRAIL_HTTP_OWN_READ = saved;
+    }
   });
 
   it('takes a chunked body arriving in parts within the grace period; hands one that stalls over with all its bytes, stored once', async () => {
