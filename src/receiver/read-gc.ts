@@ -18,6 +18,10 @@
  * The collection is V8's own `gc({ type: 'minor' })`, taken once from a fresh context with the
  * `--expose-gc` flag turned on for that moment only, so no global `gc` appears in the agent.
  * SEALTRAIL_READ_GC=0 turns the pacing off (for measurements).
+ *
+ * Plain connections on the OTLP/HTTP fast path read into a buffer of their own (own-read.ts) and
+ * allocate nothing per read, so their bytes are not counted here; TLS connections, gRPC, node:http's
+ * path and connections beyond the fast path's bound still are.
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
