@@ -637,9 +637,10 @@ class FastConnection {
     this.#done();
   }
 
-  /** Stops listening to the socket; returns it. */
+  /** Stops listening to the socket (reads into its own buffer are passed on from now, #onOwnRead); returns it. */
   #detach(): Socket {
     clearTimeout(this.#timer);
+    this.#own = undefined;
     const s = this.#socket;
     s.off('data', this.#onData);
     s.off('end', this.#onEnd);
@@ -669,7 +670,6 @@ class FastConnection {
     this.#head = undefined;
     this.#body = undefined;
     this.#chunked = undefined;
-    this.#own = undefined; // node:http's now: later reads are passed on to it (#onOwnRead)
     const s = this.#detach();
     if (back !== undefined && back.length > 0) s.unshift(back);
     if (s.isPaused()) s.resume();
