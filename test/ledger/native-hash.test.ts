@@ -125,6 +125,24 @@ describe('native batch hashing', () => {
       );
     });
 
+    // Batches as large as the ledger's group commits (thousands of leaves), from any start size,
+    // against the one-by-one Frontier.
+    it(`${name}: frontier append of batches of up to 2,500 leaves equals Frontier.append`, () => {
+      fc.assert(
+        fc.property(fc.nat({ max: 5000 }), fc.integer({ min: 1, max: 2500 }), fc.integer(), (before, added, seed) => {
+          const leafAt = (i: number) => leafHash(Uint8Array.of(seed & 0xff, i & 0xff, i >>> 8));
+          const f = Frontier.empty();
+          for (let i = 0; i < before; i++) f.append(leafAt(i));
+          const leaves = new Uint8Array(32 * added);
+          for (let i = 0; i < added; i++) leaves.set(leafAt(before + i), 32 * i);
+          const got = append(f.toBytes(), leaves);
+          for (let i = 0; i < added; i++) f.append(leafAt(before + i));
+          expect(toHex(got)).toBe(toHex(f.toBytes()));
+        }),
+        { numRuns: 40 },
+      );
+    });
+
     it(`${name}: refuses bad input with a RangeError naming it`, () => {
       const out = new Uint8Array(64);
       expect(() => batch(new Uint8Array(4), Uint32Array.of(0, 4), new Uint8Array(31), out, out)).toThrow(/prevChain/);
