@@ -669,7 +669,10 @@ describe('the fast path on the wire', () => {
     const { port } = await receiver(sink, true);
     // A relay between exporter and receiver that keeps what the receiver answered.
     let answered = '';
+    const open = new Set<net.Socket>();
     const relay = net.createServer((client) => {
+      open.add(client);
+      client.on('close', () => open.delete(client));
       const upstream = net.connect(port, '127.0.0.1');
       client.pipe(upstream);
       upstream.on('data', (d: Buffer) => {
@@ -682,7 +685,12 @@ describe('the fast path on the wire', () => {
       upstream.on('error', () => undefined);
     });
     await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise<void>((r) => relay.close(() => r())));
+    // The exporter keeps its connection alive; close waits for it, so it is cut here (the receiver's
+    // idle_timeout, 30 s, would otherwise end it).
+    cleanups.push(() => new Promise<void>((r) => {
+      relay.close(() => r());
+      for (const c of open) c.destroy();
+    }));
     const exporter = new ProtoExporter({ url: `http://127.0.0.1:${(relay.address() as net.AddressInfo).port}/v1/logs` });
     const provider = new LoggerProvider({ resource: resourceFromAttributes({ 'service.name': 'fast' }), processors: [new SimpleLogRecordProcessor({ exporter })] });
     const logger = provider.getLogger('fast');
