@@ -10,11 +10,11 @@
  * +4.6 %), the garbage collector's part 0.06–0.16 → 0.03 µs; the zero-filling alone had been 2 % of
  * the agent's samples.
  *
- * Node has this mode as a documented option of `net.Socket`, `onread: { buffer, callback }` (since
- * v12): reads go straight into the caller's buffer and `callback(bytesRead, buffer)` is called with
- * them; returning false from it stops reading, as `socket.pause()` does. Node only takes the option
- * when it creates the socket for the caller (`new net.Socket`, `net.connect`), not for the sockets a
- * server accepts. The option itself is two properties on the socket, under symbols private to node's
+ * Node has this mode as a documented option, `onread: { buffer, callback }` (since v12, for
+ * `net.connect` / `socket.connect`; the Socket constructor is what reads it): reads go straight into
+ * the caller's buffer and `callback(bytesRead, buffer)` is called with them; returning false from it
+ * stops reading, as `socket.pause()` does. Node only takes the option for sockets the caller creates,
+ * not for the sockets a server accepts. The option itself is two properties on the socket, under symbols private to node's
  * net module, read by node's own read handler for every socket, plus one call on the socket's handle
  * (`useUserBuffer`). So: the two symbols are found once, on a socket built (never connected) with
  * `onread`, as the properties holding the buffer and the callback it was given; an accepted socket
@@ -47,7 +47,8 @@ function findKeys(): OnreadKeys | undefined {
   try {
     const buffer = Buffer.alloc(1);
     const callback = (): void => undefined;
-    // `onread` is a documented option of new net.Socket(); @types/node lists it for net.connect only.
+    // The constructor reads `onread` (net.connect passes its options on to it); @types/node lists
+    // the option for net.connect only.
     const probe = new net.Socket({ onread: { buffer, callback } } as net.SocketConstructorOpts);
     const props = probe as unknown as Record<symbol, unknown>;
     const holding = (v: unknown): symbol[] => Object.getOwnPropertySymbols(probe).filter((s) => props[s] === v);
