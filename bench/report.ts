@@ -338,6 +338,8 @@ ${table(
 /** Markdown tables of everything measured (printed to stdout and put into docs/benchmarks.md). */
 export function renderTable(r: BenchReport): string {
   const m = r.machine;
+  /** The order of the servers in the 100-record rounds. */
+  const roundOrder = r.settings.alternating ? 'a, b, c and a, c, b in turn' : 'a, b, c in turn';
   const parts: string[] = [];
   parts.push(
     [
@@ -357,7 +359,7 @@ export function renderTable(r: BenchReport): string {
             "Steal: the share of the servers' CPU time the hypervisor gave to something else while that CPU had work (/proc/stat), per window next to the server's CPU; it rises with the disk traffic on this virtual machine, and the server cannot use it.",
           ]
         : []),
-      `Windows: ${r.settings.warmupMs} ms warm-up${r.settings.coldWarmupMs ? ` (${r.settings.coldWarmupMs} ms before the first window of each server process)` : ''}, then ${r.settings.mainMs} ms (100-record runs${(r.settings.rounds ?? 1) > 1 ? `, ${r.settings.rounds} rounds of ${r.settings.alternating ? 'a, b, c and a, c, b in turn' : 'a, b, c in turn'}` : ''}), ${r.settings.variantMs} ms (1 and 1,000 records), ${r.settings.openMs} ms (open loop); closed loop at ${r.settings.concurrency} requests in flight (${r.settings.variantConcurrency1 ?? r.settings.concurrency} for 1-record, ${r.settings.variantConcurrency1000 ?? 8} for 1,000-record requests).`,
+      `Windows: ${r.settings.warmupMs} ms warm-up${r.settings.coldWarmupMs ? ` (${r.settings.coldWarmupMs} ms before the first window of each server process)` : ''}, then ${r.settings.mainMs} ms (100-record runs${(r.settings.rounds ?? 1) > 1 ? `, ${r.settings.rounds} rounds of ${roundOrder}` : ''}), ${r.settings.variantMs} ms (1 and 1,000 records), ${r.settings.openMs} ms (open loop); closed loop at ${r.settings.concurrency} requests in flight (${r.settings.variantConcurrency1 ?? r.settings.concurrency} for 1-record, ${r.settings.variantConcurrency1000 ?? 8} for 1,000-record requests).`,
       'Agents: built `node dist/src/cli/bin.js agent`, temporary config, fresh key from `sealtrail keygen`, `destinations: []` (ingest only), all endpoints on 127.0.0.1.' +
         ((r.settings.agentLives ?? 1) > 1
           ? ` Agents (b) and (c) started anew on empty ledgers (the old ones stopped and deleted) before ${r.settings.renewPerRound ? 'each 100-record round' : "each transport's 100-record rounds"} after the first and before each later phase: ${r.settings.agentLives} processes each; (c)'s peak RSS is the highest of its processes.`
@@ -376,7 +378,7 @@ export function renderTable(r: BenchReport): string {
     parts.push(
       `#### Closed loop, 100-record requests (maximum throughput)\n\n${
         multi
-          ? `Each server was measured in several rounds of ${r.settings.alternating ? 'a, b, c and a, c, b in turn' : 'a, b, c in turn'}; a row is its median round, whose figures all come from that one window.\n\n`
+          ? `Each server was measured in several rounds of ${roundOrder}; a row is its median round, whose figures all come from that one window.\n\n`
           : ''
       }${table(
         ['transport', 'server', ...RUN_HEAD, ...(multi ? ['records/s in each round'] : [])],

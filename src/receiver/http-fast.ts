@@ -35,7 +35,7 @@
  */
 import type { Socket } from 'node:net';
 import { giveBody, takeBody } from './body-pool.js';
-import { OWN_READ_BUFFER_BYTES, readIntoOwnBuffer } from './own-read.js';
+import { readIntoOwnBuffer } from './own-read.js';
 import { noteBytesRead } from './read-gc.js';
 
 /** How long a started request may take to arrive complete before its connection goes to node:http. */
@@ -433,9 +433,9 @@ class FastConnection {
     this.#host = host;
     this.#done = done;
     socket.setNoDelay(true);
-    const own = ownRead ? Buffer.allocUnsafeSlow(OWN_READ_BUFFER_BYTES) : undefined;
-    this.readsOwnBuffer = own !== undefined && readIntoOwnBuffer(socket, own, this.#onOwnRead);
-    if (this.readsOwnBuffer) this.#own = own!.buffer;
+    // Only the buffer's memory is kept here (#keep compares with it); the socket holds the buffer.
+    this.#own = ownRead ? readIntoOwnBuffer(socket, this.#onOwnRead)?.buffer : undefined;
+    this.readsOwnBuffer = this.#own !== undefined;
     // Still listened to with an own buffer: bytes put back with unshift arrive as 'data'.
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);

@@ -76,19 +76,22 @@ interface StreamHandle {
 }
 
 /**
- * From now on, reads of `socket` go into `buffer` and `onRead(n, buffer)` is called with the first
- * `n` bytes of it (see the contract above); no 'data' events follow for them. Returns false, and
- * changes nothing, when this is not possible (then the socket is read as before).
+ * From now on, reads of `socket` go into a buffer of OWN_READ_BUFFER_BYTES of its own, returned, and
+ * `onRead(n, buffer)` is called with the first `n` bytes of it (see the contract above); no 'data'
+ * events follow for them. Returns undefined, and changes nothing, when this is not possible (then the
+ * socket is read as before).
  */
-export function readIntoOwnBuffer(socket: Socket, buffer: Buffer, onRead: (n: number, buffer: Buffer) => boolean | void): boolean {
+export function readIntoOwnBuffer(socket: Socket, onRead: (n: number, buffer: Buffer) => boolean | void): Buffer | undefined {
   const k = process.env.SEALTRAIL_HTTP_OWN_READ === '0' ? undefined : onreadKeys();
-  if (k === undefined) return false;
-  if ((socket as { encrypted?: boolean }).encrypted === true) return false;
+  if (k === undefined) return undefined;
+  if ((socket as { encrypted?: boolean }).encrypted === true) return undefined;
   const handle = (socket as unknown as { _handle?: StreamHandle | null })._handle;
-  if (handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function') return false;
+  if (handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function') return undefined;
+  // allocUnsafeSlow: an ArrayBuffer of its own, never node's shared pool; only bytes a read wrote are handed on.
+  const buffer = Buffer.allocUnsafeSlow(OWN_READ_BUFFER_BYTES);
   const own = socket as unknown as Record<symbol, unknown>;
   own[k.buffer] = buffer;
   own[k.callback] = onRead;
   handle.useUserBuffer(buffer);
-  return true;
+  return buffer;
 }

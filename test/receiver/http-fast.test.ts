@@ -26,6 +26,19 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
+/** Runs `fn` with process.env[name] set to `value` (removed when undefined); puts the old value back. */
+async function withEnv<T>(name: string, value: string | undefined, fn: () => Promise<T>): Promise<T> {
+  const saved = process.env[name];
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+  try {
+    return await fn();
+  } finally {
+    if (saved === undefined) delete process.env[name];
+    else process.env[name] = saved;
+  }
+}
+
 const MAX_HEAD = 16 * 1024;
 const MAX_BODY = 1 << 20;
 
@@ -270,18 +283,13 @@ describe('FastPath: plain connections read into a buffer of their own (src/recei
   it('SEALTRAIL_HTTP_OWN_READ=0 leaves every connection to node\'s per-read buffers', async () => {
     const fp = new FastPath(host([]));
     const port = await serve(fp);
-    const saved = process.env.SEALTRAIL_HTTP_OWN_READ;
-    process.env.SEALTRAIL_HTTP_OWN_READ = '0';
-    try {
+    await withEnv('SEALTRAIL_HTTP_OWN_READ', '0', async () => {
       const c = net.connect(port, '127.0.0.1');
       cleanups.push(() => void c.destroy());
       await new Promise((r) => c.once('connect', r));
       await new Promise((r) => setTimeout(r, 50));
       expect(fp.ownReadConnections()).toBe(0);
-    } finally {
-      if (saved === undefined) delete process.env.SEALTRAIL_HTTP_OWN_READ;
-      else process.env.SEALTRAIL_HTTP_OWN_READ = saved;
-    }
+    });
   });
 });
 
@@ -306,16 +314,11 @@ async function counters(metrics: Metrics): Promise<Record<string, string>> {
 }
 
 async function receiver(sink: EntrySink, fast: boolean, over: Record<string, unknown> = {}, metrics?: Metrics): Promise<{ rx: HttpReceiver; port: number }> {
-  const saved = process.env.SEALTRAIL_HTTP_FAST;
-  if (!fast) process.env.SEALTRAIL_HTTP_FAST = '0';
-  try {
+  return withEnv('SEALTRAIL_HTTP_FAST', fast ? process.env.SEALTRAIL_HTTP_FAST : '0', async () => {
     const { rx, port } = await startHttp(sink, over, metrics);
     cleanups.push(() => rx.shutdown(1_000));
     return { rx, port };
-  } finally {
-    if (saved === undefined) delete process.env.SEALTRAIL_HTTP_FAST;
-    else process.env.SEALTRAIL_HTTP_FAST = saved;
-  }
+  });
 }
 
 describe('the fast path on the wire', () => {
@@ -542,10 +545,7 @@ describe('the fast path on the wire', () => {
     ['its own buffer', undefined],
     ["node's per-read buffers", '0'],
   ])('keeps what it holds across reads intact, read into %s', async (_how, env) => {
-    const saved = process.env.SEALTRAIL_HTTP_OWN_READ;
-    if (env === undefined) delete process.env.SEALTRAIL_HTTP_OWN_READ;
-    else process.env.SEALTRAIL_HTTP_OWN_READ = env;
-    try {
+    await withEnv('SEALTRAIL_HTTP_OWN_READ', env, async () => {
       const sink = new MemorySink();
       const { port } = await receiver(sink, true);
       const body = sampleRequest(20);
@@ -585,10 +585,7 @@ describe('the fast path on the wire', () => {
       expect(byFastPath(r4!)).toBe(false);
       expect(stored()).toEqual(want);
       expect(sink.batches).toHaveLength(5);
-    } finally {
-      if (saved === undefined) delete process.env.SEALTRAIL_HTTP_OWN_READ;
-      else process.env.SEALTRAIL_HTTP_OWN_READ = saved;
-    }
+    });
   });
 
   it('takes a chunked body arriving in parts within the grace period; hands one that stalls over with all its bytes, stored once', async () => {
