@@ -781,7 +781,10 @@ static napi_value file_ops(napi_env env, napi_callback_info info) {
  * JS, and at once takes what was submitted meanwhile — without waiting for the main thread. Why: with
  * one writeDurable job per commit the next commit could only start once the main thread had noticed
  * the previous one, ≈ 3.6 ms later at full load while it decoded requests, and the disk sat idle
- * (docs/benchmarks.md, session 10).
+ * (docs/benchmarks.md, session 10). A commit's writes are not overlapped with the previous commit's
+ * fdatasync: done on a second thread that cost as much as it won on the agent's one CPU, done on the
+ * main thread it stalled the event loop (page-cache writes waiting up to 12 ms on ext4's journal) and
+ * slowed gRPC (docs/benchmarks.md, session 17).
  *
  * Reports go through a thread-safe function, in commit order: onDone(firstId, lastId, errno, syscall,
  * seconds) — the submissions firstId..lastId are durable (errno 0), or failed. After a failure nothing
