@@ -13,8 +13,9 @@
  * half the rate (JIT warm-up: a cold agent falls behind at the full rate and the backlog would reach
  * into the window),
  * then 1 s of warm-up at the rate. Latency counts from each request's scheduled send time. Prints
- * one line per window: p50 / p90 / p99 / p99.9 / max, the server's CPU and the steal on its CPU, and
- * for agents the group commits (count, mean write + fdatasync time) in the window.
+ * one line per window: p50 / p90 / p99 / p99.9 / max, how late the load generator sent (p50 / p99;
+ * part of the latency, bench/loadgen.ts), the server's CPU and the steal on its CPU, and for agents
+ * the group commits (count, mean write + fdatasync time) in the window.
  */
 import { parseArgs } from 'node:util';
 import { TRANSPORTS, type Transport } from './clients.js';
@@ -64,10 +65,11 @@ async function window(lg: LoadgenProcess, { kind, transport, rate, seconds, preS
       commits = `; ${n} commits, ${n ? ((d('sealtrail_ledger_fsync_duration_seconds_sum') / n) * 1000).toFixed(2) : '–'} ms each`;
     }
     const L = r.latency;
+    const late = r.sendLateness ? `; sent late p50 ${ms(r.sendLateness.p50Us)} p99 ${ms(r.sendLateness.p99Us)}` : '';
     const errors = Object.entries(r.statuses).filter(([k]) => !isSuccessStatus(k));
     return (
       `${kind} ${transport} @${rate}/s: ${r.okRequests} of ${r.scheduled ?? '?'} answered; ms p50 ${ms(L.p50Us)} p90 ${ms(L.p90Us)} p99 ${ms(L.p99Us)} ` +
-      `p99.9 ${ms(L.p999Us)} max ${ms(L.maxUs)}; CPU ${cpu.toFixed(0)} %${steal !== undefined ? ` (steal ${steal.toFixed(0)} %)` : ''}${commits}` +
+      `p99.9 ${ms(L.p999Us)} max ${ms(L.maxUs)}${late}; CPU ${cpu.toFixed(0)} %${steal !== undefined ? ` (steal ${steal.toFixed(0)} %)` : ''}${commits}` +
       `${errors.length ? `; errors ${JSON.stringify(Object.fromEntries(errors))}` : ''}`
     );
   } finally {

@@ -9,7 +9,14 @@
  *   maximum throughput;
  * - open loop: a fixed `rate` of requests per second regardless of answers. Latency is measured from
  *   each request's *scheduled* send time, so a stall of the server shows up in the latency instead of
- *   silently slowing the sender (coordinated omission).
+ *   silently slowing the sender (coordinated omission). Between sends the generator sleeps on a
+ *   timer; it does not spin. Node's timers fire about 1 ms apart at best, so a request goes out up
+ *   to ≈ 1 ms after its scheduled time and that lateness is part of its latency; the result reports
+ *   it separately (`sendLateness`). Why not spin for punctual sends, as up to session 16: spinning
+ *   kept the generator's core busy, and on this 2-vCPU VM a busy second vCPU made the hypervisor
+ *   take time from the agent's — fixed-rate windows at 1,500 req/s (docs/benchmarks.md, session 17):
+ *   steal on the agent's CPU 4–10 % against 0–2 %, p99 17.7–20.2 ms against 11.0–13.2 ms, p50
+ *   1.1–1.25 ms against 1.8–2.4 ms. A client spinning on the agent's node is not what users run.
  */
 import { performance } from 'node:perf_hooks';
 import { type OtlpClient, GrpcClient, HttpClient, type Transport } from './clients.js';
@@ -52,6 +59,11 @@ export interface LoadResult {
   readonly latency: HistogramSummary;
   /** open loop: requests actually scheduled in the window (okRequests < scheduled means it fell behind). */
   readonly scheduled?: number;
+  /**
+   * open loop: how late (µs) after its scheduled time each request of the window went out, for those
+   * sent when due (not those that waited for a free slot: that wait is the server's). Part of `latency`.
+   */
+  readonly sendLateness?: HistogramSummary;
 }
 
 export type ToLoadgen = { type: 'job'; job: LoadJob } | { type: 'exit' };
@@ -96,6 +108,8 @@ class Window {
   okRequests = 0;
   okPayloadBytes = 0;
   hist = new Histogram();
+  /** open loop: lateness of sends (µs). */
+  late = new Histogram();
   statuses: Record<string, number> = {};
 
   reset(now: number): void {
@@ -104,6 +118,7 @@ class Window {
     this.okRequests = 0;
     this.okPayloadBytes = 0;
     this.hist = new Histogram();
+    this.late = new Histogram();
     this.statuses = {};
   }
 
@@ -186,15 +201,15 @@ async function runJob(job: LoadJob, notify: (m: FromLoadgen) => void): Promise<L
         const due = t0 + (k * 1000) / rate;
         if (due > now) break;
         k++;
-        if (w.measuring && due >= w.start) scheduled++;
-        if (inFlight < job.concurrency) send(due);
-        else queue.push(due);
+        const inWindow = w.measuring && due >= w.start;
+        if (inWindow) scheduled++;
+        if (inFlight < job.concurrency) {
+          if (inWindow) w.late.record((now - due) * 1000);
+          send(due);
+        } else queue.push(due);
       }
-      const nextDue = t0 + (k * 1000) / rate;
-      // Timers have ~1 ms granularity: sleep when the next send is far, spin (setImmediate, which
-      // still lets I/O run) when it is close, so sends are not late by a timer tick.
-      if (nextDue - now > 2) setTimeout(pump, 1);
-      else setImmediate(pump);
+      // Sleep until the next send is due (see the top of this file: no spinning).
+      setTimeout(pump, t0 + (k * 1000) / rate - performance.now());
     };
     pump();
   }
@@ -217,7 +232,7 @@ async function runJob(job: LoadJob, notify: (m: FromLoadgen) => void): Promise<L
     okPayloadBytes: w.okPayloadBytes,
     statuses: w.statuses,
     latency: w.hist.summary(),
-    ...(job.mode === 'open' ? { scheduled } : {}),
+    ...(job.mode === 'open' ? { scheduled, sendLateness: w.late.summary() } : {}),
   };
 }
 

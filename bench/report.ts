@@ -30,6 +30,8 @@ export interface Row {
   recordsPerSec: number;
   payloadMBps: number;
   latencyMs: { p50: number; p99: number; max: number };
+  /** Open loop: how late the load generator sent requests after their scheduled time (part of latencyMs). Absent before session 17. */
+  sendLateMs?: { p50: number; p99: number };
   cpuPct: number;
   /** CPU of the load generator: near 100 % means the client, not the server, was the limit. */
   loadgenCpuPct: number;
@@ -421,16 +423,21 @@ export function renderTable(r: BenchReport): string {
   if (open.length) {
     // Reports from before session 10 lack the maxima the rates were a share of: no column for them.
     const withMax = open.some((x) => x.rateOf);
+    // Reports from before session 17 lack the load generator's send lateness (it spun between sends then).
+    const withLate = open.some((x) => x.sendLateMs);
     parts.push(
       `#### Open loop on (c), 100-record requests: latency at 50 % and 80 % of the measured maximum\n\nLatency is measured from each request's scheduled send time (no coordinated omission).${
+        withLate ? ' It includes how late the load generator sent each request: it sleeps between sends on node’s timers (≈ 1 ms apart) instead of spinning, which kept a second vCPU busy and made the hypervisor take time from the agent’s (bench/loadgen.ts); that lateness is shown on its own.' : ''
+      }${
         withMax ? ' The maximum is the lower of agent (c)’s median round and a closed-loop window measured right before the open-loop windows (both shown), because this machine’s speed drifts within minutes.' : ''
       }\n\n${table(
-        ['transport', 'share of max', 'rate req/s (scheduled / acked)', ...(withMax ? ['max req/s: median round / right before'] : []), ...RUN_HEAD],
+        ['transport', 'share of max', 'rate req/s (scheduled / acked)', ...(withMax ? ['max req/s: median round / right before'] : []), ...(withLate ? ['sent late p50 / p99 (ms)'] : []), ...RUN_HEAD],
         open.map((x) => [
           TRANSPORT_LABEL[x.transport],
           `${Math.round((x.rateShare ?? 0) * 100)} %`,
           `${int(x.rate ?? 0)} / ${int(x.requestsPerSec)}`,
           ...(withMax ? [x.rateOf ? `${x.rateOf.medianRoundRps === null ? '–' : int(x.rateOf.medianRoundRps)} / ${int(x.rateOf.rightBeforeRps)}` : '–'] : []),
+          ...(withLate ? [x.sendLateMs ? `${f2(x.sendLateMs.p50)} / ${f2(x.sendLateMs.p99)}` : '–'] : []),
           ...runCells(x),
         ]),
       )}`,

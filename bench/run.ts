@@ -296,6 +296,7 @@ async function measure(lg: LoadgenProcess, srv: Server, spec: Omit<LoadJob, 'id'
       p99: result.latency.p99Us / 1000,
       max: result.latency.maxUs / 1000,
     },
+    ...(result.sendLateness ? { sendLateMs: { p50: result.sendLateness.p50Us / 1000, p99: result.sendLateness.p99Us / 1000 } } : {}),
     cpuPct: ((cpu1 - cpu0) / wallS) * 100,
     loadgenCpuPct: ((lcpu1 - lcpu0) / wallS) * 100,
     ...(steal !== undefined ? { stealPct: steal } : {}),

@@ -14,12 +14,13 @@ function run(args: string[]): { status: number | null; stdout: string; stderr: s
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const LINE = /^(\w+) http-protobuf @(\d+)\/s: (\d+) of (\d+) answered; ms p50 ([\d.]+) p90 ([\d.]+) p99 ([\d.]+) p99\.9 ([\d.]+) max ([\d.]+); CPU \d+ %/;
+const LINE =
+  /^(\w+) http-protobuf @(\d+)\/s: (\d+) of (\d+) answered; ms p50 ([\d.]+) p90 ([\d.]+) p99 ([\d.]+) p99\.9 ([\d.]+) max ([\d.]+); sent late p50 ([\d.]+) p99 ([\d.]+); CPU \d+ %/;
 
-function parsed(stdout: string): { server: string; answered: number; scheduled: number; q: number[] } {
+function parsed(stdout: string): { server: string; answered: number; scheduled: number; q: number[]; late: number[] } {
   const m = LINE.exec(stdout.trim());
   expect(m, stdout).not.toBeNull();
-  return { server: m![1]!, answered: Number(m![3]), scheduled: Number(m![4]), q: m!.slice(5, 10).map(Number) };
+  return { server: m![1]!, answered: Number(m![3]), scheduled: Number(m![4]), q: m!.slice(5, 10).map(Number), late: m!.slice(10, 12).map(Number) };
 }
 
 describe('bench fixed-rate window', () => {
@@ -47,6 +48,9 @@ describe('bench fixed-rate window', () => {
     expect(p.scheduled).toBeLessThanOrEqual(205);
     expect(p.answered).toBeGreaterThanOrEqual(p.scheduled - 2); // requests at the window's edges
     for (let i = 1; i < p.q.length; i++) expect(p.q[i]).toBeGreaterThanOrEqual(p.q[i - 1]!);
+    // how late the load generator sent: part of the latency, so never above it
+    expect(p.late[1]).toBeGreaterThanOrEqual(p.late[0]!);
+    expect(p.late[0]).toBeLessThanOrEqual(p.q[0]!);
     if (server === 'fsync') expect(r.stdout).toMatch(/; [1-9]\d* commits, [\d.]+ ms each/);
     else expect(r.stdout).not.toContain('commits');
   });

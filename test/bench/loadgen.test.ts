@@ -5,7 +5,8 @@
  * node:http server for OTLP/HTTP) with the records arriving in the sink. Also the hand-written
  * histogram against exact quantiles. Nothing here is timed.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -17,6 +18,8 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GrpcClient, HttpClient, type OtlpClient } from '../../bench/clients.js';
 import { Histogram } from '../../bench/histogram.js';
+import type { FromLoadgen, LoadJob, LoadResult } from '../../bench/loadgen.js';
+import { cpuSeconds } from '../../bench/procs.js';
 import { VARIANTS, encodeRequest, exportRequestType, grpcFrame } from '../../bench/payloads.js';
 import { configSchema } from '../../src/config/schema.js';
 import { type AppendOutcome, type EntrySink, type Entries, entryCount } from '../../src/ledger/types.js';
@@ -236,6 +239,50 @@ describe('lean clients against the real receivers', () => {
       { status: 'http 200', ok: true },
       { status: 'http 503', ok: false },
     ]);
+  });
+});
+
+describe('open loop', () => {
+  // The built load generator (dist/bench/loadgen.js, as `npm run bench` runs it) against a node:http
+  // server that answers 200 at once.
+  it('sleeps between sends instead of spinning, and reports how late it sent', async () => {
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.end());
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const child = fork('dist/bench/loadgen.js', [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    try {
+      const messages = (type: FromLoadgen['type']): Promise<FromLoadgen> =>
+        new Promise((resolve) => {
+          const on = (m: FromLoadgen): void => {
+            if (m.type !== type) return;
+            child.off('message', on);
+            resolve(m);
+          };
+          child.on('message', on);
+        });
+      await messages('ready');
+      // 1,000 req/s is one send per ms: a generator that spins between sends keeps its core busy all along.
+      const job: LoadJob = { id: 'open', transport: 'http-protobuf', host: '127.0.0.1', port: (server.address() as AddressInfo).port, records: 1, mode: 'open', concurrency: 64, rate: 1000, warmupMs: 300, durationMs: 1500 };
+      const cpu0 = cpuSeconds(child.pid!);
+      const t0 = performance.now();
+      const done = messages('result');
+      child.send({ type: 'job', job });
+      const r = ((await done) as { result: LoadResult }).result;
+      const busy = (cpuSeconds(child.pid!) - cpu0) / ((performance.now() - t0) / 1000);
+      expect(r.statuses).toEqual({ 'http 200': r.okRequests });
+      expect(r.scheduled).toBeGreaterThan(1200); // ≈ 1,500 due in the window
+      expect(r.okRequests).toBeGreaterThan(r.scheduled! - 20);
+      // every request of the window went out when due (no free slot was ever missing) and was timed
+      expect(r.sendLateness!.count).toBe(r.scheduled);
+      expect(r.sendLateness!.p50Us).toBeLessThan(5000);
+      expect(busy).toBeLessThan(0.5); // spinning: ≈ 1
+    } finally {
+      child.kill();
+      server.close();
+    }
   });
 });
 

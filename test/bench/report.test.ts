@@ -189,4 +189,16 @@ describe('bench report: rounds', () => {
     const old = renderTable(report([row('fsync', 314_000, 1), row('fsync', 115_600, undefined, { mode: 'open', rate: 1156, rateShare: 0.5 })]));
     expect(old).not.toContain('median round / right before');
   });
+
+  it('open-loop rows show how late the load generator sent (reports from before session 17 have no such column)', () => {
+    const open = (late?: { p50: number; p99: number }) =>
+      row('fsync', 115_600, undefined, { mode: 'open', rate: 1156, rateShare: 0.5, ...(late ? { sendLateMs: late } : {}) });
+    const text = renderTable(report([row('fsync', 314_000, 1), open({ p50: 0.587, p99: 1.74 })]));
+    expect(text).toContain('| sent late p50 / p99 (ms) |');
+    expect(text).toContain('It includes how late the load generator sent each request');
+    const line = text.split('\n').find((l) => l.startsWith('| OTLP/HTTP protobuf | 50 %'));
+    expect(line).toContain('| 0.59 / 1.74 |');
+    const old = renderTable(report([row('fsync', 314_000, 1), open()]));
+    expect(old).not.toContain('sent late');
+  });
 });
