@@ -6,7 +6,7 @@
  *
  *   npm run build
  *   node dist/bench/fixed-rate.js --server bare|none|fsync [--transport http-protobuf|http-json|grpc]
- *        [--rate REQ_PER_S] [--seconds S] [--pre-seconds S] [--segment-bytes N] [--repeat N]
+ *        [--rate REQ_PER_S] [--seconds S] [--pre-seconds S] [--segment-bytes N] [--repeat N] [--pace spin|sleep]
  *
  * The server runs on CPU 0 and the load generator (bench/loadgen.ts, 100-record requests) on CPU 1
  * where taskset exists, as in `npm run bench`. Each window is preceded by --pre-seconds (default 4) at
@@ -26,7 +26,7 @@ const SERVER_CPU = 0;
 const LOADGEN_CPU = 1;
 const USAGE = `usage: node dist/bench/fixed-rate.js --server bare|none|fsync [--transport ${TRANSPORTS.join('|')}]
        [--rate REQ_PER_S (default 1000)] [--seconds S (default 10)] [--pre-seconds S (default 4)]
-       [--segment-bytes N] [--repeat N (default 1)]
+       [--segment-bytes N] [--repeat N (default 1)] [--pace spin|sleep (how the load generator waits between sends; default spin)]
 `;
 
 const ms = (us: number): string => (us / 1000).toFixed(2);
@@ -38,12 +38,13 @@ interface Plan {
   readonly seconds: number;
   readonly preSeconds: number;
   readonly segmentBytes: number | undefined;
+  readonly pace: 'spin' | 'sleep';
 }
 
-async function window(lg: LoadgenProcess, { kind, transport, rate, seconds, preSeconds, segmentBytes }: Plan): Promise<string> {
+async function window(lg: LoadgenProcess, { kind, transport, rate, seconds, preSeconds, segmentBytes, pace }: Plan): Promise<string> {
   const srv = await startFreshServer(kind as 'bare' | 'none' | 'fsync', { cpu: SERVER_CPU, ...(segmentBytes !== undefined ? { segmentBytes } : {}) });
   try {
-    const base = { transport, host: '127.0.0.1', port: transport === 'grpc' ? srv.ports.grpc : srv.ports.http, records: 100, mode: 'open', concurrency: 256 } as const;
+    const base = { transport, host: '127.0.0.1', port: transport === 'grpc' ? srv.ports.grpc : srv.ports.http, records: 100, mode: 'open', concurrency: 256, pace } as const;
     if (preSeconds > 0) await lg.run({ ...base, id: `pre-${srv.pid}`, rate: rate / 2, warmupMs: 0, durationMs: preSeconds * 1000 }, () => undefined);
     let cpu0 = 0;
     let ticks0: ReturnType<typeof cpuTicks>;
@@ -89,6 +90,7 @@ async function main(): Promise<number> {
         'pre-seconds': { type: 'string', default: '4' },
         'segment-bytes': { type: 'string' },
         repeat: { type: 'string', default: '1' },
+        pace: { type: 'string', default: 'spin' },
       },
     }).values;
   } catch (e) {
@@ -109,6 +111,7 @@ async function main(): Promise<number> {
     : !(Number.isInteger(repeat) && repeat >= 1 && repeat <= 20) ? '--repeat must be a whole number from 1 to 20'
     : seg !== undefined && !(Number.isInteger(seg) && seg >= 4096) ? '--segment-bytes must be a whole number of bytes, at least 4096'
     : seg !== undefined && v.server === 'bare' ? '--segment-bytes applies to the agents (none, fsync), not the bare receiver'
+    : v.pace !== 'spin' && v.pace !== 'sleep' ? '--pace must be spin or sleep'
     : undefined;
   if (bad) {
     process.stderr.write(`bench/fixed-rate: ${bad}\n${USAGE}`);
@@ -118,7 +121,7 @@ async function main(): Promise<number> {
   const lg = new LoadgenProcess(LOADGEN_CPU, process.execPath);
   await lg.ready;
   try {
-    for (let i = 0; i < repeat; i++) process.stdout.write(`${await window(lg, { kind: v.server!, transport: v.transport as Transport, rate, seconds, preSeconds, segmentBytes: seg })}\n`);
+    for (let i = 0; i < repeat; i++) process.stdout.write(`${await window(lg, { kind: v.server!, transport: v.transport as Transport, rate, seconds, preSeconds, segmentBytes: seg, pace: v.pace as 'spin' | 'sleep' })}\n`);
   } finally {
     lg.stop();
   }

@@ -9,14 +9,16 @@
  *   maximum throughput;
  * - open loop: a fixed `rate` of requests per second regardless of answers. Latency is measured from
  *   each request's *scheduled* send time, so a stall of the server shows up in the latency instead of
- *   silently slowing the sender (coordinated omission). Between sends the generator sleeps on a
- *   timer; it does not spin. Node's timers fire about 1 ms apart at best, so a request goes out up
- *   to ≈ 1 ms after its scheduled time and that lateness is part of its latency; the result reports
- *   it separately (`sendLateness`). Why not spin for punctual sends, as up to session 16: spinning
- *   kept the generator's core busy, and on this 2-vCPU VM a busy second vCPU made the hypervisor
- *   take time from the agent's — fixed-rate windows at 1,500 req/s (docs/benchmarks.md, session 17):
- *   steal on the agent's CPU 4–10 % against 0–2 %, p99 17.7–20.2 ms against 11.0–13.2 ms, p50
- *   1.1–1.25 ms against 1.8–2.4 ms. A client spinning on the agent's node is not what users run.
+ *   silently slowing the sender (coordinated omission). How late each request went out after its
+ *   scheduled time is part of its latency and is reported on its own (`sendLateness`).
+ *   `pace` says how the generator waits for the next send: 'spin' (the default) sleeps on a timer
+ *   when the next send is over 2 ms away and otherwise spins (setImmediate, which still lets I/O
+ *   run), so sends are not late by a timer tick (node's timers fire about 1 ms apart at best); at
+ *   the rates of `npm run bench` that keeps its core busy. 'sleep' always sleeps on a timer. Neither
+ *   is better everywhere on this 2-vCPU VM (docs/benchmarks.md, session 17): sleeping took steal off
+ *   the agent's CPU and a third off its p99 at 1,500 OTLP/HTTP requests/s, but over gRPC the
+ *   sleeping generator itself sent late (p99 13–15 ms against 3–4 ms), which doubled the p99 it
+ *   measured even against the bare receiver.
  */
 import { performance } from 'node:perf_hooks';
 import { type OtlpClient, GrpcClient, HttpClient, type Transport } from './clients.js';
@@ -41,6 +43,8 @@ export interface LoadJob {
   readonly chunked?: boolean;
   /** OTLP/HTTP only: connect with TLS, trusting this CA (PEM) for the name "localhost". */
   readonly tlsCaPem?: string;
+  /** open loop only: how to wait for the next send (see the top of this file); default 'spin'. */
+  readonly pace?: 'spin' | 'sleep';
 }
 
 export interface LoadResult {
@@ -208,8 +212,10 @@ async function runJob(job: LoadJob, notify: (m: FromLoadgen) => void): Promise<L
           send(due);
         } else queue.push(due);
       }
-      // Sleep until the next send is due (see the top of this file: no spinning).
-      setTimeout(pump, t0 + (k * 1000) / rate - performance.now());
+      // Sleep until the next send is due, or spin when it is close (see the top of this file).
+      const wait = t0 + (k * 1000) / rate - performance.now();
+      if (job.pace === 'sleep' || wait > 2) setTimeout(pump, job.pace === 'sleep' ? wait : 1);
+      else setImmediate(pump);
     };
     pump();
   }

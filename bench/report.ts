@@ -427,7 +427,7 @@ export function renderTable(r: BenchReport): string {
     const withLate = open.some((x) => x.sendLateMs);
     parts.push(
       `#### Open loop on (c), 100-record requests: latency at 50 % and 80 % of the measured maximum\n\nLatency is measured from each request's scheduled send time (no coordinated omission).${
-        withLate ? ' It includes how late the load generator sent each request: it sleeps between sends on node’s timers (≈ 1 ms apart) instead of spinning, which kept a second vCPU busy and made the hypervisor take time from the agent’s (bench/loadgen.ts); that lateness is shown on its own.' : ''
+        withLate ? ' It includes how late the load generator sent each request after its scheduled time, shown on its own (bench/loadgen.ts).' : ''
       }${
         withMax ? ' The maximum is the lower of agent (c)’s median round and a closed-loop window measured right before the open-loop windows (both shown), because this machine’s speed drifts within minutes.' : ''
       }\n\n${table(

@@ -31,6 +31,7 @@ describe('bench fixed-rate window', () => {
     [['--server', 'bare', '--segment-bytes', '65536'], /--segment-bytes applies to the agents/],
     [['--server', 'none', '--segment-bytes', '100'], /--segment-bytes must be a whole number of bytes, at least 4096/],
     [['--server', 'bare', '--bogus'], /Unknown option '--bogus'/],
+    [['--server', 'bare', '--pace', 'busy'], /--pace must be spin or sleep/],
   ])('refuses %j with exit 2 and says why', (args, why) => {
     const r = run(args);
     expect(r.status).toBe(2);

@@ -244,8 +244,8 @@ describe('lean clients against the real receivers', () => {
 
 describe('open loop', () => {
   // The built load generator (dist/bench/loadgen.js, as `npm run bench` runs it) against a node:http
-  // server that answers 200 at once.
-  it('sleeps between sends instead of spinning, and reports how late it sent', async () => {
+  // server that answers 200 at once; 1,000 req/s is one send per ms.
+  async function openLoop(pace: LoadJob['pace']): Promise<{ r: LoadResult; busy: number }> {
     const server = http.createServer((req, res) => {
       req.resume();
       req.on('end', () => res.end());
@@ -254,7 +254,7 @@ describe('open loop', () => {
     await once(server, 'listening');
     const child = fork('dist/bench/loadgen.js', [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     try {
-      const messages = (type: FromLoadgen['type']): Promise<FromLoadgen> =>
+      const message = (type: FromLoadgen['type']): Promise<FromLoadgen> =>
         new Promise((resolve) => {
           const on = (m: FromLoadgen): void => {
             if (m.type !== type) return;
@@ -263,26 +263,40 @@ describe('open loop', () => {
           };
           child.on('message', on);
         });
-      await messages('ready');
-      // 1,000 req/s is one send per ms: a generator that spins between sends keeps its core busy all along.
-      const job: LoadJob = { id: 'open', transport: 'http-protobuf', host: '127.0.0.1', port: (server.address() as AddressInfo).port, records: 1, mode: 'open', concurrency: 64, rate: 1000, warmupMs: 300, durationMs: 1500 };
+      await message('ready');
+      const port = (server.address() as AddressInfo).port;
+      const job: LoadJob = { id: 'open', transport: 'http-protobuf', host: '127.0.0.1', port, records: 1, mode: 'open', concurrency: 64, rate: 1000, warmupMs: 300, durationMs: 1500, ...(pace ? { pace } : {}) };
       const cpu0 = cpuSeconds(child.pid!);
       const t0 = performance.now();
-      const done = messages('result');
+      const done = message('result');
       child.send({ type: 'job', job });
       const r = ((await done) as { result: LoadResult }).result;
-      const busy = (cpuSeconds(child.pid!) - cpu0) / ((performance.now() - t0) / 1000);
-      expect(r.statuses).toEqual({ 'http 200': r.okRequests });
-      expect(r.scheduled).toBeGreaterThan(1200); // ≈ 1,500 due in the window
-      expect(r.okRequests).toBeGreaterThan(r.scheduled! - 20);
-      // every request of the window went out when due (no free slot was ever missing) and was timed
-      expect(r.sendLateness!.count).toBe(r.scheduled);
-      expect(r.sendLateness!.p50Us).toBeLessThan(5000);
-      expect(busy).toBeLessThan(0.5); // spinning: ≈ 1
+      return { r, busy: (cpuSeconds(child.pid!) - cpu0) / ((performance.now() - t0) / 1000) };
     } finally {
       child.kill();
       server.close();
     }
+  }
+
+  function expectEverySendTimed(r: LoadResult): void {
+    expect(r.statuses).toEqual({ 'http 200': r.okRequests });
+    expect(r.scheduled).toBeGreaterThan(1200); // ≈ 1,500 due in the window
+    expect(r.okRequests).toBeGreaterThan(r.scheduled! - 20);
+    // every request of the window went out when due (no free slot was ever missing) and was timed
+    expect(r.sendLateness!.count).toBe(r.scheduled);
+  }
+
+  it('pace "sleep": sleeps between sends instead of spinning, and reports how late it sent', async () => {
+    const { r, busy } = await openLoop('sleep');
+    expectEverySendTimed(r);
+    expect(r.sendLateness!.p50Us).toBeLessThan(5000);
+    expect(busy).toBeLessThan(0.5); // spinning: ≈ 1
+  });
+
+  it('the default pace spins when a send is close: sends go out on time', async () => {
+    const { r } = await openLoop(undefined);
+    expectEverySendTimed(r);
+    expect(r.sendLateness!.p50Us).toBeLessThan(250); // sleeping on node's timers: ≈ 500–700 µs
   });
 });
 
