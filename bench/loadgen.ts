@@ -16,7 +16,8 @@
  *   run), so sends are not late by a timer tick (node's timers fire about 1 ms apart at best); at
  *   the rates of `npm run bench` that keeps its core busy. 'sleep' always sleeps on a timer. Neither
  *   is better everywhere on this 2-vCPU VM (docs/benchmarks.md, session 17): sleeping took steal off
- *   the agent's CPU and a third off its p99 at 1,500 OTLP/HTTP requests/s, but over gRPC the
+ *   the agent's CPU and a third off its p99 at 1,500 OTLP/HTTP requests/s in fixed-rate pairs (not in a
+ *   full run), but over gRPC the
  *   sleeping generator itself sent late (p99 13–15 ms against 3–4 ms), which doubled the p99 it
  *   measured even against the bare receiver.
  */

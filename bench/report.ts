@@ -423,7 +423,7 @@ export function renderTable(r: BenchReport): string {
   if (open.length) {
     // Reports from before session 10 lack the maxima the rates were a share of: no column for them.
     const withMax = open.some((x) => x.rateOf);
-    // Reports from before session 17 lack the load generator's send lateness (it spun between sends then).
+    // Reports from before session 17 lack the load generator's send lateness: no column for them.
     const withLate = open.some((x) => x.sendLateMs);
     parts.push(
       `#### Open loop on (c), 100-record requests: latency at 50 % and 80 % of the measured maximum\n\nLatency is measured from each request's scheduled send time (no coordinated omission).${
