@@ -279,8 +279,9 @@ export class LoadgenProcess {
   /** Settles when the child said it is ready (its payloads encoded); rejects if it exits first. */
   readonly ready: Promise<void>;
 
-  constructor(cpu: number | undefined, node: string) {
-    this.child = spawnPinned(cpu, node, [path.join(benchDir, 'loadgen.js')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  /** `script`: the built load generator (default: loadgen.js next to this module; tests run this module from source). */
+  constructor(cpu: number | undefined, node: string, script = path.join(benchDir, 'loadgen.js')) {
+    this.child = spawnPinned(cpu, node, [script], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let onReady!: () => void;
     let onFail!: (e: Error) => void;
     this.ready = new Promise((resolve, reject) => {

@@ -5,7 +5,7 @@
  * node:http server for OTLP/HTTP) with the records arriving in the sink. Also the hand-written
  * histogram against exact quantiles. Nothing here is timed.
  */
-import { execFileSync, fork } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -18,8 +18,8 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GrpcClient, HttpClient, type OtlpClient } from '../../bench/clients.js';
 import { Histogram } from '../../bench/histogram.js';
-import type { FromLoadgen, LoadJob, LoadResult } from '../../bench/loadgen.js';
-import { cpuSeconds } from '../../bench/procs.js';
+import type { LoadJob, LoadResult } from '../../bench/loadgen.js';
+import { LoadgenProcess, cpuSeconds } from '../../bench/procs.js';
 import { VARIANTS, encodeRequest, exportRequestType, grpcFrame } from '../../bench/payloads.js';
 import { configSchema } from '../../src/config/schema.js';
 import { type AppendOutcome, type EntrySink, type Entries, entryCount } from '../../src/ledger/types.js';
@@ -252,28 +252,17 @@ describe('open loop', () => {
     });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
-    const child = fork('dist/bench/loadgen.js', [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const lg = new LoadgenProcess(undefined, process.execPath, 'dist/bench/loadgen.js');
     try {
-      const message = (type: FromLoadgen['type']): Promise<FromLoadgen> =>
-        new Promise((resolve) => {
-          const on = (m: FromLoadgen): void => {
-            if (m.type !== type) return;
-            child.off('message', on);
-            resolve(m);
-          };
-          child.on('message', on);
-        });
-      await message('ready');
+      await lg.ready;
       const port = (server.address() as AddressInfo).port;
       const job: LoadJob = { id: 'open', transport: 'http-protobuf', host: '127.0.0.1', port, records: 1, mode: 'open', concurrency: 64, rate: 1000, warmupMs: 300, durationMs: 1500, ...(pace ? { pace } : {}) };
-      const cpu0 = cpuSeconds(child.pid!);
+      const cpu0 = cpuSeconds(lg.child.pid!);
       const t0 = performance.now();
-      const done = message('result');
-      child.send({ type: 'job', job });
-      const r = ((await done) as { result: LoadResult }).result;
-      return { r, busy: (cpuSeconds(child.pid!) - cpu0) / ((performance.now() - t0) / 1000) };
+      const r = await lg.run(job, () => undefined);
+      return { r, busy: (cpuSeconds(lg.child.pid!) - cpu0) / ((performance.now() - t0) / 1000) };
     } finally {
-      child.kill();
+      lg.child.kill();
       server.close();
     }
   }
