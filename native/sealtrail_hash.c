@@ -856,6 +856,31 @@ static void cw_post(commit_writer *w, uint32_t first, uint32_t last, int err, co
   if (napi_call_threadsafe_function(w->tsfn, r, napi_tsfn_blocking) != napi_ok) free(r);
 }
 
+/*
+ * After the fdatasync: asks the kernel to drop the page-cache pages the commit filled completely
+ * (posix_fadvise DONTNEED; the pages are clean, so they are freed at once). The page a commit ends
+ * in part-way stays cached (the next commit appends to it; dropped, that append would first read it
+ * back from the disk); a later commit that completes it drops it then (its range starts at the page
+ * boundary below its position — the bytes before it are durable already). Why: the agent reads what
+ * it appends only once more, to forward a sealed segment, so keeping it cached costs the node memory
+ * (in a container, the pod's memory) for little; and pages freed here are reused by the next commits
+ * while still mapped by the host, where fresh pages cost far more on a VM whose free memory is handed
+ * back to the host (docs/benchmarks.md, session 18). Advice only: its result cannot change what is durable.
+ */
+static void cw_drop_synced(const cw_job *list) {
+  static long page = 0;
+  if (page <= 0) page = sysconf(_SC_PAGESIZE);
+  if (page <= 0) return;
+  for (const cw_job *j = list; j != NULL;) {
+    const cw_job *end = j;
+    while (end->next != NULL && end->next->fd == j->fd && end->next->position == end->position + (int64_t)end->bytes) end = end->next;
+    int64_t from = j->position / page * page;
+    int64_t to = (end->position + (int64_t)end->bytes) / page * page;
+    if (to > from) (void)posix_fadvise(j->fd, (off_t)from, (off_t)(to - from), POSIX_FADV_DONTNEED);
+    j = end->next;
+  }
+}
+
 /* Writes a taken list (in submission order, each at its position) and fdatasyncs once. Returns errno or 0. */
 static int cw_write(commit_writer *w, cw_job *list, const char **sys) {
   for (cw_job *j = list; j != NULL;) {
@@ -940,6 +965,8 @@ static void cw_execute(napi_env env, void *data) {
       w->fail_syscall = sys;
       uv_mutex_unlock(&w->mu);
     }
+    /* Before the report: once reported, a seal may close the segment's fd (and the number be reused). */
+    if (e == 0 && w->datasync) cw_drop_synced(list);
     cw_post(w, first, last, e, sys, secs);
     cw_free_jobs(list);
   }

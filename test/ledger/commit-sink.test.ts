@@ -4,6 +4,7 @@
  * says ok, batches handed over during a commit go out together as the next one, and after a failed
  * commit nothing more is written and every later batch is refused. Real files, real fdatasync.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -171,6 +172,51 @@ for (const kind of kinds) {
     });
   });
 }
+
+/** Bytes of `file` in the page cache (util-linux's fincore), or undefined without the tool. */
+function cachedBytes(file: string): number | undefined {
+  const r = spawnSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return undefined;
+  return Number(r.stdout.trim());
+}
+const haveFincore = cachedBytes(process.execPath) !== undefined;
+const PAGE = Number(spawnSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).stdout.trim()) || 4096;
+
+describe('the native writer and the page cache', () => {
+  // Written reason: needs the addon on Linux, and fincore (util-linux-extra; .ci/run installs it) to see the page cache.
+  it.skipIf(nativeCommitWriter === undefined || !haveFincore)('drops the pages a synced commit filled completely, keeps the page it ended in, and drops nothing without fdatasync', async () => {
+    const file = await newFile();
+    const fd = fs.openSync(file, 'w+');
+    const synced = commitSink(undefined, nodeLedgerFs, true, () => undefined);
+    const a = Buffer.alloc(2 * PAGE + 1000, 0x61);
+    const b = Buffer.alloc(PAGE + 500, 0x62);
+    try {
+      expect((await synced.submit(fd, [a], 0, 1)).ok).toBe(true);
+      // Pages 0 and 1 were filled and synced: gone from the cache; page 2 (1000 bytes so far) is kept for the next append.
+      expect(cachedBytes(file)).toBe(PAGE);
+      expect((await synced.submit(fd, [b], a.length, 1)).ok).toBe(true);
+      // The second commit completed page 2 and filled page 3 part-way: only page 3 stays.
+      expect(cachedBytes(file)).toBe(PAGE);
+      expect(fs.readFileSync(file).equals(Buffer.concat([a, b]))).toBe(true); // what was dropped reads back from the disk
+    } finally {
+      synced.close();
+      fs.closeSync(fd);
+    }
+
+    const file2 = await newFile();
+    const fd2 = fs.openSync(file2, 'w+');
+    const unsynced = commitSink(undefined, nodeLedgerFs, false, () => undefined);
+    try {
+      expect((await unsynced.submit(fd2, [a], 0, 1)).ok).toBe(true);
+      // durability none: nothing is on disk yet, so nothing may be dropped (the kernel would keep dirty pages
+      // anyway; this fails if the writer made them clean first, e.g. by starting their writeback and dropping).
+      expect(cachedBytes(file2)).toBe(3 * PAGE);
+    } finally {
+      unsynced.close();
+      fs.closeSync(fd2);
+    }
+  });
+});
 
 describe('a commit writer after close', () => {
   for (const kind of kinds) {
