@@ -817,8 +817,11 @@ typedef struct {
   const char *fail_syscall;
   int datasync;
   int closed;
-  /* Each thread-pool job holds a count on it until the job completes, so its finalizer (which frees
-   * the writer) runs only once no job can touch the writer any more. */
+  /* Main thread only: the report channel and the External both hold the writer; freed when both are
+   * finalized (cwSubmit / cwClose may still be called with the External after the channel is gone). */
+  int refs;
+  /* Each thread-pool job holds a count on it until the job completes, so its finalizer runs only once
+   * no job can touch the writer any more. */
   napi_threadsafe_function tsfn;
 } commit_writer;
 
@@ -1015,13 +1018,25 @@ static void cw_call_js(napi_env env, napi_value js_cb, void *context, void *data
   free(r);
 }
 
-static void cw_finalize(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  commit_writer *w = data;
+static void cw_release(commit_writer *w) {
+  if (--w->refs > 0) return;
   cw_free_jobs(w->head);
   uv_mutex_destroy(&w->mu);
   free(w);
+}
+
+/* The report channel is gone (after cwClose and the last job's completion). */
+static void cw_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  cw_release(data);
+}
+
+/* The External was collected: nothing can name the writer any more. */
+static void cw_external_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  cw_release(data);
 }
 
 /* commitWriter(onDone, datasync): an External for cwSubmit / cwClose. */
@@ -1047,9 +1062,11 @@ static napi_value commit_writer_new(napi_env env, napi_callback_info info) {
     free(w);
     THROW(env, "commitWriter: could not create the report channel");
   }
+  w->refs = 1; /* the report channel's; the External's below */
   /* Idle, the writer does not keep the process alive; a running job does (the thread-pool work). */
   napi_unref_threadsafe_function(env, w->tsfn);
-  if (napi_create_external(env, w, NULL, NULL, &ext) != napi_ok) THROW(env, "commitWriter: out of memory");
+  if (napi_create_external(env, w, cw_external_finalize, NULL, &ext) != napi_ok) THROW(env, "commitWriter: out of memory");
+  w->refs++;
   return ext;
 }
 

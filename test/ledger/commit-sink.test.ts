@@ -229,6 +229,11 @@ describe('a commit writer after close', () => {
       const r = await sink.submit(fd, [Buffer.from('b')], 1, 1);
       expect(r.ok).toBe(false);
       expect(!r.ok && String(r.error)).toMatch(/closed/);
+      // Later still, once the native writer's report channel has been finalized: the writer must
+      // outlive it while JS can name it (it was freed with the channel until session 18).
+      await new Promise((res) => setTimeout(res, 20));
+      const r2 = await sink.submit(fd, [Buffer.from('c')], 1, 1);
+      expect(!r2.ok && String(r2.error)).toMatch(/closed/);
       fs.closeSync(fd);
       expect(fs.readFileSync(file, 'utf8')).toBe('a');
     });
