@@ -428,6 +428,7 @@ typedef struct {
   struct iovec *iov;
   int err;             /* errno of the failed step, 0 on success */
   const char *syscall; /* which step failed */
+  int64_t drop_to;     /* syncDrop: the end of the range to drop (from is `position`) */
 } commit_job;
 
 /*
@@ -488,6 +489,25 @@ static struct iovec *iov_of(napi_env env, napi_value arr, uint32_t n, size_t *by
     *bytes += len;
   }
   return iov;
+}
+
+/*
+ * Asks the kernel to drop the page-cache pages that lie wholly in [from, to) of fd (posix_fadvise
+ * DONTNEED: clean pages are freed at once). Only for bytes already made durable by an fdatasync; the
+ * page `to` ends in is kept, since the next append goes into it (dropped, that append would first
+ * read it back from the disk). Why: the agent reads what it appends only once more, to forward a
+ * sealed segment, so keeping it cached costs the node memory (in a container, the pod's memory) for
+ * little; and pages freed here are reused by the next writes while still mapped by the host, where
+ * fresh pages cost far more on a VM whose free memory is handed back to the host (docs/benchmarks.md,
+ * session 18). Advice only: its result cannot change what is durable, so it is not reported.
+ */
+static void drop_durable_pages(int fd, int64_t from, int64_t to) {
+  static long page = 0;
+  if (page <= 0) page = sysconf(_SC_PAGESIZE);
+  if (page <= 0 || from < 0) return;
+  from = from / page * page; /* the bytes before `from` in its page are durable as well */
+  to = to / page * page;
+  if (to > from) (void)posix_fadvise(fd, (off_t)from, (off_t)(to - from), POSIX_FADV_DONTNEED);
 }
 
 static void commit_execute(napi_env env, void *data) {
@@ -605,6 +625,48 @@ static napi_value write_durable(napi_env env, napi_callback_info info) {
     free(j->iov);
     free(j);
     THROW(env, "writeDurable: could not queue the job");
+  }
+  return promise;
+}
+
+/*
+ * syncDrop(fd: number, from: number, to: number): Promise<void> — fdatasync(fd), then drops the whole
+ * pages of [from, to) from the page cache (drop_durable_pages). For durability none's background
+ * fdatasync, whose bytes are not needed in memory either once on disk. Rejects like writeDurable when
+ * the fdatasync fails; nothing is dropped then.
+ */
+static void sync_drop_execute(napi_env env, void *data) {
+  (void)env;
+  commit_job *j = data;
+  int r;
+  do r = fdatasync(j->fd); while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    j->err = errno;
+    j->syscall = "fdatasync";
+    return;
+  }
+  drop_durable_pages(j->fd, j->position, j->drop_to);
+}
+
+static napi_value sync_drop(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], keep;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) THROW(env, "syncDrop needs 3 arguments");
+  int32_t fd;
+  int64_t from, to;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) THROW(env, "syncDrop: fd must be a non-negative integer");
+  if (napi_get_value_int64(env, argv[1], &from) != napi_ok || from < 0) THROW(env, "syncDrop: from must be a non-negative integer");
+  if (napi_get_value_int64(env, argv[2], &to) != napi_ok || to < 0) THROW(env, "syncDrop: to must be a non-negative integer");
+  if (napi_create_object(env, &keep) != napi_ok) THROW(env, "syncDrop: out of memory");
+  commit_job *j = calloc(1, sizeof *j);
+  if (j == NULL) THROW(env, "syncDrop: out of memory");
+  j->fd = fd;
+  j->position = from;
+  j->drop_to = to;
+  napi_value promise = queue_job(env, keep, "sealtrail.syncDrop", sync_drop_execute, commit_complete, j, &j->deferred, &j->keep, &j->work);
+  if (promise == NULL) {
+    free(j);
+    THROW(env, "syncDrop: could not queue the job");
   }
   return promise;
 }
@@ -859,27 +921,13 @@ static void cw_post(commit_writer *w, uint32_t first, uint32_t last, int err, co
   if (napi_call_threadsafe_function(w->tsfn, r, napi_tsfn_blocking) != napi_ok) free(r);
 }
 
-/*
- * After the fdatasync: asks the kernel to drop the page-cache pages the commit filled completely
- * (posix_fadvise DONTNEED; the pages are clean, so they are freed at once). The page a commit ends
- * in part-way stays cached (the next commit appends to it; dropped, that append would first read it
- * back from the disk); a later commit that completes it drops it then (its range starts at the page
- * boundary below its position — the bytes before it are durable already). Why: the agent reads what
- * it appends only once more, to forward a sealed segment, so keeping it cached costs the node memory
- * (in a container, the pod's memory) for little; and pages freed here are reused by the next commits
- * while still mapped by the host, where fresh pages cost far more on a VM whose free memory is handed
- * back to the host (docs/benchmarks.md, session 18). Advice only: its result cannot change what is durable.
- */
+/* After a commit's fdatasync: drops the pages it filled completely (drop_durable_pages), for each run
+ * of batches that follow each other on disk. */
 static void cw_drop_synced(const cw_job *list) {
-  static long page = 0;
-  if (page <= 0) page = sysconf(_SC_PAGESIZE);
-  if (page <= 0) return;
   for (const cw_job *j = list; j != NULL;) {
     const cw_job *end = j;
     while (end->next != NULL && end->next->fd == j->fd && end->next->position == end->position + (int64_t)end->bytes) end = end->next;
-    int64_t from = j->position / page * page;
-    int64_t to = (end->position + (int64_t)end->bytes) / page * page;
-    if (to > from) (void)posix_fadvise(j->fd, (off_t)from, (off_t)(to - from), POSIX_FADV_DONTNEED);
+    drop_durable_pages(j->fd, j->position, end->position + (int64_t)end->bytes);
     j = end->next;
   }
 }
@@ -1304,6 +1352,7 @@ static napi_value init(napi_env env, napi_value exports) {
 #endif
 #ifdef SEALTRAIL_COMMIT
     { "writeDurable", NULL, write_durable, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "syncDrop", NULL, sync_drop, NULL, NULL, NULL, napi_enumerable, NULL },
     { "fileOps", NULL, file_ops, NULL, NULL, NULL, napi_enumerable, NULL },
     { "commitWriter", NULL, commit_writer_new, NULL, NULL, NULL, napi_enumerable, NULL },
     { "cwSubmit", NULL, cw_submit, NULL, NULL, NULL, napi_enumerable, NULL },

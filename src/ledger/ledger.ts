@@ -39,7 +39,7 @@ import { type FileOp, type FileOpsRunner, fileOpsRunner } from './file-ops.js';
 import { type LedgerFs, nodeLedgerFs } from './fs.js';
 import { HASH_SIZE, chainSeed, hashEqual } from './hash.js';
 import { Frontier } from './merkle.js';
-import { frontierAppend, nativeHashStatus, nativeWriteDurable } from './native-hash.js';
+import { frontierAppend, nativeHashStatus, nativeSyncDrop, nativeWriteDurable } from './native-hash.js';
 import { type SegmentScan, scanSegment } from './recovery.js';
 import {
   FRAME_OVERHEAD,
@@ -147,6 +147,8 @@ interface OpenSegment {
   firstEntryMs: number | undefined;
   /** Bytes written but not fdatasync'd (durability none). */
   dirty: boolean;
+  /** durability none: the background fdatasyncs have dropped the cached pages before this offset. */
+  droppedTo?: number;
 }
 
 interface LastCheckpoint {
@@ -260,6 +262,7 @@ export class Ledger implements EntrySink {
   readonly #fs: LedgerFs;
   /** A seal's trailer write + fdatasync as one native job (only with the default fs), else undefined. */
   readonly #writeDurable: typeof nativeWriteDurable;
+  readonly #syncDrop: typeof nativeSyncDrop;
   /** Where encoded groups become durable (commit-sink.ts): the native writer with the default fs. */
   readonly #sink: CommitSink;
   /** Runs publishing steps (file-ops.ts): one native job with the default fs, else through #fs. */
@@ -325,6 +328,7 @@ export class Ledger implements EntrySink {
     this.#clock = o.clock ?? Date.now;
     this.#fs = o.fs ?? nodeLedgerFs;
     this.#writeDurable = o.fs ? undefined : nativeWriteDurable;
+    this.#syncDrop = o.fs ? undefined : nativeSyncDrop;
     this.#sink = commitSink(o.fs, this.#fs, o.config.durability === 'fsync', (entries, secs) => {
       this.#metrics?.ledgerFsyncSeconds.observe(secs);
       this.#metrics?.ledgerBatchEntries.observe(entries);
@@ -736,9 +740,15 @@ export class Ledger implements EntrySink {
   #startBackgroundSync(seg: OpenSegment): void {
     this.#unsyncedBytes = 0;
     this.#bgSyncBusy = true;
-    this.#bgSync = this.#fs.fdatasync(seg.fd).then(
+    // Every byte up to seg.size is in the page cache now (written by completed commits), so the
+    // fdatasync makes it durable; with the addon the job then drops those pages (native-hash.ts).
+    const from = seg.droppedTo ?? 0;
+    const to = seg.size;
+    const sync = this.#syncDrop ? this.#syncDrop(seg.fd, from, to) : this.#fs.fdatasync(seg.fd);
+    this.#bgSync = sync.then(
       () => {
         this.#bgSyncBusy = false;
+        seg.droppedTo = to;
       },
       (e: unknown) => {
         this.#bgSyncBusy = false;

@@ -33,6 +33,7 @@ interface Addon {
   mapRange?(fd: number, offset: number, length: number): ArrayBuffer;
   unmapRange?(buffer: ArrayBuffer): void;
   writeDurable?(fd: number, bufs: readonly Uint8Array[], position: number, datasync: boolean): Promise<void>;
+  syncDrop?(fd: number, from: number, to: number): Promise<void>;
   fileOps?(ops: readonly (readonly [number, string, string | Uint8Array | undefined])[]): Promise<void>;
   commitWriter?(onDone: (first: number, last: number, errno: number, syscall: string | undefined, seconds: number) => void, datasync: boolean): unknown;
   cwSubmit?(writer: unknown, id: number, fd: number, bufs: readonly Uint8Array[], position: number): void;
@@ -345,6 +346,17 @@ export function frontierAppend(frontier: Uint8Array, leaves: Uint8Array): Uint8A
  * the ledger then uses LedgerFs.writevAll + fdatasync (the same bytes, the same durability).
  */
 export const nativeWriteDurable: Addon['writeDurable'] | undefined = loaded.addon?.writeDurable?.bind(loaded.addon);
+
+/**
+ * `syncDrop(fd, from, to)`: fdatasync(fd) in one thread-pool job, then drops the page-cache pages
+ * lying wholly in [from, to) (posix_fadvise DONTNEED; the page `to` ends in stays). For durability
+ * none's background fdatasync: once on disk, what the ledger appended is read only once more (to
+ * forward the sealed segment), and keeping it cached costs the node memory — the commit writer does
+ * the same after each commit with durability fsync (native/sealtrail_hash.c drop_durable_pages).
+ * Rejects like writeDurable when the fdatasync fails (nothing dropped). Undefined without the addon:
+ * the ledger then calls LedgerFs.fdatasync and leaves the pages to the kernel.
+ */
+export const nativeSyncDrop: Addon['syncDrop'] | undefined = loaded.addon?.syncDrop?.bind(loaded.addon);
 
 /**
  * A list of file steps as one thread-pool job when the addon has it (Linux): each op is

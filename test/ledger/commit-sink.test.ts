@@ -4,14 +4,13 @@
  * says ok, batches handed over during a commit go out together as the next one, and after a failed
  * commit nothing more is written and every later batch is refused. Real files, real fdatasync.
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type CommitResult, commitSink } from '../../src/ledger/commit-sink.js';
 import { type LedgerFs, nodeLedgerFs } from '../../src/ledger/fs.js';
 import { nativeCommitWriter, nativeHashLoaded } from '../../src/ledger/native-hash.js';
-import { removeDir, tempDir } from './helpers.js';
+import { cachedBytes, haveFincore, PAGE, removeDir, tempDir } from './helpers.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -173,14 +172,6 @@ for (const kind of kinds) {
   });
 }
 
-/** Bytes of `file` in the page cache (util-linux's fincore), or undefined without the tool. */
-function cachedBytes(file: string): number | undefined {
-  const r = spawnSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) return undefined;
-  return Number(r.stdout.trim());
-}
-const haveFincore = cachedBytes(process.execPath) !== undefined;
-const PAGE = Number(spawnSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).stdout.trim()) || 4096;
 
 describe('the native writer and the page cache', () => {
   // Written reason: needs the addon on Linux, and fincore (util-linux-extra; .ci/run installs it) to see the page cache.

@@ -1,4 +1,5 @@
 /** Shared helpers for the ledger tests: real directories under os.tmpdir(), a fixed test key. */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -108,3 +109,13 @@ export function frameRun(entries: readonly Uint8Array[], junk = 0xee): { run: Ui
   });
   return { run, spans };
 }
+
+/** Bytes of `file` in the page cache (util-linux's fincore), or undefined without the tool. */
+export function cachedBytes(file: string): number | undefined {
+  const r = spawnSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return undefined;
+  return Number(r.stdout.trim());
+}
+/** fincore is there (Debian: util-linux-extra; .ci/run installs it). */
+export const haveFincore = cachedBytes(process.execPath) !== undefined;
+export const PAGE = Number(spawnSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).stdout.trim()) || 4096;
