@@ -18,18 +18,26 @@
  * start, wrapping around — commits that change no file size and allocate no block, which on ext4
  * need no journal commit in fdatasync. This is what a ledger that wrote its segment files ahead of
  * time would pay per commit (docs/benchmarks.md, session 12).
+ *
+ * `--drop` (by hand; the harness does not use it): each chunk is made durable by the addon's syncDrop
+ * instead — fdatasync, then its whole pages dropped from the page cache, as the agent's commit writer
+ * does since session 18 — so that the next chunks reuse freed pages instead of taking fresh ones (on
+ * this VM a fresh page costs a fault in the host; docs/benchmarks.md, session 18). Needs the addon.
  */
 import { closeSync, fdatasyncSync, fstatSync, openSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { nativeSyncDrop } from '../src/ledger/native-hash.js';
 
 export interface DiskProbe {
   /** Bytes per commit (one pwrite + one fdatasync). */
   chunkBytes: number;
   /** Present for --prezeroed runs: the size of the zero-filled file the chunks overwrite. */
   prezeroedBytes?: number;
+  /** Present (true) for --drop runs: each chunk's pages were dropped from the page cache once durable. */
+  dropped?: boolean;
   /** The file's size after the last commit (appending: commits × chunkBytes); absent in older reports. */
   fileBytes?: number;
   commits: number;
@@ -48,10 +56,11 @@ export const MAX_CHUNK = 64 * 2 ** 20;
 /**
  * Appends `chunkBytes` chunks to `<dir>/disk-probe.bin` (created fresh), fdatasync after each, until
  * `ms` milliseconds have passed (at least one commit); removes the file.
- * @throws RangeError for a chunk size outside MIN_CHUNK..MAX_CHUNK or a non-positive duration;
- *   the fs error of a failed write or fdatasync (the file is removed in either case)
+ * @throws RangeError (as a rejection) for a chunk size outside MIN_CHUNK..MAX_CHUNK, a non-positive
+ *   duration, or `drop` without the addon; the fs error of a failed write or fdatasync (the file is
+ *   removed in either case)
  */
-export function probeDisk(dir: string, chunkBytes: number, ms: number, opts: { prezeroedBytes?: number } = {}): DiskProbe {
+export async function probeDisk(dir: string, chunkBytes: number, ms: number, opts: { prezeroedBytes?: number; drop?: boolean } = {}): Promise<DiskProbe> {
   if (!Number.isInteger(chunkBytes) || chunkBytes < MIN_CHUNK || chunkBytes > MAX_CHUNK) {
     throw new RangeError(`disk probe: chunk size must be a whole number of bytes from ${MIN_CHUNK} to ${MAX_CHUNK}, got ${chunkBytes}`);
   }
@@ -60,6 +69,8 @@ export function probeDisk(dir: string, chunkBytes: number, ms: number, opts: { p
   if (zeroed !== undefined && !(Number.isInteger(zeroed) && zeroed >= chunkBytes && zeroed <= 2 ** 34)) {
     throw new RangeError(`disk probe: the zero-filled size must be a whole number of bytes from the chunk size (${chunkBytes}) to 16 GiB, got ${zeroed}`);
   }
+  const syncDrop = opts.drop ? nativeSyncDrop : undefined;
+  if (opts.drop && syncDrop === undefined) throw new RangeError('disk probe: --drop needs the native addon (npm run build:native)');
   const file = path.join(dir, 'disk-probe.bin');
   // Not zeros: a filesystem or virtual disk could treat zero pages specially.
   const chunk = Buffer.alloc(chunkBytes);
@@ -88,7 +99,8 @@ export function probeDisk(dir: string, chunkBytes: number, ms: number, opts: { p
       const s = performance.now();
       let off = 0;
       while (off < chunkBytes) off += writeSync(fd, chunk, off, chunkBytes - off, pos + off);
-      fdatasyncSync(fd);
+      if (syncDrop) await syncDrop(fd, pos, pos + chunkBytes);
+      else fdatasyncSync(fd);
       pos += chunkBytes;
       t1 = performance.now();
       lat.push(t1 - s);
@@ -104,6 +116,7 @@ export function probeDisk(dir: string, chunkBytes: number, ms: number, opts: { p
   return {
     chunkBytes,
     ...(zeroed !== undefined ? { prezeroedBytes: zeroed } : {}),
+    ...(syncDrop ? { dropped: true } : {}),
     fileBytes,
     commits: lat.length,
     seconds,
@@ -114,12 +127,12 @@ export function probeDisk(dir: string, chunkBytes: number, ms: number, opts: { p
   };
 }
 
-function main(): number {
-  const usage = 'usage: node dist/bench/disk.js --dir DIR --bytes CHUNK_BYTES --ms DURATION_MS [--prezeroed [--zero-mib N]]\n';
+async function main(): Promise<number> {
+  const usage = 'usage: node dist/bench/disk.js --dir DIR --bytes CHUNK_BYTES --ms DURATION_MS [--prezeroed [--zero-mib N]] [--drop]\n';
   let values;
   try {
     values = parseArgs({
-      options: { dir: { type: 'string' }, bytes: { type: 'string' }, ms: { type: 'string' }, prezeroed: { type: 'boolean', default: false }, 'zero-mib': { type: 'string' } },
+      options: { dir: { type: 'string' }, bytes: { type: 'string' }, ms: { type: 'string' }, prezeroed: { type: 'boolean', default: false }, 'zero-mib': { type: 'string' }, drop: { type: 'boolean', default: false } },
     }).values;
   } catch (e) {
     process.stderr.write(`bench/disk: ${(e as Error).message.split('\n')[0]}\n${usage}`);
@@ -130,8 +143,8 @@ function main(): number {
     return 2;
   }
   try {
-    const opts = values.prezeroed ? { prezeroedBytes: Number(values['zero-mib'] ?? 256) * 2 ** 20 } : {};
-    process.stdout.write(`${JSON.stringify(probeDisk(values.dir, Number(values.bytes), Number(values.ms), opts))}\n`);
+    const opts = { ...(values.prezeroed ? { prezeroedBytes: Number(values['zero-mib'] ?? 256) * 2 ** 20 } : {}), ...(values.drop ? { drop: true } : {}) };
+    process.stdout.write(`${JSON.stringify(await probeDisk(values.dir, Number(values.bytes), Number(values.ms), opts))}\n`);
     return 0;
   } catch (e) {
     process.stderr.write(`bench/disk: ${e instanceof Error ? e.message : String(e)}\n`);
@@ -139,4 +152,12 @@ function main(): number {
   }
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) process.exitCode = main();
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().then(
+    (code) => (process.exitCode = code),
+    (e: unknown) => {
+      process.stderr.write(`bench/disk: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAX_CHUNK, MIN_CHUNK, probeDisk } from '../../bench/disk.js';
+import { nativeSyncDrop } from '../../src/ledger/native-hash.js';
 
 describe('bench disk probe', () => {
   const dirs: string[] = [];
@@ -20,9 +21,9 @@ describe('bench disk probe', () => {
     return d;
   };
 
-  it('writes and fdatasyncs chunks for the given time and reports consistent figures', () => {
+  it('writes and fdatasyncs chunks for the given time and reports consistent figures', async () => {
     const dir = tmp();
-    const p = probeDisk(dir, 64 * 1024, 150);
+    const p = await probeDisk(dir, 64 * 1024, 150);
     expect(p.chunkBytes).toBe(64 * 1024);
     expect(p.commits).toBeGreaterThanOrEqual(1);
     expect(p.seconds).toBeGreaterThanOrEqual(0.15);
@@ -34,38 +35,56 @@ describe('bench disk probe', () => {
     expect(readdirSync(dir)).toEqual([]); // its file is removed
   });
 
-  it('--prezeroed: zero-fills the file first, then overwrites it from the start, wrapping around', () => {
+  it('--prezeroed: zero-fills the file first, then overwrites it from the start, wrapping around', async () => {
     const dir = tmp();
     // 48 KiB of zeros and 16 KiB chunks: three chunks fit, so a 150 ms run wraps many times
-    const p = probeDisk(dir, 16 * 1024, 150, { prezeroedBytes: 48 * 1024 + 100 });
+    const p = await probeDisk(dir, 16 * 1024, 150, { prezeroedBytes: 48 * 1024 + 100 });
     expect(p.prezeroedBytes).toBe(48 * 1024 + 100);
     expect(p.commits).toBeGreaterThan(3);
     expect(p.MBps).toBeCloseTo((p.chunkBytes * p.commits) / p.seconds / 1e6, 6);
     expect(readdirSync(dir)).toEqual([]);
-    expect(probeDisk(dir, 65_536, 50).prezeroedBytes).toBeUndefined();
+    expect((await probeDisk(dir, 65_536, 50)).prezeroedBytes).toBeUndefined();
   });
 
-  it('--prezeroed: the file never grows past the zero-filled size; appending grows it by every commit', () => {
+  it('--prezeroed: the file never grows past the zero-filled size; appending grows it by every commit', async () => {
     const dir = tmp();
     const size = 5 * 4096;
-    const p = probeDisk(dir, 4096, 100, { prezeroedBytes: size });
+    const p = await probeDisk(dir, 4096, 100, { prezeroedBytes: size });
     expect(p.commits).toBeGreaterThan(5);
     expect(p.fileBytes).toBe(size);
-    const a = probeDisk(dir, 4096, 50);
+    const a = await probeDisk(dir, 4096, 50);
     expect(a.fileBytes).toBe(a.commits * 4096);
   });
 
-  it('refuses chunk sizes and durations it was not made for, before creating anything', () => {
+  it('refuses chunk sizes and durations it was not made for, before creating anything', async () => {
     const dir = tmp();
-    expect(() => probeDisk(dir, MIN_CHUNK - 1, 100)).toThrow(/chunk size must be a whole number of bytes from 4096/);
-    expect(() => probeDisk(dir, MAX_CHUNK + 1, 100)).toThrow(RangeError);
-    expect(() => probeDisk(dir, 10_000.5, 100)).toThrow(RangeError);
-    expect(() => probeDisk(dir, 65_536, 0)).toThrow(/duration must be more than 0 ms/);
-    expect(() => probeDisk(dir, 65_536, 100, { prezeroedBytes: 4096 })).toThrow(/zero-filled size must be a whole number of bytes from the chunk size/);
+    await expect(probeDisk(dir, MIN_CHUNK - 1, 100)).rejects.toThrow(/chunk size must be a whole number of bytes from 4096/);
+    await expect(probeDisk(dir, MAX_CHUNK + 1, 100)).rejects.toThrow(RangeError);
+    await expect(probeDisk(dir, 10_000.5, 100)).rejects.toThrow(RangeError);
+    await expect(probeDisk(dir, 65_536, 0)).rejects.toThrow(/duration must be more than 0 ms/);
+    await expect(probeDisk(dir, 65_536, 100, { prezeroedBytes: 4096 })).rejects.toThrow(/zero-filled size must be a whole number of bytes from the chunk size/);
     expect(readdirSync(dir)).toEqual([]);
   });
 
-  it('reports a directory it cannot write to as an error', () => {
-    expect(() => probeDisk(path.join(tmp(), 'missing'), 65_536, 50)).toThrow(/ENOENT/);
+  // Written reason: --drop needs the addon's syncDrop (Linux); without it the probe refuses (checked below).
+  it.skipIf(nativeSyncDrop === undefined)('--drop: makes each chunk durable with syncDrop (fdatasync, then its pages dropped) and says so', async () => {
+    const dir = tmp();
+    const p = await probeDisk(dir, 64 * 1024, 100, { drop: true });
+    expect(p.dropped).toBe(true);
+    expect(p.commits).toBeGreaterThanOrEqual(1);
+    expect(p.fileBytes).toBe(p.commits * 64 * 1024);
+    expect(readdirSync(dir)).toEqual([]);
+    expect((await probeDisk(dir, 65_536, 50)).dropped).toBeUndefined();
+  });
+
+  // Written reason: the other side of the one above — runs only where the addon is not built.
+  it.skipIf(nativeSyncDrop !== undefined)('--drop without the addon: refused, nothing created', async () => {
+    const dir = tmp();
+    await expect(probeDisk(dir, 65_536, 50, { drop: true })).rejects.toThrow(/--drop needs the native addon/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('reports a directory it cannot write to as an error', async () => {
+    await expect(probeDisk(path.join(tmp(), 'missing'), 65_536, 50)).rejects.toThrow(/ENOENT/);
   });
 });

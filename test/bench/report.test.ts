@@ -122,6 +122,10 @@ describe('bench report: rounds', () => {
     // written 189 MB in 4 s; 3.6 s of commits; the disk alone at 252 MB/s allows 252e6 / 630 = 400,000 records/s
     expect(line).toBe('| OTLP/HTTP protobuf | 190,000 | 630 | 47.3 | 90 % | 52.5 | 1.89 MB, 252.0, 5.00 / 9.00 | 400,000 | 252.0 (400,000 records/s) |');
     expect(text).toContain('for 1500 ms right after');
+    expect(text).not.toContain('dropped from the page cache');
+    // since session 18 the probe drops its pages as agent (c) does, and the sentence says so
+    const dropping = renderTable({ ...r, settings: { ...r.settings, diskDrop: 1 } });
+    expect(dropping).toContain("fdatasync'd before the next and then dropped from the page cache, as agent (c) does since session 18 (`--drop`), for 1500 ms");
     // no probe for that round: the agent's figures still shown, the disk's as –
     const noProbe = diskRows({ rows, disk: [probe(1, 100)] });
     expect(noProbe[0]!.probe).toBeUndefined();
