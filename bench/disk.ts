@@ -70,7 +70,7 @@ export async function probeDisk(dir: string, chunkBytes: number, ms: number, opt
     throw new RangeError(`disk probe: the zero-filled size must be a whole number of bytes from the chunk size (${chunkBytes}) to 16 GiB, got ${zeroed}`);
   }
   const syncDrop = opts.drop ? nativeSyncDrop : undefined;
-  if (opts.drop && syncDrop === undefined) throw new RangeError('disk probe: --drop needs the native addon (npm run build:native)');
+  if (opts.drop && syncDrop === undefined) throw new RangeError('disk probe: --drop needs the native addon, which npm install builds (node scripts/build-native.mjs; Linux)');
   const file = path.join(dir, 'disk-probe.bin');
   // Not zeros: a filesystem or virtual disk could treat zero pages specially.
   const chunk = Buffer.alloc(chunkBytes);

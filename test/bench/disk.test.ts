@@ -6,7 +6,7 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MAX_CHUNK, MIN_CHUNK, probeDisk } from '../../bench/disk.js';
 import { nativeSyncDrop } from '../../src/ledger/native-hash.js';
 
@@ -77,11 +77,18 @@ describe('bench disk probe', () => {
     expect((await probeDisk(dir, 65_536, 50)).dropped).toBeUndefined();
   });
 
-  // Written reason: the other side of the one above — runs only where the addon is not built.
-  it.skipIf(nativeSyncDrop !== undefined)('--drop without the addon: refused, nothing created', async () => {
-    const dir = tmp();
-    await expect(probeDisk(dir, 65_536, 50, { drop: true })).rejects.toThrow(/--drop needs the native addon/);
-    expect(readdirSync(dir)).toEqual([]);
+  it('--drop without the addon: refused, nothing created', async () => {
+    vi.resetModules();
+    vi.doMock('../../src/ledger/native-hash.js', async (orig) => ({ ...(await orig<object>()), nativeSyncDrop: undefined }));
+    try {
+      const { probeDisk: withoutAddon } = await import('../../bench/disk.js');
+      const dir = tmp();
+      await expect(withoutAddon(dir, 65_536, 50, { drop: true })).rejects.toThrow(/--drop needs the native addon/);
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      vi.doUnmock('../../src/ledger/native-hash.js');
+      vi.resetModules();
+    }
   });
 
   it('reports a directory it cannot write to as an error', async () => {
