@@ -429,6 +429,7 @@ typedef struct {
   int err;             /* errno of the failed step, 0 on success */
   const char *syscall; /* which step failed */
   int64_t drop_to;     /* syncDrop: the end of the range to drop (from is `position`) */
+  const char *name;    /* the JS function, for a job that never ran */
 } commit_job;
 
 /*
@@ -501,9 +502,10 @@ static struct iovec *iov_of(napi_env env, napi_value arr, uint32_t n, size_t *by
  * fresh pages cost far more on a VM whose free memory is handed back to the host (docs/benchmarks.md,
  * session 18). Advice only: its result cannot change what is durable, so it is not reported.
  */
+static long page_size = 0; /* set once in init(), before any thread-pool job can run */
+
 static void drop_durable_pages(int fd, int64_t from, int64_t to) {
-  static long page = 0;
-  if (page <= 0) page = sysconf(_SC_PAGESIZE);
+  const long page = page_size;
   if (page <= 0 || from < 0) return;
   from = from / page * page; /* the bytes before `from` in its page are durable as well */
   to = to / page * page;
@@ -569,7 +571,7 @@ static void settle(napi_env env, napi_deferred deferred, int e, const char *sys,
 static void commit_complete(napi_env env, napi_status status, void *data) {
   commit_job *j = data;
   if (status == napi_ok) settle(env, j->deferred, j->err, j->syscall, NULL, NULL);
-  else settle(env, j->deferred, ECANCELED, "writeDurable", NULL, NULL);
+  else settle(env, j->deferred, ECANCELED, j->name, NULL, NULL);
   napi_delete_reference(env, j->keep);
   napi_delete_async_work(env, j->work);
   free(j->iov);
@@ -619,6 +621,7 @@ static napi_value write_durable(napi_env env, napi_callback_info info) {
   j->n = n;
   j->position = position;
   j->datasync = datasync;
+  j->name = "writeDurable";
   napi_value promise = queue_job(env, argv[1], "sealtrail.writeDurable", commit_execute, commit_complete, j, &j->deferred, &j->keep, &j->work);
   if (promise == NULL) {
     /* Only reachable when the runtime is out of memory; the deferred (if made) is left pending. */
@@ -663,6 +666,7 @@ static napi_value sync_drop(napi_env env, napi_callback_info info) {
   j->fd = fd;
   j->position = from;
   j->drop_to = to;
+  j->name = "syncDrop";
   napi_value promise = queue_job(env, keep, "sealtrail.syncDrop", sync_drop_execute, commit_complete, j, &j->deferred, &j->keep, &j->work);
   if (promise == NULL) {
     free(j);
@@ -1334,6 +1338,9 @@ static napi_value sha_impl(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
+#ifdef SEALTRAIL_COMMIT
+  page_size = sysconf(_SC_PAGESIZE);
+#endif
 #ifdef SEALTRAIL_SHA_NI
   use_sha_ni = sha256ni_available();
 #endif
