@@ -12,7 +12,8 @@
  * - NativeCommitSink (the addon's commitWriter, Linux): the next commit starts on the thread pool the
  *   moment the previous fdatasync returns. Why: started from the main thread, it waited until the
  *   event loop noticed the previous one — ≈ 3.6 ms at full load, with the disk idle meanwhile
- *   (docs/benchmarks.md, session 10).
+ *   (docs/benchmarks.md, session 10). With datasync it also drops each durable commit's pages from
+ *   the page cache (native/sealtrail_hash.c drop_durable_pages; docs/benchmarks.md, session 18).
  * - JsCommitSink over LedgerFs (tests inject faults through it; also without the addon): the same
  *   order with writevAll + fdatasync from the main thread.
  */

@@ -262,6 +262,7 @@ export class Ledger implements EntrySink {
   readonly #fs: LedgerFs;
   /** A seal's trailer write + fdatasync as one native job (only with the default fs), else undefined. */
   readonly #writeDurable: typeof nativeWriteDurable;
+  /** durability none's background fdatasync + page drop as one native job (only with the default fs), else undefined. */
   readonly #syncDrop: typeof nativeSyncDrop;
   /** Where encoded groups become durable (commit-sink.ts): the native writer with the default fs. */
   readonly #sink: CommitSink;
