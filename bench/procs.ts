@@ -6,7 +6,7 @@
  * bench/cpu-split.ts).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -69,6 +69,31 @@ export function cpuTicks(cpu: number, stat = readFileSync('/proc/stat', 'latin1'
   const f = line.trim().split(/\s+/).slice(0, 8).map(Number);
   if (f.length < 8 || f.some((x) => !Number.isFinite(x))) return undefined;
   return { steal: f[7]!, total: f.reduce((a, b) => a + b, 0) };
+}
+
+/**
+ * Whether this machine's virtio balloon reports free pages to the host (VIRTIO_BALLOON_F_REPORTING,
+ * feature bit 5; the kernel shows a device's feature bits as a string of 0/1, bit 0 first): then the
+ * host takes back memory the guest frees, and the next first write into such a page faults in the
+ * host — on the benchmark VM that made page-cache writes 2–3× dearer (docs/benchmarks.md, session 18).
+ * Undefined where there is no virtio balloon (bare metal, other hypervisors) or nothing to read.
+ */
+export function freePageReporting(devices = '/sys/bus/virtio/devices'): boolean | undefined {
+  let names: string[];
+  try {
+    names = readdirSync(devices);
+  } catch {
+    return undefined;
+  }
+  for (const n of names) {
+    try {
+      if (Number(readFileSync(path.join(devices, n, 'device'), 'latin1').trim()) !== 5) continue; // 5: balloon
+      return readFileSync(path.join(devices, n, 'features'), 'latin1').trim()[5] === '1';
+    } catch {
+      // a device without these files: not the balloon
+    }
+  }
+  return undefined;
 }
 
 /** Steal between two readings of one CPU, in % of its time then; undefined without both readings. */

@@ -81,6 +81,8 @@ export interface BenchReport {
     nativeHash?: string;
     /** src/otlp: whether the addon checks LogRecords and assembles entries (else the JS code does). */
     nativeOtlp?: { recordCheck: boolean; entryAssembly: boolean };
+    /** bench/procs.ts freePageReporting: the virtio balloon hands freed memory back to the host (absent: no balloon, or older reports). */
+    freePageReporting?: boolean;
   };
   loadAvgEnd?: number[];
   settings: Record<string, number>;
@@ -347,7 +349,13 @@ export function renderTable(r: BenchReport): string {
     [
       `Command: \`${r.command}\` — ${r.quick ? 'quick run (short windows; for development, not for the record)' : 'full run'}`,
       `Date: ${r.date}${r.finished ? ` → ${r.finished}` : ''}`,
-      `Machine: ${m.nproc} CPUs, ${m.cpuModel}, ${m.memGiB} GiB RAM, ${m.kernel}, Node ${m.node}; temp dir on ${m.tmpDisk || '?'}`,
+      `Machine: ${m.nproc} CPUs, ${m.cpuModel}, ${m.memGiB} GiB RAM, ${m.kernel}, Node ${m.node}; temp dir on ${m.tmpDisk || '?'}${
+        m.freePageReporting === undefined
+          ? ''
+          : m.freePageReporting
+            ? '; virtio balloon with free page reporting (freed memory goes back to the host, and a fresh page costs a fault there: session 18)'
+            : '; virtio balloon without free page reporting'
+      }`,
       `Ledger hashing: ${m.nativeHash ?? 'unknown'}`,
       ...(m.nativeOtlp
         ? [`OTLP/protobuf decoding: LogRecords checked ${m.nativeOtlp.recordCheck ? 'natively' : 'in JS'}, entries assembled ${m.nativeOtlp.entryAssembly ? 'natively' : 'in JS'}`]

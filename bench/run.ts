@@ -43,6 +43,7 @@ import {
   type CpuTicks,
   cpuSeconds,
   cpuTicks,
+  freePageReporting,
   hasTaskset,
   keygen,
   memory,
@@ -154,6 +155,7 @@ function machine(): BenchReport['machine'] {
   const cpuinfo = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
   const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
   const mem = os.totalmem();
+  const reporting = freePageReporting();
   let disk = '';
   try {
     disk = spawnSync('df', ['-h', '--output=source,fstype,size', os.tmpdir()], { encoding: 'utf8' }).stdout.trim().split('\n').pop() ?? '';
@@ -171,6 +173,7 @@ function machine(): BenchReport['machine'] {
     tmpDisk: disk.replace(/\s+/g, ' '),
     nativeHash: nativeHashStatus,
     nativeOtlp: { recordCheck: nativeRecordCheck, entryAssembly: nativeEntryAssembly },
+    ...(reporting !== undefined ? { freePageReporting: reporting } : {}),
   };
 }
 

@@ -2,9 +2,11 @@
  * bench/procs.ts: the per-CPU counters the harness reads from /proc/stat to report steal — the time
  * the hypervisor took from the servers' virtual CPU while it had work (issue 7's figures per run).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cpuTicks, stealPct } from '../../bench/procs.js';
+import { cpuTicks, freePageReporting, stealPct } from '../../bench/procs.js';
 
 // Two readings in /proc/stat's format: user nice system idle iowait irq softirq steal guest guest_nice.
 const A = 'cpu  300 0 100 900 50 0 10 40 0 0\ncpu0 200 0 60 400 30 0 5 30 0 0\ncpu1 100 0 40 500 20 0 5 10 0 0\nintr 1 2 3\n';
@@ -34,5 +36,33 @@ describe('bench procs: CPU steal from /proc/stat', () => {
     expect(t!.total).toBeGreaterThan(0);
     expect(t!.steal).toBeGreaterThanOrEqual(0);
     expect(t!.steal).toBeLessThanOrEqual(t!.total);
+  });
+});
+
+describe('bench procs: does the virtio balloon hand freed memory back to the host', () => {
+  /** A fake /sys/bus/virtio/devices with the given devices: [device id, feature bits]. */
+  function sys(devices: [string, string][]): string {
+    const d = mkdtempSync(path.join(os.tmpdir(), 'sealtrail-virtio-'));
+    devices.forEach(([id, features], i) => {
+      mkdirSync(path.join(d, `virtio${i}`));
+      writeFileSync(path.join(d, `virtio${i}`, 'device'), `${id}\n`);
+      writeFileSync(path.join(d, `virtio${i}`, 'features'), `${features}\n`);
+    });
+    return d;
+  }
+  it('reads feature bit 5 (free page reporting) of the balloon (device 5), not of other devices', () => {
+    const dirs = [
+      sys([['0x0002', '0000011111'], ['0x0005', '0110010100']]), // the benchmark VM's balloon: bits 1, 2, 5, 7
+      sys([['0x0005', '0110000100']]), // a balloon without it
+      sys([['0x0002', '1111111111']]), // no balloon
+    ];
+    try {
+      expect(freePageReporting(dirs[0])).toBe(true);
+      expect(freePageReporting(dirs[1])).toBe(false);
+      expect(freePageReporting(dirs[2])).toBeUndefined();
+      expect(freePageReporting(path.join(dirs[2]!, 'missing'))).toBeUndefined();
+    } finally {
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    }
   });
 });

@@ -123,6 +123,10 @@ describe('bench report: rounds', () => {
     expect(line).toBe('| OTLP/HTTP protobuf | 190,000 | 630 | 47.3 | 90 % | 52.5 | 1.89 MB, 252.0, 5.00 / 9.00 | 400,000 | 252.0 (400,000 records/s) |');
     expect(text).toContain('for 1500 ms right after');
     expect(text).not.toContain('dropped from the page cache');
+    expect(text).not.toContain('virtio balloon'); // reports without the field say nothing about it
+    const vm = (fpr: boolean): string => renderTable({ ...r, machine: { ...r.machine, freePageReporting: fpr } });
+    expect(vm(true)).toMatch(/^Machine: .*; virtio balloon with free page reporting \(freed memory goes back to the host/m);
+    expect(vm(false)).toMatch(/^Machine: .*; virtio balloon without free page reporting/m);
     // since session 18 the probe drops its pages as agent (c) does, and the sentence says so
     const dropping = renderTable({ ...r, settings: { ...r.settings, diskDrop: 1 } });
     expect(dropping).toContain("fdatasync'd before the next and then dropped from the page cache, as agent (c) does since session 18 (`--drop`), for 1500 ms");
