@@ -19,10 +19,10 @@
  * need no journal commit in fdatasync. This is what a ledger that wrote its segment files ahead of
  * time would pay per commit (docs/benchmarks.md, session 12).
  *
- * `--drop` (by hand; the harness does not use it): each chunk is made durable by the addon's syncDrop
- * instead — fdatasync, then its whole pages dropped from the page cache, as the agent's commit writer
- * does since session 18 — so that the next chunks reuse freed pages instead of taking fresh ones (on
- * this VM a fresh page costs a fault in the host; docs/benchmarks.md, session 18). Needs the addon.
+ * `--drop` (bench/run.ts passes it wherever the addon is built): each chunk is made durable by the
+ * addon's syncDrop instead — fdatasync, then its whole pages dropped from the page cache, as the agent's
+ * commit writer does since session 18 — so that the next chunks reuse freed pages instead of taking
+ * fresh ones (on this VM a fresh page costs a fault in the host; docs/benchmarks.md, session 18).
  */
 import { closeSync, fdatasyncSync, fstatSync, openSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';

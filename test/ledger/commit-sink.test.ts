@@ -172,7 +172,6 @@ for (const kind of kinds) {
   });
 }
 
-
 describe('the native writer and the page cache', () => {
   // Written reason: needs the addon on Linux, and fincore (util-linux-extra; .ci/run installs it) to see the page cache.
   it.skipIf(nativeCommitWriter === undefined || !haveFincore)('drops the pages a synced commit filled completely, keeps the page it ended in, and drops nothing without fdatasync', async () => {
