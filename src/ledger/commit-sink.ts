@@ -12,8 +12,10 @@
  * - NativeCommitSink (the addon's commitWriter, Linux): the next commit starts on the thread pool the
  *   moment the previous fdatasync returns. Why: started from the main thread, it waited until the
  *   event loop noticed the previous one — ≈ 3.6 ms at full load, with the disk idle meanwhile
- *   (docs/benchmarks.md, session 10). With datasync it also drops each durable commit's pages from
- *   the page cache (native/sealtrail_hash.c drop_durable_pages; docs/benchmarks.md, session 18).
+ *   (docs/benchmarks.md, session 10). With datasync it writes a commit's whole 4 KiB blocks with
+ *   O_DIRECT, past the page cache, and only the block it ends in through it (native/sealtrail_hash.c
+ *   cw_write_direct; docs/benchmarks.md, session 19); what it writes through the page cache it drops
+ *   from it once durable (drop_durable_pages; session 18).
  * - JsCommitSink over LedgerFs (tests inject faults through it; also without the addon): the same
  *   order with writevAll + fdatasync from the main thread.
  */
@@ -34,6 +36,13 @@ export interface CommitSink {
   submit(fd: number, bufs: readonly Uint8Array[], position: number, entries: number): Promise<CommitResult>;
   /** No more submissions. Call when every submitted batch has settled. */
   close(): void;
+  /** Bytes of commits written with O_DIRECT so far (the native writer with datasync; otherwise 0). */
+  directBytes(): number;
+}
+
+export interface CommitSinkOptions {
+  /** The native writer with datasync may write whole blocks with O_DIRECT (default true; false for tests that compare). */
+  readonly direct?: boolean;
 }
 
 interface Waiting {
@@ -61,10 +70,10 @@ class NativeCommitSink implements CommitSink {
   readonly #addon: NonNullable<typeof nativeCommitWriter>;
   #next = 0;
 
-  constructor(addon: NonNullable<typeof nativeCommitWriter>, datasync: boolean, onCommit: OnCommit) {
+  constructor(addon: NonNullable<typeof nativeCommitWriter>, datasync: boolean, onCommit: OnCommit, direct: boolean) {
     this.#addon = addon;
     this.#onCommit = onCommit;
-    this.#writer = addon.commitWriter((first, last, err, syscall, secs) => this.#report(first, last, err, syscall, secs), datasync);
+    this.#writer = addon.commitWriter((first, last, err, syscall, secs) => this.#report(first, last, err, syscall, secs), datasync, direct);
   }
 
   submit(fd: number, bufs: readonly Uint8Array[], position: number, entries: number): Promise<CommitResult> {
@@ -98,6 +107,10 @@ class NativeCommitSink implements CommitSink {
 
   close(): void {
     this.#addon.cwClose(this.#writer);
+  }
+
+  directBytes(): number {
+    return this.#addon.cwDirectBytes?.(this.#writer) ?? 0;
   }
 }
 
@@ -170,6 +183,10 @@ class JsCommitSink implements CommitSink {
   close(): void {
     this.#closed = true;
   }
+
+  directBytes(): number {
+    return 0;
+  }
 }
 
 function size(bufs: readonly Uint8Array[]): number {
@@ -179,7 +196,7 @@ function size(bufs: readonly Uint8Array[]): number {
 }
 
 /** The native writer with the default fs when the addon has it, else writes through `fs`. */
-export function commitSink(fs: LedgerFs | undefined, fallbackFs: LedgerFs, datasync: boolean, onCommit: OnCommit): CommitSink {
-  if (fs === undefined && nativeCommitWriter) return new NativeCommitSink(nativeCommitWriter, datasync, onCommit);
+export function commitSink(fs: LedgerFs | undefined, fallbackFs: LedgerFs, datasync: boolean, onCommit: OnCommit, options: CommitSinkOptions = {}): CommitSink {
+  if (fs === undefined && nativeCommitWriter) return new NativeCommitSink(nativeCommitWriter, datasync, onCommit, options.direct ?? true);
   return new JsCommitSink(fs ?? fallbackFs, datasync, onCommit);
 }

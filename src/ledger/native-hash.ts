@@ -35,9 +35,10 @@ interface Addon {
   writeDurable?(fd: number, bufs: readonly Uint8Array[], position: number, datasync: boolean): Promise<void>;
   syncDrop?(fd: number, from: number, to: number): Promise<void>;
   fileOps?(ops: readonly (readonly [number, string, string | Uint8Array | undefined])[]): Promise<void>;
-  commitWriter?(onDone: (first: number, last: number, errno: number, syscall: string | undefined, seconds: number) => void, datasync: boolean): unknown;
+  commitWriter?(onDone: (first: number, last: number, errno: number, syscall: string | undefined, seconds: number) => void, datasync: boolean, direct?: boolean): unknown;
   cwSubmit?(writer: unknown, id: number, fd: number, bufs: readonly Uint8Array[], position: number): void;
   cwClose?(writer: unknown): void;
+  cwDirectBytes?(writer: unknown): number;
   checkLogRecords?(body: Uint8Array, ranges: Uint32Array, n: number, maxDepth: number): number;
   assembleEntries?(
     out: Uint8Array,
@@ -368,13 +369,20 @@ export const nativeFileOps: Addon['fileOps'] | undefined = loaded.addon?.fileOps
 
 /**
  * The group commit's writer when the addon has it (Linux; src/ledger/commit-sink.ts uses it):
- * `commitWriter(onDone, datasync)` makes one, `cwSubmit(writer, id, fd, bufs, position)` queues a
- * batch, and one thread-pool job at a time writes every queued batch and fdatasyncs once, then calls
- * `onDone(firstId, lastId, errno, syscall, seconds)` on the main thread and takes what was queued
- * meanwhile. After a failure every later batch is reported with the same error, unwritten.
- * `cwClose(writer)` releases it once nothing is pending.
+ * `commitWriter(onDone, datasync[, direct])` makes one, `cwSubmit(writer, id, fd, bufs, position)`
+ * queues a batch, and one thread-pool job at a time writes every queued batch and fdatasyncs once,
+ * then calls `onDone(firstId, lastId, errno, syscall, seconds)` on the main thread and takes what was
+ * queued meanwhile. After a failure every later batch is reported with the same error, unwritten.
+ * With datasync (and `direct` not false) whole 4 KiB blocks are written with O_DIRECT where the file
+ * system allows it; `cwDirectBytes(writer)` says how many bytes went that way. `cwClose(writer)`
+ * releases it once nothing is pending.
  */
-export const nativeCommitWriter: Required<Pick<Addon, 'commitWriter' | 'cwSubmit' | 'cwClose'>> | undefined =
+export const nativeCommitWriter: (Required<Pick<Addon, 'commitWriter' | 'cwSubmit' | 'cwClose'>> & Pick<Addon, 'cwDirectBytes'>) | undefined =
   loaded.addon?.commitWriter && loaded.addon.cwSubmit && loaded.addon.cwClose
-    ? { commitWriter: loaded.addon.commitWriter.bind(loaded.addon), cwSubmit: loaded.addon.cwSubmit.bind(loaded.addon), cwClose: loaded.addon.cwClose.bind(loaded.addon) }
+    ? {
+        commitWriter: loaded.addon.commitWriter.bind(loaded.addon),
+        cwSubmit: loaded.addon.cwSubmit.bind(loaded.addon),
+        cwClose: loaded.addon.cwClose.bind(loaded.addon),
+        cwDirectBytes: loaded.addon.cwDirectBytes?.bind(loaded.addon),
+      }
     : undefined;

@@ -177,7 +177,8 @@ describe('the native writer and the page cache', () => {
   it.skipIf(nativeCommitWriter === undefined || !haveFincore)('drops the pages a synced commit filled completely, keeps the page it ended in, and drops nothing without fdatasync', async () => {
     const file = await newFile();
     const fd = fs.openSync(file, 'w+');
-    const synced = commitSink(undefined, nodeLedgerFs, true, () => undefined);
+    // Through the page cache (direct writes off): what this test is about is the drop after fdatasync.
+    const synced = commitSink(undefined, nodeLedgerFs, true, () => undefined, { direct: false });
     const a = Buffer.alloc(2 * PAGE + 1000, 0x61);
     const b = Buffer.alloc(PAGE + 500, 0x62);
     try {
@@ -205,6 +206,114 @@ describe('the native writer and the page cache', () => {
       unsynced.close();
       fs.closeSync(fd2);
     }
+  });
+});
+
+/** Whether files in `dir` can be opened with O_DIRECT (not on every file system). */
+function directIoIn(dir: string): boolean {
+  const probe = path.join(dir, 'o-direct-probe');
+  try {
+    fs.closeSync(fs.openSync(probe, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_DIRECT));
+    return true;
+  } catch {
+    return false;
+  } finally {
+    fs.rmSync(probe, { force: true });
+  }
+}
+
+describe('the native writer\'s direct writes (durability fsync)', () => {
+  const BLOCK = 4096; // the writer's alignment for O_DIRECT
+  const HEADER = Buffer.from('segment header: 37 bytes, not aligned');
+  /** Commit sizes after the header: inside one block, ending exactly on a block boundary, one whole aligned
+   * block, longer than the 4 MiB staging buffer twice over, a single byte, and a few blocks. */
+  const SIZES = [100, 5000, 3055, BLOCK, 9 * 1024 * 1024 + 123, 1, 20_000];
+  const payload = (i: number, n: number): Buffer => Buffer.from(Array.from({ length: n }, (_, k) => (k * 7 + i * 13 + (k >> 12)) & 0xff));
+
+  /** Writes SIZES one commit at a time after HEADER; returns the file, its expected bytes and the sink's direct bytes. */
+  async function run(direct: boolean): Promise<{ file: string; expected: Buffer; directBytes: number; expectedDirect: number; cached: number | undefined }> {
+    const file = await newFile();
+    fs.writeFileSync(file, HEADER);
+    const fd = fs.openSync(file, 'r+');
+    const sink = commitSink(undefined, nodeLedgerFs, true, () => undefined, { direct });
+    const parts: Buffer[] = [HEADER];
+    let pos = HEADER.length;
+    let expectedDirect = 0;
+    try {
+      for (const [i, n] of SIZES.entries()) {
+        const p = payload(i, n);
+        const r = await sink.submit(fd, [p.subarray(0, n >> 1), p.subarray(n >> 1)], pos, 1);
+        expect(r.ok).toBe(true);
+        // Whole blocks from the one the commit starts in up to the one it ends in go directly.
+        const a = Math.floor(pos / BLOCK) * BLOCK;
+        const b = Math.floor((pos + n) / BLOCK) * BLOCK;
+        if (b > a) expectedDirect += b - pos;
+        parts.push(p);
+        pos += n;
+      }
+      // Several batches handed over at once go out as one run (how many commits is up to the writer).
+      const group = [777, 8192, 3, 12_345].map((n, i) => payload(100 + i, n));
+      const results = await Promise.all(group.map((g) => {
+        const r = sink.submit(fd, [g], pos, 1);
+        pos += g.length;
+        return r;
+      }));
+      expect(results.every((r) => r.ok)).toBe(true);
+      parts.push(...group);
+      // What the page cache holds of the file before anything reads it back.
+      return { file, expected: Buffer.concat(parts), directBytes: sink.directBytes(), expectedDirect, cached: cachedBytes(file) };
+    } finally {
+      sink.close();
+      fs.closeSync(fd);
+    }
+  }
+
+  it.skipIf(nativeCommitWriter === undefined)('writes whole blocks past the page cache and the block it ends in through it: every byte lands at its position', async () => {
+    const d = await run(true);
+    expect(fs.readFileSync(d.file).equals(d.expected)).toBe(true);
+    if (!directIoIn(path.dirname(d.file))) {
+      // Written reason: this file system refuses O_DIRECT, so the writer used the page cache (as it must).
+      expect(d.directBytes).toBe(0);
+      return;
+    }
+    // The one-at-a-time commits' share exactly, plus at least one block of the grouped run.
+    expect(d.directBytes).toBeGreaterThanOrEqual(d.expectedDirect + BLOCK);
+    expect(d.directBytes).toBeLessThan(d.expected.length - HEADER.length + 1);
+    // Only the block the last commit ended in went through the page cache, and stays there.
+    if (haveFincore) expect(d.cached).toBe(PAGE);
+  });
+
+  it.skipIf(nativeCommitWriter === undefined)('direct writes off: the same bytes, all through the page cache', async () => {
+    const d = await run(false);
+    expect(fs.readFileSync(d.file).equals(d.expected)).toBe(true);
+    expect(d.directBytes).toBe(0);
+  });
+
+  it.skipIf(nativeCommitWriter === undefined)('never writes through a descriptor that could not write there itself (read-only, append-only)', async () => {
+    const big = Buffer.alloc(3 * BLOCK, 0x79);
+    const file = await newFile();
+    fs.writeFileSync(file, Buffer.alloc(5000, 0x78));
+    const readOnly = fs.openSync(file, 'r');
+    const s1 = commitSink(undefined, nodeLedgerFs, true, () => undefined);
+    try {
+      const r = await s1.submit(readOnly, [big], 0, 1);
+      expect(!r.ok && (r.error as NodeJS.ErrnoException).code).toBe('EBADF');
+      expect(s1.directBytes()).toBe(0);
+    } finally {
+      s1.close();
+      fs.closeSync(readOnly);
+    }
+    // O_APPEND: the kernel appends a positioned write at the end; so must the writer (not write at 0).
+    const appendOnly = fs.openSync(file, 'a');
+    const s2 = commitSink(undefined, nodeLedgerFs, true, () => undefined);
+    try {
+      expect((await s2.submit(appendOnly, [big], 0, 1)).ok).toBe(true);
+      expect(s2.directBytes()).toBe(0);
+    } finally {
+      s2.close();
+      fs.closeSync(appendOnly);
+    }
+    expect(fs.readFileSync(file).equals(Buffer.concat([Buffer.alloc(5000, 0x78), big]))).toBe(true);
   });
 });
 
