@@ -23,13 +23,20 @@
  * addon's syncDrop instead — fdatasync, then its whole pages dropped from the page cache, as the agent's
  * commit writer does since session 18 — so that the next chunks reuse freed pages instead of taking
  * fresh ones (on this VM a fresh page costs a fault in the host; docs/benchmarks.md, session 18).
+ *
+ * `--writer` (bench/run.ts passes it wherever the addon is built, since session 19): each chunk is
+ * committed by the agent's own commit writer (src/ledger/commit-sink.ts, native) — whole 4 KiB blocks
+ * written with O_DIRECT, the block a chunk ends in through the page cache, then fdatasync — so the
+ * probe writes exactly as agent (c) does; the report says how many bytes went directly.
  */
 import { closeSync, fdatasyncSync, fstatSync, openSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { nativeSyncDrop } from '../src/ledger/native-hash.js';
+import { commitSink } from '../src/ledger/commit-sink.js';
+import { nodeLedgerFs } from '../src/ledger/fs.js';
+import { nativeCommitWriter, nativeSyncDrop } from '../src/ledger/native-hash.js';
 
 export interface DiskProbe {
   /** Bytes per commit (one pwrite + one fdatasync). */
@@ -38,6 +45,8 @@ export interface DiskProbe {
   prezeroedBytes?: number;
   /** Present (true) for --drop runs: each chunk's pages were dropped from the page cache once durable. */
   dropped?: boolean;
+  /** Present for --writer runs: bytes the agent's commit writer wrote with O_DIRECT (the rest through the page cache). */
+  directBytes?: number;
   /** The file's size after the last commit (appending: commits × chunkBytes); absent in older reports. */
   fileBytes?: number;
   commits: number;
@@ -57,10 +66,10 @@ export const MAX_CHUNK = 64 * 2 ** 20;
  * Appends `chunkBytes` chunks to `<dir>/disk-probe.bin` (created fresh), fdatasync after each, until
  * `ms` milliseconds have passed (at least one commit); removes the file.
  * @throws RangeError (as a rejection) for a chunk size outside MIN_CHUNK..MAX_CHUNK, a non-positive
- *   duration, or `drop` without the addon; the fs error of a failed write or fdatasync (the file is
- *   removed in either case)
+ *   duration, `drop` or `writer` without the addon, or both; the fs error of a failed write or
+ *   fdatasync (the file is removed in either case)
  */
-export async function probeDisk(dir: string, chunkBytes: number, ms: number, opts: { prezeroedBytes?: number; drop?: boolean } = {}): Promise<DiskProbe> {
+export async function probeDisk(dir: string, chunkBytes: number, ms: number, opts: { prezeroedBytes?: number; drop?: boolean; writer?: boolean } = {}): Promise<DiskProbe> {
   if (!Number.isInteger(chunkBytes) || chunkBytes < MIN_CHUNK || chunkBytes > MAX_CHUNK) {
     throw new RangeError(`disk probe: chunk size must be a whole number of bytes from ${MIN_CHUNK} to ${MAX_CHUNK}, got ${chunkBytes}`);
   }
@@ -71,12 +80,17 @@ export async function probeDisk(dir: string, chunkBytes: number, ms: number, opt
   }
   const syncDrop = opts.drop ? nativeSyncDrop : undefined;
   if (opts.drop && syncDrop === undefined) throw new RangeError('disk probe: --drop needs the native addon, which npm install builds (node scripts/build-native.mjs; Linux)');
+  if (opts.writer && nativeCommitWriter === undefined) throw new RangeError('disk probe: --writer needs the native addon, which npm install builds (node scripts/build-native.mjs; Linux)');
+  if (opts.writer && opts.drop) throw new RangeError('disk probe: --writer and --drop exclude each other (the commit writer drops what it writes through the page cache itself)');
+  // The agent's commit writer with fdatasync, as agent (c) runs it.
+  const sink = opts.writer ? commitSink(undefined, nodeLedgerFs, true, () => undefined) : undefined;
   const file = path.join(dir, 'disk-probe.bin');
   // Not zeros: a filesystem or virtual disk could treat zero pages specially.
   const chunk = Buffer.alloc(chunkBytes);
   for (let i = 0; i < chunkBytes; i++) chunk[i] = (i * 131 + 7) & 0xff;
   const lat: number[] = [];
-  const fd = openSync(file, 'w', 0o600);
+  // Readable too: the commit writer reads back the part of a block before a commit (the ledger's segments are open r+).
+  const fd = openSync(file, 'w+', 0o600);
   let t0 = 0;
   let t1 = 0;
   let fileBytes = 0;
@@ -97,16 +111,22 @@ export async function probeDisk(dir: string, chunkBytes: number, ms: number, opt
     do {
       if (pos + chunkBytes > wrapAt) pos = 0;
       const s = performance.now();
-      let off = 0;
-      while (off < chunkBytes) off += writeSync(fd, chunk, off, chunkBytes - off, pos + off);
-      if (syncDrop) await syncDrop(fd, pos, pos + chunkBytes);
-      else fdatasyncSync(fd);
+      if (sink) {
+        const r = await sink.submit(fd, [chunk], pos, 1);
+        if (!r.ok) throw r.error;
+      } else {
+        let off = 0;
+        while (off < chunkBytes) off += writeSync(fd, chunk, off, chunkBytes - off, pos + off);
+        if (syncDrop) await syncDrop(fd, pos, pos + chunkBytes);
+        else fdatasyncSync(fd);
+      }
       pos += chunkBytes;
       t1 = performance.now();
       lat.push(t1 - s);
     } while (t1 < end);
     fileBytes = fstatSync(fd).size;
   } finally {
+    sink?.close();
     closeSync(fd);
     rmSync(file, { force: true });
   }
@@ -117,6 +137,7 @@ export async function probeDisk(dir: string, chunkBytes: number, ms: number, opt
     chunkBytes,
     ...(zeroed !== undefined ? { prezeroedBytes: zeroed } : {}),
     ...(syncDrop ? { dropped: true } : {}),
+    ...(sink ? { directBytes: sink.directBytes() } : {}),
     fileBytes,
     commits: lat.length,
     seconds,
@@ -128,11 +149,11 @@ export async function probeDisk(dir: string, chunkBytes: number, ms: number, opt
 }
 
 async function main(): Promise<number> {
-  const usage = 'usage: node dist/bench/disk.js --dir DIR --bytes CHUNK_BYTES --ms DURATION_MS [--prezeroed [--zero-mib N]] [--drop]\n';
+  const usage = 'usage: node dist/bench/disk.js --dir DIR --bytes CHUNK_BYTES --ms DURATION_MS [--prezeroed [--zero-mib N]] [--drop | --writer]\n';
   let values;
   try {
     values = parseArgs({
-      options: { dir: { type: 'string' }, bytes: { type: 'string' }, ms: { type: 'string' }, prezeroed: { type: 'boolean', default: false }, 'zero-mib': { type: 'string' }, drop: { type: 'boolean', default: false } },
+      options: { dir: { type: 'string' }, bytes: { type: 'string' }, ms: { type: 'string' }, prezeroed: { type: 'boolean', default: false }, 'zero-mib': { type: 'string' }, drop: { type: 'boolean', default: false }, writer: { type: 'boolean', default: false } },
     }).values;
   } catch (e) {
     process.stderr.write(`bench/disk: ${(e as Error).message.split('\n')[0]}\n${usage}`);
@@ -143,7 +164,7 @@ async function main(): Promise<number> {
     return 2;
   }
   try {
-    const opts = { ...(values.prezeroed ? { prezeroedBytes: Number(values['zero-mib'] ?? 256) * 2 ** 20 } : {}), ...(values.drop ? { drop: true } : {}) };
+    const opts = { ...(values.prezeroed ? { prezeroedBytes: Number(values['zero-mib'] ?? 256) * 2 ** 20 } : {}), ...(values.drop ? { drop: true } : {}), ...(values.writer ? { writer: true } : {}) };
     process.stdout.write(`${JSON.stringify(await probeDisk(values.dir, Number(values.bytes), Number(values.ms), opts))}\n`);
     return 0;
   } catch (e) {

@@ -311,7 +311,7 @@ function diskTable(r: BenchReport): string | undefined {
   const goal: Partial<Record<Transport, number>> = { 'http-protobuf': 400_000, grpc: 250_000 };
   return `#### Disk: what agent (c) wrote, and the disk alone in the same round
 
-Agent (c) acknowledges only after fdatasync, so it cannot take more records/s than the disk makes durable ÷ the bytes of one entry on disk. The disk alone (bench/disk.ts, pinned to the agents' CPU) appends chunks of the size of agent (c)'s commits in that round, each written and fdatasync'd before the next${r.settings.diskDrop ? ' and then dropped from the page cache, as agent (c) does since session 18 (`--drop`)' : ''}, for ${r.settings.diskMs ?? '?'} ms right after the round's windows.
+Agent (c) acknowledges only after fdatasync, so it cannot take more records/s than the disk makes durable ÷ the bytes of one entry on disk. The disk alone (bench/disk.ts, pinned to the agents' CPU) appends chunks of the size of agent (c)'s commits in that round, each ${r.settings.diskWriter ? "committed by agent (c)'s own commit writer before the next — whole 4 KiB blocks written with O_DIRECT, the block a commit ends in through the page cache, then fdatasync, as agent (c) writes since session 19 (`--writer`)" : `written and fdatasync'd before the next${r.settings.diskDrop ? ' and then dropped from the page cache, as agent (c) does since session 18 (`--drop`)' : ''}`}, for ${r.settings.diskMs ?? '?'} ms right after the round's windows.
 
 ${table(
     [

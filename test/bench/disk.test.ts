@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MAX_CHUNK, MIN_CHUNK, probeDisk } from '../../bench/disk.js';
-import { nativeSyncDrop } from '../../src/ledger/native-hash.js';
+import { nativeCommitWriter, nativeSyncDrop } from '../../src/ledger/native-hash.js';
+import { directIoIn } from '../ledger/helpers.js';
 
 describe('bench disk probe', () => {
   const dirs: string[] = [];
@@ -77,13 +78,32 @@ describe('bench disk probe', () => {
     expect((await probeDisk(dir, 65_536, 50)).dropped).toBeUndefined();
   });
 
-  it('--drop without the addon: refused, nothing created', async () => {
+  // Written reason: --writer needs the addon's commit writer (Linux); without it the probe refuses (checked below).
+  it.skipIf(nativeCommitWriter === undefined)("--writer: commits each chunk through the agent's commit writer (O_DIRECT where it can) and says how much went directly", async () => {
+    const dir = tmp();
+    // 10,000-byte chunks: most start and end inside a block, so each commit has a head read back and a tail through the page cache
+    const p = await probeDisk(dir, 10_000, 150, { writer: true });
+    expect(p.commits).toBeGreaterThanOrEqual(2);
+    expect(p.fileBytes).toBe(p.commits * 10_000);
+    // Where the file system has no O_DIRECT the writer uses the page cache, and the probe says so (0).
+    if (directIoIn(dir)) expect(p.directBytes).toBeGreaterThan(0);
+    else expect(p.directBytes).toBe(0);
+    expect(p.directBytes).toBeLessThanOrEqual(p.fileBytes!);
+    expect(p.dropped).toBeUndefined();
+    expect(readdirSync(dir)).toEqual([]);
+    expect((await probeDisk(dir, 65_536, 50)).directBytes).toBeUndefined();
+    await expect(probeDisk(dir, 65_536, 50, { writer: true, drop: true })).rejects.toThrow(/--writer and --drop exclude each other/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('--drop and --writer without the addon: refused, nothing created', async () => {
     vi.resetModules();
-    vi.doMock('../../src/ledger/native-hash.js', async (orig) => ({ ...(await orig<object>()), nativeSyncDrop: undefined }));
+    vi.doMock('../../src/ledger/native-hash.js', async (orig) => ({ ...(await orig<object>()), nativeSyncDrop: undefined, nativeCommitWriter: undefined }));
     try {
       const { probeDisk: withoutAddon } = await import('../../bench/disk.js');
       const dir = tmp();
       await expect(withoutAddon(dir, 65_536, 50, { drop: true })).rejects.toThrow(/--drop needs the native addon/);
+      await expect(withoutAddon(dir, 65_536, 50, { writer: true })).rejects.toThrow(/--writer needs the native addon/);
       expect(readdirSync(dir)).toEqual([]);
     } finally {
       vi.doUnmock('../../src/ledger/native-hash.js');

@@ -130,6 +130,10 @@ describe('bench report: rounds', () => {
     // since session 18 the probe drops its pages as agent (c) does, and the sentence says so
     const dropping = renderTable({ ...r, settings: { ...r.settings, diskDrop: 1 } });
     expect(dropping).toContain("fdatasync'd before the next and then dropped from the page cache, as agent (c) does since session 18 (`--drop`), for 1500 ms");
+    // since session 19 it commits through agent (c)'s own commit writer, and the sentence says that instead
+    const writing = renderTable({ ...r, settings: { ...r.settings, diskWriter: 1, diskDrop: 0 } });
+    expect(writing).toContain("each committed by agent (c)'s own commit writer before the next — whole 4 KiB blocks written with O_DIRECT, the block a commit ends in through the page cache, then fdatasync, as agent (c) writes since session 19 (`--writer`), for 1500 ms");
+    expect(writing).not.toContain('dropped from the page cache');
     // no probe for that round: the agent's figures still shown, the disk's as –
     const noProbe = diskRows({ rows, disk: [probe(1, 100)] });
     expect(noProbe[0]!.probe).toBeUndefined();

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type CommitResult, commitSink } from '../../src/ledger/commit-sink.js';
 import { type LedgerFs, nodeLedgerFs } from '../../src/ledger/fs.js';
 import { nativeCommitWriter, nativeHashLoaded } from '../../src/ledger/native-hash.js';
-import { cachedBytes, haveFincore, PAGE, removeDir, tempDir } from './helpers.js';
+import { cachedBytes, directIoIn, haveFincore, PAGE, removeDir, tempDir } from './helpers.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -208,19 +208,6 @@ describe('the native writer and the page cache', () => {
     }
   });
 });
-
-/** Whether files in `dir` can be opened with O_DIRECT (not on every file system). */
-function directIoIn(dir: string): boolean {
-  const probe = path.join(dir, 'o-direct-probe');
-  try {
-    fs.closeSync(fs.openSync(probe, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_DIRECT));
-    return true;
-  } catch {
-    return false;
-  } finally {
-    fs.rmSync(probe, { force: true });
-  }
-}
 
 describe('the native writer\'s direct writes (durability fsync)', () => {
   const BLOCK = 4096; // the writer's alignment for O_DIRECT

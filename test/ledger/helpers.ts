@@ -119,3 +119,16 @@ export function cachedBytes(file: string): number | undefined {
 /** fincore is there (Debian: util-linux-extra; .ci/run installs it). */
 export const haveFincore = cachedBytes(process.execPath) !== undefined;
 export const PAGE = Number(spawnSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).stdout.trim()) || 4096;
+
+/** Whether files in `dir` can be opened with O_DIRECT (not every file system has it; the commit writer then uses the page cache). */
+export function directIoIn(dir: string): boolean {
+  const probe = path.join(dir, 'o-direct-probe');
+  try {
+    fs.closeSync(fs.openSync(probe, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_DIRECT));
+    return true;
+  } catch {
+    return false;
+  } finally {
+    fs.rmSync(probe, { force: true });
+  }
+}
