@@ -162,6 +162,14 @@ export function metricSum(m: MetricMap | undefined, name: string): number {
   return s;
 }
 
+/**
+ * The benchmark agents' ledger budget (`ledger.max_disk_bytes`): the agent refuses appends as disk_full
+ * once its ledger holds this much, and with `destinations: []` nothing is ever released. A 300 s soak
+ * at ≈ 360k records/s (631 bytes each on disk) writes ≈ 68 GB, so on this machine it reaches the budget
+ * (session 19); the report says so when it happens.
+ */
+export const BENCH_MAX_DISK_BYTES = 64 * 2 ** 30;
+
 export interface AgentOptions {
   readonly node: string;
   /** dist/src/cli/bin.js */
@@ -256,7 +264,7 @@ export class AgentProcess {
       receivers: { otlp: { protocols: { grpc: { endpoint: '127.0.0.1:0' }, http: { endpoint: '127.0.0.1:0' } } } },
       // A disk budget the runs cannot reach (the default 10 GiB fills in about two minutes at full
       // ingest with nothing forwarded; the soak would then measure disk_full refusals, not ingest).
-      ledger: { dir: path.join(o.dir, 'ledger'), origin: o.origin ?? 'bench.sealtrail.local/agent', durability: o.durability, max_disk_bytes: 64 * 2 ** 30, ...o.ledger },
+      ledger: { dir: path.join(o.dir, 'ledger'), origin: o.origin ?? 'bench.sealtrail.local/agent', durability: o.durability, max_disk_bytes: BENCH_MAX_DISK_BYTES, ...o.ledger },
       signing: { key_file: keyFile },
       destinations: [],
       telemetry: { metrics: { endpoint: '127.0.0.1:0' }, health: { endpoint: '127.0.0.1:0' }, logs: { level: 'info' } },

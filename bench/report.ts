@@ -99,6 +99,11 @@ export interface BenchReport {
     lastThirdMeanMB: number;
     hwmMB: number;
     memory?: { rssMB: number; heapTotalMB: number; heapUsedMB: number; newSpaceMB: number; externalMB: number };
+    /** Requests answered with something other than success, by status (absent before session 19). */
+    refused?: Record<string, number>;
+    /** MB the agent's ledger wrote in the window, and the harness's ledger budget in bytes (absent before session 19). */
+    writtenMB?: number;
+    budgetBytes?: number;
   };
   agentPeakRssMB?: number;
   verify?: {
@@ -172,6 +177,22 @@ export function roundRatios(r: Pick<BenchReport, 'rows'>, num: Row['server'], de
 /** A load generator status key that means success ("http 200", "grpc 0"); anything else is an error. */
 export function isSuccessStatus(status: string): boolean {
   return status === 'http 200' || status === 'grpc 0';
+}
+
+/**
+ * For the sustained run: "; N requests refused (…)" when the agent refused any, and, when its ledger had
+ * by then written about the harness's whole budget (max_disk_bytes), that this is why and what it means
+ * for the records/s (acknowledged records over the whole window). Empty when nothing was refused.
+ */
+export function soakRefusals(s: NonNullable<BenchReport['soak']>): string {
+  const bad = Object.entries(s.refused ?? {}).filter(([k, v]) => !isSuccessStatus(k) && v > 0);
+  if (bad.length === 0) return '';
+  const n = bad.reduce((a, [, v]) => a + v, 0);
+  let out = `; ${int(n)} requests refused (${bad.map(([k, v]) => `${k}: ${int(v)}`).join(', ')})`;
+  if (s.writtenMB !== undefined && s.budgetBytes !== undefined && s.writtenMB * 1e6 >= 0.95 * s.budgetBytes) {
+    out += ` — the ledger had written ${f1(s.writtenMB / 1e3)} GB, the harness's budget (max_disk_bytes ${f1(s.budgetBytes / 2 ** 30)} GiB, nothing forwarded or released), after which the agent refuses appends as disk_full: the records/s is below what the agent sustained while it had room`;
+  }
+  return out;
 }
 
 function errorsOf(row: Row): string {
@@ -459,7 +480,7 @@ export function renderTable(r: BenchReport): string {
   if (r.soak) {
     other.push([
       `sustained load, ${r.soak.seconds} s OTLP/HTTP protobuf at maximum (c)`,
-      `${int(r.soak.recordsPerSec)} records/s; RSS mean first third ${f1(r.soak.firstThirdMeanMB)} MB, last third ${f1(r.soak.lastThirdMeanMB)} MB, peak ${f1(r.soak.peakRssMB)} MB`,
+      `${int(r.soak.recordsPerSec)} records/s; RSS mean first third ${f1(r.soak.firstThirdMeanMB)} MB, last third ${f1(r.soak.lastThirdMeanMB)} MB, peak ${f1(r.soak.peakRssMB)} MB${soakRefusals(r.soak)}`,
     ]);
     const mm = r.soak.memory;
     if (mm) {

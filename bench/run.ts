@@ -37,6 +37,7 @@ import { repoRoot } from './payloads.js';
 import { type ProfileSummary, renderProfile, summariseProfile } from './profile.js';
 import {
   AgentProcess,
+  BENCH_MAX_DISK_BYTES,
   LoadgenProcess,
   type MetricMap,
   RssSampler,
@@ -53,7 +54,7 @@ import {
   startBareReceiver,
   stealPct,
 } from './procs.js';
-import { type BenchReport, type Row, closedRow, renderTable, targetsOf, writeDocs } from './report.js';
+import { type BenchReport, type Row, closedRow, isSuccessStatus, renderTable, targetsOf, writeDocs } from './report.js';
 
 const USAGE = `usage: npm run bench [-- OPTIONS]   (after npm run build)
   --quick                 about one minute: shorter windows, smaller logs
@@ -680,6 +681,9 @@ async function main(): Promise<number> {
         firstThirdMeanMB: mean(xs.slice(0, third)) / 1e6,
         lastThirdMeanMB: mean(xs.slice(-third)) / 1e6,
         hwmMB: memory(fsync.pid).hwm / 1e6,
+        refused: Object.fromEntries(Object.entries(row.statuses).filter(([k]) => !isSuccessStatus(k))),
+        ...(row.writtenMB !== undefined ? { writtenMB: row.writtenMB } : {}),
+        budgetBytes: BENCH_MAX_DISK_BYTES,
       };
       row.soak = true;
       rows.push(row);

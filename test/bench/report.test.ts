@@ -3,7 +3,7 @@
  * ratios taken within a round (neighbours in time), and the targets judged on those (issue 7).
  */
 import { describe, expect, it } from 'vitest';
-import { type BenchReport, type Row, closedRow, diskRows, fRatio, lowerMedian, renderTable, roundRatios, targetsOf } from '../../bench/report.js';
+import { type BenchReport, type Row, closedRow, diskRows, fRatio, lowerMedian, renderTable, roundRatios, soakRefusals, targetsOf } from '../../bench/report.js';
 
 function row(server: Row['server'], recordsPerSec: number, round?: number, extra: Partial<Row> = {}): Row {
   return {
@@ -187,6 +187,22 @@ describe('bench report: rounds', () => {
     r.settings.coldWarmupMs = 5000;
     expect(renderTable(r)).toMatch(/^Windows: 1000 ms warm-up \(5000 ms before the first window of each server process\), then 4000 ms/m);
     expect(renderTable(r)).toMatch(/^Agents: .* Agents \(b\) and \(c\) started anew on empty ledgers .*: 4 processes each; \(c\)'s peak RSS is the highest of its processes\.$/m);
+  });
+
+  it("the sustained run's line shows refused requests, and says so when the harness's ledger budget was why", () => {
+    const soak = { seconds: 300, recordsPerSec: 356_901, peakRssMB: 109.8, firstThirdMeanMB: 101.7, lastThirdMeanMB: 105.0, hwmMB: 110 };
+    const budget = 64 * 2 ** 30;
+    const line = (s: BenchReport['soak']): string => renderTable({ ...report([row('fsync', 180_000, 1)]), soak: s }).split('\n').find((l) => l.startsWith('| sustained load, 300 s'))!;
+    // nothing refused (and reports from before session 19): the line as it was
+    expect(line(soak)).toBe('| sustained load, 300 s OTLP/HTTP protobuf at maximum (c) | 356,901 records/s; RSS mean first third 101.7 MB, last third 105.0 MB, peak 109.8 MB |');
+    expect(soakRefusals({ ...soak, refused: {}, writtenMB: 67_600, budgetBytes: budget })).toBe('');
+    // refused once the ledger had written about its budget: says so (session 19's full runs)
+    expect(line({ ...soak, refused: { 'http 503': 271_962 }, writtenMB: 67_600, budgetBytes: budget })).toContain(
+      'peak 109.8 MB; 271,962 requests refused (http 503: 271,962) — the ledger had written 67.6 GB, the harness\'s budget (max_disk_bytes 64.0 GiB, nothing forwarded or released), after which the agent refuses appends as disk_full: the records/s is below what the agent sustained while it had room |',
+    );
+    // refused for another reason (far below the budget): the refusals only, no reason made up
+    const other = soakRefusals({ ...soak, refused: { 'http 429': 12, 'http 503': 3 }, writtenMB: 20_000, budgetBytes: budget });
+    expect(other).toBe('; 15 requests refused (http 429: 12, http 503: 3)');
   });
 
   it('open-loop rows name the maxima their rate is a share of (median round, window right before)', () => {
