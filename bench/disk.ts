@@ -82,8 +82,6 @@ export async function probeDisk(dir: string, chunkBytes: number, ms: number, opt
   if (opts.drop && syncDrop === undefined) throw new RangeError('disk probe: --drop needs the native addon, which npm install builds (node scripts/build-native.mjs; Linux)');
   if (opts.writer && nativeCommitWriter === undefined) throw new RangeError('disk probe: --writer needs the native addon, which npm install builds (node scripts/build-native.mjs; Linux)');
   if (opts.writer && opts.drop) throw new RangeError('disk probe: --writer and --drop exclude each other (the commit writer drops what it writes through the page cache itself)');
-  // The agent's commit writer with fdatasync, as agent (c) runs it.
-  const sink = opts.writer ? commitSink(undefined, nodeLedgerFs, true, () => undefined) : undefined;
   const file = path.join(dir, 'disk-probe.bin');
   // Not zeros: a filesystem or virtual disk could treat zero pages specially.
   const chunk = Buffer.alloc(chunkBytes);
@@ -91,6 +89,8 @@ export async function probeDisk(dir: string, chunkBytes: number, ms: number, opt
   const lat: number[] = [];
   // Readable too: the commit writer reads back the part of a block before a commit (the ledger's segments are open r+).
   const fd = openSync(file, 'w+', 0o600);
+  // The agent's commit writer with fdatasync, as agent (c) runs it (made once the file is open: closed in the finally below).
+  const sink = opts.writer ? commitSink(undefined, nodeLedgerFs, true, () => undefined) : undefined;
   let t0 = 0;
   let t1 = 0;
   let fileBytes = 0;
