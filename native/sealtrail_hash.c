@@ -870,6 +870,9 @@ typedef struct cw_job {
   size_t n;
   size_t bytes;
   struct iovec *iov;
+  /* Set by cw_write on the first job of a run it wrote through the page cache: the run's end (its
+   * pages to drop once durable, cw_drop_synced); 0 for the other jobs and for runs written directly. */
+  int64_t cached_to;
 } cw_job;
 
 typedef struct {
@@ -936,14 +939,12 @@ static void cw_post(commit_writer *w, uint32_t first, uint32_t last, int err, co
   if (napi_call_threadsafe_function(w->tsfn, r, napi_tsfn_blocking) != napi_ok) free(r);
 }
 
-/* After a commit's fdatasync: drops the pages it filled completely (drop_durable_pages), for each run
- * of batches that follow each other on disk. */
+/* After a commit's fdatasync: drops the pages each run written through the page cache filled
+ * completely (drop_durable_pages). A run written directly left nothing there to drop: the direct
+ * write bypassed the cache (and evicted the block before the run), and the block it ends in stays. */
 static void cw_drop_synced(const cw_job *list) {
-  for (const cw_job *j = list; j != NULL;) {
-    const cw_job *end = j;
-    while (end->next != NULL && end->next->fd == j->fd && end->next->position == end->position + (int64_t)end->bytes) end = end->next;
-    drop_durable_pages(j->fd, j->position, end->position + (int64_t)end->bytes);
-    j = end->next;
+  for (const cw_job *j = list; j != NULL; j = j->next) {
+    if (j->cached_to > 0) drop_durable_pages(j->fd, j->position, j->cached_to);
   }
 }
 
@@ -1076,10 +1077,11 @@ static int cw_write(commit_writer *w, cw_job *list, const char **sys) {
   for (cw_job *j = list; j != NULL;) {
     /* Batches that follow each other on disk (the usual case) go out in one pwritev sequence. */
     cw_job *end = j;
-    size_t n = j->n;
+    size_t n = j->n, bytes = j->bytes;
     while (end->next != NULL && end->next->fd == j->fd && end->next->position == end->position + (int64_t)end->bytes) {
       end = end->next;
       n += end->n;
+      bytes += end->bytes;
     }
     struct iovec *iov = j->iov;
     struct iovec *joined = NULL;
@@ -1097,18 +1099,11 @@ static int cw_write(commit_writer *w, cw_job *list, const char **sys) {
       }
       iov = joined;
     }
-    int e = -1;
-    if (w->direct) {
-      size_t bytes = 0;
-      for (cw_job *x = j;; x = x->next) {
-        bytes += x->bytes;
-        if (x == end) break;
-      }
-      e = cw_write_direct(w, j->fd, iov, n, j->position, bytes, sys);
-    }
+    int e = w->direct ? cw_write_direct(w, j->fd, iov, n, j->position, bytes, sys) : -1;
     if (e < 0) {
       e = write_iov_all(j->fd, iov, n, (off_t)j->position);
       if (e != 0) *sys = "pwritev";
+      j->cached_to = j->position + (int64_t)bytes;
     }
     free(joined);
     if (e != 0) return e;
