@@ -18,9 +18,10 @@
  * symbols private to node's net module, read by node's own read handler for every socket, plus one
  * call on the socket's handle (`useUserBuffer`). So: the two symbols are found once, on a socket
  * built (never connected) with `onread`, as the properties holding the buffer and the callback it was
- * given; an accepted socket gets the same two properties and the call. Anything not as expected — the properties not found
- * exactly once, no handle, no `useUserBuffer`, a TLS socket (its reads are decrypted by node first)
- * — and `readIntoOwnBuffer` returns undefined, leaving the socket read the usual way ('data' events).
+ * given; an accepted socket gets the same two properties and the call. Anything not as expected —
+ * the properties not found exactly once, no handle, no `useUserBuffer`, a TLS socket (its reads are
+ * decrypted by node first) — and `readIntoOwnBuffer` returns undefined, leaving the socket read the
+ * usual way ('data' events).
  * SEALTRAIL_HTTP_OWN_READ=0 turns it off (for measurements).
  *
  * The contract for the caller: the bytes passed to `onRead` are valid only until the socket reads
