@@ -30,7 +30,7 @@ import { parseArgs } from 'node:util';
 import { TRANSPORTS } from './clients.js';
 import type { LoadJob } from './loadgen.js';
 import { type DiskProbe, MAX_CHUNK, MIN_CHUNK } from './disk.js';
-import { nativeCommitWriter, nativeHashStatus, nativeSyncDrop } from '../src/ledger/native-hash.js';
+import { nativeCommitWriter, nativeHashStatus } from '../src/ledger/native-hash.js';
 import { nativeRecordCheck } from '../src/otlp/decode-protobuf.js';
 import { nativeEntryAssembly } from '../src/otlp/wire.js';
 import { repoRoot } from './payloads.js';
@@ -220,17 +220,16 @@ async function runJsonScript<T>(script: string, args: string[]): Promise<T> {
   return JSON.parse(out) as T;
 }
 
-// The disk-alone probe writes as agent (c) does, or it would measure a different disk. Since session
-// 19 that is through the agent's own commit writer (`--writer`: whole blocks with O_DIRECT, the last
-// one through the page cache; where the addon is built); before, with each commit's pages dropped
-// from the page cache once durable (`--drop`, session 18: on this VM appending into fresh pages took
-// 191–193 MB/s, with the drop 304–347 MB/s; docs/benchmarks.md).
+// The disk-alone probe writes as agent (c) does, or it would measure a different disk: since session
+// 19 through the agent's own commit writer (`--writer`: whole blocks with O_DIRECT, the last one
+// through the page cache), wherever the addon is built — the addon's syncDrop (session 18's `--drop`)
+// comes with the same build, so there is no machine with one and not the other. Without the addon,
+// agent (c) and the probe both append through the page cache.
 const DISK_WRITER = nativeCommitWriter !== undefined;
-const DISK_DROP = !DISK_WRITER && nativeSyncDrop !== undefined;
 
 /** bench/disk.ts, its file in `dir` (the agents' filesystem), written as agent (c) writes where it can. */
 function runDiskProbe(dir: string, chunkBytes: number, ms: number): Promise<DiskProbe> {
-  return runJsonScript<DiskProbe>('disk.js', ['--dir', dir, '--bytes', String(chunkBytes), '--ms', String(ms), ...(DISK_WRITER ? ['--writer'] : DISK_DROP ? ['--drop'] : [])]);
+  return runJsonScript<DiskProbe>('disk.js', ['--dir', dir, '--bytes', String(chunkBytes), '--ms', String(ms), ...(DISK_WRITER ? ['--writer'] : [])]);
 }
 
 async function startAgent(name: 'none' | 'fsync', dir: string, cpuProfDir?: string): Promise<Server> {
@@ -548,7 +547,7 @@ async function main(): Promise<number> {
     date: started.toISOString(),
     quick: QUICK,
     machine: mach,
-    settings: { alternating: 1, renewPerRound: 1, diskDrop: DISK_DROP ? 1 : 0, diskWriter: DISK_WRITER ? 1 : 0, warmupMs: S.warmup, coldWarmupMs: S.coldWarmup, mainMs: S.main, rounds: ROUNDS, diskMs: S.disk, variantMs: S.variant, openMs: S.open, soakS: S.soak, concurrency: CONCURRENCY, variantConcurrency1: VARIANT_CONCURRENCY[1], variantConcurrency1000: VARIANT_CONCURRENCY[1000], agentCpu: AGENT_CPU, loadgenCpu: LOADGEN_CPU },
+    settings: { alternating: 1, renewPerRound: 1, diskWriter: DISK_WRITER ? 1 : 0, warmupMs: S.warmup, coldWarmupMs: S.coldWarmup, mainMs: S.main, rounds: ROUNDS, diskMs: S.disk, variantMs: S.variant, openMs: S.open, soakS: S.soak, concurrency: CONCURRENCY, variantConcurrency1: VARIANT_CONCURRENCY[1], variantConcurrency1000: VARIANT_CONCURRENCY[1000], agentCpu: AGENT_CPU, loadgenCpu: LOADGEN_CPU },
     rows,
     forwarding: [],
   };
