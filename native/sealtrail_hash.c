@@ -97,6 +97,18 @@ static void pair_hash(const uint8_t *prefix, const uint8_t a[32], const uint8_t 
   SHA256_Final(out, &c);
 }
 
+/* Two leaf hashes that do not depend on each other (two lanes with SHA-NI). */
+static void leaf_hash_x2(const uint8_t *e0, size_t n0, uint8_t out0[32], const uint8_t *e1, size_t n1, uint8_t out1[32]) {
+#ifdef SEALTRAIL_SHA_NI
+  if (use_sha_ni) {
+    sha256ni_leaf_x2(e0, n0, out0, e1, n1, out1);
+    return;
+  }
+#endif
+  leaf_hash(e0, n0, out0);
+  leaf_hash(e1, n1, out1);
+}
+
 /* Arguments shared by leafChainBatch and frameBatch: (data, spans, prevChain, outLeaves, outChains). */
 typedef struct {
   uint8_t *data, *prev, *leaves, *chains;
@@ -266,6 +278,25 @@ static uint32_t get_be32(const uint8_t *p) {
 /* Result codes of scanFrames (src/ledger/native-hash.ts SCAN_*). */
 enum { SCAN_NEED_MORE = 0, SCAN_TRAILER = 1, SCAN_BAD_LENGTH = 2, SCAN_BAD_CRC = 3, SCAN_BAD_CHAIN = 4, SCAN_LIMIT = 5 };
 
+/* frame_at's "the frame can be taken" (not one of the SCAN_* codes). */
+#define FRAME_OK (-1)
+
+/*
+ * The checks on the frame at buf[off, end) that need no hashing, in the order SegmentParser makes
+ * them: FRAME_OK with its entry length in *n_out, or NEED_MORE, TRAILER, BAD_LENGTH or BAD_CRC.
+ */
+static int frame_at(const uint8_t *buf, uint32_t off, uint32_t end, uint32_t *n_out) {
+  if (end - off < 4) return SCAN_NEED_MORE;
+  uint32_t n = get_be32(buf + off);
+  if (n == TRAILER_MARKER) return SCAN_TRAILER;
+  if (end - off < 8) return SCAN_NEED_MORE;
+  if (get_be32(buf + off + 4) != ~n || n > MAX_ENTRY_BYTES) return SCAN_BAD_LENGTH;
+  if ((uint64_t)(end - off) < 44 + (uint64_t)n) return SCAN_NEED_MORE;
+  if (crc32c_update(0, buf + off, 40 + (size_t)n) != get_be32(buf + off + 40 + n)) return SCAN_BAD_CRC;
+  *n_out = n;
+  return FRAME_OK;
+}
+
 /*
  * scanFrames(buf: Uint8Array, start: number, end: number, chain: Uint8Array(32),
  *            frontier: Uint8Array(8 + 64·32), limit: number, out: Uint32Array(2)): number
@@ -281,7 +312,9 @@ enum { SCAN_NEED_MORE = 0, SCAN_TRAILER = 1, SCAN_BAD_LENGTH = 2, SCAN_BAD_CRC =
  * it needs), TRAILER (the trailer marker), BAD_LENGTH, BAD_CRC (checked before the chain, as the
  * parser does), BAD_CHAIN; or LIMIT after the frame that brought the tree size to `limit` (-1 = no
  * limit; the caller wants the root at that size). out[0] = offset of the first frame not accepted,
- * out[1] = frames accepted. One call per chunk: no per-frame JS, no copies.
+ * out[1] = frames accepted. One call per chunk: no per-frame JS, no copies. Where the next frame is
+ * complete too, two frames are hashed at once (their leaves in two SHA-NI lanes, their chain checks
+ * back to back); what is accepted and where it stops are the same as one frame at a time.
  */
 static napi_value scan_frames(napi_env env, napi_callback_info info) {
   size_t argc = 7;
@@ -307,30 +340,47 @@ static napi_value scan_frames(napi_env env, napi_callback_info info) {
   static const uint8_t one = 0x01;
   uint32_t off = start, frames = 0;
   int status = SCAN_NEED_MORE;
-  uint8_t leaf[32], next[32];
+  uint8_t leaf[32], next[32], leaf_b[32], next_b[32];
+/* Takes a frame whose chain value checked out: chain and frontier move on, off to its end. */
+#define SCAN_ACCEPT(lf, nx, frame_end) do { \
+    memcpy(chain, (nx), 32); \
+    memcpy(stack[k++], (lf), 32); \
+    for (uint64_t s = size; s & 1; s >>= 1) { \
+      pair_hash(&one, stack[k - 2], stack[k - 1], stack[k - 2]); \
+      k--; \
+    } \
+    size++; \
+    off = (frame_end); \
+    frames++; \
+  } while (0)
   for (;;) {
-    if (end - off < 4) { status = SCAN_NEED_MORE; break; }
-    uint32_t n = get_be32(buf + off);
-    if (n == TRAILER_MARKER) { status = SCAN_TRAILER; break; }
-    if (end - off < 8) { status = SCAN_NEED_MORE; break; }
-    if (get_be32(buf + off + 4) != ~n || n > MAX_ENTRY_BYTES) { status = SCAN_BAD_LENGTH; break; }
-    if ((uint64_t)(end - off) < 44 + (uint64_t)n) { status = SCAN_NEED_MORE; break; }
+    uint32_t n, n_b;
+    status = frame_at(buf, off, end, &n);
+    if (status != FRAME_OK) break;
     const uint8_t *frame = buf + off;
-    if (crc32c_update(0, frame, 40 + (size_t)n) != get_be32(frame + 40 + n)) { status = SCAN_BAD_CRC; break; }
-    leaf_hash(frame + 40, n, leaf);
-    pair_hash(NULL, chain, leaf, next);
-    if (memcmp(next, frame + 8, 32) != 0) { status = SCAN_BAD_CHAIN; break; }
-    memcpy(chain, next, 32);
-    memcpy(stack[k++], leaf, 32);
-    for (uint64_t s = size; s & 1; s >>= 1) {
-      pair_hash(&one, stack[k - 2], stack[k - 1], stack[k - 2]);
-      k--;
+    uint32_t off_b = off + 44 + n;
+    /* When the next frame is complete and its CRC right too, the two leaves are hashed together
+     * (sha256_ni.h: two leaf hashes in one instruction stream). The second frame's chain value is
+     * checked against the one stored in the first, which is the computed one once the first has
+     * passed; whatever is wrong with the second is found again when it comes first. */
+    if ((limit < 0 || (double)size + 2 <= limit) && frame_at(buf, off_b, end, &n_b) == FRAME_OK) {
+      const uint8_t *frame_b = buf + off_b;
+      leaf_hash_x2(frame + 40, n, leaf, frame_b + 40, n_b, leaf_b);
+      pair_hash(NULL, chain, leaf, next);
+      pair_hash(NULL, frame + 8, leaf_b, next_b);
+      if (memcmp(next, frame + 8, 32) != 0) { status = SCAN_BAD_CHAIN; break; }
+      SCAN_ACCEPT(leaf, next, off_b);
+      if (memcmp(next_b, frame_b + 8, 32) != 0) { status = SCAN_BAD_CHAIN; break; }
+      SCAN_ACCEPT(leaf_b, next_b, off_b + 44 + n_b);
+    } else {
+      leaf_hash(frame + 40, n, leaf);
+      pair_hash(NULL, chain, leaf, next);
+      if (memcmp(next, frame + 8, 32) != 0) { status = SCAN_BAD_CHAIN; break; }
+      SCAN_ACCEPT(leaf, next, off_b);
     }
-    size++;
-    off += 44 + n;
-    frames++;
     if (limit >= 0 && (double)size == limit) { status = SCAN_LIMIT; break; }
   }
+#undef SCAN_ACCEPT
   for (int i = 0; i < 8; i++) fr[i] = (uint8_t)(size >> (56 - 8 * i));
   out[0] = off;
   out[1] = frames;

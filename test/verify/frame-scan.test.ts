@@ -96,24 +96,38 @@ describe('scanFrames: native = JS fallback', () => {
     }
   });
 
-  it('names the first bad frame: length, CRC (before chain), chain', () => {
+  it('names the first bad frame: length, CRC (before chain), chain — wherever it is', () => {
+    // The native scan hashes frames two at a time (the second's chain checked against the first's
+    // stored value), so every kind of damage is tried at every position: first or second of a
+    // pair, and the last frame, which has no partner.
     const es = Array.from({ length: 5 }, (_, i) => new Uint8Array(20).fill(i));
     const body = frames(es, new Uint8Array(32).fill(5));
     const at = (k: number): number => k * 64; // 44 + 20 bytes per frame
-    const cases: [string, (b: Uint8Array) => void, number, number][] = [
-      ['length', (b) => (b[at(2) + 3]! ^= 1), SCAN_BAD_LENGTH, 2],
-      ['crc', (b) => (b[at(3) + 50]! ^= 1), SCAN_BAD_CRC, 3],
-      ['chain', (b) => {
-        b[at(1) + 9]! ^= 1; // stored chain of frame 1, CRC recomputed by the "attacker"
-        new DataView(b.buffer).setUint32(at(1) + 60, crc32c(b, at(1), at(1) + 60));
-      }, SCAN_BAD_CHAIN, 1],
+    const cases: [string, (b: Uint8Array, k: number) => void, number][] = [
+      ['length', (b, k) => (b[at(k) + 3]! ^= 1), SCAN_BAD_LENGTH],
+      ['crc', (b, k) => (b[at(k) + 50]! ^= 1), SCAN_BAD_CRC],
+      ['chain', (b, k) => {
+        b[at(k) + 9]! ^= 1; // stored chain of frame k, CRC recomputed by the "attacker"
+        new DataView(b.buffer).setUint32(at(k) + 60, crc32c(b, at(k), at(k) + 60));
+      }, SCAN_BAD_CHAIN],
+      ['entry', (b, k) => {
+        b[at(k) + 45]! ^= 1; // entry byte of frame k, CRC recomputed: its leaf, so its chain, no longer match
+        new DataView(b.buffer).setUint32(at(k) + 60, crc32c(b, at(k), at(k) + 60));
+      }, SCAN_BAD_CHAIN],
     ];
-    for (const [label, damage, status, frame] of cases) {
-      const b = body.slice();
-      damage(b);
-      for (const [name, fn] of impls) {
-        const r = JSON.parse(runScan(fn, b, 0, b.length, 0, -1)) as [number, number[]];
-        expect([r[0], r[1]], `${label} ${name}`).toEqual([status, [at(frame), frame]]);
+    for (const [label, damage, status] of cases) {
+      for (let k = 0; k < es.length; k++) {
+        const b = body.slice();
+        damage(b, k);
+        for (const [name, fn] of impls) {
+          for (const startSize of [0, 1]) {
+            const r = JSON.parse(runScan(fn, b, 0, b.length, startSize, -1)) as [number, number[]];
+            expect([r[0], r[1]], `${label} at frame ${k}, ${name}, start size ${startSize}`).toEqual([status, [at(k), k]]);
+            // Stopping short of the damage (a limit) sees only good frames.
+            const lim = JSON.parse(runScan(fn, b, 0, b.length, startSize, startSize + k)) as [number, number[]];
+            expect([lim[0], lim[1]], `${label} at frame ${k}, ${name}, limit`).toEqual(k === 0 ? [status, [0, 0]] : [SCAN_LIMIT, [at(k), k]]);
+          }
+        }
       }
     }
   });
