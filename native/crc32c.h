@@ -14,8 +14,14 @@
 static uint32_t crc32c_table[8][256];
 static int crc32c_ready = 0; /* 1 = tables built, 2 = tables built and SSE4.2 available */
 
+/* Builds the tables once. The addon calls it when it loads, before a worker thread can compute a
+ * CRC; a thread that finds the flag set (read with acquire, published with release) sees the tables. */
 static void crc32c_init(void) {
+#if defined(__GNUC__) || defined(__clang__)
+  if (__atomic_load_n(&crc32c_ready, __ATOMIC_ACQUIRE)) return;
+#else
   if (crc32c_ready) return;
+#endif
   for (uint32_t b = 0; b < 256; b++) {
     uint32_t c = b;
     for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
@@ -28,10 +34,15 @@ static void crc32c_init(void) {
       crc32c_table[k][b] = c;
     }
   }
-  crc32c_ready = 1;
+  int ready = 1;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("sse4.2")) crc32c_ready = 2;
+  if (__builtin_cpu_supports("sse4.2")) ready = 2;
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+  __atomic_store_n(&crc32c_ready, ready, __ATOMIC_RELEASE);
+#else
+  crc32c_ready = ready;
 #endif
 }
 

@@ -1553,6 +1553,7 @@ static napi_value init(napi_env env, napi_value exports) {
 #ifdef SEALTRAIL_SHA_NI
   use_sha_ni = sha256ni_available();
 #endif
+  crc32c_init(); /* here, before a worker thread can load the addon and compute CRCs (crc32c.h) */
   napi_property_descriptor props[] = {
     { "shaImpl", NULL, sha_impl, NULL, NULL, NULL, napi_enumerable, NULL },
     { "leafChainBatch", NULL, leaf_chain_batch, NULL, NULL, NULL, napi_enumerable, NULL },
