@@ -5,6 +5,14 @@
  * callback API: cheaper per call than FileHandle on the hot path).
  */
 import * as fs from 'node:fs';
+import { nativeFileMap } from './native-hash.js';
+
+/** A file's whole contents and the call that gives them back (see LedgerFs.readSealed). */
+export interface SealedBytes {
+  readonly bytes: Uint8Array;
+  /** Nothing may read `bytes` (or a view of them) afterwards: a mapping is gone, its views empty. */
+  release(): void;
+}
 
 export interface LedgerFs {
   open(path: string, flags: string, mode?: number): Promise<number>;
@@ -21,6 +29,12 @@ export interface LedgerFs {
   /** fsync of a directory, so that a create/rename/unlink in it is durable (POSIX needs this). */
   fsyncDir(path: string): Promise<void>;
   readFile(path: string): Promise<Uint8Array>;
+  /**
+   * The whole contents of a file that nothing changes while they are in use — a sealed segment at
+   * start-up — until `release()`. nodeLedgerFs maps it where the native addon is loaded (no copy out
+   * of the page cache and no fresh buffer the size of a segment), and reads it otherwise.
+   */
+  readSealed(path: string): Promise<SealedBytes>;
   readdir(path: string): Promise<string[]>;
   size(path: string): Promise<number>;
   mkdirp(path: string): Promise<void>;
@@ -78,6 +92,28 @@ export const nodeLedgerFs: LedgerFs = {
     }
   },
   readFile: async (p) => new Uint8Array(await fs.promises.readFile(p)),
+  async readSealed(p) {
+    const map = nativeFileMap;
+    if (map === undefined) return { bytes: new Uint8Array(await fs.promises.readFile(p)), release: () => {} };
+    const fd = await cb<number>((d) => fs.open(p, 'r', d));
+    try {
+      const size = (await cb<fs.Stats>((d) => fs.fstat(fd, d))).size;
+      if (size === 0) return { bytes: new Uint8Array(0), release: () => {} };
+      // A private read-only use of the file's pages; the mapping outlives the descriptor. Only for a
+      // file nobody shrinks meanwhile: touching a page past a new end of file raises SIGBUS.
+      const ab = map.map(fd, 0, size);
+      let mapped = true;
+      return {
+        bytes: new Uint8Array(ab),
+        release: () => {
+          if (mapped) map.unmap(ab);
+          mapped = false;
+        },
+      };
+    } finally {
+      await cb<void>((d) => fs.close(fd, d));
+    }
+  },
   readdir: (p) => fs.promises.readdir(p),
   size: async (p) => (await fs.promises.stat(p)).size,
   mkdirp: async (p) => {

@@ -36,7 +36,7 @@ import {
 } from './checkpoint.js';
 import { type CommitResult, type CommitSink, commitSink } from './commit-sink.js';
 import { type FileOp, type FileOpsRunner, fileOpsRunner } from './file-ops.js';
-import { type LedgerFs, nodeLedgerFs } from './fs.js';
+import { type LedgerFs, type SealedBytes, nodeLedgerFs } from './fs.js';
 import { HASH_SIZE, chainSeed, hashEqual } from './hash.js';
 import { Frontier } from './merkle.js';
 import { frontierAppend, nativeHashStatus, nativeSyncDrop, nativeWriteDurable } from './native-hash.js';
@@ -1302,27 +1302,40 @@ export class Ledger implements EntrySink {
     }
 
     // Every local sealed segment is checked in full: CRC, chain, root against its seal, links.
+    // Its bytes are mapped, not read (LedgerFs.readSealed) and given back once it is checked: the
+    // scan keeps copies of what it returns, never views of them.
     let prevEnd: { scan: SegmentScan; cp: LastCheckpoint; name: string } | undefined;
     for (const s of sealedSeqs) {
       const name = segmentFileName(s);
       const file = path.join(this.#segDir, name);
-      const bytes = await read(file);
-      let scan: SegmentScan;
+      let sealed: SealedBytes;
       try {
-        scan = scanSegment(bytes, { sealed: true });
+        sealed = await fs.readSealed(file);
       } catch (e) {
-        throw corrupt(file, e);
+        throw ioError(`reading ${file}`, e);
       }
-      this.#checkHeader(scan.header, file, s, prevEnd);
-      const cp = this.#checkSeal(scan, file);
-      this.#sealedBytes += bytes.length;
+      const size = sealed.bytes.length;
+      let scan: SegmentScan;
+      let cp: LastCheckpoint;
+      try {
+        try {
+          scan = scanSegment(sealed.bytes, { sealed: true });
+        } catch (e) {
+          throw corrupt(file, e);
+        }
+        this.#checkHeader(scan.header, file, s, prevEnd);
+        cp = this.#checkSeal(scan, file);
+      } finally {
+        sealed.release();
+      }
+      this.#sealedBytes += size;
       this.#sealed.set(name, {
         name,
         path: file,
         seq: s,
         firstIndex: scan.header.firstIndex,
         count: scan.count,
-        bytes: bytes.length,
+        bytes: size,
         checkpointName: checkpointFileName(cp.cp.seq, cp.cp.size, cp.cp.toMs, 'seal'),
       });
       prevEnd = { scan, cp, name };
