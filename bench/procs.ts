@@ -102,11 +102,22 @@ export function stealPct(a: CpuTicks | undefined, b: CpuTicks | undefined): numb
   return ((b.steal - a.steal) / (b.total - a.total)) * 100;
 }
 
-/** VmRSS and VmHWM (peak RSS) in bytes. */
+/** VmRSS and VmHWM (peak RSS) in bytes. @throws Error when the process is gone (or is a zombie, whose status has no memory lines) */
 export function memory(pid: number): { rss: number; hwm: number } {
-  const s = readFileSync(`/proc/${pid}/status`, 'latin1');
-  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN) * 1024;
-  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+  return memoryFromStatus(readFileSync(`/proc/${pid}/status`, 'latin1'), pid);
+}
+
+/**
+ * VmRSS and VmHWM from the text of /proc/PID/status. An exited process not yet reaped (a zombie) still
+ * has a status file, without those lines: that throws like a missing file, so that a poller's
+ * "process gone" path takes it — never a NaN that would stick in a running maximum.
+ */
+export function memoryFromStatus(status: string, pid: number): { rss: number; hwm: number } {
+  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  const rss = kb('VmRSS');
+  const hwm = kb('VmHWM');
+  if (!Number.isFinite(rss) || !Number.isFinite(hwm)) throw new Error(`process ${pid} has no memory figures in /proc/${pid}/status (it has exited)`);
+  return { rss, hwm };
 }
 
 /** Samples VmRSS every `everyMs` while running: peak and a time series (for the steadiness check). */

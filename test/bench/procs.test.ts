@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cpuTicks, freePageReporting, stealPct } from '../../bench/procs.js';
+import { cpuTicks, freePageReporting, memory, memoryFromStatus, stealPct } from '../../bench/procs.js';
 
 // Two readings in /proc/stat's format: user nice system idle iowait irq softirq steal guest guest_nice.
 const A = 'cpu  300 0 100 900 50 0 10 40 0 0\ncpu0 200 0 60 400 30 0 5 30 0 0\ncpu1 100 0 40 500 20 0 5 10 0 0\nintr 1 2 3\n';
@@ -64,5 +64,20 @@ describe('bench procs: does the virtio balloon hand freed memory back to the hos
     } finally {
       for (const d of dirs) rmSync(d, { recursive: true, force: true });
     }
+  });
+});
+
+describe('bench procs: memory from /proc/PID/status', () => {
+  it('reads VmRSS and VmHWM in bytes', () => {
+    const status = 'Name:\tnode\nState:\tS (sleeping)\nVmHWM:\t  131072 kB\nVmRSS:\t   98304 kB\nThreads:\t11\n';
+    expect(memoryFromStatus(status, 42)).toEqual({ rss: 98304 * 1024, hwm: 131072 * 1024 });
+    const own = memory(process.pid);
+    expect(own.rss).toBeGreaterThan(0);
+    expect(own.hwm).toBeGreaterThanOrEqual(own.rss);
+  });
+
+  it('an exited process not yet reaped (a zombie: no memory lines) throws instead of giving NaN', () => {
+    const zombie = 'Name:\tnode\nState:\tZ (zombie)\nTgid:\t4242\nThreads:\t1\n';
+    expect(() => memoryFromStatus(zombie, 4242)).toThrow(/4242.*has exited/);
   });
 });
