@@ -63,8 +63,14 @@ describe('Ledger.open over sealed segments', () => {
     const dir = await newDir();
     const l = await Ledger.open({ config: ledgerConfig(dir, { max_segment_bytes: 4096 }), signer: testSigner(), logger: silentLogger() });
     for (let i = 0; i < 40; i++) await l.append([entry(`m${i}`, 300)]);
-    const segs = l.sealedSegments().map((s) => path.join(dir, 'segments', s.name));
+    // After close: seals are published in the background, and close waits for them.
     await l.close();
+    const segDir = path.join(dir, 'segments');
+    const segs = fs
+      .readdirSync(segDir)
+      .filter((n) => n.endsWith('.seg'))
+      .sort()
+      .map((n) => path.join(segDir, n));
     expect(segs.length).toBeGreaterThanOrEqual(3);
     return { dir, segs };
   }
