@@ -24,6 +24,7 @@
 #include "sha256_ni.h"
 #include "otlp_check.h"
 #if defined(__unix__) || defined(__APPLE__)
+#include <errno.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #define SEALTRAIL_MMAP 1
@@ -430,7 +431,11 @@ static napi_value map_range(napi_env env, napi_callback_info info) {
   long page = sysconf(_SC_PAGESIZE);
   if (fd < 0 || off < 0 || len < 1 || (page > 0 && off % page != 0)) THROW(env, "mapRange: bad fd, offset (page-aligned) or length");
   void *p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, (off_t)off);
-  if (p == MAP_FAILED) THROW(env, "mapRange: mmap failed");
+  if (p == MAP_FAILED) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "mapRange: mmap of %lld bytes at offset %lld failed: %s", (long long)len, (long long)off, strerror(errno));
+    THROW(env, msg);
+  }
   madvise(p, (size_t)len, MADV_SEQUENTIAL);
   napi_value ab;
   if (napi_create_external_arraybuffer(env, p, (size_t)len, NULL, NULL, &ab) != napi_ok) {

@@ -48,6 +48,13 @@ describe('nodeLedgerFs.readSealed', () => {
     if (linux) expect(mappingsUnder(dir)).toEqual([]);
   });
 
+  it.runIf(linux && nativeFileMap !== undefined)('a file that cannot be mapped fails with the system\'s reason', async () => {
+    // A directory opens for reading and has a size, but mmap refuses it (ENODEV).
+    const dir = await newDir();
+    await expect(nodeLedgerFs.readSealed(dir)).rejects.toThrow(/mapRange: mmap of \d+ bytes at offset 0 failed: No such device/);
+    expect(mappingsUnder(dir)).toEqual([]);
+  });
+
   it('an empty file gives no bytes; a missing one fails with ENOENT', async () => {
     const dir = await newDir();
     fs.writeFileSync(path.join(dir, 'empty.seg'), new Uint8Array(0));
