@@ -28,6 +28,31 @@ function hex(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }
 
+/** Bytes read at a time when a stored file is hashed (its whole size is never held in memory). */
+const HASH_CHUNK = 1024 * 1024;
+
+/**
+ * Size and lower-case hex SHA-256 of a file, read a chunk at a time: confirming a 64 MiB segment
+ * must not cost the agent another 64 MiB of memory per upload in flight.
+ */
+export async function hashFile(path: string): Promise<{ size: number; sha256: string }> {
+  const fh = await open(path, C.O_RDONLY);
+  try {
+    const h = createHash('sha256');
+    const buf = Buffer.allocUnsafe(HASH_CHUNK);
+    let size = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, HASH_CHUNK, size);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+      size += bytesRead;
+    }
+    return { size, sha256: h.digest('hex') };
+  } finally {
+    await fh.close();
+  }
+}
+
 /** fsync a directory so a created or removed name in it is durable. */
 export async function fsyncDir(dir: string): Promise<void> {
   const fh = await open(dir, C.O_RDONLY | C.O_DIRECTORY);
@@ -78,12 +103,11 @@ export class FsDestination implements Destination {
       if (!created) {
         // Key exists: identical bytes are a retry after a crash (confirmed); anything else is
         // reported and left untouched (G6: never overwrite).
-        const existing = await readFile(path);
-        const have = createHash('sha256').update(existing).digest('hex');
-        if (have !== want || existing.length !== obj.body.length) {
+        const existing = await hashFile(path);
+        if (existing.sha256 !== want || existing.size !== obj.body.length) {
           return {
             kind: 'failed',
-            reason: `${this.name}: ${obj.key} exists with different content (size ${existing.length}, sha256 ${have}; expected size ${obj.body.length}, sha256 ${want}); it was not overwritten`,
+            reason: `${this.name}: ${obj.key} exists with different content (size ${existing.size}, sha256 ${existing.sha256}; expected size ${obj.body.length}, sha256 ${want}); it was not overwritten`,
           };
         }
         return this.#confirm(obj, path, want, true);
@@ -106,14 +130,13 @@ export class FsDestination implements Destination {
       // An identical file left writable (e.g. copied in by hand): make it read-only as we would have.
       await chmod(path, 0o444);
     }
-    const back = await readFile(path);
-    const got = createHash('sha256').update(back).digest('hex');
-    if (back.length !== obj.body.length || got !== want) {
-      return { kind: 'failed', reason: `${this.name}: read-back of ${obj.key} does not match what was written (sha256 ${got}, expected ${want})` };
+    const back = await hashFile(path);
+    if (back.size !== obj.body.length || back.sha256 !== want) {
+      return { kind: 'failed', reason: `${this.name}: read-back of ${obj.key} does not match what was written (size ${back.size}, sha256 ${back.sha256}, expected ${want})` };
     }
     return {
       kind: 'confirmed',
-      receipt: { destination: this.name, key: obj.key, size: back.length, sha256: got, alreadyPresent, confirmedAt: this.#now().toISOString() },
+      receipt: { destination: this.name, key: obj.key, size: back.size, sha256: back.sha256, alreadyPresent, confirmedAt: this.#now().toISOString() },
     };
   }
 

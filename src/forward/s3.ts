@@ -109,6 +109,23 @@ async function bodyBytes(body: unknown): Promise<Uint8Array> {
   return b.transformToByteArray();
 }
 
+/**
+ * Size and lower-case hex SHA-256 of a GetObject body, hashed as it streams in: confirming a 64 MiB
+ * segment must not cost the agent another 64 MiB of memory per upload in flight.
+ */
+async function hashBody(body: unknown): Promise<{ size: number; sha256: string }> {
+  if (body === undefined || body === null || typeof (body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] !== 'function') {
+    throw new Error('GetObject returned no body');
+  }
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Uint8Array>) {
+    h.update(chunk);
+    size += chunk.length;
+  }
+  return { size, sha256: h.digest('hex') };
+}
+
 function hex(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }
@@ -221,12 +238,11 @@ export class S3Destination implements Destination {
   ): Promise<PutResult> {
     const where = this.#where(obj.key);
     const got = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, VersionId: versionId }), { abortSignal: signal });
-    const bytes = await bodyBytes(got.Body);
-    const have = createHash('sha256').update(bytes).digest('hex');
-    if (bytes.length !== obj.body.length || have !== want) {
+    const { size, sha256: have } = await hashBody(got.Body);
+    if (size !== obj.body.length || have !== want) {
       return {
         kind: 'failed',
-        reason: `${where}: version ${versionId} holds different content (size ${bytes.length}, sha256 ${have}; expected size ${obj.body.length}, sha256 ${want})${alreadyPresent ? '; it was not overwritten' : ''}`,
+        reason: `${where}: version ${versionId} holds different content (size ${size}, sha256 ${have}; expected size ${obj.body.length}, sha256 ${want})${alreadyPresent ? '; it was not overwritten' : ''}`,
       };
     }
     const etag = got.ETag?.replace(/"/g, '');
@@ -253,7 +269,7 @@ export class S3Destination implements Destination {
       receipt: {
         destination: this.name,
         key: obj.key,
-        size: bytes.length,
+        size,
         sha256: have,
         versionId,
         retainUntil: until.toISOString(),

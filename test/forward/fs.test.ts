@@ -37,6 +37,20 @@ describe('FsDestination', () => {
     expect(Buffer.from(await d.get(key)).toString()).toBe('segment one');
   });
 
+  it('confirms objects larger than its read-back chunk (hashed a MiB at a time): the right hash, and one wrong byte caught', async () => {
+    const d = new FsDestination({ name: 'worm', path: join(dir, 'worm') });
+    const body = new Uint8Array(2 * 1024 * 1024 + 4097).map((_, i) => (i * 131 + (i >> 20)) & 0xff);
+    const key = objectKey('sealtrail.local/dev', 'segment', '00000009.seg');
+    const r = await d.put({ key, body, sha256: sha(body) });
+    expect(r).toMatchObject({ kind: 'confirmed', receipt: { size: body.length, sha256: createHash('sha256').update(body).digest('hex') } });
+    // The same key again with the last byte changed: judged on the stored file's streamed hash.
+    const other = body.slice();
+    other[other.length - 1]! ^= 1;
+    const again = await d.put({ key, body: other, sha256: sha(other) });
+    expect(again.kind).toBe('failed');
+    if (again.kind === 'failed') expect(again.reason).toMatch(new RegExp(`exists with different content \\(size ${body.length}, sha256 ${createHash('sha256').update(body).digest('hex')}`));
+  });
+
   it('never overwrites: identical bytes are confirmed as already present, different bytes fail and change nothing', async () => {
     const d = new FsDestination({ name: 'worm', path: dir });
     const body = bytes('original');

@@ -54,6 +54,12 @@ describe.skipIf(skip)('S3 destination on the real Object Lock server', () => {
     expect((await dest.list('o/segments/')).map((o) => o.key)).toEqual(['o/segments/0001.seg']);
   });
 
+  it('confirms a multi-MiB object from its read-back hashed as it streams in', async () => {
+    const body = new Uint8Array(3 * 1024 * 1024 + 123).map((_, i) => (i * 89 + (i >> 16)) & 0xff);
+    const r = await dest.put({ key: 'o/segments/0007.seg', body, sha256: sha(body) });
+    expect(r).toMatchObject({ kind: 'confirmed', receipt: { size: body.length, sha256: createHash('sha256').update(body).digest('hex') } });
+  });
+
   it('refuses different bytes under an existing key and never adds a version', async () => {
     const body = new Uint8Array(Buffer.from('original'));
     expect((await dest.put({ key: 'o/segments/0002.seg', body, sha256: sha(body) })).kind).toBe('confirmed');
