@@ -4,11 +4,57 @@
  * answers confirmed / retryable / failed. Reads throw SealtrailError('IO') naming what failed.
  */
 
+import { open } from 'node:fs/promises';
+
+/**
+ * The first `size` bytes of a file, stored as they are on disk and read a chunk at a time: the
+ * forwarder hands sealed segments over this way, so that an upload in flight costs a chunk of
+ * memory, not a whole segment.
+ */
+export interface FileBody {
+  readonly file: string;
+  readonly size: number;
+}
+
+/** What to store: bytes in memory, or a file (FileBody). */
+export type PutBody = Uint8Array | FileBody;
+
 /** One object to store: `key` is relative (see keys.ts), `sha256` is the SHA-256 of `body`. */
 export interface PutObject {
   readonly key: string;
-  readonly body: Uint8Array;
+  readonly body: PutBody;
   readonly sha256: Uint8Array;
+}
+
+/** Bytes read at a time from a FileBody. */
+export const BODY_CHUNK = 1024 * 1024;
+
+export function bodySize(body: PutBody): number {
+  return body instanceof Uint8Array ? body.length : body.size;
+}
+
+/**
+ * The body's bytes in order: a Uint8Array as it is, a FileBody in chunks of at most BODY_CHUNK
+ * (each a buffer of its own).
+ * @throws Error when the file holds fewer than `size` bytes (it changed since it was hashed)
+ */
+export async function* bodyChunks(body: PutBody): AsyncGenerator<Uint8Array> {
+  if (body instanceof Uint8Array) {
+    yield body;
+    return;
+  }
+  const fh = await open(body.file, 'r');
+  try {
+    for (let pos = 0; pos < body.size; ) {
+      const buf = Buffer.allocUnsafe(Math.min(BODY_CHUNK, body.size - pos));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) throw new Error(`${body.file} ends at ${pos} bytes, before the ${body.size} that were hashed`);
+      yield buf.subarray(0, bytesRead);
+      pos += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 /** What a destination confirmed after reading the object back (DESIGN.md "Forwarding"). */

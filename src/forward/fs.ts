@@ -14,7 +14,7 @@ import { chmod, link, lstat, mkdir, open, readFile, readdir, unlink } from 'node
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { SealtrailError, errorMessage } from '../errors.js';
 import { CANARY_FOLDER, checkKey } from './keys.js';
-import { type Destination, type HeadInfo, type ObjectVersion, type PutObject, type PutResult, compareKeys } from './destination.js';
+import { type Destination, type HeadInfo, type ObjectVersion, type PutBody, type PutObject, type PutResult, bodyChunks, bodySize, compareKeys } from './destination.js';
 
 /** Errors that may go away by themselves (full disk, NFS hiccup, unmounted volume). */
 const RETRYABLE = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EAGAIN', 'EBUSY', 'ETIMEDOUT', 'ESTALE', 'ENOENT', 'EMFILE', 'ENFILE', 'EINTR', 'EACCES', 'EPERM', 'EROFS']);
@@ -104,10 +104,10 @@ export class FsDestination implements Destination {
         // Key exists: identical bytes are a retry after a crash (confirmed); anything else is
         // reported and left untouched (G6: never overwrite).
         const existing = await hashFile(path);
-        if (existing.sha256 !== want || existing.size !== obj.body.length) {
+        if (existing.sha256 !== want || existing.size !== bodySize(obj.body)) {
           return {
             kind: 'failed',
-            reason: `${this.name}: ${obj.key} exists with different content (size ${existing.size}, sha256 ${existing.sha256}; expected size ${obj.body.length}, sha256 ${want}); it was not overwritten`,
+            reason: `${this.name}: ${obj.key} exists with different content (size ${existing.size}, sha256 ${existing.sha256}; expected size ${bodySize(obj.body)}, sha256 ${want}); it was not overwritten`,
           };
         }
         return this.#confirm(obj, path, want, true);
@@ -131,7 +131,7 @@ export class FsDestination implements Destination {
       await chmod(path, 0o444);
     }
     const back = await hashFile(path);
-    if (back.size !== obj.body.length || back.sha256 !== want) {
+    if (back.size !== bodySize(obj.body) || back.sha256 !== want) {
       return { kind: 'failed', reason: `${this.name}: read-back of ${obj.key} does not match what was written (size ${back.size}, sha256 ${back.sha256}, expected ${want})` };
     }
     return {
@@ -141,7 +141,7 @@ export class FsDestination implements Destination {
   }
 
   /** Returns false when the final name already exists. */
-  async #createExclusive(path: string, body: Uint8Array): Promise<boolean> {
+  async #createExclusive(path: string, body: PutBody): Promise<boolean> {
     const dir = dirname(path);
     const tmp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
     await writeSynced(tmp, body);
@@ -257,15 +257,17 @@ export class FsDestination implements Destination {
   close(): void {}
 }
 
-/** Create `path` with O_EXCL and mode 0444, write all of `body`, fsync. Throws EEXIST if present. */
-async function writeSynced(path: string, body: Uint8Array): Promise<void> {
+/** Create `path` with O_EXCL and mode 0444, write all of `body` (a chunk at a time for a file), fsync. Throws EEXIST if present. */
+async function writeSynced(path: string, body: PutBody): Promise<void> {
   // Mode 0444 at creation: the name is never visible as writable, and our own fd can still write.
   const fh = await open(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o444);
   try {
-    let off = 0;
-    while (off < body.length) {
-      const { bytesWritten } = await fh.write(body, off, body.length - off);
-      off += bytesWritten;
+    for await (const chunk of bodyChunks(body)) {
+      let off = 0;
+      while (off < chunk.length) {
+        const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
+        off += bytesWritten;
+      }
     }
     await fh.sync();
   } catch (e) {

@@ -17,7 +17,7 @@
  *   after W confirmed and it is `min_local_age` old (`delete_after: quorum`).
  */
 import { createHash } from 'node:crypto';
-import { constants as C } from 'node:fs';
+import { constants as C, createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
@@ -25,7 +25,7 @@ import { errorMessage } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { runCanary, type CanaryResult } from './canary.js';
-import type { Destination, PutResult } from './destination.js';
+import { BODY_CHUNK, type Destination, type FileBody, type PutResult } from './destination.js';
 import { fsyncDir } from './fs.js';
 import { type ItemKind, objectKey } from './keys.js';
 
@@ -140,7 +140,6 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
   await fsyncDir(dir);
 }
 
-const MAX_CACHE_BYTES = 128 * 1024 * 1024;
 
 class Worker {
   state: StateFile;
@@ -197,8 +196,8 @@ export class Replicator {
   readonly #workers: Worker[];
   readonly #items = new Map<string, Tracked>();
   #order: Tracked[] = [];
-  readonly #cache = new Map<string, Promise<{ body: Uint8Array; sha256: Uint8Array }>>();
-  #cacheBytes = 0;
+  /** Size and SHA-256 of each item being forwarded, computed once for all destinations (dropped when it is confirmed everywhere or released). */
+  readonly #hashes = new Map<string, Promise<{ body: FileBody; sha256: Uint8Array }>>();
   #running = false;
   #stopping = false;
   #unsubscribe: (() => void) | undefined;
@@ -423,35 +422,32 @@ export class Replicator {
     return this.#refreshing;
   }
 
-  async #read(t: Tracked): Promise<{ body: Uint8Array; sha256: Uint8Array }> {
-    const hit = this.#cache.get(t.item.name);
+  /**
+   * The item as a FileBody with its SHA-256, hashed a chunk at a time: destinations then read the
+   * file themselves, a chunk at a time, so an upload in flight costs a chunk of memory, not the
+   * segment (a sealed file does not change; if it did, the destination's read-back would not match).
+   */
+  async #read(t: Tracked): Promise<{ body: FileBody; sha256: Uint8Array }> {
+    const hit = this.#hashes.get(t.item.name);
     if (hit) return hit;
-    const p = readFile(t.item.path).then((b) => {
-      const body = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-      return { body, sha256: new Uint8Array(createHash('sha256').update(body).digest()) };
-    });
-    this.#cache.set(t.item.name, p);
-    const v = await p.catch((e: unknown) => {
-      this.#cache.delete(t.item.name);
+    const p = (async () => {
+      const h = createHash('sha256');
+      let size = 0;
+      for await (const chunk of createReadStream(t.item.path, { highWaterMark: BODY_CHUNK }) as AsyncIterable<Buffer>) {
+        h.update(chunk);
+        size += chunk.length;
+      }
+      return { body: { file: t.item.path, size }, sha256: new Uint8Array(h.digest()) };
+    })();
+    this.#hashes.set(t.item.name, p);
+    return p.catch((e: unknown) => {
+      this.#hashes.delete(t.item.name);
       throw e;
     });
-    this.#cacheBytes += v.body.length;
-    // Evict oldest entries beyond the budget; a miss only costs a re-read from the page cache.
-    for (const [k, e] of this.#cache) {
-      if (this.#cacheBytes <= MAX_CACHE_BYTES || k === t.item.name) break;
-      this.#cache.delete(k);
-      this.#cacheBytes -= (await e).body.length;
-    }
-    return v;
   }
 
   #evict(name: string): void {
-    const e = this.#cache.get(name);
-    if (!e) return;
-    this.#cache.delete(name);
-    void e.then((v) => {
-      this.#cacheBytes -= v.body.length;
-    }, () => undefined);
+    this.#hashes.delete(name);
   }
 
   #backoff(w: Worker, afterMs: number, permanent: boolean): number {
@@ -517,7 +513,7 @@ export class Replicator {
     let size = 0;
     try {
       const { body, sha256 } = await this.#read(next);
-      size = body.length;
+      size = body.size;
       res = await w.dest.put({ key: next.key, body, sha256 }, { signal: this.#abort.signal });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {

@@ -13,7 +13,7 @@
  * version, is reported as failed and never accepted.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { Agent as HttpsAgent } from 'node:https';
 import {
   GetObjectCommand,
@@ -26,7 +26,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { SealtrailError, errorMessage } from '../errors.js';
 import { checkKey } from './keys.js';
-import { type Destination, type HeadInfo, type ObjectVersion, type PutObject, type PutResult, compareKeys } from './destination.js';
+import { BODY_CHUNK, type Destination, type HeadInfo, type ObjectVersion, type PutBody, type PutObject, type PutResult, bodyChunks, bodySize, compareKeys } from './destination.js';
 
 export interface S3ConnectionOptions {
   readonly bucket: string;
@@ -109,6 +109,13 @@ async function bodyBytes(body: unknown): Promise<Uint8Array> {
   return b.transformToByteArray();
 }
 
+/** MD5 of a body (S3's Content-MD5 and ETag), a chunk at a time for a file. */
+async function md5Of(body: PutBody): Promise<Buffer> {
+  const h = createHash('md5');
+  for await (const chunk of bodyChunks(body)) h.update(chunk);
+  return h.digest();
+}
+
 /**
  * Size and lower-case hex SHA-256 of a GetObject body, hashed as it streams in: confirming a 64 MiB
  * segment must not cost the agent another 64 MiB of memory per upload in flight.
@@ -167,7 +174,7 @@ export class S3Destination implements Destination {
     const Key = this.fullKey(obj.key);
     const send = { abortSignal: opts.signal };
     const want = hex(obj.sha256);
-    const md5 = createHash('md5').update(obj.body).digest();
+    const md5 = await md5Of(obj.body);
     try {
       const before = await this.#versionsOf(Key, opts.signal);
       if (before.length > 0) return await this.#judgeExisting(obj, before, want, opts.signal);
@@ -179,8 +186,10 @@ export class S3Destination implements Destination {
           new PutObjectCommand({
             Bucket: this.bucket,
             Key,
-            Body: obj.body,
-            ContentLength: obj.body.length,
+            // A file goes up as a stream of its first `size` bytes (the SDK does not retry a
+            // streamed request: the replicator does, with a fresh stream).
+            Body: obj.body instanceof Uint8Array ? obj.body : createReadStream(obj.body.file, { start: 0, end: obj.body.size - 1, highWaterMark: BODY_CHUNK }),
+            ContentLength: bodySize(obj.body),
             ContentType: 'application/octet-stream',
             ContentMD5: md5.toString('base64'),
             ChecksumSHA256: Buffer.from(obj.sha256).toString('base64'),
@@ -221,7 +230,7 @@ export class S3Destination implements Destination {
     }
     const v = versions[0]!;
     if (v.versionId === undefined) return { kind: 'failed', reason: `${where}: existing object has no version id: bucket without Object Lock` };
-    const md5 = createHash('md5').update(obj.body).digest('hex');
+    const md5 = (await md5Of(obj.body)).toString('hex');
     return this.#confirm(obj, this.fullKey(obj.key), v.versionId, want, md5, undefined, true, signal);
   }
 
@@ -239,10 +248,10 @@ export class S3Destination implements Destination {
     const where = this.#where(obj.key);
     const got = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, VersionId: versionId }), { abortSignal: signal });
     const { size, sha256: have } = await hashBody(got.Body);
-    if (size !== obj.body.length || have !== want) {
+    if (size !== bodySize(obj.body) || have !== want) {
       return {
         kind: 'failed',
-        reason: `${where}: version ${versionId} holds different content (size ${size}, sha256 ${have}; expected size ${obj.body.length}, sha256 ${want})${alreadyPresent ? '; it was not overwritten' : ''}`,
+        reason: `${where}: version ${versionId} holds different content (size ${size}, sha256 ${have}; expected size ${bodySize(obj.body)}, sha256 ${want})${alreadyPresent ? '; it was not overwritten' : ''}`,
       };
     }
     const etag = got.ETag?.replace(/"/g, '');

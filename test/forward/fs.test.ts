@@ -51,6 +51,26 @@ describe('FsDestination', () => {
     if (again.kind === 'failed') expect(again.reason).toMatch(new RegExp(`exists with different content \\(size ${body.length}, sha256 ${createHash('sha256').update(body).digest('hex')}`));
   });
 
+  it('stores a file body (a sealed segment on disk) a chunk at a time, byte for byte; a file shorter than its stated size is not stored', async () => {
+    const d = new FsDestination({ name: 'worm', path: join(dir, 'worm') });
+    const body = new Uint8Array(3 * 1024 * 1024 + 77).map((_, i) => (i * 31 + (i >> 18)) & 0xff);
+    const src = join(dir, 'source.seg');
+    await writeFile(src, body);
+    const key = objectKey('sealtrail.local/dev', 'segment', '0000000a.seg');
+    const r = await d.put({ key, body: { file: src, size: body.length }, sha256: sha(body) });
+    expect(r).toMatchObject({ kind: 'confirmed', receipt: { size: body.length, alreadyPresent: false } });
+    expect(Buffer.from(await d.get(key)).equals(Buffer.from(body))).toBe(true);
+    // The file lost its tail after it was hashed: nothing is published under the key.
+    const cut = join(dir, 'cut.seg');
+    await writeFile(cut, body.subarray(0, 1000));
+    const key2 = objectKey('sealtrail.local/dev', 'segment', '0000000b.seg');
+    const r2 = await d.put({ key: key2, body: { file: cut, size: body.length }, sha256: sha(body) });
+    expect(r2.kind).toBe('retryable');
+    if (r2.kind === 'retryable') expect(r2.reason).toMatch(/ends at 1000 bytes, before the \d+ that were hashed/);
+    expect(await d.head(key2)).toBeUndefined();
+    expect((await readdir(join(dir, 'worm', 'sealtrail.local', 'dev', 'segments'))).sort()).toEqual(['0000000a.seg']);
+  });
+
   it('never overwrites: identical bytes are confirmed as already present, different bytes fail and change nothing', async () => {
     const d = new FsDestination({ name: 'worm', path: dir });
     const body = bytes('original');
