@@ -149,7 +149,7 @@ export class Agent {
       this.health.register(READINESS_CHECKS.quorumReachable, () => ({ ok: true, detail: 'no destinations configured (local-only)' }));
       this.health.register(READINESS_CHECKS.noUnsafeDestination, () => ({ ok: true, detail: 'no destinations configured' }));
     } else {
-      this.#destinations = await Promise.all(cfg.destinations.map((d) => createDestination(d)));
+      this.#destinations = await Promise.all(cfg.destinations.map((d) => createDestination(d, log)));
       const replicator = new Replicator({
         source: ledgerSealedSource(ledger),
         destinations: this.#destinations,

@@ -25,6 +25,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { SealtrailError, errorMessage } from '../errors.js';
+import type { Logger } from '../telemetry/logger.js';
 import { checkKey } from './keys.js';
 import { BODY_CHUNK, type Destination, type HeadInfo, type ObjectVersion, type PutBody, type PutObject, type PutResult, bodyChunks, bodySize, compareKeys } from './destination.js';
 
@@ -41,6 +42,12 @@ export interface S3ConnectionOptions {
   readonly caFile?: string;
   /** Tests: replaces the HTTP handler (e.g. to capture the exact request headers). */
   readonly requestHandler?: S3ClientConfig['requestHandler'];
+  /**
+   * Where the SDK's own warnings and errors go (as structured lines, at debug level: every failure
+   * also reaches the caller as an error, which it logs with context). Without it they are dropped —
+   * never printed to the console, where they would break a stream of JSON log lines.
+   */
+  readonly logger?: Logger;
 }
 
 export interface S3DestinationOptions extends S3ConnectionOptions {
@@ -85,7 +92,19 @@ export function makeS3Client(o: S3ConnectionOptions, what = `s3://${o.bucket}`):
     // The replicator owns retries (capped backoff with jitter); one SDK retry covers a dropped keep-alive socket.
     maxAttempts: 2,
     requestHandler,
+    logger: sdkLogger(o.logger),
   });
+}
+
+/**
+ * The SDK's logger: its warnings and errors as debug lines of ours (or nowhere), its chatter dropped.
+ * Without one the SDK writes some warnings with console.warn — e.g. "An error was encountered in a
+ * non-retryable streaming request." on every failed streamed upload, which the forwarder retries anyway.
+ */
+export function sdkLogger(log: Logger | undefined): NonNullable<S3ClientConfig['logger']> {
+  const quiet = (): void => undefined;
+  const toDebug = (level: string) => (...content: unknown[]): void => log?.debug({ sdk: level, detail: content.map((c) => (typeof c === 'string' ? c : errorMessage(c))).join(' ') }, 'AWS SDK message');
+  return { trace: quiet, debug: quiet, info: quiet, warn: toDebug('warn'), error: toDebug('error') };
 }
 
 /** The pieces of an SDK error we classify on. */
@@ -181,14 +200,18 @@ export class S3Destination implements Destination {
 
       const retainUntil = new Date(this.#now().getTime() + this.retentionDays * 86_400_000);
       let versionId: string | undefined;
+      // A file goes up as a stream of its first `size` bytes (the SDK does not retry a streamed
+      // request: the replicator does, with a fresh stream). The stream is ours to close: a request
+      // that fails before reading it must not leave its descriptor open, nor an error event (the file
+      // released meanwhile) with no listener, which would end the process.
+      const stream = obj.body instanceof Uint8Array ? undefined : createReadStream(obj.body.file, { start: 0, end: obj.body.size - 1, highWaterMark: BODY_CHUNK });
+      stream?.on('error', () => undefined); // a read error fails the request, which reports it
       try {
         const out = await this.client.send(
           new PutObjectCommand({
             Bucket: this.bucket,
             Key,
-            // A file goes up as a stream of its first `size` bytes (the SDK does not retry a
-            // streamed request: the replicator does, with a fresh stream).
-            Body: obj.body instanceof Uint8Array ? obj.body : createReadStream(obj.body.file, { start: 0, end: obj.body.size - 1, highWaterMark: BODY_CHUNK }),
+            Body: stream ?? (obj.body as Uint8Array),
             ContentLength: bodySize(obj.body),
             ContentType: 'application/octet-stream',
             ContentMD5: md5.toString('base64'),
@@ -207,6 +230,8 @@ export class S3Destination implements Destination {
           return await this.#judgeExisting(obj, await this.#versionsOf(Key, opts.signal), want, opts.signal);
         }
         throw e;
+      } finally {
+        stream?.destroy();
       }
       if (versionId === undefined) {
         return { kind: 'failed', reason: `${this.#where(obj.key)}: the PUT returned no VersionId: the bucket is not versioned, so it has no Object Lock` };

@@ -6,9 +6,14 @@
  * the PUT and records every request.
  */
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { describe, expect, it, vi } from 'vitest';
 import { S3Destination } from '../../src/forward/s3.js';
+import type { Logger } from '../../src/telemetry/logger.js';
 
 interface Captured {
   method: string;
@@ -78,5 +83,96 @@ describe('S3 PutObject headers', () => {
     expect(h['x-amz-trailer']).toBeUndefined();
     expect(p.body.equals(body)).toBe(true);
     expect(log.some((c) => 'uploads' in c.query)).toBe(false);
+  });
+});
+
+describe('S3 PutObject of a file body (a sealed segment streamed from disk)', () => {
+  function fileDest(handler: unknown, logger?: Logger): S3Destination {
+    return new S3Destination({
+      name: 's3-f',
+      bucket: 'audit-a',
+      endpoint: 'http://127.0.0.1:1',
+      region: 'us-east-1',
+      forcePathStyle: true,
+      accessKeyId: 'AK',
+      secretAccessKey: 'SK',
+      retentionDays: 1,
+      requestHandler: handler as never,
+      ...(logger ? { logger } : {}),
+    });
+  }
+
+  it('sends the same checksums and length, the whole file as the body, without aws-chunked', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sealtrail-s3file-'));
+    try {
+      const body = Buffer.alloc(3 * 1024 * 1024 + 11, 0).map((_, i) => (i * 13 + (i >> 16)) & 0xff);
+      writeFileSync(join(dir, 'a.seg'), body);
+      const seen: { headers: Record<string, string>; body: Buffer }[] = [];
+      const handler = {
+        metadata: { handlerProtocol: 'http/1.1' },
+        destroy() {},
+        async handle(request: { method: string; query?: Record<string, unknown>; headers: Record<string, string>; body?: unknown }) {
+          if (request.method === 'GET' && 'versions' in (request.query ?? {})) {
+            const xml = '<?xml version="1.0" encoding="UTF-8"?><ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><IsTruncated>false</IsTruncated></ListVersionsResult>';
+            return { response: { statusCode: 200, headers: { 'content-type': 'application/xml' }, body: Readable.from([Buffer.from(xml)]) } };
+          }
+          if (request.method === 'PUT') {
+            const parts: Buffer[] = [];
+            for await (const c of request.body as AsyncIterable<Buffer>) parts.push(Buffer.from(c));
+            seen.push({ headers: Object.fromEntries(Object.entries(request.headers).map(([k, v]) => [k.toLowerCase(), v])), body: Buffer.concat(parts) });
+            return { response: { statusCode: 200, headers: { etag: '"x"', 'x-amz-version-id': 'v1' }, body: Readable.from([]) } };
+          }
+          return { response: { statusCode: 503, headers: {}, body: Readable.from([]) } };
+        },
+      };
+      const dest = fileDest(handler);
+      const sha = createHash('sha256').update(body).digest();
+      const r = await dest.put({ key: 'o/segments/0000000001.seg', body: { file: join(dir, 'a.seg'), size: body.length }, sha256: sha });
+      dest.close();
+      expect(r.kind).toBe('retryable'); // the handler answers 503 to the read-back
+      expect(seen).toHaveLength(1);
+      const h = seen[0]!.headers;
+      expect(h['content-md5']).toBe(createHash('md5').update(body).digest('base64'));
+      expect(h['x-amz-checksum-sha256']).toBe(sha.toString('base64'));
+      expect(h['content-length']).toBe(String(body.length));
+      expect(h['content-encoding']).toBeUndefined();
+      expect(h['x-amz-trailer']).toBeUndefined();
+      expect(seen[0]!.body.equals(body)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a streamed upload that fails is retryable, and the SDK\'s warning goes to our logger, never to the console', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sealtrail-s3file-'));
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      writeFileSync(join(dir, 'a.seg'), Buffer.alloc(100_000, 7));
+      const handler = {
+        metadata: { handlerProtocol: 'http/1.1' },
+        destroy() {},
+        async handle(request: { method: string; query?: Record<string, unknown> }) {
+          if (request.method === 'GET' && 'versions' in (request.query ?? {})) {
+            const xml = '<?xml version="1.0" encoding="UTF-8"?><ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><IsTruncated>false</IsTruncated></ListVersionsResult>';
+            return { response: { statusCode: 200, headers: { 'content-type': 'application/xml' }, body: Readable.from([Buffer.from(xml)]) } };
+          }
+          throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+        },
+      };
+      const lines: unknown[] = [];
+      const logger = pino({ level: 'debug' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+      const dest = fileDest(handler, logger);
+      const r = await dest.put({ key: 'o/segments/0000000002.seg', body: { file: join(dir, 'a.seg'), size: 100_000 }, sha256: new Uint8Array(32) });
+      dest.close();
+      expect(r.kind).toBe('retryable');
+      // The request failed before the body was read; put closes the stream it opened (else, with the
+      // file removed below, its open would fail with an error event nobody listens to: an unhandled
+      // error that fails this run — as it did before the stream was closed).
+      expect(warn).not.toHaveBeenCalled();
+      expect(lines).toContainEqual(expect.objectContaining({ level: 20, sdk: 'warn', detail: expect.stringMatching(/non-retryable streaming request/) }));
+    } finally {
+      warn.mockRestore();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
