@@ -140,7 +140,6 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
   await fsyncDir(dir);
 }
 
-
 class Worker {
   state: StateFile;
   healthy: boolean | undefined;
@@ -524,6 +523,13 @@ export class Replicator {
       res = { kind: 'retryable', afterMs: 0, reason: `${w.dest.name}: ${errorMessage(e)}` };
     }
     if (this.#stopping && res.kind !== 'confirmed') return;
+    if (res.kind !== 'confirmed' && (next.released || next.releasing)) {
+      // Released meanwhile (enough other destinations have it, delete_after: quorum): its file is
+      // gone, so this attempt could not read it, and this destination is no longer owed it. Not a
+      // failure of the destination.
+      await this.#refresh().catch(() => undefined);
+      return;
+    }
     if (res.kind === 'confirmed') {
       w.state.confirmed[next.key] = {
         sha256: res.receipt.sha256,

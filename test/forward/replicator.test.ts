@@ -205,6 +205,38 @@ describe('Replicator with filesystem destinations', { timeout: 60_000 }, () => {
     await r.stop();
   });
 
+  it('delete_after: quorum — a slower destination whose item was released meanwhile moves on without a failure', async () => {
+    const { src } = await makeLedger(1);
+    // fs-b starts each upload only once the item is gone locally: the file it would stream is released.
+    const inner = new FsDestination({ name: 'fs-b', path: join(dir, 'b') });
+    let gotPut = 0;
+    const late: Destination = Object.assign(new Counting(inner), {
+      async put(o: PutObject): Promise<PutResult> {
+        gotPut++;
+        await until(() => src.released.some((n) => o.key.endsWith(n)));
+        return inner.put(o);
+      },
+    });
+    const metrics = new Metrics({ defaultMetrics: false });
+    const r = new Replicator({
+      source: src,
+      destinations: [new FsDestination({ name: 'fs-a', path: join(dir, 'a') }), late],
+      forwarding: { ...fast, quorum: 1, delete_after: 'quorum', min_local_age: 0 },
+      origin: ORIGIN,
+      stateDir: join(dir, 'ledger/forward'),
+      metrics,
+      canary: false,
+    });
+    await r.start();
+    await until(() => src.released.length === 2 && gotPut >= 1);
+    await new Promise((res) => setTimeout(res, 300)); // fs-b's attempt(s) finish against the released file
+    const b = r.status().destinations.find((d) => d.name === 'fs-b')!;
+    expect(b.consecutiveFailures).toBe(0);
+    expect(b.lastError).toBeUndefined();
+    expect(await metrics.registry.getSingleMetricAsString('sealtrail_exporter_send_failed_objects_total')).not.toContain('fs-b');
+    await r.stop();
+  });
+
   it('with delete_after: all, W confirmations are safe but the local copy stays until every destination has it', async () => {
     const { src } = await makeLedger(2);
     await writeFile(join(dir, 'c'), 'x');
