@@ -118,7 +118,18 @@ export interface BenchReport {
     fill: { seconds: number; entriesPerSec: number };
     reportSummary?: string;
   };
-  forwarding: { destination: string; segments: number; bytes: number; complete: boolean; secondsFromSpawn: number; firstObjectAfterS: number; MBps: number }[];
+  forwarding: {
+    destination: string;
+    segments: number;
+    bytes: number;
+    complete: boolean;
+    secondsFromSpawn: number;
+    firstObjectAfterS: number;
+    MBps: number;
+    /** Session 20 on: the forwarding agent's VmHWM over the phase, and the size of the segments it forwarded. */
+    peakRssMB?: number;
+    segmentBytes?: number;
+  }[];
   profile?: { file: string; summary: ProfileSummary };
   /** The disk alone (bench/disk.ts), once per transport and round of the 100-record maximum, at the fsync agent's commit size. */
   disk?: (DiskProbe & { transport: Transport; round: number })[];
@@ -501,7 +512,8 @@ export function renderTable(r: BenchReport): string {
   for (const f of r.forwarding) {
     other.push([
       `forwarding a backlog of ${f.segments} sealed segments to the ${f.destination} destination`,
-      `${f1(f.MBps)} MB/s between the first and the last confirmed object (${f1(f.bytes / 1e6)} MB${f.complete ? '' : ', INCOMPLETE'}); first object confirmed ${f1(f.firstObjectAfterS)} s after the agent was spawned`,
+      `${f1(f.MBps)} MB/s between the first and the last confirmed object (${f1(f.bytes / 1e6)} MB${f.complete ? '' : ', INCOMPLETE'}); first object confirmed ${f1(f.firstObjectAfterS)} s after the agent was spawned` +
+        (f.peakRssMB !== undefined ? `; the agent's peak RSS (VmHWM) ${f1(f.peakRssMB)} MB${f.segmentBytes !== undefined ? ` with ${f1(f.segmentBytes / 2 ** 20)} MiB segments` : ''}` : ''),
     ]);
   }
   if (!r.forwarding.some((f) => f.destination === 's3')) other.push(['forwarding to S3', 'not measured in this run (set SEALTRAIL_S3_ENDPOINT, see scripts/s3-server.sh)']);

@@ -453,6 +453,9 @@ function summariseVerifyJson(r: object): string {
  * uploads the backlog of sealed segments. The rate is taken between the first confirmed object and
  * the last, from sealtrail_exporter_sent_bytes_total polled every 50 ms (start-up excluded).
  */
+/** Segment size of the logs the forward phase writes (16 sealed segments in a full run's fs log). */
+const FORWARD_SEGMENT_BYTES = 16 * 2 ** 20;
+
 async function forwardPhase(base: string, src: { ledgerDir: string; keyFile: string; origin: string }, destination: Record<string, unknown>, label: string): Promise<BenchReport['forwarding'][number]> {
   const segs = await dirBytes(path.join(src.ledgerDir, 'segments'), '.seg');
   const cps = await dirBytes(path.join(src.ledgerDir, 'checkpoints'), '.cp');
@@ -473,8 +476,14 @@ async function forwardPhase(base: string, src: { ledgerDir: string; keyFile: str
   });
   let first: { t: number; bytes: number } | undefined;
   let last = { t: 0, bytes: 0 };
+  let peak = 0;
   const deadline = performance.now() + 90_000; // reported as INCOMPLETE beyond this
   for (;;) {
+    try {
+      peak = Math.max(peak, memory(agent.pid).hwm);
+    } catch {
+      /* exited */
+    }
     const m = await scrape(agent.metricsUrl).catch(() => undefined);
     const sent = metricSum(m, 'sealtrail_exporter_sent_bytes_total');
     const now = performance.now();
@@ -482,6 +491,11 @@ async function forwardPhase(base: string, src: { ledgerDir: string; keyFile: str
     last = { t: now, bytes: sent };
     if (sent >= target || now > deadline) break;
     await new Promise((r) => setTimeout(r, 50));
+  }
+  try {
+    peak = Math.max(peak, memory(agent.pid).hwm); // VmHWM: the high-water mark, so the last reading covers the phase
+  } catch {
+    /* exited */
   }
   await agent.stop();
   const span = first ? (last.t - first.t) / 1000 : 0;
@@ -494,8 +508,10 @@ async function forwardPhase(base: string, src: { ledgerDir: string; keyFile: str
     secondsFromSpawn: (last.t - t0) / 1000,
     firstObjectAfterS: first ? (first.t - t0) / 1000 : -1,
     MBps: rate,
+    ...(peak > 0 ? { peakRssMB: peak / 1e6 } : {}),
+    segmentBytes: FORWARD_SEGMENT_BYTES,
   };
-  log(`forward ${label}: ${(res.bytes / 1e6).toFixed(0)} MB in ${segs.files} segments, ${rate.toFixed(1)} MB/s (after the first object), first object confirmed ${res.firstObjectAfterS.toFixed(1)} s after spawn, all ${res.secondsFromSpawn.toFixed(1)} s${res.complete ? '' : ' INCOMPLETE'}`);
+  log(`forward ${label}: ${(res.bytes / 1e6).toFixed(0)} MB in ${segs.files} segments, ${rate.toFixed(1)} MB/s (after the first object), first object confirmed ${res.firstObjectAfterS.toFixed(1)} s after spawn, all ${res.secondsFromSpawn.toFixed(1)} s${res.complete ? '' : ' INCOMPLETE'}, peak RSS ${(peak / 1e6).toFixed(1)} MB`);
   return res;
 }
 
@@ -764,7 +780,7 @@ async function verifyAndForward(base: string, report: BenchReport): Promise<void
         const dir = path.join(base, `ledger-for-${label}`);
         const { keyFile } = keygen(NODE, BIN, path.join(dir, 'keys'));
         const ledgerDir = path.join(dir, 'ledger');
-        await fillLedger(ledgerDir, keyFile, v.origin, label === 's3' ? S.s3Bytes : S.fsBytes, 16 * 2 ** 20);
+        await fillLedger(ledgerDir, keyFile, v.origin, label === 's3' ? S.s3Bytes : S.fsBytes, FORWARD_SEGMENT_BYTES);
         report.forwarding.push(await forwardPhase(base, { ...v, ledgerDir, keyFile }, d, label));
       }
     }

@@ -205,6 +205,15 @@ describe('bench report: rounds', () => {
     expect(other).toBe('; 15 requests refused (http 429: 12, http 503: 3)');
   });
 
+  it("forwarding rows show the forwarding agent's peak RSS and segment size where the run measured them", () => {
+    const f = { destination: 'fs', segments: 16, bytes: 268.9e6, complete: true, secondsFromSpawn: 3.2, firstObjectAfterS: 1.3, MBps: 174.7 };
+    const line = (x: BenchReport['forwarding'][number]): string =>
+      renderTable({ ...report([row('fsync', 180_000, 1)]), forwarding: [x] }).split('\n').find((l) => l.startsWith('| forwarding a backlog of 16'))!;
+    expect(line({ ...f, peakRssMB: 144.5, segmentBytes: 16 * 2 ** 20 })).toContain("174.7 MB/s between the first and the last confirmed object (268.9 MB); first object confirmed 1.3 s after the agent was spawned; the agent's peak RSS (VmHWM) 144.5 MB with 16.0 MiB segments |");
+    // Reports from before session 20 have neither: the row reads as it did.
+    expect(line(f)).toMatch(/after the agent was spawned \|$/);
+  });
+
   it('open-loop rows name the maxima their rate is a share of (median round, window right before)', () => {
     const open = (share: number, rate: number) =>
       row('fsync', rate * 100, undefined, { mode: 'open', rate, rateShare: share, rateOf: { medianRoundRps: 3140, rightBeforeRps: 2312 } });
