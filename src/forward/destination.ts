@@ -34,20 +34,23 @@ export function bodySize(body: PutBody): number {
 }
 
 /**
- * The body's bytes in order: a Uint8Array as it is, a FileBody in chunks of at most BODY_CHUNK
- * (each a buffer of its own).
+ * The body's bytes in order: a Uint8Array as it is, a FileBody in chunks of at most BODY_CHUNK.
+ * With `reuse`, every chunk of a file is read into the same buffer — for a consumer that is done
+ * with a chunk before it asks for the next (hashing, a write it awaits): a fresh MiB per chunk would
+ * be garbage that only a collection frees. Without it each chunk is a buffer of its own.
  * @throws Error when the file holds fewer than `size` bytes (it changed since it was hashed)
  */
-export async function* bodyChunks(body: PutBody): AsyncGenerator<Uint8Array> {
+export async function* bodyChunks(body: PutBody, reuse = false): AsyncGenerator<Uint8Array> {
   if (body instanceof Uint8Array) {
     yield body;
     return;
   }
   const fh = await open(body.file, 'r');
   try {
+    const shared = reuse ? Buffer.allocUnsafe(Math.min(BODY_CHUNK, body.size)) : undefined;
     for (let pos = 0; pos < body.size; ) {
-      const buf = Buffer.allocUnsafe(Math.min(BODY_CHUNK, body.size - pos));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      const buf = shared ?? Buffer.allocUnsafe(Math.min(BODY_CHUNK, body.size - pos));
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, body.size - pos), pos);
       if (bytesRead === 0) throw new Error(`${body.file} ends at ${pos} bytes, before the ${body.size} that were hashed`);
       yield buf.subarray(0, bytesRead);
       pos += bytesRead;

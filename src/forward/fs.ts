@@ -262,7 +262,7 @@ async function writeSynced(path: string, body: PutBody): Promise<void> {
   // Mode 0444 at creation: the name is never visible as writable, and our own fd can still write.
   const fh = await open(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o444);
   try {
-    for await (const chunk of bodyChunks(body)) {
+    for await (const chunk of bodyChunks(body, true)) {
       let off = 0;
       while (off < chunk.length) {
         const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);

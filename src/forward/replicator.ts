@@ -16,8 +16,7 @@
  * - The local copy is released only after every destination confirmed it (`delete_after: all`) or
  *   after W confirmed and it is `min_local_age` old (`delete_after: quorum`).
  */
-import { createHash } from 'node:crypto';
-import { constants as C, createReadStream } from 'node:fs';
+import { constants as C } from 'node:fs';
 import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
@@ -25,8 +24,8 @@ import { errorMessage } from '../errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { runCanary, type CanaryResult } from './canary.js';
-import { BODY_CHUNK, type Destination, type FileBody, type PutResult } from './destination.js';
-import { fsyncDir } from './fs.js';
+import type { Destination, FileBody, PutResult } from './destination.js';
+import { fsyncDir, hashFile } from './fs.js';
 import { type ItemKind, objectKey } from './keys.js';
 
 /** One sealed, immutable file the ledger wants forwarded. */
@@ -429,15 +428,7 @@ export class Replicator {
   async #read(t: Tracked): Promise<{ body: FileBody; sha256: Uint8Array }> {
     const hit = this.#hashes.get(t.item.name);
     if (hit) return hit;
-    const p = (async () => {
-      const h = createHash('sha256');
-      let size = 0;
-      for await (const chunk of createReadStream(t.item.path, { highWaterMark: BODY_CHUNK }) as AsyncIterable<Buffer>) {
-        h.update(chunk);
-        size += chunk.length;
-      }
-      return { body: { file: t.item.path, size }, sha256: new Uint8Array(h.digest()) };
-    })();
+    const p = hashFile(t.item.path).then(({ size, sha256 }) => ({ body: { file: t.item.path, size }, sha256: new Uint8Array(Buffer.from(sha256, 'hex')) }));
     this.#hashes.set(t.item.name, p);
     return p.catch((e: unknown) => {
       this.#hashes.delete(t.item.name);

@@ -131,7 +131,7 @@ async function bodyBytes(body: unknown): Promise<Uint8Array> {
 /** MD5 of a body (S3's Content-MD5 and ETag), a chunk at a time for a file. */
 async function md5Of(body: PutBody): Promise<Buffer> {
   const h = createHash('md5');
-  for await (const chunk of bodyChunks(body)) h.update(chunk);
+  for await (const chunk of bodyChunks(body, true)) h.update(chunk);
   return h.digest();
 }
 
