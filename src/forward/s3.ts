@@ -196,7 +196,7 @@ export class S3Destination implements Destination {
     const md5 = await md5Of(obj.body);
     try {
       const before = await this.#versionsOf(Key, opts.signal);
-      if (before.length > 0) return await this.#judgeExisting(obj, before, want, opts.signal);
+      if (before.length > 0) return await this.#judgeExisting(obj, before, want, md5, opts.signal);
 
       const retainUntil = new Date(this.#now().getTime() + this.retentionDays * 86_400_000);
       let versionId: string | undefined;
@@ -227,7 +227,7 @@ export class S3Destination implements Destination {
         const { name, status } = s3ErrorInfo(e);
         if (status === 412 || name === 'PreconditionFailed') {
           // Someone else created the key between our listing and the PUT: judge what is there.
-          return await this.#judgeExisting(obj, await this.#versionsOf(Key, opts.signal), want, opts.signal);
+          return await this.#judgeExisting(obj, await this.#versionsOf(Key, opts.signal), want, md5, opts.signal);
         }
         throw e;
       } finally {
@@ -245,7 +245,7 @@ export class S3Destination implements Destination {
   }
 
   /** The key exists already: only one identical, locked version is accepted (a retry after a crash). */
-  async #judgeExisting(obj: PutObject, versions: ObjectVersion[], want: string, signal?: AbortSignal): Promise<PutResult> {
+  async #judgeExisting(obj: PutObject, versions: ObjectVersion[], want: string, md5: Buffer, signal?: AbortSignal): Promise<PutResult> {
     const where = this.#where(obj.key);
     if (versions.length !== 1 || versions[0]!.deleteMarker) {
       return {
@@ -255,8 +255,7 @@ export class S3Destination implements Destination {
     }
     const v = versions[0]!;
     if (v.versionId === undefined) return { kind: 'failed', reason: `${where}: existing object has no version id: bucket without Object Lock` };
-    const md5 = (await md5Of(obj.body)).toString('hex');
-    return this.#confirm(obj, this.fullKey(obj.key), v.versionId, want, md5, undefined, true, signal);
+    return this.#confirm(obj, this.fullKey(obj.key), v.versionId, want, md5.toString('hex'), undefined, true, signal);
   }
 
   /** Read the version back and check every property we rely on. */
