@@ -14,7 +14,7 @@ import { chmod, link, lstat, mkdir, open, readFile, readdir, unlink } from 'node
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { SealtrailError, errorMessage } from '../errors.js';
 import { CANARY_FOLDER, checkKey } from './keys.js';
-import { type Destination, type HeadInfo, type ObjectVersion, type PutBody, type PutObject, type PutResult, bodyChunks, bodySize, compareKeys } from './destination.js';
+import { BODY_CHUNK, type Destination, type HeadInfo, type ObjectVersion, type PutBody, type PutObject, type PutResult, bodyChunks, bodySize, compareKeys } from './destination.js';
 
 /** Errors that may go away by themselves (full disk, NFS hiccup, unmounted volume). */
 const RETRYABLE = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EAGAIN', 'EBUSY', 'ETIMEDOUT', 'ESTALE', 'ENOENT', 'EMFILE', 'ENFILE', 'EINTR', 'EACCES', 'EPERM', 'EROFS']);
@@ -28,21 +28,19 @@ function hex(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }
 
-/** Bytes read at a time when a stored file is hashed (its whole size is never held in memory). */
-const HASH_CHUNK = 1024 * 1024;
-
 /**
- * Size and lower-case hex SHA-256 of a file, read a chunk at a time: confirming a 64 MiB segment
+ * Size and lower-case hex SHA-256 of a file, read BODY_CHUNK at a time into one buffer (its size need
+ * not be known, unlike bodyChunks'): confirming a 64 MiB segment
  * must not cost the agent another 64 MiB of memory per upload in flight.
  */
 export async function hashFile(path: string): Promise<{ size: number; sha256: string }> {
   const fh = await open(path, C.O_RDONLY);
   try {
     const h = createHash('sha256');
-    const buf = Buffer.allocUnsafe(HASH_CHUNK);
+    const buf = Buffer.allocUnsafe(BODY_CHUNK);
     let size = 0;
     for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, HASH_CHUNK, size);
+      const { bytesRead } = await fh.read(buf, 0, BODY_CHUNK, size);
       if (bytesRead === 0) break;
       h.update(buf.subarray(0, bytesRead));
       size += bytesRead;
