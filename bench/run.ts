@@ -476,14 +476,8 @@ async function forwardPhase(base: string, src: { ledgerDir: string; keyFile: str
   });
   let first: { t: number; bytes: number } | undefined;
   let last = { t: 0, bytes: 0 };
-  let peak = 0;
   const deadline = performance.now() + 90_000; // reported as INCOMPLETE beyond this
   for (;;) {
-    try {
-      peak = Math.max(peak, memory(agent.pid).hwm);
-    } catch {
-      /* exited */
-    }
     const m = await scrape(agent.metricsUrl).catch(() => undefined);
     const sent = metricSum(m, 'sealtrail_exporter_sent_bytes_total');
     const now = performance.now();
@@ -492,10 +486,12 @@ async function forwardPhase(base: string, src: { ledgerDir: string; keyFile: str
     if (sent >= target || now > deadline) break;
     await new Promise((r) => setTimeout(r, 50));
   }
+  // VmHWM is the process's high-water mark: one reading before it stops covers the whole phase.
+  let peak = 0;
   try {
-    peak = Math.max(peak, memory(agent.pid).hwm); // VmHWM: the high-water mark, so the last reading covers the phase
+    peak = memory(agent.pid).hwm;
   } catch {
-    /* exited */
+    /* exited: no figure */
   }
   await agent.stop();
   const span = first ? (last.t - first.t) / 1000 : 0;
