@@ -285,13 +285,19 @@ export class AgentProcess {
     await writeFile(configFile, `${JSON.stringify(cfg, null, 2)}\n`);
     const a = new AgentProcess(o, configFile);
     const deadline = performance.now() + 60_000;
-    await Promise.race([a.#started, new Promise((_, rej) => setTimeout(() => rej(new Error('agent did not log "sealtrail agent started" within 60 s')), 60_000).unref())]);
-    if (o.waitReady === false) return a;
-    for (;;) {
-      const ok = await fetch(a.readyzUrl).then((r) => r.status === 200, () => false);
-      if (ok) break;
-      if (performance.now() > deadline) throw new Error(`agent not ready within 60 s (${a.readyzUrl})`);
-      await new Promise((r) => setTimeout(r, 5));
+    try {
+      await Promise.race([a.#started, new Promise((_, rej) => setTimeout(() => rej(new Error('agent did not log "sealtrail agent started" within 60 s')), 60_000).unref())]);
+      if (o.waitReady === false) return a;
+      for (;;) {
+        const ok = await fetch(a.readyzUrl).then((r) => r.status === 200, () => false);
+        if (ok) break;
+        if (performance.now() > deadline) throw new Error(`agent not ready within 60 s (${a.readyzUrl}; its log: ${path.join(o.dir, 'agent.log')})`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    } catch (e) {
+      // An agent that never became ready is not left running (it kept the harness alive, and its core busy).
+      a.child.kill('SIGKILL');
+      throw e;
     }
     a.startupMs = performance.now() - a.spawnedAt;
     await new Promise((r) => setTimeout(r, 1000));

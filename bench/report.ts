@@ -106,6 +106,21 @@ export interface BenchReport {
     budgetBytes?: number;
   };
   agentPeakRssMB?: number;
+  /** Session 21 on: agent (c) at maximum load with one destination, forwarding what it seals (bench/run.ts loadedPhase). */
+  loaded?: {
+    destination: string;
+    seconds: number;
+    recordsPerSec: number;
+    refused: Record<string, number>;
+    /** RSS sampled every 200 ms in the window, and the VmHWM of the agent's whole life (start-up, warm-up, window). */
+    peakRssMB: number;
+    hwmMB: number;
+    forwardedMB: number;
+    forwardedObjects: number;
+    sealedSegments: number;
+    lagSegmentsAtEnd: number;
+    segmentBytes: number;
+  }[];
   verify?: {
     exitCode: number | null;
     entries: number;
@@ -195,7 +210,7 @@ export function isSuccessStatus(status: string): boolean {
  * by then written about the harness's whole budget (max_disk_bytes), that this is why and what it means
  * for the records/s (acknowledged records over the whole window). Empty when nothing was refused.
  */
-export function soakRefusals(s: NonNullable<BenchReport['soak']>): string {
+export function soakRefusals(s: Pick<NonNullable<BenchReport['soak']>, 'refused' | 'writtenMB' | 'budgetBytes'>): string {
   const bad = Object.entries(s.refused ?? {}).filter(([k, v]) => !isSuccessStatus(k) && v > 0);
   if (bad.length === 0) return '';
   const n = bad.reduce((a, [, v]) => a + v, 0);
@@ -260,6 +275,14 @@ export function targetsOf(r: BenchReport): Target[] {
   }
   const peak = r.agentPeakRssMB;
   t.push({ what: 'agent peak RSS under sustained maximum load (VmHWM over all runs)', target: '≤ 150 MB', measured: peak !== undefined ? `${f1(peak)} MB` : '–', met: peak !== undefined ? peak <= 150 : null });
+  for (const l of r.loaded ?? []) {
+    t.push({
+      what: `agent peak RSS at maximum load while forwarding to ${l.destination} (VmHWM over its life)`,
+      target: '≤ 150 MB',
+      measured: `${f1(l.hwmMB)} MB (${int(l.recordsPerSec)} records/s${soakRefusals({ refused: l.refused })})`,
+      met: l.hwmMB <= 150,
+    });
+  }
   if (r.soak) {
     const growth = r.soak.lastThirdMeanMB / r.soak.firstThirdMeanMB - 1;
     t.push({
@@ -508,6 +531,13 @@ export function renderTable(r: BenchReport): string {
       `${int(v.entriesPerSec)} entries/s, ${f1(v.MBps)} MB/s, ${f1(v.seconds)} s wall incl. process start, exit ${v.exitCode}, peak RSS ${f1(v.peakRssMB)} MB`,
     ]);
     other.push(['log written for it by the Ledger in-process (durability none, 1,000-entry batches)', `${int(v.fill.entriesPerSec)} entries/s`]);
+  }
+  for (const l of r.loaded ?? []) {
+    other.push([
+      `maximum load, ${l.seconds} s OTLP/HTTP protobuf, on an agent (c) forwarding to ${l.destination} (${f1(l.segmentBytes / 2 ** 20)} MiB segments, quorum 1)`,
+      `${int(l.recordsPerSec)} records/s; peak RSS ${f1(l.peakRssMB)} MB in the window, VmHWM ${f1(l.hwmMB)} MB; ` +
+        `${l.sealedSegments} segments sealed and ${l.forwardedObjects} objects (${f1(l.forwardedMB)} MB) forwarded since its start, ${l.lagSegmentsAtEnd} segments not yet forwarded at the end${soakRefusals({ refused: l.refused })}`,
+    ]);
   }
   for (const f of r.forwarding) {
     other.push([

@@ -14,7 +14,9 @@
  *   (d) disk     — bench/disk.ts after each round's windows: write + fdatasync back to back at (c)'s commit
  *                  size, the most the disk made durable at that moment (what (c) cannot exceed).
  * The agents run with `destinations: []` (local-only ledger) so the figures are ingest only;
- * forwarding is measured separately with one fs destination (and S3 when SEALTRAIL_S3_ENDPOINT is set).
+ * forwarding is measured separately with one fs destination (and S3 when SEALTRAIL_S3_ENDPOINT is set):
+ * a backlog forwarded by an agent without load (forward), and an agent (c) that forwards what it seals
+ * while it takes the closed-loop maximum (loaded: its peak RSS, for the memory target).
  * All three servers are started first and the runs for one transport are interleaved a, b, c — in
  * several rounds for the 100-record maximum, each ratio taken within a round — so the ratios compare
  * neighbours in time on this shared machine.
@@ -62,7 +64,8 @@ const USAGE = `usage: npm run bench [-- OPTIONS]   (after npm run build)
   --docs | --no-docs      rewrite the generated block of docs/benchmarks.md or not (default: full runs only)
   --soak SECONDS          sustained-load memory run (the issue's steadiness check is --soak 300)
   --cpu-prof DIR          profile the fsync agent with node --cpu-prof (perturbs the figures)
-  --only PHASES           any of throughput,variants,open,soak,verify,forward (comma-separated)
+  --only PHASES           any of throughput,variants,open,soak,loaded,verify,forward (comma-separated)
+  --loaded SECONDS        window of the loaded phase: maximum load on an agent that forwards (default 30, 6 with --quick)
   --transports LIST       any of ${TRANSPORTS.join(',')}
   --concurrency N         requests in flight in the 100-record closed loop (default 64)
   --rounds N              rounds of a, b, c (a, c, b in even rounds) for the 100-record maximum (default 3, 1 with --quick)
@@ -87,6 +90,7 @@ function parseOptions() {
         transports: { type: 'string' },
         'agent-node-flags': { type: 'string' },
         rounds: { type: 'string' },
+        loaded: { type: 'string' },
       },
     }).values;
   } catch (e) {
@@ -103,7 +107,7 @@ if (opt.help) {
 }
 
 const QUICK = opt.quick === true;
-const ALL_PHASES = ['throughput', 'variants', 'open', 'soak', 'verify', 'forward'];
+const ALL_PHASES = ['throughput', 'variants', 'open', 'soak', 'loaded', 'verify', 'forward'];
 const PHASES = new Set((opt.only ?? ALL_PHASES.join(',')).split(','));
 const unknownPhases = [...PHASES].filter((p) => !ALL_PHASES.includes(p));
 const unknownTransports = (opt.transports?.split(',') ?? []).filter((t) => !(TRANSPORTS as readonly string[]).includes(t));
@@ -113,8 +117,8 @@ if (unknownPhases.length > 0 || unknownTransports.length > 0) {
   process.exit(2);
 }
 const S = QUICK
-  ? { warmup: 400, coldWarmup: 1500, main: 2000, rounds: 1, disk: 800, variant: 1500, open: 2000, soak: Number(opt.soak ?? 8), verifyBytes: 64 * 2 ** 20, segBytes: 8 * 2 ** 20, s3Bytes: 32 * 2 ** 20, fsBytes: 64 * 2 ** 20 }
-  : { warmup: 1000, coldWarmup: 5000, main: 4000, rounds: 3, disk: 1500, variant: 4000, open: 5000, soak: Number(opt.soak ?? 45), verifyBytes: 2 ** 30, segBytes: 64 * 2 ** 20, s3Bytes: 128 * 2 ** 20, fsBytes: 256 * 2 ** 20 };
+  ? { warmup: 400, coldWarmup: 1500, main: 2000, rounds: 1, disk: 800, variant: 1500, open: 2000, soak: Number(opt.soak ?? 8), loaded: Number(opt.loaded ?? 6), verifyBytes: 64 * 2 ** 20, segBytes: 8 * 2 ** 20, s3Bytes: 32 * 2 ** 20, fsBytes: 64 * 2 ** 20 }
+  : { warmup: 1000, coldWarmup: 5000, main: 4000, rounds: 3, disk: 1500, variant: 4000, open: 5000, soak: Number(opt.soak ?? 45), loaded: Number(opt.loaded ?? 30), verifyBytes: 2 ** 30, segBytes: 64 * 2 ** 20, s3Bytes: 128 * 2 ** 20, fsBytes: 256 * 2 ** 20 };
 // 64 requests in flight for the closed-loop maximum (the agent's default max_concurrent_requests): at
 // 32 the fsync agent waited for its disk ≈ 11 % of the time (perf, session 9) — a commit takes
 // ≈ 7 ms here, and 32 × 100 records are not enough to keep the core busy meanwhile — so 32 measured
@@ -134,6 +138,10 @@ const VARIANT_CONCURRENCY = { 1: 32, 1000: 8 } as const;
 const ROUNDS = opt.rounds === undefined ? S.rounds : Number(opt.rounds);
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 20) {
   process.stderr.write(`bench: --rounds must be a whole number from 1 to 20, got ${JSON.stringify(opt.rounds)}\n`);
+  process.exit(2);
+}
+if (!Number.isFinite(S.loaded) || S.loaded < 1 || S.loaded > 3600) {
+  process.stderr.write(`bench: --loaded must be a number of seconds from 1 to 3600, got ${JSON.stringify(opt.loaded)}\n`);
   process.exit(2);
 }
 const RUN_TRANSPORTS = TRANSPORTS.filter((t) => !opt.transports || opt.transports.split(',').includes(t));
@@ -511,6 +519,64 @@ async function forwardPhase(base: string, src: { ledgerDir: string; keyFile: str
   return res;
 }
 
+/**
+ * Memory and ingest while forwarding: the memory target is for an agent under sustained maximum
+ * load, and an agent in service forwards while it takes load — its replicator reads, hashes and
+ * uploads each segment as it is sealed, on the same core. Agent (c) as shipped (64 MiB segments,
+ * one destination, quorum 1, sealed segments deleted once confirmed) takes the closed-loop maximum
+ * over OTLP/HTTP protobuf for S.loaded seconds; its RSS is sampled every 200 ms and its VmHWM read at
+ * the end, and what it forwarded meanwhile is taken from its exporter metrics.
+ */
+async function loadedPhase(lg: LoadgenProcess, base: string, destination: Record<string, unknown>, label: string, seconds: number): Promise<NonNullable<BenchReport['loaded']>[number]> {
+  const dir = path.join(base, `loaded-${label}`);
+  const agent = await AgentProcess.start({
+    node: NODE,
+    bin: BIN,
+    dir,
+    durability: 'fsync',
+    cpu: AGENT_CPU,
+    ledger: { max_segment_bytes: S.segBytes },
+    extra: { destinations: [destination], forwarding: { quorum: 1 } },
+  });
+  const srv: Server = { name: 'fsync', pid: agent.pid, ports: { http: agent.http.port, grpc: agent.grpc.port }, metricsUrl: agent.metricsUrl, agent };
+  coldPids.add(agent.pid);
+  let m0: MetricMap | undefined;
+  let m1: MetricMap | undefined;
+  let row: Row;
+  let hwm = 0;
+  let code: number | null;
+  try {
+    m0 = await scrape(agent.metricsUrl);
+    row = await measure(lg, srv, { records: 100, mode: 'closed', concurrency: CONCURRENCY, warmupMs: S.warmup, transport: 'http-protobuf', durationMs: seconds * 1000 });
+    m1 = await scrape(agent.metricsUrl);
+    hwm = memory(agent.pid).hwm;
+  } finally {
+    code = await agent.stop();
+  }
+  const d = (name: string): number => metricSum(m1, name) - metricSum(m0, name);
+  const res = {
+    destination: label,
+    seconds: row.seconds,
+    recordsPerSec: row.recordsPerSec,
+    refused: Object.fromEntries(Object.entries(row.statuses).filter(([k]) => !isSuccessStatus(k))),
+    peakRssMB: row.peakRssMB,
+    hwmMB: hwm / 1e6,
+    // From the agent's start (m0 is taken before the warm-up): everything it forwarded by the window's end.
+    forwardedMB: d('sealtrail_exporter_sent_bytes_total') / 1e6,
+    forwardedObjects: d('sealtrail_exporter_sent_objects_total'),
+    sealedSegments: d('sealtrail_ledger_segments_sealed_total'),
+    lagSegmentsAtEnd: metricSum(m1, 'sealtrail_exporter_lag_segments'),
+    segmentBytes: S.segBytes,
+  };
+  if (code === 0) await rm(dir, { recursive: true, force: true }).catch(() => spawnSync('rm', ['-rf', dir]));
+  else log(`loaded ${label}: the agent exited with ${code} on SIGTERM (see ${dir}/agent.log)`);
+  log(
+    `loaded ${label}: ${Math.round(res.recordsPerSec)} records/s for ${res.seconds} s while forwarding; peak RSS ${res.peakRssMB.toFixed(1)} MB (VmHWM ${res.hwmMB.toFixed(1)} MB); ` +
+      `${res.sealedSegments} segments sealed, ${res.forwardedObjects} objects / ${res.forwardedMB.toFixed(0)} MB forwarded, ${res.lagSegmentsAtEnd} segments behind at the end`,
+  );
+  return res;
+}
+
 async function s3Destination(): Promise<Record<string, unknown> | undefined> {
   const endpoint = process.env.SEALTRAIL_S3_ENDPOINT;
   if (!endpoint) return undefined;
@@ -522,8 +588,15 @@ async function s3Destination(): Promise<Record<string, unknown> | undefined> {
   const region = process.env.SEALTRAIL_S3_REGION ?? 'us-east-1';
   const bucket = `sealtrail-bench-${Date.now().toString(36)}`;
   const s3 = new S3Client({ endpoint, region, forcePathStyle: true, credentials });
-  await s3.send(new CreateBucketCommand({ Bucket: bucket, ObjectLockEnabledForBucket: true }));
-  s3.destroy();
+  try {
+    // A gateway whose memstore is full takes the request and never answers: give up after 20 s.
+    await s3.send(new CreateBucketCommand({ Bucket: bucket, ObjectLockEnabledForBucket: true }), { abortSignal: AbortSignal.timeout(20_000) });
+  } catch (e) {
+    const what = e instanceof Error ? e.message : String(e);
+    throw new Error(`CreateBucket ${bucket}: ${what}${/abort|timeout/i.test(what) ? ' (no answer in 20 s; a local memstore gateway that is full hangs like this: restart it, scripts/s3-server.sh stop and start)' : ''}`);
+  } finally {
+    s3.destroy();
+  }
   return {
     name: 'bench-s3',
     type: 's3',
@@ -707,6 +780,28 @@ async function main(): Promise<number> {
         newSpaceMB: (m.get('sealtrail_nodejs_heap_space_size_total_bytes{space="new"}') ?? 0) / 1e6,
         externalMB: metricSum(m, 'sealtrail_nodejs_external_memory_bytes') / 1e6,
       };
+    }
+    if (PHASES.has('loaded')) {
+      const s3 = await s3Destination().catch((e: unknown) => {
+        log(`S3: could not prepare a bucket at ${process.env.SEALTRAIL_S3_ENDPOINT}: ${e instanceof Error ? e.message : String(e)}`);
+        return undefined;
+      });
+      // accept_unsafe: run as root (CI), the fs destination's write-once canary finds read-only files
+      // deletable, and an unsafe destination would not count for the quorum — the agent would then never
+      // be ready nor release a segment, unlike an agent in service.
+      const fsDest = { name: 'bench-fs', type: 'fs', path: path.join(base, 'loaded-worm'), ...(process.getuid?.() === 0 ? { accept_unsafe: true } : {}) };
+      const destinations: [Record<string, unknown>, string][] = [[fsDest, 'fs']];
+      if (s3) destinations.push([s3, 's3']);
+      else log('loaded: SEALTRAIL_S3_ENDPOINT not set — forwarding to S3 under load not measured (scripts/s3-server.sh start)');
+      report.loaded = [];
+      for (const [d, label] of destinations) {
+        // S3 for half as long (at most 15 s): the local gateway's memstore keeps about twice what it was
+        // sent in RAM, 4 GiB at most, and COMPLIANCE-locked objects cannot be deleted (scripts/s3-server.sh).
+        const seconds = label === 's3' ? Math.min(S.loaded, Math.max(1, Math.ceil(S.loaded / 2)), 15) : S.loaded;
+        log(`loaded ${label}: ${seconds} s of maximum load (OTLP/HTTP protobuf) on agent (c) forwarding to ${label}…`);
+        report.loaded.push(await loadedPhase(lg, base, d, label, seconds));
+      }
+      await rm(path.join(base, 'loaded-worm'), { recursive: true, force: true }).catch(() => spawnSync('rm', ['-rf', path.join(base, 'loaded-worm')]));
     }
     if (fsync) report.agentPeakRssMB = Math.max(stoppedHwm, memory(fsync.pid).hwm) / 1e6;
     report.settings.agentLives = lives;

@@ -214,6 +214,33 @@ describe('bench report: rounds', () => {
     expect(line(f)).toMatch(/after the agent was spawned \|$/);
   });
 
+  it('the loaded phase: a memory target per destination (VmHWM of the forwarding agent) and a line with what it forwarded', () => {
+    const l = {
+      destination: 's3',
+      seconds: 15,
+      recordsPerSec: 196_633,
+      refused: {},
+      peakRssMB: 167.0,
+      hwmMB: 169.5,
+      forwardedMB: 1745.6,
+      forwardedObjects: 27,
+      sealedSegments: 64,
+      lagSegmentsAtEnd: 38,
+      segmentBytes: 64 * 2 ** 20,
+    };
+    const fs = { ...l, destination: 'fs', hwmMB: 110.8, recordsPerSec: 254_497, refused: { 'http 503': 4 } };
+    const r = { ...report([row('fsync', 180_000, 1)]), loaded: [fs, l] };
+    const t = targetsOf(r).filter((x) => x.what.startsWith('agent peak RSS at maximum load while forwarding'));
+    expect(t.map((x) => [x.what, x.measured, x.met])).toEqual([
+      ['agent peak RSS at maximum load while forwarding to fs (VmHWM over its life)', '110.8 MB (254,497 records/s; 4 requests refused (http 503: 4))', true],
+      ['agent peak RSS at maximum load while forwarding to s3 (VmHWM over its life)', '169.5 MB (196,633 records/s)', false],
+    ]);
+    const line = renderTable(r).split('\n').find((x) => x.startsWith('| maximum load, 15 s OTLP/HTTP protobuf, on an agent (c) forwarding to s3'))!;
+    expect(line).toContain('(64.0 MiB segments, quorum 1) | 196,633 records/s; peak RSS 167.0 MB in the window, VmHWM 169.5 MB; 64 segments sealed and 27 objects (1745.6 MB) forwarded since its start, 38 segments not yet forwarded at the end |');
+    // Reports from before session 21 have no loaded phase: no such targets.
+    expect(targetsOf(report([row('fsync', 180_000, 1)])).some((x) => x.what.includes('while forwarding'))).toBe(false);
+  });
+
   it('open-loop rows name the maxima their rate is a share of (median round, window right before)', () => {
     const open = (share: number, rate: number) =>
       row('fsync', rate * 100, undefined, { mode: 'open', rate, rateShare: share, rateOf: { medianRoundRps: 3140, rightBeforeRps: 2312 } });

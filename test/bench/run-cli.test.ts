@@ -15,7 +15,7 @@ describe('npm run bench: options', () => {
   it('--help lists every option and exits 0', () => {
     const r = run(['--help']);
     expect(r.status).toBe(0);
-    for (const o of ['--quick', '--json FILE', '--docs', '--no-docs', '--soak', '--cpu-prof', '--only', '--transports', '--concurrency', '--rounds', '--agent-node-flags']) {
+    for (const o of ['--quick', '--json FILE', '--docs', '--no-docs', '--soak', '--cpu-prof', '--only', '--transports', '--concurrency', '--rounds', '--loaded', '--agent-node-flags']) {
       expect(r.stdout).toContain(o);
     }
     expect(r.stderr).toBe('');
@@ -24,9 +24,11 @@ describe('npm run bench: options', () => {
   it.each([
     [['--bogus'], /^bench: Unknown option '--bogus'/],
     [['--json'], /^bench: Option '--json <value>' argument missing/],
-    [['--only', 'throughput,thruput'], /^bench: --only thruput: not a phase \(throughput, variants, open, soak, verify, forward\)/],
+    [['--only', 'throughput,thruput'], /^bench: --only thruput: not a phase \(throughput, variants, open, soak, loaded, verify, forward\)/],
     [['--transports', 'grpc,udp'], /^bench: --transports udp: not a transport \(http-protobuf, http-json, grpc\)/],
     [['--rounds', '0'], /^bench: --rounds must be a whole number from 1 to 20/],
+    [['--loaded', 'x'], /^bench: --loaded must be a number of seconds from 1 to 3600, got "x"/],
+    [['--loaded', '0'], /^bench: --loaded must be a number of seconds from 1 to 3600, got "0"/],
   ])('%j: a one-line error naming what was wrong, exit 2, nothing run', (args, why) => {
     const r = run(args);
     expect(r.status).toBe(2);
