@@ -21,7 +21,9 @@
  *
  * Plain connections on the OTLP/HTTP fast path read into a buffer of their own (own-read.ts) and
  * allocate nothing per read, so their bytes are not counted here; TLS connections, gRPC, node:http's
- * path and connections beyond the fast path's bound still are.
+ * path and connections beyond the fast path's bound still are. So are the S3 destination's uploads
+ * and read-backs (src/forward/s3.ts), whose file and socket reads are fresh buffers too: an agent at
+ * maximum load forwarding to S3 peaked at 166–175 MB without that, 133–134 MB with it (session 21).
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';

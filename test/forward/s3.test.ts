@@ -12,6 +12,7 @@ import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/c
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCanary } from '../../src/forward/canary.js';
 import { S3Destination, s3ErrorInfo } from '../../src/forward/s3.js';
+import { READ_GC_BYTES, noteBytesRead, readGcRuns } from '../../src/receiver/read-gc.js';
 import { createBucket, destOptions, skipS3, testClient } from './s3-env.js';
 
 const sha = (b: Uint8Array) => new Uint8Array(createHash('sha256').update(b).digest());
@@ -73,6 +74,21 @@ describe.skipIf(skip)('S3 destination on the real Object Lock server', () => {
     // Again (a retry after a crash): the stored object is judged, nothing new is written.
     const again = await dest.put({ key: 'o/segments/0008.seg', body: { file: src, size: body.length }, sha256: sha(body) });
     expect(again).toMatchObject({ kind: 'confirmed', receipt: { alreadyPresent: true } });
+    await rm(dirname(src), { recursive: true, force: true });
+  });
+
+  it("counts the upload's and the read-back's bytes for the paced young collections (their fresh buffers are garbage V8 does not see)", async () => {
+    const body = new Uint8Array(READ_GC_BYTES + 4096).map((_, i) => (i * 13 + (i >> 12)) & 0xff);
+    const src = join(await mkdtemp(join(tmpdir(), 'sealtrail-s3src-')), 'src.seg');
+    await writeFile(src, body);
+    // Start from an empty count: read until one paced collection happens.
+    const r0 = readGcRuns();
+    while (readGcRuns() === r0) noteBytesRead(64 * 1024);
+    const before = readGcRuns();
+    const r = await dest.put({ key: 'o/segments/0009.seg', body: { file: src, size: body.length }, sha256: sha(body) });
+    expect(r).toMatchObject({ kind: 'confirmed', receipt: { size: body.length } });
+    // Just over READ_GC_BYTES uploaded and as much read back: two collections; one if either side went uncounted.
+    expect(readGcRuns() - before).toBeGreaterThanOrEqual(2);
     await rm(dirname(src), { recursive: true, force: true });
   });
 
