@@ -428,7 +428,8 @@ export function renderTable(r: BenchReport): string {
       'Agents: built `node dist/src/cli/bin.js agent`, temporary config, fresh key from `sealtrail keygen`, `destinations: []` (ingest only), all endpoints on 127.0.0.1.' +
         ((r.settings.agentLives ?? 1) > 1
           ? ` Agents (b) and (c) started anew on empty ledgers (the old ones stopped and deleted) before ${r.settings.renewPerRound ? 'each 100-record round' : "each transport's 100-record rounds"} after the first and before each later phase: ${r.settings.agentLives} processes each; (c)'s peak RSS is the highest of its processes.`
-          : ''),
+          : '') +
+        (r.loaded?.length ? ` The loaded phase's agents (${r.loaded.map((l) => l.destination).join(', ')}) each have one destination and forward what they seal.` : ''),
     ].join('  \n'),
   );
   if (r.targets) {

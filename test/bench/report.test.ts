@@ -237,6 +237,7 @@ describe('bench report: rounds', () => {
     ]);
     const line = renderTable(r).split('\n').find((x) => x.startsWith('| maximum load, 15 s OTLP/HTTP protobuf, on an agent (c) forwarding to s3'))!;
     expect(line).toContain('(64.0 MiB segments, quorum 1) | 196,633 records/s; peak RSS 167.0 MB in the window, VmHWM 169.5 MB; 64 segments sealed and 27 objects (1745.6 MB) forwarded since its start, 38 segments not yet forwarded at the end |');
+    expect(renderTable(r)).toContain("The loaded phase's agents (fs, s3) each have one destination and forward what they seal.");
     // Reports from before session 21 have no loaded phase: no such targets.
     expect(targetsOf(report([row('fsync', 180_000, 1)])).some((x) => x.what.includes('while forwarding'))).toBe(false);
   });
