@@ -256,15 +256,34 @@ export class FsDestination implements Destination {
 }
 
 /** Create `path` with O_EXCL and mode 0444, write all of `body` (a chunk at a time for a file), fsync. Throws EEXIST if present. */
+/**
+ * A copy is fdatasync'd every this many bytes as it is written, not only once at the end. Why: a
+ * destination on the ledger's own disk (or any disk the agent's ledger shares a queue with) otherwise
+ * collects a whole segment — 64 MiB by default — of dirty pages and flushes them at once, and the
+ * ledger's commits, each waiting for its own fdatasync, wait behind that flush. Measured with the agent
+ * pinned and an fs destination on the ledger's disk (/tmp driver, 30 s open loop at 2,000 requests/s of
+ * 100 records, session 21, two alternating pairs): ingest p99 152 and 130 ms with it, 227 and 274 ms
+ * without; records/s acknowledged 159.8k and 158.5k against 150.3k and 150.2k (the rest refused as
+ * overloaded); at the closed-loop maximum the same records/s (218.4k vs 220.0k), p99 126 vs 229 ms.
+ * The durability point is unchanged: the file is published only after the final fsync.
+ */
+export const COPY_SYNC_BYTES = 8 * 1024 * 1024;
+
 async function writeSynced(path: string, body: PutBody): Promise<void> {
   // Mode 0444 at creation: the name is never visible as writable, and our own fd can still write.
   const fh = await open(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o444);
   try {
+    let unsynced = 0;
     for await (const chunk of bodyChunks(body, true)) {
       let off = 0;
       while (off < chunk.length) {
         const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
         off += bytesWritten;
+      }
+      unsynced += chunk.length;
+      if (unsynced >= COPY_SYNC_BYTES) {
+        await fh.datasync();
+        unsynced = 0;
       }
     }
     await fh.sync();

@@ -3,12 +3,12 @@
  * re-reading; real files in a temporary directory.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, open, readFile, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { runCanary } from '../../src/forward/canary.js';
-import { FsDestination } from '../../src/forward/fs.js';
+import { COPY_SYNC_BYTES, FsDestination } from '../../src/forward/fs.js';
 import { objectKey, originPath } from '../../src/forward/keys.js';
 
 const sha = (b: Uint8Array) => new Uint8Array(createHash('sha256').update(b).digest());
@@ -69,6 +69,27 @@ describe('FsDestination', () => {
     if (r2.kind === 'retryable') expect(r2.reason).toMatch(/ends at 1000 bytes, before the \d+ that were hashed/);
     expect(await d.head(key2)).toBeUndefined();
     expect((await readdir(join(dir, 'worm', 'sealtrail.local', 'dev', 'segments'))).sort()).toEqual(['0000000a.seg']);
+  });
+
+  it('syncs a large copy as it writes it (every COPY_SYNC_BYTES), not only once at the end, and stores it byte for byte', async () => {
+    const d = new FsDestination({ name: 'worm', path: join(dir, 'worm') });
+    const body = new Uint8Array(2 * COPY_SYNC_BYTES + 5000).map((_, i) => (i * 17 + (i >> 20)) & 0xff);
+    const src = join(dir, 'big.seg');
+    await writeFile(src, body);
+    // A spy (unit test): every FileHandle shares one prototype; count the data syncs of this put.
+    const probe = await open(src, 'r');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const spy = vi.spyOn(proto, 'datasync');
+    try {
+      const key = objectKey('sealtrail.local/dev', 'segment', '0000000c.seg');
+      const r = await d.put({ key, body: { file: src, size: body.length }, sha256: sha(body) });
+      expect(r).toMatchObject({ kind: 'confirmed', receipt: { size: body.length } });
+      expect(spy).toHaveBeenCalledTimes(2); // after 8 and 16 MiB; the tail is covered by the final fsync
+      expect(Buffer.from(await d.get(key)).equals(Buffer.from(body))).toBe(true);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('never overwrites: identical bytes are confirmed as already present, different bytes fail and change nothing', async () => {
