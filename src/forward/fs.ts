@@ -255,7 +255,6 @@ export class FsDestination implements Destination {
   close(): void {}
 }
 
-/** Create `path` with O_EXCL and mode 0444, write all of `body` (a chunk at a time for a file), fsync. Throws EEXIST if present. */
 /**
  * A copy is fdatasync'd every this many bytes as it is written, not only once at the end. Why: a
  * destination on the ledger's own disk (or any disk the agent's ledger shares a queue with) otherwise
@@ -269,6 +268,10 @@ export class FsDestination implements Destination {
  */
 export const COPY_SYNC_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Create `path` with O_EXCL and mode 0444, write all of `body` (a chunk at a time for a file,
+ * fdatasync'd every COPY_SYNC_BYTES), fsync. Throws EEXIST if present.
+ */
 async function writeSynced(path: string, body: PutBody): Promise<void> {
   // Mode 0444 at creation: the name is never visible as writable, and our own fd can still write.
   const fh = await open(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o444);
