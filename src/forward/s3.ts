@@ -13,8 +13,9 @@
  * version, is reported as failed and never accepted.
  */
 import { createHash } from 'node:crypto';
-import { close, createReadStream, open, read, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Agent as HttpsAgent } from 'node:https';
+import { Readable } from 'node:stream';
 import {
   GetObjectCommand,
   HeadObjectCommand,
@@ -137,23 +138,20 @@ async function md5Of(body: PutBody): Promise<Buffer> {
 }
 
 /**
- * Both ends of an upload hand the agent a fresh Buffer per read — node's file stream for the body,
- * the socket for the read-back — which V8 frees only when a young-generation collection finds it
- * dead, and the young generation fills from JavaScript allocations alone. So these bytes are counted
- * like the receivers' socket reads (read-gc.ts): a young collection every 8 MiB. Without it, an agent
- * forwarding to S3 under maximum load let ≈ 30–50 MB of dead buffers pile up between collections
- * (docs/benchmarks.md, "Forwarding", session 21).
+ * Both ends of an upload hand the agent a fresh Buffer per read — the body's file chunks (a stream
+ * consumer may hold on to a chunk, so they cannot share one buffer) and the read-back's socket reads —
+ * which V8 frees only when a young-generation collection finds them dead, and the young generation
+ * fills from JavaScript allocations alone. So these bytes are counted like the receivers' socket reads
+ * (read-gc.ts): a young collection every 8 MiB. Without it, an agent forwarding to S3 under maximum
+ * load let ≈ 30–50 MB of dead buffers pile up between collections (docs/benchmarks.md, "Forwarding",
+ * session 21).
  */
-const countedFs = {
-  open,
-  close,
-  read: ((fd: number, buffer: Buffer, offset: number, length: number, position: number | null, cb: (err: NodeJS.ErrnoException | null, bytesRead: number, buffer: Buffer) => void): void => {
-    read(fd, buffer, offset, length, position, (err, bytesRead, buf) => {
-      if (!err) noteBytesRead(bytesRead);
-      cb(err, bytesRead, buf);
-    });
-  }) as typeof read,
-};
+async function* counted(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for await (const chunk of chunks) {
+    noteBytesRead(chunk.length);
+    yield chunk;
+  }
+}
 
 /**
  * Size and lower-case hex SHA-256 of a GetObject body, hashed as it streams in: confirming a 64 MiB
@@ -165,10 +163,9 @@ async function hashBody(body: unknown): Promise<{ size: number; sha256: string }
   }
   const h = createHash('sha256');
   let size = 0;
-  for await (const chunk of body as AsyncIterable<Uint8Array>) {
+  for await (const chunk of counted(body as AsyncIterable<Uint8Array>)) {
     h.update(chunk);
     size += chunk.length;
-    noteBytesRead(chunk.length);
   }
   return { size, sha256: h.digest('hex') };
 }
@@ -225,7 +222,7 @@ export class S3Destination implements Destination {
       // request: the replicator does, with a fresh stream). The stream is ours to close: a request
       // that fails before reading it must not leave its descriptor open, nor an error event (the file
       // released meanwhile) with no listener, which would end the process.
-      const stream = obj.body instanceof Uint8Array ? undefined : createReadStream(obj.body.file, { start: 0, end: obj.body.size - 1, highWaterMark: BODY_CHUNK, fs: countedFs });
+      const stream = obj.body instanceof Uint8Array ? undefined : Readable.from(counted(bodyChunks(obj.body)), { objectMode: false, highWaterMark: BODY_CHUNK });
       stream?.on('error', () => undefined); // a read error fails the request, which reports it
       try {
         const out = await this.client.send(
