@@ -489,13 +489,16 @@ export function renderTable(r: BenchReport): string {
     const withMax = open.some((x) => x.rateOf);
     // Reports from before session 17 lack the load generator's send lateness: no column for them.
     const withLate = open.some((x) => x.sendLateMs);
+    // Agent (c)'s CPU per record in the window and in its median closed-loop round of the same transport:
+    // at a share of the maximum a record costs more than at the maximum (smaller commits; session 22).
+    const cpuUs = (x: Row | undefined): string => (x && x.recordsPerSec > 0 ? f2((x.cpuPct * 1e4) / x.recordsPerSec) : '–');
     parts.push(
       `#### Open loop on (c), 100-record requests: latency at 50 % and 80 % of the measured maximum\n\nLatency is measured from each request's scheduled send time (no coordinated omission).${
         withLate ? ' It includes how late the load generator sent each request after its scheduled time, shown on its own (bench/loadgen.ts).' : ''
       }${
         withMax ? ' The maximum is the lower of agent (c)’s median round and a closed-loop window measured right before the open-loop windows (both shown), because this machine’s speed drifts within minutes.' : ''
-      }\n\n${table(
-        ['transport', 'share of max', 'rate req/s (scheduled / acked)', ...(withMax ? ['max req/s: median round / right before'] : []), ...(withLate ? ['sent late p50 / p99 (ms)'] : []), ...RUN_HEAD],
+      } The agent’s CPU per record is its core’s busy time ÷ records acknowledged, in the window and in its median closed-loop round.\n\n${table(
+        ['transport', 'share of max', 'rate req/s (scheduled / acked)', ...(withMax ? ['max req/s: median round / right before'] : []), ...(withLate ? ['sent late p50 / p99 (ms)'] : []), ...RUN_HEAD, 'agent CPU µs per record: here / median closed round'],
         open.map((x) => [
           TRANSPORT_LABEL[x.transport],
           `${Math.round((x.rateShare ?? 0) * 100)} %`,
@@ -503,6 +506,7 @@ export function renderTable(r: BenchReport): string {
           ...(withMax ? [x.rateOf ? `${x.rateOf.medianRoundRps === null ? '–' : int(x.rateOf.medianRoundRps)} / ${int(x.rateOf.rightBeforeRps)}` : '–'] : []),
           ...(withLate ? [x.sendLateMs ? `${f2(x.sendLateMs.p50)} / ${f2(x.sendLateMs.p99)}` : '–'] : []),
           ...runCells(x),
+          `${cpuUs(x)} / ${cpuUs(closedRow(r, 'fsync', x.transport))}`,
         ]),
       )}`,
     );

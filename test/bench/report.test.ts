@@ -255,6 +255,18 @@ describe('bench report: rounds', () => {
     expect(old).not.toContain('median round / right before');
   });
 
+  it("open-loop rows give agent (c)'s CPU per record in the window and in its median closed round", () => {
+    // 85 % of a core for 250,000 records/s is 3.40 µs per record; the median round 99 % for 550,000 is 1.80
+    const rounds = [row('fsync', 500_000, 1, { cpuPct: 97 }), row('fsync', 550_000, 2, { cpuPct: 99 }), row('fsync', 600_000, 3, { cpuPct: 98 })];
+    const text = renderTable(report([...rounds, row('fsync', 250_000, undefined, { mode: 'open', rate: 2500, rateShare: 0.5, cpuPct: 85 })]));
+    expect(text).toContain('| agent CPU µs per record: here / median closed round |');
+    const line = text.split('\n').find((l) => l.startsWith('| OTLP/HTTP protobuf | 50 %'));
+    expect(line).toMatch(/\| 3\.40 \/ 1\.80 \|$/);
+    // no closed round of that transport: a dash
+    const alone = renderTable(report([row('fsync', 250_000, undefined, { mode: 'open', rate: 2500, rateShare: 0.5, cpuPct: 85 })]));
+    expect(alone.split('\n').find((l) => l.startsWith('| OTLP/HTTP protobuf | 50 %'))).toMatch(/\| 3\.40 \/ – \|$/);
+  });
+
   it('open-loop rows show how late the load generator sent (reports from before session 17 have no such column)', () => {
     const open = (late?: { p50: number; p99: number }) =>
       row('fsync', 115_600, undefined, { mode: 'open', rate: 1156, rateShare: 0.5, ...(late ? { sendLateMs: late } : {}) });
