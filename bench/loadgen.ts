@@ -46,6 +46,22 @@ export interface LoadJob {
   readonly tlsCaPem?: string;
   /** open loop only: how to wait for the next send (see the top of this file); default 'spin'. */
   readonly pace?: 'spin' | 'sleep';
+  /**
+   * Also report each request of the window that took at least this long (ms) or failed, with its
+   * scheduled time (`slow` in the result; at most SLOW_MAX of them). For latency studies (fixed-rate.ts).
+   */
+  readonly slowMs?: number;
+}
+
+/** The most slow or failed requests one result lists (`LoadResult.slow`); the rest are only counted. */
+export const SLOW_MAX = 20_000;
+
+/** A request of the window that was slow or failed: when it was scheduled, and its latency or failure. */
+export interface SlowRequest {
+  /** Scheduled (open loop) or actual (closed loop) send time, ms after the window's start. */
+  readonly atMs: number;
+  /** Latency in ms; undefined when the request failed (refused, error). */
+  readonly ms?: number;
 }
 
 export interface LoadResult {
@@ -69,6 +85,12 @@ export interface LoadResult {
    * sent when due (not those that waited for a free slot: that wait is the server's). Part of `latency`.
    */
   readonly sendLateness?: HistogramSummary;
+  /** With `slowMs`: the window's start as wall-clock ms (performance.timeOrigin + start), to line up other logs. */
+  readonly windowStartEpochMs?: number;
+  /** With `slowMs`: the slow and failed requests of the window in answer order (at most SLOW_MAX). */
+  readonly slow?: readonly SlowRequest[];
+  /** With `slowMs`: how many more there were than `slow` holds. */
+  readonly slowDropped?: number;
 }
 
 export type ToLoadgen = { type: 'job'; job: LoadJob } | { type: 'exit' };
@@ -116,6 +138,10 @@ class Window {
   /** open loop: lateness of sends (µs). */
   late = new Histogram();
   statuses: Record<string, number> = {};
+  /** With LoadJob.slowMs: the threshold (ms), and the slow or failed requests of the window. */
+  slowMs: number | undefined;
+  slow: SlowRequest[] = [];
+  slowDropped = 0;
 
   reset(now: number): void {
     this.measuring = true;
@@ -125,6 +151,8 @@ class Window {
     this.hist = new Histogram();
     this.late = new Histogram();
     this.statuses = {};
+    this.slow = [];
+    this.slowDropped = 0;
   }
 
   count(status: string, ok: boolean, sentAt: number, bytes: number): void {
@@ -136,6 +164,10 @@ class Window {
       this.okPayloadBytes += bytes;
       this.hist.record((now - sentAt) * 1000);
     }
+    if (this.slowMs !== undefined && (!ok || now - sentAt >= this.slowMs)) {
+      if (this.slow.length < SLOW_MAX) this.slow.push(ok ? { atMs: sentAt - this.start, ms: now - sentAt } : { atMs: sentAt - this.start });
+      else this.slowDropped++;
+    }
   }
 }
 
@@ -144,6 +176,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 async function runJob(job: LoadJob, notify: (m: FromLoadgen) => void): Promise<LoadResult> {
   const { client, sizes } = makeClient(job);
   const w = new Window();
+  w.slowMs = job.slowMs;
   const gRpcSessions = Math.min(4, job.concurrency);
   await client.warm(job.transport === 'grpc' ? gRpcSessions : job.mode === 'closed' ? job.concurrency : Math.min(job.concurrency, 16));
   let inFlight = 0;
@@ -240,6 +273,7 @@ async function runJob(job: LoadJob, notify: (m: FromLoadgen) => void): Promise<L
     statuses: w.statuses,
     latency: w.hist.summary(),
     ...(job.mode === 'open' ? { scheduled, sendLateness: w.late.summary() } : {}),
+    ...(job.slowMs !== undefined ? { windowStartEpochMs: performance.timeOrigin + w.start, slow: w.slow, slowDropped: w.slowDropped } : {}),
   };
 }
 

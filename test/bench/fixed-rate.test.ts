@@ -32,6 +32,8 @@ describe('bench fixed-rate window', () => {
     [['--server', 'none', '--segment-bytes', '100'], /--segment-bytes must be a whole number of bytes, at least 4096/],
     [['--server', 'bare', '--bogus'], /Unknown option '--bogus'/],
     [['--server', 'bare', '--pace', 'busy'], /--pace must be spin or sleep/],
+    [['--server', 'bare', '--slow-ms', '0'], /--slow-ms must be a number of milliseconds above 0/],
+    [['--server', 'bare', '--slow-ms', 'soon'], /--slow-ms must be a number of milliseconds above 0/],
   ])('refuses %j with exit 2 and says why', (args, why) => {
     const r = run(args);
     expect(r.status).toBe(2);
@@ -54,5 +56,28 @@ describe('bench fixed-rate window', () => {
     expect(p.late[0]).toBeLessThanOrEqual(p.q[0]!);
     if (server === 'fsync') expect(r.stdout).toMatch(/; [1-9]\d* commits, [\d.]+ ms each/);
     else expect(r.stdout).not.toContain('commits');
+    expect(r.stdout).toMatch(/CPU \d+ %, [\d.]+ µs per record/);
+    // without --slow-ms / --gc: one line only
+    expect(r.stdout.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('--slow-ms lists episodes that hold every slow request, --gc what the agent collected', () => {
+    // A threshold every answered request reaches: the episodes must account for all of them.
+    const r = run(['--server', 'fsync', '--rate', '200', '--seconds', '1', '--pre-seconds', '0.5', '--slow-ms', '0.001', '--gc']);
+    expect(r.status, r.stderr).toBe(0);
+    const p = parsed(r.stdout);
+    const lines = r.stdout.trim().split('\n');
+    const head = /^ {2}slow \(≥ 0\.001 ms\) or failed: (\d+) slow and (\d+) failed requests in (\d+) episodes/.exec(lines[1] ?? '');
+    expect(head, r.stdout).not.toBeNull();
+    const [slow, failed, n] = head!.slice(1, 4).map(Number) as [number, number, number];
+    // every answered request of the window, plus those answered in it that were scheduled just before it
+    expect(slow).toBeGreaterThanOrEqual(p.answered);
+    expect(slow).toBeLessThanOrEqual(p.answered + 5);
+    expect(failed).toBe(0);
+    const eps = lines.filter((l) => /^ {4}[-+]\d+\.\.[-+]\d+ ms: \d+ requests/.test(l));
+    expect(eps).toHaveLength(Math.min(n, 40));
+    const inEpisodes = eps.reduce((a, l) => a + Number(/: (\d+) requests/.exec(l)![1]), 0);
+    if (n <= 40) expect(inEpisodes).toBe(slow);
+    expect(lines.at(-1)).toMatch(/^ {2}collections in the window: (none|\d+ \w)/);
   });
 });
