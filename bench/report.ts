@@ -483,8 +483,13 @@ export function renderTable(r: BenchReport): string {
       )}`,
     );
   }
-  const open = r.rows.filter((x) => x.mode === 'open');
+  // By transport (in the order measured), then by share: the harness measures 40 % last (bench/run.ts).
+  const measured = r.rows.filter((x) => x.mode === 'open');
+  const transportOrder = [...new Set(measured.map((x) => x.transport))];
+  const open = [...measured].sort((a, b) => transportOrder.indexOf(a.transport) - transportOrder.indexOf(b.transport) || (a.rateShare ?? 0) - (b.rateShare ?? 0));
   if (open.length) {
+    const shares = [...new Set(open.map((x) => Math.round((x.rateShare ?? 0) * 100)))].sort((a, b) => a - b).map((p) => `${p} %`);
+    const shareList = shares.length > 1 ? `${shares.slice(0, -1).join(', ')} and ${shares.at(-1)}` : (shares[0] ?? '');
     // Reports from before session 10 lack the maxima the rates were a share of: no column for them.
     const withMax = open.some((x) => x.rateOf);
     // Reports from before session 17 lack the load generator's send lateness: no column for them.
@@ -493,7 +498,7 @@ export function renderTable(r: BenchReport): string {
     // at a share of the maximum a record costs more than at the maximum (smaller commits; session 22).
     const cpuUs = (x: Row | undefined): string => (x && x.recordsPerSec > 0 ? f2((x.cpuPct * 1e4) / x.recordsPerSec) : '–');
     parts.push(
-      `#### Open loop on (c), 100-record requests: latency at 50 % and 80 % of the measured maximum\n\nLatency is measured from each request's scheduled send time (no coordinated omission).${
+      `#### Open loop on (c), 100-record requests: latency at ${shareList} of the measured maximum\n\nLatency is measured from each request's scheduled send time (no coordinated omission).${
         withLate ? ' It includes how late the load generator sent each request after its scheduled time, shown on its own (bench/loadgen.ts).' : ''
       }${
         withMax ? ' The maximum is the lower of agent (c)’s median round and a closed-loop window measured right before the open-loop windows (both shown), because this machine’s speed drifts within minutes.' : ''

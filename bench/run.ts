@@ -740,7 +740,9 @@ async function main(): Promise<number> {
         const median = closedRow({ rows }, 'fsync', transport);
         const fresh = await measure(lg, fsync, { ...base100, transport, durationMs: S.main });
         const maxRps = Math.min(median?.requestsPerSec ?? Infinity, fresh.requestsPerSec);
-        for (const share of [0.5, 0.8]) {
+        // 50 % is the target's share, 80 % above it; 40 % (since session 22) shows where the p99 stands with the
+        // headroom docs/operations.md advises. Last, so that the 50 % window still follows the maximum as before.
+        for (const share of [0.5, 0.8, 0.4]) {
           const row = await measure(lg, fsync, { ...base100, transport, mode: 'open', concurrency: 256, rate: maxRps * share, durationMs: S.open });
           row.rateShare = share;
           row.rateOf = { medianRoundRps: median?.requestsPerSec ?? null, rightBeforeRps: fresh.requestsPerSec };

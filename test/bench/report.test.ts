@@ -255,6 +255,24 @@ describe('bench report: rounds', () => {
     expect(old).not.toContain('median round / right before');
   });
 
+  it('open-loop rows are listed by transport, then by share, and the heading names the shares measured', () => {
+    const open = (share: number, transport: Row['transport'] = 'http-protobuf') =>
+      row('fsync', 250_000 * share, undefined, { mode: 'open', transport, rate: 5000 * share, rateShare: share });
+    // measured as the harness does since session 22: 50 %, 80 %, then 40 %, transport by transport
+    const text = renderTable(report([row('fsync', 500_000, 1), open(0.5), open(0.8), open(0.4), open(0.5, 'grpc'), open(0.8, 'grpc'), open(0.4, 'grpc')]));
+    expect(text).toContain('latency at 40 %, 50 % and 80 % of the measured maximum');
+    const order = text
+      .split('\n')
+      .filter((l) => /^\| (OTLP\/HTTP protobuf|OTLP\/gRPC) \| \d+ % \|/.test(l))
+      .map((l) => l.split(' | ').slice(0, 2).join(' '));
+    expect(order).toEqual(['| OTLP/HTTP protobuf 40 %', '| OTLP/HTTP protobuf 50 %', '| OTLP/HTTP protobuf 80 %', '| OTLP/gRPC 40 %', '| OTLP/gRPC 50 %', '| OTLP/gRPC 80 %']);
+    // the p99 target is still taken at 50 %
+    const t = targetsOf(report([row('fsync', 500_000, 1), open(0.4), open(0.5), open(0.8)])).find((x) => x.what.startsWith('p99 ack latency at 50 %'));
+    expect(t?.measured).toContain('at 2,500 req/s');
+    // reports from before session 22 (50 % and 80 % only) keep their heading
+    expect(renderTable(report([row('fsync', 500_000, 1), open(0.5), open(0.8)]))).toContain('latency at 50 % and 80 % of the measured maximum');
+  });
+
   it("open-loop rows give agent (c)'s CPU per record in the window and in its median closed round", () => {
     // 85 % of a core for 250,000 records/s is 3.40 µs per record; the median round 99 % for 550,000 is 1.80
     const rounds = [row('fsync', 500_000, 1, { cpuPct: 97 }), row('fsync', 550_000, 2, { cpuPct: 99 }), row('fsync', 600_000, 3, { cpuPct: 98 })];
