@@ -43,6 +43,7 @@ import {
   LoadgenProcess,
   type MetricMap,
   RssSampler,
+  type AgentOptions,
   type CpuTicks,
   cpuSeconds,
   cpuTicks,
@@ -464,22 +465,21 @@ function summariseVerifyJson(r: object): string {
 /** Segment size of the logs the forward phase writes (16 sealed segments in a full run's fs log). */
 const FORWARD_SEGMENT_BYTES = 16 * 2 ** 20;
 
+/** Agent (c) as shipped on AGENT_CPU with one destination and quorum 1 (the forward and loaded phases). */
+function startForwardingAgent(dir: string, destination: Record<string, unknown>, o: Pick<AgentOptions, 'keyFile' | 'origin' | 'ledger' | 'waitReady'>): Promise<AgentProcess> {
+  return AgentProcess.start({ node: NODE, bin: BIN, dir, durability: 'fsync', cpu: AGENT_CPU, ...o, extra: { destinations: [destination], forwarding: { quorum: 1 } } });
+}
+
 async function forwardPhase(base: string, src: { ledgerDir: string; keyFile: string; origin: string }, destination: Record<string, unknown>, label: string): Promise<BenchReport['forwarding'][number]> {
   const segs = await dirBytes(path.join(src.ledgerDir, 'segments'), '.seg');
   const cps = await dirBytes(path.join(src.ledgerDir, 'checkpoints'), '.cp');
   const target = segs.bytes + cps.bytes;
   const dir = path.join(base, `forward-${label}`);
   const t0 = performance.now();
-  const agent = await AgentProcess.start({
-    node: NODE,
-    bin: BIN,
-    dir,
-    durability: 'fsync',
-    cpu: AGENT_CPU,
+  const agent = await startForwardingAgent(dir, destination, {
     keyFile: src.keyFile,
     origin: src.origin,
     ledger: { dir: src.ledgerDir, max_segment_bytes: S.segBytes },
-    extra: { destinations: [destination], forwarding: { quorum: 1 } },
     waitReady: false,
   });
   let first: { t: number; bytes: number } | undefined;
@@ -529,15 +529,7 @@ async function forwardPhase(base: string, src: { ledgerDir: string; keyFile: str
  */
 async function loadedPhase(lg: LoadgenProcess, base: string, destination: Record<string, unknown>, label: string, seconds: number): Promise<NonNullable<BenchReport['loaded']>[number]> {
   const dir = path.join(base, `loaded-${label}`);
-  const agent = await AgentProcess.start({
-    node: NODE,
-    bin: BIN,
-    dir,
-    durability: 'fsync',
-    cpu: AGENT_CPU,
-    ledger: { max_segment_bytes: S.segBytes },
-    extra: { destinations: [destination], forwarding: { quorum: 1 } },
-  });
+  const agent = await startForwardingAgent(dir, destination, { ledger: { max_segment_bytes: S.segBytes } });
   const srv: Server = { name: 'fsync', pid: agent.pid, ports: { http: agent.http.port, grpc: agent.grpc.port }, metricsUrl: agent.metricsUrl, agent };
   coldPids.add(agent.pid);
   let m0: MetricMap | undefined;
@@ -575,6 +567,14 @@ async function loadedPhase(lg: LoadgenProcess, base: string, destination: Record
       `${res.sealedSegments} segments sealed, ${res.forwardedObjects} objects / ${res.forwardedMB.toFixed(0)} MB forwarded, ${res.lagSegmentsAtEnd} segments behind at the end`,
   );
   return res;
+}
+
+/** s3Destination(), or undefined with the reason logged when no bucket could be prepared. */
+function s3DestinationOrLog(): Promise<Record<string, unknown> | undefined> {
+  return s3Destination().catch((e: unknown) => {
+    log(`S3: could not prepare a bucket at ${process.env.SEALTRAIL_S3_ENDPOINT}: ${e instanceof Error ? e.message : String(e)}`);
+    return undefined;
+  });
 }
 
 async function s3Destination(): Promise<Record<string, unknown> | undefined> {
@@ -784,10 +784,7 @@ async function main(): Promise<number> {
       };
     }
     if (PHASES.has('loaded')) {
-      const s3 = await s3Destination().catch((e: unknown) => {
-        log(`S3: could not prepare a bucket at ${process.env.SEALTRAIL_S3_ENDPOINT}: ${e instanceof Error ? e.message : String(e)}`);
-        return undefined;
-      });
+      const s3 = await s3DestinationOrLog();
       // accept_unsafe: run as root (CI), the fs destination's write-once canary finds read-only files
       // deletable, and an unsafe destination would not count for the quorum — the agent would then never
       // be ready nor release a segment, unlike an agent in service.
@@ -859,10 +856,7 @@ async function verifyAndForward(base: string, report: BenchReport): Promise<void
       await agent.stop();
     }
     if (PHASES.has('forward')) {
-      const s3 = await s3Destination().catch((e: unknown) => {
-        log(`S3: could not prepare a bucket at ${process.env.SEALTRAIL_S3_ENDPOINT}: ${e instanceof Error ? e.message : String(e)}`);
-        return undefined;
-      });
+      const s3 = await s3DestinationOrLog();
       const destinations: [Record<string, unknown>, string][] = [[{ name: 'bench-fs', type: 'fs', path: path.join(base, 'worm') }, 'fs']];
       if (s3) destinations.push([s3, 's3']);
       else log('forward: SEALTRAIL_S3_ENDPOINT not set — S3 forwarding not measured (scripts/s3-server.sh start)');
