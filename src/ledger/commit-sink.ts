@@ -14,7 +14,8 @@
  *   event loop noticed the previous one — ≈ 3.6 ms at full load, with the disk idle meanwhile
  *   (docs/benchmarks.md, session 10). With datasync it writes a commit's whole 4 KiB blocks with
  *   O_DIRECT, past the page cache, and only the block it ends in through it (native/sealtrail_hash.c
- *   cw_write_direct; docs/benchmarks.md, session 19); what it writes through the page cache it drops
+ *   cw_write_direct; docs/benchmarks.md, session 19), through one O_DIRECT descriptor kept while it
+ *   writes the same file (fileClosed lets it go); what it writes through the page cache it drops
  *   from it once durable (drop_durable_pages; session 18).
  * - JsCommitSink over LedgerFs (tests inject faults through it; also without the addon): the same
  *   order with writevAll + fdatasync from the main thread.
@@ -34,6 +35,12 @@ export interface CommitSink {
    * unchanged until the promise settles; it never rejects (failure is `{ ok: false }`).
    */
   submit(fd: number, bufs: readonly Uint8Array[], position: number, entries: number): Promise<CommitResult>;
+  /**
+   * The caller closed a file it submitted batches for (every batch for it has settled): let go of
+   * anything held for it — the native writer's O_DIRECT descriptor, which it otherwise keeps for the
+   * next commit to the same file, so a sealed segment is not held open while the writer is idle.
+   */
+  fileClosed(): void;
   /** No more submissions. Call when every submitted batch has settled. */
   close(): void;
   /** Bytes of commits written with O_DIRECT so far (the native writer with datasync; otherwise 0). */
@@ -105,7 +112,12 @@ class NativeCommitSink implements CommitSink {
     if (err === 0) this.#onCommit(entries, secs);
   }
 
+  fileClosed(): void {
+    this.#addon.cwDropDirect?.(this.#writer);
+  }
+
   close(): void {
+    this.#addon.cwDropDirect?.(this.#writer);
     this.#addon.cwClose(this.#writer);
   }
 
@@ -178,6 +190,10 @@ class JsCommitSink implements CommitSink {
       // Loop on at once: the next commit starts before the resolved batches' requests are answered.
     }
     this.#busy = false;
+  }
+
+  fileClosed(): void {
+    // nothing is held between commits
   }
 
   close(): void {

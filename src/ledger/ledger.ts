@@ -1001,6 +1001,7 @@ export class Ledger implements EntrySink {
           await this.#fs.fdatasync(seg.fd);
         }
         seg.size += trailer.length;
+        this.#sink.fileClosed();
         await this.#fs.close(seg.fd);
         seg.fd = -1;
       };

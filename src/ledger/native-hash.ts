@@ -39,6 +39,7 @@ interface Addon {
   cwSubmit?(writer: unknown, id: number, fd: number, bufs: readonly Uint8Array[], position: number): void;
   cwClose?(writer: unknown): void;
   cwDirectBytes?(writer: unknown): number;
+  cwDropDirect?(writer: unknown): void;
   checkLogRecords?(body: Uint8Array, ranges: Uint32Array, n: number, maxDepth: number): number;
   assembleEntries?(
     out: Uint8Array,
@@ -374,15 +375,18 @@ export const nativeFileOps: Addon['fileOps'] | undefined = loaded.addon?.fileOps
  * then calls `onDone(firstId, lastId, errno, syscall, seconds)` on the main thread and takes what was
  * queued meanwhile. After a failure every later batch is reported with the same error, unwritten.
  * With datasync (and `direct` not false) whole 4 KiB blocks are written with O_DIRECT where the file
- * system allows it; `cwDirectBytes(writer)` says how many bytes went that way. `cwClose(writer)`
- * releases it once nothing is pending.
+ * system allows it, through one O_DIRECT descriptor kept from commit to commit while the batches go to
+ * the same file; `cwDropDirect(writer)` closes that descriptor (the ledger closed the file), and
+ * `cwDirectBytes(writer)` says how many bytes went that way. `cwClose(writer)` releases it once
+ * nothing is pending.
  */
-export const nativeCommitWriter: (Required<Pick<Addon, 'commitWriter' | 'cwSubmit' | 'cwClose'>> & Pick<Addon, 'cwDirectBytes'>) | undefined =
+export const nativeCommitWriter: (Required<Pick<Addon, 'commitWriter' | 'cwSubmit' | 'cwClose'>> & Pick<Addon, 'cwDirectBytes' | 'cwDropDirect'>) | undefined =
   loaded.addon?.commitWriter && loaded.addon.cwSubmit && loaded.addon.cwClose
     ? {
         commitWriter: loaded.addon.commitWriter.bind(loaded.addon),
         cwSubmit: loaded.addon.cwSubmit.bind(loaded.addon),
         cwClose: loaded.addon.cwClose.bind(loaded.addon),
         cwDirectBytes: loaded.addon.cwDirectBytes?.bind(loaded.addon),
+        cwDropDirect: loaded.addon.cwDropDirect?.bind(loaded.addon),
       }
     : undefined;

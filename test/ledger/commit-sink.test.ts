@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type CommitResult, commitSink } from '../../src/ledger/commit-sink.js';
 import { type LedgerFs, nodeLedgerFs } from '../../src/ledger/fs.js';
 import { nativeCommitWriter, nativeHashLoaded } from '../../src/ledger/native-hash.js';
-import { cachedBytes, directIoIn, haveFincore, PAGE, removeDir, tempDir } from './helpers.js';
+import { cachedBytes, descriptorsOn, directIoIn, eventually, haveFincore, PAGE, removeDir, tempDir } from './helpers.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -301,6 +301,65 @@ describe('the native writer\'s direct writes (durability fsync)', () => {
       fs.closeSync(appendOnly);
     }
     expect(fs.readFileSync(file).equals(Buffer.concat([Buffer.alloc(5000, 0x78), big]))).toBe(true);
+  });
+});
+
+describe('the native writer\'s O_DIRECT descriptor (durability fsync)', () => {
+  const BLOCK = 4096;
+  const canRun = nativeCommitWriter !== undefined && process.platform === 'linux';
+
+  it.runIf(canRun)('keeps one descriptor for a file across its commits and lets it go when the file is closed', async () => {
+    const file = await newFile();
+    if (!directIoIn(path.dirname(file))) return; // written reason: this file system refuses O_DIRECT, so no descriptor is ever held
+    const fd = fs.openSync(file, 'w+');
+    const sink = commitSink(undefined, nodeLedgerFs, true, () => undefined);
+    try {
+      let pos = 0;
+      for (let i = 0; i < 5; i++) {
+        const r = await sink.submit(fd, [Buffer.alloc(3 * BLOCK + 100 * i, 0x41 + i)], pos, 1);
+        expect(r.ok).toBe(true);
+        pos += 3 * BLOCK + 100 * i;
+        // The ledger's own descriptor and exactly one O_DIRECT descriptor of the writer's, the same one each time.
+        const held = descriptorsOn(file);
+        expect(held.filter((d) => !d.direct).map((d) => d.fd)).toEqual([fd]);
+        expect(held.filter((d) => d.direct)).toHaveLength(1);
+      }
+      expect(sink.directBytes()).toBeGreaterThan(10 * BLOCK);
+      sink.fileClosed();
+      expect(await eventually(() => descriptorsOn(file).length === 1)).toBe(true);
+      // A later commit to the same file opens a new one.
+      expect((await sink.submit(fd, [Buffer.alloc(2 * BLOCK, 0x5a)], pos, 1)).ok).toBe(true);
+      expect(descriptorsOn(file).filter((d) => d.direct)).toHaveLength(1);
+    } finally {
+      sink.close();
+      fs.closeSync(fd);
+    }
+    // close() lets it go too.
+    expect(await eventually(() => descriptorsOn(file).length === 0)).toBe(true);
+  });
+
+  it.runIf(canRun)('never writes through the old file\'s descriptor when the ledger\'s descriptor number now names another file', async () => {
+    const a = await newFile();
+    const b = `${a}-next`;
+    if (!directIoIn(path.dirname(a))) return; // written reason: this file system refuses O_DIRECT, so no descriptor is ever held
+    const sink = commitSink(undefined, nodeLedgerFs, true, () => undefined);
+    try {
+      const fdA = fs.openSync(a, 'w+');
+      const first = Buffer.alloc(3 * BLOCK, 0x61);
+      expect((await sink.submit(fdA, [first], 0, 1)).ok).toBe(true);
+      // Closed without telling the writer, and the lowest free number (the same one) given to the next file.
+      fs.closeSync(fdA);
+      const fdB = fs.openSync(b, 'w+');
+      expect(fdB).toBe(fdA); // the premise: POSIX hands out the lowest free number
+      const second = Buffer.alloc(3 * BLOCK, 0x62);
+      expect((await sink.submit(fdB, [second], 0, 1)).ok).toBe(true);
+      fs.closeSync(fdB);
+      expect(fs.readFileSync(a).equals(first)).toBe(true);
+      expect(fs.readFileSync(b).equals(second)).toBe(true);
+      expect(sink.directBytes()).toBe(6 * BLOCK);
+    } finally {
+      sink.close();
+    }
   });
 });
 

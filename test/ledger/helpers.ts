@@ -120,6 +120,38 @@ export function cachedBytes(file: string): number | undefined {
 export const haveFincore = cachedBytes(process.execPath) !== undefined;
 export const PAGE = Number(spawnSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).stdout.trim()) || 4096;
 
+/**
+ * This process's open descriptors on `file` (by /proc/self/fd, which names a renamed file by its new
+ * name), each with whether it was opened with O_DIRECT (the `flags` of /proc/self/fdinfo, octal).
+ */
+export function descriptorsOn(file: string): { fd: number; direct: boolean }[] {
+  const out: { fd: number; direct: boolean }[] = [];
+  for (const name of fs.readdirSync('/proc/self/fd')) {
+    let target: string;
+    let info: string;
+    try {
+      target = fs.readlinkSync(`/proc/self/fd/${name}`);
+      info = fs.readFileSync(`/proc/self/fdinfo/${name}`, 'utf8');
+    } catch {
+      continue; // closed meanwhile (the readdir's own descriptor, another thread's)
+    }
+    if (target !== file) continue;
+    const flags = Number.parseInt(/^flags:\s*([0-7]+)/m.exec(info)?.[1] ?? '0', 8);
+    out.push({ fd: Number(name), direct: (flags & fs.constants.O_DIRECT) !== 0 });
+  }
+  return out;
+}
+
+/** Polls `f` every 5 ms until it returns true or `ms` have passed; returns its last answer. */
+export async function eventually(f: () => boolean, ms = 2000): Promise<boolean> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (f()) return true;
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 /** Whether files in `dir` can be opened with O_DIRECT (not every file system has it; the commit writer then uses the page cache). */
 export function directIoIn(dir: string): boolean {
   const probe = path.join(dir, 'o-direct-probe');

@@ -15,7 +15,7 @@ import { FRAME_OVERHEAD, parseSegment } from '../../src/ledger/segment-format.js
 import { type AppendOutcome, FramedEntries } from '../../src/ledger/types.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
-import { ORIGIN, entry, frameRun, ledgerConfig, readLog, removeDir, tempDir, testSigner, text } from './helpers.js';
+import { ORIGIN, descriptorsOn, entry, eventually, frameRun, ledgerConfig, readLog, removeDir, tempDir, testSigner, text } from './helpers.js';
 
 const dirs: string[] = [];
 const open: Ledger[] = [];
@@ -62,6 +62,24 @@ function expectOneChain(bodies: ReturnType<typeof checkpointBodies>, label: stri
 }
 
 describe('Ledger', () => {
+  it('holds no descriptor of a sealed segment: the commit writer lets go of its O_DIRECT one at the seal', async () => {
+    const dir = await newDir();
+    const l = await openLedger(dir);
+    // Entries of a few KiB, so that the commits write whole blocks directly where the file system allows it.
+    for (let b = 0; b < 3; b++) expect((await l.append([0, 1, 2].map((j) => entry(`b${b}-e${j}`, 5000)))).kind).toBe('ok');
+    await l.seal();
+    const [seg] = l.sealedSegments();
+    expect(seg).toBeDefined();
+    // Sealed files are opened for reading by whoever forwards or verifies them, never kept open by the ledger.
+    expect(await eventually(() => descriptorsOn(seg!.path).length === 0)).toBe(true);
+    // The next segment's commits go through a new descriptor, and close lets that one go, too.
+    expect((await l.append([entry('after the seal', 9000)])).kind).toBe('ok');
+    await l.close();
+    const [, next] = l.sealedSegments();
+    expect(next).toBeDefined();
+    expect(await eventually(() => descriptorsOn(next!.path).length === 0)).toBe(true);
+  });
+
   it('appends, seals on close and continues indices, chain and tree across restarts', async () => {
     const dir = await newDir();
     const all: string[] = [];
