@@ -928,6 +928,8 @@ typedef struct cw_job {
   /* Set by cw_write on the first job of a run it wrote through the page cache: the run's end (its
    * pages to drop once durable, cw_drop_synced); 0 for the other jobs and for runs written directly. */
   int64_t cached_to;
+  /* The last write to this file (a seal's trailer): the file ends where this batch ends (cw_end_file). */
+  int last;
 } cw_job;
 
 typedef struct {
@@ -961,6 +963,17 @@ typedef struct {
   ino_t dfd_ino;
   /* Under mu: cwDropDirect asked for the held descriptor to be closed while a job was running. */
   int drop_dfd;
+  /* Zero-filled space ahead of the commits (cw_zero_ahead), in the file of dfd and reset with it:
+   * zeros_to is where the zeros written ahead end (0: none), last_end where the last commit to the
+   * file ended, ahead whether to write more (the last commit was small; cleared for this descriptor
+   * when a zero write fails). tail_block / tail_at: the block a padded direct write ended in (its bytes
+   * after the commit are zeros), so that the next commit, which starts in it, needs no pread (the
+   * direct write left nothing of it in the page cache); tail_at is -1 when none is kept. */
+  int64_t zeros_to, last_end, tail_at;
+  int64_t zero_ahead; /* the most zeros past the last commit's end (commitWriter's zeroAhead; 0: none) */
+  int ahead, ahead_failed;
+  uint8_t *zeros;
+  uint8_t tail_block[4096];
   /* Main thread only: the report channel and the External both hold the writer; freed when both are
    * finalized (cwSubmit / cwClose may still be called with the External after the channel is gone). */
   int refs;
@@ -1052,6 +1065,9 @@ static uint8_t *cw_stage(commit_writer *w) {
 static void cw_close_dfd(commit_writer *w) {
   if (w->dfd >= 0) close(w->dfd);
   w->dfd = -1;
+  w->zeros_to = w->last_end = 0;
+  w->tail_at = -1;
+  w->ahead = w->ahead_failed = 0;
 }
 
 /*
@@ -1094,7 +1110,11 @@ static int cw_direct_fd(commit_writer *w, int fd) {
 static int cw_write_direct_with(commit_writer *w, int dfd, int fd, uint8_t *stage, struct iovec *iov, size_t n, int64_t pos, int64_t end, int64_t a,
                                 int64_t b, const char **sys) {
   size_t fill = (size_t)(pos - a);
-  if (fill > 0) {
+  const int kept = w->tail_at == a;
+  w->tail_at = -1; /* valid again only once this run's writes have succeeded */
+  if (fill > 0 && kept) {
+    memcpy(stage, w->tail_block, fill);
+  } else if (fill > 0) {
     ssize_t r;
     do r = pread(fd, stage, fill, (off_t)a); while (r < 0 && errno == EINTR);
     if (r != (ssize_t)fill) return -1;
@@ -1103,6 +1123,11 @@ static int cw_write_direct_with(commit_writer *w, int dfd, int fd, uint8_t *stag
   for (int64_t off = a; off < b;) {
     const size_t len = (size_t)(b - off) < STAGE_BYTES ? (size_t)(b - off) : STAGE_BYTES;
     while (fill < len) {
+      if (i == n) { /* past the run's end (b > end): the zeros already on disk there */
+        memset(stage + fill, 0, len - fill);
+        fill = len;
+        break;
+      }
       size_t take = iov[i].iov_len - k;
       if (take > len - fill) take = len - fill;
       memcpy(stage + fill, (const uint8_t *)iov[i].iov_base + k, take);
@@ -1124,9 +1149,13 @@ static int cw_write_direct_with(commit_writer *w, int dfd, int fd, uint8_t *stag
       return -1;
     }
     off += (int64_t)len;
+    if (off == b && b > end) {
+      memcpy(w->tail_block, stage + len - DIRECT_ALIGN, DIRECT_ALIGN);
+      w->tail_at = b - DIRECT_ALIGN;
+    }
     fill = 0;
   }
-  if (b == end) return 0;
+  if (b >= end) return 0;
   iov[i].iov_base = (uint8_t *)iov[i].iov_base + k;
   iov[i].iov_len -= k;
   int e = write_iov_all(fd, iov + i, n - i, (off_t)b);
@@ -1135,21 +1164,62 @@ static int cw_write_direct_with(commit_writer *w, int dfd, int fd, uint8_t *stag
 }
 
 /*
- * Writes [pos, pos + bytes) of fd from the n iovecs as described above. Returns 0, an errno (the
- * commit failed; *sys names the call), or -1 when the caller must write the run through the page
- * cache (the iovecs are then as given).
+ * Writes [pos, pos + bytes) of fd from the n iovecs as described above — and, where the zeros written
+ * ahead (cw_zero_ahead) reach past the block the run ends in, that block too, whole and padded with
+ * the zeros already there, so that nothing of the run goes through the page cache and the file's size
+ * does not change. Returns 0, an errno (the commit failed; *sys names the call), or -1 when the caller
+ * must write the run through the page cache (the iovecs are then as given).
  */
 static int cw_write_direct(commit_writer *w, int fd, struct iovec *iov, size_t n, int64_t pos, size_t bytes, const char **sys) {
   const int64_t end = pos + (int64_t)bytes;
-  const int64_t a = pos & ~(DIRECT_ALIGN - 1), b = end & ~(DIRECT_ALIGN - 1);
-  if (b <= a) return -1;
+  const int64_t a = pos & ~(DIRECT_ALIGN - 1);
+  const int64_t up = (end + DIRECT_ALIGN - 1) & ~(DIRECT_ALIGN - 1);
+  int64_t b = end & ~(DIRECT_ALIGN - 1);
+  if (bytes == 0) return -1;
   uint8_t *stage = cw_stage(w);
   int dfd = stage != NULL ? cw_direct_fd(w, fd) : -1;
   if (dfd < 0) return -1;
+  if (w->zeros_to >= up) b = up;
+  if (b <= a) return -1;
   int e = cw_write_direct_with(w, dfd, fd, stage, iov, n, pos, end, a, b, sys);
   if (!w->direct) cw_close_dfd(w); /* O_DIRECT refused: the page cache from now on */
-  if (e == 0) __atomic_fetch_add(&w->direct_bytes, (uint64_t)(b - pos), __ATOMIC_RELAXED);
+  if (e == 0) __atomic_fetch_add(&w->direct_bytes, (uint64_t)((b < end ? b : end) - pos), __ATOMIC_RELAXED);
   return e;
+}
+
+/*
+ * A seal's trailer is the last write to its file (cwSubmit's `last`): zeros written ahead must not
+ * stay after it — a sealed segment ends with its footer, and recovery reads bytes after an open
+ * segment's footer as damage. So before the trailer is written the file is cut back to where it
+ * ends, and that cut is made durable on its own: were it only made durable with the trailer, a crash
+ * could leave the trailer on disk with the zeros still after it. Only when there are zeros to cut
+ * (the file is longer than `end`); the zero-ahead state is dropped with it.
+ */
+static int cw_end_file(commit_writer *w, int fd, int64_t end, const char **sys) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    *sys = "fstat";
+    return errno;
+  }
+  if (st.st_size > end) {
+    int r;
+    do r = ftruncate(fd, (off_t)end); while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      *sys = "ftruncate";
+      return errno;
+    }
+    do r = fdatasync(fd); while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      *sys = "fdatasync";
+      return errno;
+    }
+  }
+  if (w->dfd >= 0 && w->dfd_of == fd) {
+    w->zeros_to = 0;
+    w->ahead = 0;
+    w->tail_at = -1;
+  }
+  return 0;
 }
 
 /* Writes a taken list (in submission order, each at its position) and fdatasyncs once. Returns errno or 0. */
@@ -1179,8 +1249,18 @@ static int cw_write(commit_writer *w, cw_job *list, const char **sys) {
       }
       iov = joined;
     }
-    int e = w->direct ? cw_write_direct(w, j->fd, iov, n, j->position, bytes, sys) : -1;
+    int e = 0;
+    for (cw_job *x = j; e == 0; x = x->next) {
+      if (x->last) e = cw_end_file(w, x->fd, x->position, sys);
+      if (x == end) break;
+    }
+    if (e != 0) {
+      free(joined);
+      return e;
+    }
+    e = w->direct ? cw_write_direct(w, j->fd, iov, n, j->position, bytes, sys) : -1;
     if (e < 0) {
+      w->tail_at = -1; /* the block this run ends in is now the page cache's */
       e = write_iov_all(j->fd, iov, n, (off_t)j->position);
       if (e != 0) *sys = "pwritev";
       j->cached_to = j->position + (int64_t)bytes;
@@ -1207,6 +1287,81 @@ static int cw_write(commit_writer *w, cw_job *list, const char **sys) {
   return 0;
 }
 
+/*
+ * Zero-filled space ahead (durability fsync, direct writes). A commit that makes its file longer
+ * costs more than one that rewrites space the file already has: its fdatasync must also write the
+ * inode (the new size) and the block the commit ends in, which went through the page cache — three
+ * device round trips after the data instead of one flush, each a sleep and a wake-up of the writer on
+ * the agent's one core. At moderate rates, where nearly every request gets a commit of its own, that
+ * was most of what a commit cost (docs/benchmarks.md, sessions 22 and 23). So while commits are
+ * small (the last one under ZA_SMALL_COMMIT), the writer uses the moments it has nothing else to do
+ * to write zeros ahead of the last commit, ZA_CHUNK at a time up to `zeroAhead` past it, with O_DIRECT
+ * and no fdatasync of their own (the next commit's fdatasync carries the new size). A commit inside
+ * that space is then written whole, including its last block padded with the zeros that are already
+ * there (cw_write_direct), and its fdatasync has nothing to write but the flush. At the maximum rate
+ * commits are large and no zeros are written, so the disk does not get twice the bytes there.
+ *
+ * What this leaves on disk: an open segment may end in up to `zeroAhead` bytes of zeros after
+ * its last frame. Recovery already cuts a zero-filled tail of an open segment (recovery.ts); readers
+ * of a live open segment (verify, inspect) report it as zero-filled space (the `zero_fill` check);
+ * a seal cuts it before its trailer (cw_end_file). The ledger keeps that much of max_disk_bytes free.
+ * A failed zero write is no commit failure (nothing acknowledged depends on it): the writer stops
+ * writing zeros to that file and commits as before.
+ */
+#define ZA_SMALL_COMMIT ((size_t)256 << 10)
+#define ZA_CHUNK ((size_t)1 << 20)
+
+/* Where the next zeros go: after those already written, or from the block after the last commit. */
+static int64_t cw_zeros_from(const commit_writer *w) {
+  const int64_t up = (w->last_end + DIRECT_ALIGN - 1) & ~(DIRECT_ALIGN - 1);
+  return w->zeros_to > up ? w->zeros_to : up;
+}
+
+/* After a successful commit: where it ended in the file of dfd, and whether to write zeros ahead of it. */
+static void cw_note_commit(commit_writer *w, const cw_job *list) {
+  const cw_job *lj = list;
+  size_t total = 0;
+  for (const cw_job *j = list; j != NULL; j = j->next) {
+    lj = j;
+    total += j->bytes;
+  }
+  if (w->dfd < 0 || lj->fd != w->dfd_of || !w->datasync || !w->direct) {
+    w->ahead = 0;
+    return;
+  }
+  w->last_end = lj->position + (int64_t)lj->bytes;
+  w->ahead = w->zero_ahead > 0 && !lj->last && !w->ahead_failed && total < ZA_SMALL_COMMIT;
+}
+
+/* Whether the idle writer should write zeros ahead now (the running job's state; called under mu). */
+static int cw_wants_zeros(const commit_writer *w) {
+  return w->ahead && w->dfd >= 0 && cw_zeros_from(w) + (int64_t)ZA_CHUNK - w->last_end <= w->zero_ahead;
+}
+
+/* Writes ZA_CHUNK zeros ahead of the last commit (see above). */
+static void cw_zero_ahead(commit_writer *w) {
+  if (w->zeros == NULL) {
+    void *p = NULL;
+    if (posix_memalign(&p, (size_t)DIRECT_ALIGN, ZA_CHUNK) != 0) {
+      w->ahead = 0;
+      w->ahead_failed = 1;
+      return;
+    }
+    memset(p, 0, ZA_CHUNK);
+    w->zeros = p;
+  }
+  const int64_t from = cw_zeros_from(w);
+  ssize_t r;
+  do r = pwrite(w->dfd, w->zeros, ZA_CHUNK, (off_t)from); while (r < 0 && errno == EINTR);
+  if (r == (ssize_t)ZA_CHUNK) {
+    w->zeros_to = from + (int64_t)ZA_CHUNK;
+  } else {
+    /* Out of space, or O_DIRECT refused here: commits go on as before (the zeros known so far stay usable). */
+    w->ahead = 0;
+    w->ahead_failed = 1;
+  }
+}
+
 static void cw_execute(napi_env env, void *data) {
   (void)env;
   commit_writer *w = ((cw_run *)data)->w;
@@ -1218,6 +1373,11 @@ static void cw_execute(napi_env env, void *data) {
     const char *fsys = w->fail_syscall;
     int drop = w->drop_dfd;
     w->drop_dfd = 0;
+    if (list == NULL && !drop && !failed && cw_wants_zeros(w)) {
+      uv_mutex_unlock(&w->mu);
+      cw_zero_ahead(w);
+      continue; /* and look again for submissions */
+    }
     if (list == NULL) {
       if (drop) cw_close_dfd(w);
       w->running = 0;
@@ -1246,6 +1406,7 @@ static void cw_execute(napi_env env, void *data) {
     /* Before the report: once reported, a seal may close the segment's fd (and the number be reused). */
     if (e == 0 && w->datasync) cw_drop_synced(list);
     cw_post(w, first, last, e, sys, secs);
+    if (e == 0) cw_note_commit(w, list);
     cw_free_jobs(list);
   }
 }
@@ -1296,6 +1457,7 @@ static void cw_call_js(napi_env env, napi_value js_cb, void *context, void *data
 static void cw_release(commit_writer *w) {
   if (--w->refs > 0) return;
   cw_close_dfd(w);
+  free(w->zeros);
   free(w->stage);
   cw_free_jobs(w->head);
   uv_mutex_destroy(&w->mu);
@@ -1318,20 +1480,25 @@ static void cw_external_finalize(napi_env env, void *data, void *hint) {
 }
 
 /*
- * commitWriter(onDone, datasync[, direct]): an External for cwSubmit / cwClose. `direct` (default
- * true) lets a datasync writer write whole blocks with O_DIRECT (cw_write_direct); a writer without
- * datasync always writes through the page cache.
+ * commitWriter(onDone, datasync[, direct[, zeroAhead]]): an External for cwSubmit / cwClose. `direct`
+ * (default true) lets a datasync writer write whole blocks with O_DIRECT (cw_write_direct); a writer
+ * without datasync always writes through the page cache. `zeroAhead` (bytes, default 0: none) lets
+ * such a direct writer write up to that many zeros past its last small commit (cw_zero_ahead).
  */
 static napi_value commit_writer_new(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   bool datasync, direct = true;
+  int64_t zero_ahead = 0;
   napi_valuetype t;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) THROW(env, "commitWriter needs 2 arguments");
   if (napi_typeof(env, argv[0], &t) != napi_ok || t != napi_function) THROW(env, "commitWriter: onDone must be a function");
   if (napi_get_value_bool(env, argv[1], &datasync) != napi_ok) THROW(env, "commitWriter: datasync must be a boolean");
   if (argc >= 3 && (napi_typeof(env, argv[2], &t) != napi_ok || (t != napi_undefined && napi_get_value_bool(env, argv[2], &direct) != napi_ok))) {
     THROW(env, "commitWriter: direct must be a boolean");
+  }
+  if (argc >= 4 && (napi_typeof(env, argv[3], &t) != napi_ok || (t != napi_undefined && (napi_get_value_int64(env, argv[3], &zero_ahead) != napi_ok || zero_ahead < 0)))) {
+    THROW(env, "commitWriter: zeroAhead must be a non-negative number of bytes");
   }
   commit_writer *w = calloc(1, sizeof *w);
   if (w == NULL) THROW(env, "commitWriter: out of memory");
@@ -1342,6 +1509,8 @@ static napi_value commit_writer_new(napi_env env, napi_callback_info info) {
   w->datasync = datasync;
   w->direct = datasync && direct;
   w->dfd = -1;
+  w->tail_at = -1;
+  w->zero_ahead = w->direct ? zero_ahead : 0;
   napi_value name, ext;
   napi_create_string_utf8(env, "sealtrail.commitWriter", NAPI_AUTO_LENGTH, &name);
   if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, w, cw_finalize, NULL, cw_call_js, &w->tsfn) != napi_ok) {
@@ -1364,10 +1533,14 @@ static commit_writer *cw_of(napi_env env, napi_value v) {
   return p;
 }
 
-/* cwSubmit(writer, id, fd, bufs, position): queues one batch; starts the thread-pool job when none runs. */
+/*
+ * cwSubmit(writer, id, fd, bufs, position[, last]): queues one batch; starts the thread-pool job when
+ * none runs. `last` (a seal's trailer): the file ends with this batch (cw_end_file).
+ */
 static napi_value cw_submit(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
+  bool last = false;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) THROW(env, "cwSubmit needs 5 arguments");
   commit_writer *w = cw_of(env, argv[0]);
   if (w == NULL) THROW(env, "cwSubmit: not a commit writer");
@@ -1380,6 +1553,10 @@ static napi_value cw_submit(napi_env env, napi_callback_info info) {
   if (napi_get_value_int32(env, argv[2], &fd) != napi_ok || fd < 0) THROW(env, "cwSubmit: fd must be a non-negative integer");
   if (napi_is_array(env, argv[3], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[3], &n) != napi_ok) THROW(env, "cwSubmit: bufs must be an array of Uint8Array");
   if (napi_get_value_int64(env, argv[4], &position) != napi_ok || position < 0) THROW(env, "cwSubmit: position must be a non-negative integer");
+  if (argc >= 6) {
+    napi_valuetype t;
+    if (napi_typeof(env, argv[5], &t) != napi_ok || (t != napi_undefined && napi_get_value_bool(env, argv[5], &last) != napi_ok)) THROW(env, "cwSubmit: last must be a boolean");
+  }
   cw_job *j = calloc(1, sizeof *j);
   if (j == NULL) THROW(env, "cwSubmit: out of memory");
   int oom;
@@ -1392,6 +1569,7 @@ static napi_value cw_submit(napi_env env, napi_callback_info info) {
   j->fd = fd;
   j->n = n;
   j->position = position;
+  j->last = last;
   uv_mutex_lock(&w->mu);
   if (w->tail) w->tail->next = j;
   else w->head = j;

@@ -34,7 +34,14 @@ export interface CommitSink {
    * Queues one batch: `bufs` written back to back from `position` of `fd`. The caller keeps `bufs`
    * unchanged until the promise settles; it never rejects (failure is `{ ok: false }`).
    */
-  submit(fd: number, bufs: readonly Uint8Array[], position: number, entries: number): Promise<CommitResult>;
+  submit(fd: number, bufs: readonly Uint8Array[], position: number, entries: number, last?: boolean): Promise<CommitResult>;
+  /**
+   * Whether a file's last batch (a seal's trailer) must go through this sink with `last` set: the
+   * native writer with datasync and direct writes, which writes zeros ahead of small commits and so
+   * may leave the file longer than its last commit until `last` cuts them (native/sealtrail_hash.c,
+   * cw_zero_ahead, cw_end_file). Otherwise the file always ends where its last commit ended.
+   */
+  readonly endsFiles: boolean;
   /**
    * The caller closed a file it submitted batches for (every batch for it has settled): let go of
    * anything held for it — the native writer's O_DIRECT descriptor, which it otherwise keeps for the
@@ -50,6 +57,13 @@ export interface CommitSink {
 export interface CommitSinkOptions {
   /** The native writer with datasync may write whole blocks with O_DIRECT (default true; false for tests that compare). */
   readonly direct?: boolean;
+  /**
+   * Bytes of zeros the native writer with datasync and direct writes may write ahead of a small
+   * commit while it has nothing else to do (default 0: none), so that the next commits rewrite space
+   * the file has instead of growing it (native/sealtrail_hash.c, cw_zero_ahead). The file may then end
+   * in up to that many zeros until its last batch (`submit(…, last)`) cuts them.
+   */
+  readonly zeroAhead?: number;
 }
 
 interface Waiting {
@@ -71,25 +85,27 @@ function fsError(e: number, syscall: string): Error {
 }
 
 class NativeCommitSink implements CommitSink {
+  readonly endsFiles: boolean;
   readonly #writer: unknown;
   readonly #waiting = new Map<number, Waiting>();
   readonly #onCommit: OnCommit;
   readonly #addon: NonNullable<typeof nativeCommitWriter>;
   #next = 0;
 
-  constructor(addon: NonNullable<typeof nativeCommitWriter>, datasync: boolean, onCommit: OnCommit, direct: boolean) {
+  constructor(addon: NonNullable<typeof nativeCommitWriter>, datasync: boolean, onCommit: OnCommit, direct: boolean, zeroAhead: number) {
     this.#addon = addon;
     this.#onCommit = onCommit;
-    this.#writer = addon.commitWriter((first, last, err, syscall, secs) => this.#report(first, last, err, syscall, secs), datasync, direct);
+    this.endsFiles = datasync && direct && zeroAhead > 0;
+    this.#writer = addon.commitWriter((first, last, err, syscall, secs) => this.#report(first, last, err, syscall, secs), datasync, direct, zeroAhead);
   }
 
-  submit(fd: number, bufs: readonly Uint8Array[], position: number, entries: number): Promise<CommitResult> {
+  submit(fd: number, bufs: readonly Uint8Array[], position: number, entries: number, last = false): Promise<CommitResult> {
     const id = this.#next;
     this.#next = (this.#next + 1) >>> 0;
     return new Promise<CommitResult>((resolve) => {
       this.#waiting.set(id, { resolve, entries, bufs });
       try {
-        this.#addon.cwSubmit(this.#writer, id, fd, bufs, position);
+        this.#addon.cwSubmit(this.#writer, id, fd, bufs, position, last);
       } catch (e) {
         this.#waiting.delete(id);
         resolve({ ok: false, error: e });
@@ -109,7 +125,7 @@ class NativeCommitSink implements CommitSink {
       }
       if (id === last) break;
     }
-    if (err === 0) this.#onCommit(entries, secs);
+    if (err === 0 && entries > 0) this.#onCommit(entries, secs); // a seal's trailer is no group commit
   }
 
   fileClosed(): void {
@@ -132,6 +148,7 @@ interface Batch extends Waiting {
 }
 
 class JsCommitSink implements CommitSink {
+  readonly endsFiles = false; // never writes past a commit's end
   readonly #fs: LedgerFs;
   readonly #datasync: boolean;
   readonly #onCommit: OnCommit;
@@ -213,6 +230,6 @@ function size(bufs: readonly Uint8Array[]): number {
 
 /** The native writer with the default fs when the addon has it, else writes through `fs`. */
 export function commitSink(fs: LedgerFs | undefined, fallbackFs: LedgerFs, datasync: boolean, onCommit: OnCommit, options: CommitSinkOptions = {}): CommitSink {
-  if (fs === undefined && nativeCommitWriter) return new NativeCommitSink(nativeCommitWriter, datasync, onCommit, options.direct ?? true);
+  if (fs === undefined && nativeCommitWriter) return new NativeCommitSink(nativeCommitWriter, datasync, onCommit, options.direct ?? true, options.zeroAhead ?? 0);
   return new JsCommitSink(fs ?? fallbackFs, datasync, onCommit);
 }

@@ -40,7 +40,7 @@ import { type LedgerFs, type SealedBytes, nodeLedgerFs } from './fs.js';
 import { HASH_SIZE, chainSeed, hashEqual } from './hash.js';
 import { Frontier } from './merkle.js';
 import { frontierAppend, nativeHashStatus, nativeSyncDrop, nativeWriteDurable } from './native-hash.js';
-import { type SegmentScan, scanSegment } from './recovery.js';
+import { type SegmentScan, ZERO_TAIL, scanSegment } from './recovery.js';
 import {
   FRAME_OVERHEAD,
   MAX_ENTRY_BYTES,
@@ -110,7 +110,15 @@ export interface LedgerOptions {
 /** Retry-After hints (ms) per refusal. */
 const RETRY_MS: Record<RefusalReason, number> = { disk_full: 5_000, overloaded: 200, shutting_down: 1_000, ledger_failed: 10_000 };
 /** Kept free under max_disk_bytes for the trailer, the next header and checkpoint files of a seal. */
-const DISK_RESERVE = 64 * 1024;
+const SEAL_RESERVE = 64 * 1024;
+/**
+ * Zeros the commit writer may write ahead of the open segment's last commit (durability fsync with
+ * the native writer; native/sealtrail_hash.c, cw_zero_ahead), kept free under max_disk_bytes too (the
+ * segment's size here does not count them). Only where the budget is at least ZERO_AHEAD_MIN_DISK, so
+ * that a small budget is not eaten by them.
+ */
+const ZERO_AHEAD_BYTES = 3 * 1024 * 1024;
+const ZERO_AHEAD_MIN_DISK = 256 * 1024 * 1024;
 const HEAD_FILE = 'head.checkpoint';
 /** Encode buffers kept for reuse (each at most max batch bytes, 4 MiB by default). */
 const POOL_BLOCKS = 2;
@@ -266,6 +274,8 @@ export class Ledger implements EntrySink {
   readonly #syncDrop: typeof nativeSyncDrop;
   /** Where encoded groups become durable (commit-sink.ts): the native writer with the default fs. */
   readonly #sink: CommitSink;
+  /** Kept free under max_disk_bytes: SEAL_RESERVE, plus ZERO_AHEAD_BYTES where the commit writer writes zeros ahead. */
+  readonly #diskReserve: number;
   /** Runs publishing steps (file-ops.ts): one native job with the default fs, else through #fs. */
   readonly #ops: FileOpsRunner;
   readonly #maxPending: number;
@@ -330,10 +340,18 @@ export class Ledger implements EntrySink {
     this.#fs = o.fs ?? nodeLedgerFs;
     this.#writeDurable = o.fs ? undefined : nativeWriteDurable;
     this.#syncDrop = o.fs ? undefined : nativeSyncDrop;
-    this.#sink = commitSink(o.fs, this.#fs, o.config.durability === 'fsync', (entries, secs) => {
-      this.#metrics?.ledgerFsyncSeconds.observe(secs);
-      this.#metrics?.ledgerBatchEntries.observe(entries);
-    });
+    const zeroAhead = o.config.max_disk_bytes >= ZERO_AHEAD_MIN_DISK ? ZERO_AHEAD_BYTES : 0;
+    this.#sink = commitSink(
+      o.fs,
+      this.#fs,
+      o.config.durability === 'fsync',
+      (entries, secs) => {
+        this.#metrics?.ledgerFsyncSeconds.observe(secs);
+        this.#metrics?.ledgerBatchEntries.observe(entries);
+      },
+      { zeroAhead },
+    );
+    this.#diskReserve = SEAL_RESERVE + (this.#sink.endsFiles ? zeroAhead : 0);
     this.#ops = fileOpsRunner(o.fs);
     this.#maxPending = o.maxPendingBytes ?? 64 * 1024 * 1024;
     this.#maxBatch = o.maxBatchBytes ?? 4 * 1024 * 1024;
@@ -385,7 +403,7 @@ export class Ledger implements EntrySink {
 
   /** True while appends would be refused as disk_full (less than a small reserve left of max_disk_bytes). */
   get diskFull(): boolean {
-    return this.#refusingDiskFull || this.diskBytes + this.#queueBytes + DISK_RESERVE >= this.#cfg.max_disk_bytes;
+    return this.#refusingDiskFull || this.diskBytes + this.#queueBytes + this.#diskReserve >= this.#cfg.max_disk_bytes;
   }
 
   /** The configured ledger.max_disk_bytes. */
@@ -421,7 +439,7 @@ export class Ledger implements EntrySink {
     if (this.#queueBytes > 0 && this.#queueBytes + bytes > this.#maxPending) {
       return Promise.resolve(this.#refuse('overloaded', `${this.#queueBytes} bytes already waiting for the disk`));
     }
-    if (this.diskBytes + this.#queueBytes + bytes + DISK_RESERVE > this.#cfg.max_disk_bytes) {
+    if (this.diskBytes + this.#queueBytes + bytes + this.#diskReserve > this.#cfg.max_disk_bytes) {
       this.#refusingDiskFull = true;
       return Promise.resolve(this.#refuse('disk_full', `ledger holds ${this.diskBytes} of max_disk_bytes ${this.#cfg.max_disk_bytes}`));
     }
@@ -994,7 +1012,11 @@ export class Ledger implements EntrySink {
         seg.size,
       );
       const writeTrailer = async (): Promise<void> => {
-        if (this.#writeDurable) {
+        if (this.#sink.endsFiles) {
+          // Through the commit writer, which cuts the zeros it wrote ahead before the trailer.
+          const r = await this.#sink.submit(seg.fd, [trailer], seg.size, 0, true);
+          if (!r.ok) throw r.error;
+        } else if (this.#writeDurable) {
           await this.#writeDurable(seg.fd, [trailer], seg.size, true);
         } else {
           await this.#fs.writeAll(seg.fd, trailer, seg.size);
@@ -1406,10 +1428,10 @@ export class Ledger implements EntrySink {
       throw new SealtrailError('LEDGER_CORRUPT', `ledger corrupt: ${HEAD_FILE} is missing, cannot link segment ${openSeq} to its predecessors`);
     }
     if (scan.torn) {
-      this.#log.warn(
-        { file: openPath, offset: scan.torn.offset, bytes: scan.torn.bytes, reason: scan.torn.reason, keptEntries: scan.count },
-        'cutting off a torn tail left by a crash (these bytes were never acknowledged)',
-      );
+      const fields = { file: openPath, offset: scan.torn.offset, bytes: scan.torn.bytes, reason: scan.torn.reason, keptEntries: scan.count };
+      // Zeros alone are normal after a crash: the commit writer writes them ahead of its commits.
+      if (scan.torn.reason === ZERO_TAIL) this.#log.info(fields, 'cutting off the zeros written ahead of the last commit (nothing acknowledged is in them)');
+      else this.#log.warn(fields, 'cutting off a torn tail left by a crash (these bytes were never acknowledged)');
       const fd = await fs.open(openPath, 'r+');
       try {
         await fs.ftruncate(fd, scan.torn.offset);

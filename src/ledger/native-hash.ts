@@ -35,8 +35,13 @@ interface Addon {
   writeDurable?(fd: number, bufs: readonly Uint8Array[], position: number, datasync: boolean): Promise<void>;
   syncDrop?(fd: number, from: number, to: number): Promise<void>;
   fileOps?(ops: readonly (readonly [number, string, string | Uint8Array | undefined])[]): Promise<void>;
-  commitWriter?(onDone: (first: number, last: number, errno: number, syscall: string | undefined, seconds: number) => void, datasync: boolean, direct?: boolean): unknown;
-  cwSubmit?(writer: unknown, id: number, fd: number, bufs: readonly Uint8Array[], position: number): void;
+  commitWriter?(
+    onDone: (first: number, last: number, errno: number, syscall: string | undefined, seconds: number) => void,
+    datasync: boolean,
+    direct?: boolean,
+    zeroAhead?: number,
+  ): unknown;
+  cwSubmit?(writer: unknown, id: number, fd: number, bufs: readonly Uint8Array[], position: number, last?: boolean): void;
   cwClose?(writer: unknown): void;
   cwDirectBytes?(writer: unknown): number;
   cwDropDirect?(writer: unknown): void;
@@ -370,13 +375,14 @@ export const nativeFileOps: Addon['fileOps'] | undefined = loaded.addon?.fileOps
 
 /**
  * The group commit's writer when the addon has it (Linux; src/ledger/commit-sink.ts uses it):
- * `commitWriter(onDone, datasync[, direct])` makes one, `cwSubmit(writer, id, fd, bufs, position)`
- * queues a batch, and one thread-pool job at a time writes every queued batch and fdatasyncs once,
+ * `commitWriter(onDone, datasync[, direct[, zeroAhead]])` makes one, `cwSubmit(writer, id, fd, bufs, position[, last])`
+ * queues a batch (`last`: the file ends with it — a seal's trailer), and one thread-pool job at a time writes every queued batch and fdatasyncs once,
  * then calls `onDone(firstId, lastId, errno, syscall, seconds)` on the main thread and takes what was
  * queued meanwhile. After a failure every later batch is reported with the same error, unwritten.
  * With datasync (and `direct` not false) whole 4 KiB blocks are written with O_DIRECT where the file
  * system allows it, through one O_DIRECT descriptor kept from commit to commit while the batches go to
- * the same file; `cwDropDirect(writer)` closes that descriptor (the ledger closed the file), and
+ * the same file, and with up to `zeroAhead` bytes of zeros written ahead of small commits in idle
+ * moments (the file may end in them until its last batch); `cwDropDirect(writer)` closes that descriptor (the ledger closed the file), and
  * `cwDirectBytes(writer)` says how many bytes went that way. `cwClose(writer)` releases it once
  * nothing is pending.
  */

@@ -57,6 +57,9 @@ function allZero(b: Uint8Array, from: number): boolean {
  * rule above. `rootsAt` asks for Merkle roots at some tree sizes (e.g. the last checkpoint's).
  * @throws SegmentFormatError naming offset, frame, global index and check for corruption
  */
+/** The torn-tail reason for an open segment that ends in zeros only (as the commit writer writes them ahead of its commits). */
+export const ZERO_TAIL = 'zero-filled tail';
+
 export function scanSegment(bytes: Uint8Array, opts: { sealed: boolean; rootsAt?: readonly number[] }): SegmentScan {
   const { header, length: headerLength } = decodeHeader(bytes);
   const want = new Set(opts.rootsAt ?? []);
@@ -105,7 +108,7 @@ export function scanSegment(bytes: Uint8Array, opts: { sealed: boolean; rootsAt?
     const p = probeFrame(bytes, off);
     if (p.kind === 'incomplete') return torn(`incomplete frame (${bytes.length - off} of ${p.need} bytes)`);
     if (p.kind === 'bad_length') {
-      if (!opts.sealed && allZero(bytes, off)) return torn('zero-filled tail');
+      if (!opts.sealed && allZero(bytes, off)) return torn(ZERO_TAIL);
       throw new SegmentFormatError('frame_length', off, p.detail, where());
     }
     if (p.kind === 'trailer') {

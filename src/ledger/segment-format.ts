@@ -83,6 +83,7 @@ export type FormatCheck =
   | 'header_crc'
   | 'header_field'
   | 'frame_length'
+  | 'zero_fill'
   | 'frame_truncated'
   | 'frame_crc'
   | 'chain'
@@ -352,6 +353,19 @@ export type FrameProbe =
  * marker, too few bytes (`need` = total bytes the structure needs from `offset`), or a length field
  * that is invalid (its complement disagrees or it exceeds MAX_ENTRY_BYTES).
  */
+/**
+ * The error for a frame whose length fields do not agree: `zero_fill` when both are zero — where the
+ * open segment's commit writer has written zeros ahead of its commits (native/sealtrail_hash.c,
+ * cw_zero_ahead), the end of what is written so far, and damage anywhere else — else `frame_length`.
+ */
+export function badLengthError(bytes: Uint8Array, offset: number, fileOffset: number, detail: string, where?: { frame: number; index: number }): SegmentFormatError {
+  let zero = offset + 8 <= bytes.length;
+  for (let i = offset; zero && i < offset + 8; i++) zero = bytes[i] === 0;
+  return zero
+    ? new SegmentFormatError('zero_fill', fileOffset, 'zero bytes where a frame should start (an open segment ends there in space written ahead; anywhere else they are damage)', where)
+    : new SegmentFormatError('frame_length', fileOffset, detail, where);
+}
+
 export function probeFrame(bytes: Uint8Array, offset: number, end = bytes.length): FrameProbe {
   if (end - offset < 4) return { kind: 'incomplete', need: 8 };
   const n = ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>> 0;
@@ -638,7 +652,7 @@ export class SegmentParser {
         const where = { frame: this.#frame, index: h.firstIndex + this.#frame };
         const p = probeFrame(buf, off);
         if (p.kind === 'incomplete') return 0;
-        if (p.kind === 'bad_length') throw new SegmentFormatError('frame_length', this.#base, p.detail, where);
+        if (p.kind === 'bad_length') throw badLengthError(buf, off, this.#base, p.detail, where);
         if (p.kind === 'trailer') {
           const t = decodeTrailer(buf, off, this.#base, where);
           if ('need' in t) return 0;

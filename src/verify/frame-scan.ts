@@ -25,6 +25,7 @@ import {
   scanFrames,
 } from '../ledger/native-hash.js';
 import {
+  badLengthError,
   FOOTER_BYTES,
   SEGMENT_FORMAT_VERSION,
   SEGMENT_MAGIC,
@@ -231,7 +232,7 @@ export class SegmentScanner {
           }
           if (status === SCAN_BAD_LENGTH) {
             const p = probeFrame(view, off);
-            throw new SegmentFormatError('frame_length', this.#base, p.kind === 'bad_length' ? p.detail : 'invalid frame length', where);
+            throw badLengthError(view, off, this.#base, p.kind === 'bad_length' ? p.detail : 'invalid frame length', where);
           }
           if (status === SCAN_BAD_CRC) throw new SegmentFormatError('frame_crc', this.#base, 'frame CRC-32C mismatch', where);
           if (status === SCAN_BAD_CHAIN) {

@@ -699,7 +699,8 @@ class SourceVerifier {
     }
     if (scan.error) {
       const e = scan.error;
-      const tail = isOpen && (e.check === 'truncated' || e.check === 'frame_truncated');
+      // The open segment ends where the writes so far end: cut short, or in zeros written ahead of them.
+      const tail = isOpen && (e.check === 'truncated' || e.check === 'frame_truncated' || e.check === 'zero_fill');
       if (!tail) {
         this.#find(formatCheckName(e.check), seq, e.message, { ...file, ...(e.index !== undefined ? { index: e.index } : {}), offset: e.offset });
       }
@@ -821,6 +822,7 @@ function formatCheckName(c: string): CheckName {
     case 'frame_crc':
       return 'frame.crc';
     case 'frame_length':
+    case 'zero_fill':
     case 'frame_truncated':
       return 'frame.length';
     case 'chain':

@@ -363,6 +363,89 @@ describe('the native writer\'s O_DIRECT descriptor (durability fsync)', () => {
   });
 });
 
+describe('the native writer\'s zeros ahead (durability fsync, direct writes, zeroAhead)', () => {
+  const MiB = 1024 * 1024;
+  const canRun = nativeCommitWriter !== undefined && process.platform === 'linux';
+  const bytesOf = (n: number, seed: number): Buffer => Buffer.from(Array.from({ length: n }, (_, k) => ((k * 13 + seed * 7) % 251) + 1));
+
+  it.runIf(canRun)('small commits leave zeros ahead, later commits land inside them byte for byte, and the last batch cuts them', async () => {
+    const file = await newFile();
+    if (!directIoIn(path.dirname(file))) return; // written reason: this file system refuses O_DIRECT, so nothing is written ahead
+    const header = Buffer.from('a header of 37 bytes, not aligned....');
+    fs.writeFileSync(file, header);
+    const fd = fs.openSync(file, 'r+');
+    const sink = commitSink(undefined, nodeLedgerFs, true, () => undefined, { zeroAhead: 3 * MiB });
+    expect(sink.endsFiles).toBe(true);
+    const parts: Buffer[] = [header];
+    let pos = header.length;
+    try {
+      const first = bytesOf(5000, 1);
+      expect((await sink.submit(fd, [first], pos, 1)).ok).toBe(true);
+      parts.push(first);
+      pos += first.length;
+      // In its idle moments the writer writes zeros up to 3 MiB past the commit, and no further.
+      expect(await eventually(() => fs.statSync(file).size >= pos + 2 * MiB)).toBe(true);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(fs.statSync(file).size).toBeLessThanOrEqual(pos + 3 * MiB);
+      // Commits of every size, one at a time and handed over together, inside the zeros and past them.
+      let seed = 7;
+      const rnd = (): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
+      for (let i = 0; i < 300; i++) {
+        const group = 1 + (rnd() % 3);
+        const done: Promise<CommitResult>[] = [];
+        for (let g = 0; g < group; g++) {
+          const n = 1 + (rnd() % (i % 40 === 0 ? 600_000 : 30_000));
+          const p = bytesOf(n, i * 3 + g);
+          done.push(sink.submit(fd, [p.subarray(0, n >> 1), p.subarray(n >> 1)], pos, 1));
+          parts.push(p);
+          pos += n;
+        }
+        expect((await Promise.all(done)).every((r) => r.ok)).toBe(true);
+      }
+      const expected = Buffer.concat(parts);
+      const onDisk = fs.readFileSync(file);
+      expect(onDisk.subarray(0, expected.length).equals(expected)).toBe(true);
+      expect(onDisk.subarray(expected.length).every((b) => b === 0)).toBe(true);
+      // Nearly everything went directly, the blocks commits ended in included.
+      expect(sink.directBytes()).toBeGreaterThan(0.95 * (expected.length - header.length));
+      // The last batch (a seal's trailer): the zeros are cut first, the file ends with it.
+      await new Promise((r) => setTimeout(r, 20));
+      const trailer = bytesOf(777, 99);
+      expect((await sink.submit(fd, [trailer], pos, 0, true)).ok).toBe(true);
+      expect(fs.readFileSync(file).equals(Buffer.concat([expected, trailer]))).toBe(true);
+      // And nothing is written ahead after it.
+      await new Promise((r) => setTimeout(r, 50));
+      expect(fs.statSync(file).size).toBe(expected.length + trailer.length);
+    } finally {
+      sink.close();
+      fs.closeSync(fd);
+    }
+  });
+
+  it.runIf(canRun)('writes no zeros after large commits (the maximum rate), nor without zeroAhead', async () => {
+    for (const [zeroAhead, size] of [[3 * MiB, 512 * 1024], [0, 5000]] as const) {
+      const file = await newFile();
+      const fd = fs.openSync(file, 'w+');
+      const sink = commitSink(undefined, nodeLedgerFs, true, () => undefined, { zeroAhead });
+      try {
+        let pos = 0;
+        for (let i = 0; i < 4; i++) {
+          expect((await sink.submit(fd, [bytesOf(size, i)], pos, 1)).ok).toBe(true);
+          pos += size;
+          await new Promise((r) => setTimeout(r, 30));
+          expect(fs.statSync(file).size, `zeroAhead ${zeroAhead}, commits of ${size} B`).toBe(pos);
+        }
+      } finally {
+        sink.close();
+        fs.closeSync(fd);
+      }
+    }
+    const noSync = commitSink(undefined, nodeLedgerFs, false, () => undefined, { zeroAhead: 3 * MiB });
+    expect(noSync.endsFiles).toBe(false); // durability none: never written ahead
+    noSync.close();
+  });
+});
+
 describe('a commit writer after close', () => {
   for (const kind of kinds) {
     it.skipIf(kind.skip)(`${kind.name}: refuses a batch handed over after close instead of writing it`, async () => {

@@ -5,8 +5,9 @@ import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/commands/inspect.js';
 import { Ledger } from '../../src/ledger/ledger.js';
+import { scanSegment } from '../../src/ledger/recovery.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
-import { entry, ledgerConfig, removeDir, tempDir, testSigner } from './helpers.js';
+import { directIoIn, entry, eventually, ledgerConfig, removeDir, tempDir, testSigner } from './helpers.js';
 
 const VEC = path.resolve(import.meta.dirname, '../vectors/segment-v1/0000000000000000.seg');
 const dirs: string[] = [];
@@ -70,6 +71,33 @@ describe('sealtrail inspect', () => {
     await l.close();
     expect(r.code).toBe(0);
     expect(r.out).toContain('unsealed (open segment): 2 entries so far');
+  });
+
+  it('an open segment that ends in zeros written ahead of the commits: unsealed, the zeros named, exit 0', async () => {
+    const d = await tempDir();
+    dirs.push(d);
+    const l = await Ledger.open({ config: ledgerConfig(d), signer: testSigner(), logger: silentLogger() });
+    const open = path.join(d, 'segments', '0000000000000000.seg.open');
+    try {
+      expect((await l.append([entry('open-1', 3000), entry('open-2', 3000)])).kind).toBe('ok');
+      const end = scanSegment(new Uint8Array(fs.readFileSync(open)), { sealed: false }).goodEnd;
+      if (!directIoIn(d)) return; // written reason: this file system refuses O_DIRECT, so no zeros are written ahead
+      expect(await eventually(() => fs.statSync(open).size > end)).toBe(true);
+      const r = await inspect(open);
+      expect(r.code).toBe(0);
+      expect(r.out).toContain('unsealed (open segment): 2 entries so far');
+      expect(r.out).toContain(`zeros from offset ${end} (space written ahead of the commits`);
+      const j = JSON.parse((await inspect(open, '--json')).out);
+      expect(j).toMatchObject({ sealed: false, finding: null, zeroFillOffset: end });
+      // The same zeros anywhere but at the end of an open segment are damage.
+      const sealedCopy = path.join(d, '0000000000000009.seg');
+      fs.copyFileSync(open, sealedCopy);
+      const s = await inspect(sealedCopy, '--json');
+      expect(s.code).toBe(1);
+      expect(JSON.parse(s.out).finding).toMatchObject({ check: 'zero_fill', offset: end });
+    } finally {
+      await l.close();
+    }
   });
 
   it('usage and I/O errors exit 2', async () => {

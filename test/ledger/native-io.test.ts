@@ -156,11 +156,11 @@ describe('the ledger and its native jobs (commit writer, writeDurable, fileOps)'
   async function ledgerModuleWithSpy(): Promise<{
     Ledger: typeof import('../../src/ledger/ledger.js').Ledger;
     calls: { datasync: boolean; settled: boolean }[];
-    batches: { datasync: boolean; settled: boolean }[];
+    batches: { datasync: boolean; settled: boolean; last?: boolean }[];
     opLists: string[][];
   }> {
     const calls: { datasync: boolean; settled: boolean }[] = [];
-    const batches: { datasync: boolean; settled: boolean }[] = [];
+    const batches: { datasync: boolean; settled: boolean; last?: boolean }[] = [];
     const opLists: string[][] = [];
     const writers = new WeakMap<object, { datasync: boolean; mine: Map<number, { datasync: boolean; settled: boolean }> }>();
     vi.resetModules();
@@ -176,7 +176,7 @@ describe('the ledger and its native jobs (commit writer, writeDurable, fileOps)'
         },
         // The group commit's writer: every batch handed to it, settled once its commit was reported.
         nativeCommitWriter: real.nativeCommitWriter && {
-          commitWriter: (onDone: Parameters<NonNullable<typeof real.nativeCommitWriter>['commitWriter']>[0], datasync: boolean) => {
+          commitWriter: (onDone: Parameters<NonNullable<typeof real.nativeCommitWriter>['commitWriter']>[0], datasync: boolean, direct?: boolean, zeroAhead?: number) => {
             const mine = new Map<number, { datasync: boolean; settled: boolean }>();
             const w = real.nativeCommitWriter!.commitWriter((first, last, err, sys, secs) => {
               for (let id = first; ; id++) {
@@ -185,18 +185,19 @@ describe('the ledger and its native jobs (commit writer, writeDurable, fileOps)'
                 if (id === last) break;
               }
               onDone(first, last, err, sys, secs);
-            }, datasync);
+            }, datasync, direct, zeroAhead);
             writers.set(w as object, { datasync, mine });
             return w;
           },
-          cwSubmit: (w: unknown, id: number, fd: number, bufs: readonly Uint8Array[], position: number) => {
+          cwSubmit: (w: unknown, id: number, fd: number, bufs: readonly Uint8Array[], position: number, last?: boolean) => {
             const meta = writers.get(w as object)!;
-            const b = { datasync: meta.datasync, settled: false };
+            const b = { datasync: meta.datasync, settled: false, last: last === true };
             meta.mine.set(id, b);
             batches.push(b);
-            real.nativeCommitWriter!.cwSubmit(w, id, fd, bufs, position);
+            real.nativeCommitWriter!.cwSubmit(w, id, fd, bufs, position, last);
           },
           cwClose: (w: unknown) => real.nativeCommitWriter!.cwClose(w),
+          cwDropDirect: (w: unknown) => real.nativeCommitWriter!.cwDropDirect?.(w),
         },
         nativeFileOps: async (ops: readonly (readonly [number, string, string | Uint8Array | undefined])[]) => {
           opLists.push(ops.map(([code, a, b]) => `${['', 'rename', 'fsyncDir', 'writeFile'][code]} ${path.basename(a)}${typeof b === 'string' ? ` -> ${path.basename(b)}` : ''}`));

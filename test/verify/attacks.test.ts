@@ -11,6 +11,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpointFileName } from '../../src/ledger/ledger.js';
+import { scanSegment } from '../../src/ledger/recovery.js';
+import { directIoIn, eventually } from '../ledger/helpers.js';
 import { parseSignedNote, signCheckpoint, formatCheckpoint, parseCheckpointBody } from '../../src/ledger/checkpoint.js';
 import { originPath } from '../../src/forward/keys.js';
 import {
@@ -583,11 +585,17 @@ describe('the open segment of a running agent', () => {
     const live = path.join(root, `live${n++}`);
     copyDir(template, live);
     const clock = stepClock(lastMs + 1000);
-    const l = await Ledger.open({ config: ledgerConfig(live), signer: A, logger: silentLogger(), clock: clock.now });
+    // As agents run by default: durability fsync (its commit writer writes zeros ahead).
+    const l = await Ledger.open({ config: { ...ledgerConfig(live), durability: 'fsync' }, signer: A, logger: silentLogger(), clock: clock.now });
     try {
       expect((await l.append(entries('live', 6))).kind).toBe('ok');
       await l.heartbeat(); // signs tree size 46, inside the open segment 4
       expect((await l.append(entries('unsealed', 2))).kind).toBe('ok'); // not covered by any checkpoint yet
+      // Where the commit writer writes zeros ahead of its commits, wait for them: the open segment
+      // of a running agent ends in them, and they are no finding.
+      const liveOpen = path.join(live, 'segments', '0000000000000004.seg.open');
+      const logicalEnd = scanSegment(new Uint8Array(fs.readFileSync(liveOpen)), { sealed: false }).goodEnd;
+      if (directIoIn(live)) expect(await eventually(() => fs.statSync(liveOpen).size > logicalEnd)).toBe(true);
       const snap = path.join(root, `snap${n++}`);
       copyDir(live, snap);
       const ok = await verifyDirs([snap], A);

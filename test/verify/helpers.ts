@@ -333,6 +333,8 @@ export function rewriteOpenSegment(file: string, change: (entries: Uint8Array[])
   let off = length;
   while (off + 8 <= bytes.length) {
     const n = ((bytes[off]! << 24) | (bytes[off + 1]! << 16) | (bytes[off + 2]! << 8) | bytes[off + 3]!) >>> 0;
+    const c = ((bytes[off + 4]! << 24) | (bytes[off + 5]! << 16) | (bytes[off + 6]! << 8) | bytes[off + 7]!) >>> 0;
+    if (c !== ~n >>> 0) break; // the zeros written ahead of the commits (or a trailer): the frames end here
     if (off + FRAME_OVERHEAD + n > bytes.length) break;
     es.push(bytes.slice(off + 40, off + 40 + n));
     off += FRAME_OVERHEAD + n;

@@ -152,15 +152,26 @@ export async function run(argv: string[], io: CliIO): Promise<number> {
 
   // An open segment simply has no trailer yet: report it as unsealed, not as damage.
   // An open segment after a crash may also end in an incomplete frame: the torn tail recovery cuts.
+  // And a live one may end in zeros its commit writer wrote ahead of the commits (cut at the seal).
   const unsealed =
-    finding !== undefined && (finding.check === 'truncated' || finding.check === 'frame_truncated') && header !== undefined && trailer === undefined && file.endsWith('.open');
-  const tornNote = unsealed && finding?.check === 'frame_truncated' ? `; incomplete frame at offset ${finding.offset} (a torn tail: recovery cuts it)` : '';
+    finding !== undefined &&
+    (finding.check === 'truncated' || finding.check === 'frame_truncated' || finding.check === 'zero_fill') &&
+    header !== undefined &&
+    trailer === undefined &&
+    file.endsWith('.open');
+  const tornNote =
+    unsealed && finding?.check === 'frame_truncated'
+      ? `; incomplete frame at offset ${finding.offset} (a torn tail: recovery cuts it)`
+      : unsealed && finding?.check === 'zero_fill'
+        ? `; zeros from offset ${finding.offset} (space written ahead of the commits: the seal cuts it, and so does recovery after a crash)`
+        : '';
   const cp = trailer && frontier ? checkpointJson(trailer.t, frontier) : undefined;
   if (json) {
     result.header = header ? headerJson(header) : null;
     result.entries = entries;
     result.sealed = trailer !== undefined;
-    if (unsealed && tornNote) result.tornTailOffset = finding!.offset;
+    if (unsealed && finding?.check === 'frame_truncated') result.tornTailOffset = finding.offset;
+    if (unsealed && finding?.check === 'zero_fill') result.zeroFillOffset = finding.offset;
     result.trailer = trailer
       ? { offset: trailer.offset, count: trailer.t.count, chainLast: toHex(trailer.t.chainLast), endFrontierSize: trailer.t.endFrontier.size, checkpoint: cp }
       : null;
