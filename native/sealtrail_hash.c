@@ -928,9 +928,14 @@ typedef struct cw_job {
   /* Set by cw_write on the first job of a run it wrote through the page cache: the run's end (its
    * pages to drop once durable, cw_drop_synced); 0 for the other jobs and for runs written directly. */
   int64_t cached_to;
-  /* The last write to this file (a seal's trailer): the file ends where this batch ends (cw_end_file). */
-  int last;
+  /* CW_MORE; CW_FULL: no commit to this file follows but its last batch (the segment is full), so
+   * no zeros are written ahead after this one; CW_LAST: the last write to this file (a seal's
+   * trailer), which ends where this batch ends (cw_end_file). */
+  uint32_t end;
 } cw_job;
+#define CW_MORE 0u
+#define CW_FULL 1u
+#define CW_LAST 2u
 
 typedef struct {
   uint32_t first, last;
@@ -971,6 +976,7 @@ typedef struct {
    * direct write left nothing of it in the page cache); tail_at is -1 when none is kept. */
   int64_t zeros_to, last_end, tail_at;
   int64_t zero_ahead; /* the most zeros past the last commit's end (commitWriter's zeroAhead; 0: none) */
+  double commit_avg;  /* bytes per commit, moving average over about the last 8 commits */
   int ahead, ahead_failed;
   uint8_t *zeros;
   uint8_t tail_block[4096];
@@ -1188,7 +1194,7 @@ static int cw_write_direct(commit_writer *w, int fd, struct iovec *iov, size_t n
 }
 
 /*
- * A seal's trailer is the last write to its file (cwSubmit's `last`): zeros written ahead must not
+ * A seal's trailer is the last write to its file (cwSubmit's `end` 2): zeros written ahead must not
  * stay after it — a sealed segment ends with its footer, and recovery reads bytes after an open
  * segment's footer as damage. So before the trailer is written the file is cut back to where it
  * ends, and that cut is made durable on its own: were it only made durable with the trailer, a crash
@@ -1251,7 +1257,7 @@ static int cw_write(commit_writer *w, cw_job *list, const char **sys) {
     }
     int e = 0;
     for (cw_job *x = j; e == 0; x = x->next) {
-      if (x->last) e = cw_end_file(w, x->fd, x->position, sys);
+      if (x->end == CW_LAST) e = cw_end_file(w, x->fd, x->position, sys);
       if (x == end) break;
     }
     if (e != 0) {
@@ -1294,7 +1300,9 @@ static int cw_write(commit_writer *w, cw_job *list, const char **sys) {
  * device round trips after the data instead of one flush, each a sleep and a wake-up of the writer on
  * the agent's one core. At moderate rates, where nearly every request gets a commit of its own, that
  * was most of what a commit cost (docs/benchmarks.md, sessions 22 and 23). So while commits are
- * small (the last one under ZA_SMALL_COMMIT), the writer uses the moments it has nothing else to do
+ * small (under ZA_SMALL_COMMIT on average over about the last 8: at the maximum rate a few small ones
+ * come between large ones, and zeros written then only delay the next commit — 47 zero writes in 5 s
+ * and a few per cent of the maximum while the last commit alone decided), the writer uses the moments it has nothing else to do
  * to write zeros ahead of the last commit, ZA_CHUNK at a time up to `zeroAhead` past it, with O_DIRECT
  * and no fdatasync of their own (the next commit's fdatasync carries the new size). A commit inside
  * that space is then written whole, including its last block padded with the zeros that are already
@@ -1330,7 +1338,8 @@ static void cw_note_commit(commit_writer *w, const cw_job *list) {
     return;
   }
   w->last_end = lj->position + (int64_t)lj->bytes;
-  w->ahead = w->zero_ahead > 0 && !lj->last && !w->ahead_failed && total < ZA_SMALL_COMMIT;
+  w->commit_avg += ((double)total - w->commit_avg) / 8;
+  w->ahead = w->zero_ahead > 0 && lj->end == CW_MORE && !w->ahead_failed && w->commit_avg < (double)ZA_SMALL_COMMIT;
 }
 
 /* Whether the idle writer should write zeros ahead now (the running job's state; called under mu). */
@@ -1511,6 +1520,7 @@ static napi_value commit_writer_new(napi_env env, napi_callback_info info) {
   w->dfd = -1;
   w->tail_at = -1;
   w->zero_ahead = w->direct ? zero_ahead : 0;
+  w->commit_avg = (double)ZA_SMALL_COMMIT; /* neutral: one small commit brings it under, one large one keeps it over */
   napi_value name, ext;
   napi_create_string_utf8(env, "sealtrail.commitWriter", NAPI_AUTO_LENGTH, &name);
   if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, w, cw_finalize, NULL, cw_call_js, &w->tsfn) != napi_ok) {
@@ -1534,13 +1544,15 @@ static commit_writer *cw_of(napi_env env, napi_value v) {
 }
 
 /*
- * cwSubmit(writer, id, fd, bufs, position[, last]): queues one batch; starts the thread-pool job when
- * none runs. `last` (a seal's trailer): the file ends with this batch (cw_end_file).
+ * cwSubmit(writer, id, fd, bufs, position[, end]): queues one batch; starts the thread-pool job when
+ * none runs. `end`: 0 (default) more commits may follow; 1 the segment is full, only its last batch
+ * follows (write no zeros ahead after this one); 2 the last batch (a seal's trailer): the file ends
+ * with it (cw_end_file).
  */
 static napi_value cw_submit(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
-  bool last = false;
+  uint32_t end = CW_MORE;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) THROW(env, "cwSubmit needs 5 arguments");
   commit_writer *w = cw_of(env, argv[0]);
   if (w == NULL) THROW(env, "cwSubmit: not a commit writer");
@@ -1555,7 +1567,9 @@ static napi_value cw_submit(napi_env env, napi_callback_info info) {
   if (napi_get_value_int64(env, argv[4], &position) != napi_ok || position < 0) THROW(env, "cwSubmit: position must be a non-negative integer");
   if (argc >= 6) {
     napi_valuetype t;
-    if (napi_typeof(env, argv[5], &t) != napi_ok || (t != napi_undefined && napi_get_value_bool(env, argv[5], &last) != napi_ok)) THROW(env, "cwSubmit: last must be a boolean");
+    if (napi_typeof(env, argv[5], &t) != napi_ok || (t != napi_undefined && (napi_get_value_uint32(env, argv[5], &end) != napi_ok || end > CW_LAST))) {
+      THROW(env, "cwSubmit: end must be 0 (more), 1 (full) or 2 (last)");
+    }
   }
   cw_job *j = calloc(1, sizeof *j);
   if (j == NULL) THROW(env, "cwSubmit: out of memory");
@@ -1569,7 +1583,7 @@ static napi_value cw_submit(napi_env env, napi_callback_info info) {
   j->fd = fd;
   j->n = n;
   j->position = position;
-  j->last = last;
+  j->end = end;
   uv_mutex_lock(&w->mu);
   if (w->tail) w->tail->next = j;
   else w->head = j;

@@ -24,6 +24,14 @@ import { getSystemErrorName } from 'node:util';
 import type { LedgerFs } from './fs.js';
 import { nativeCommitWriter } from './native-hash.js';
 
+/**
+ * Where a batch leaves its file: `more` commits may follow; `full` — the file takes no more commits,
+ * only its last batch (the ledger's segment is full: no zeros are written ahead after it); `last` —
+ * the file ends with this batch (a seal's trailer; zeros written ahead are cut first).
+ */
+export type FileEnd = 'more' | 'full' | 'last';
+const FILE_END_CODE: Record<FileEnd, number> = { more: 0, full: 1, last: 2 };
+
 export type CommitResult = { readonly ok: true; readonly secs: number } | { readonly ok: false; readonly error: unknown };
 
 /** Called once per commit that succeeded: entries in it, seconds of its writes + fdatasync. */
@@ -34,11 +42,11 @@ export interface CommitSink {
    * Queues one batch: `bufs` written back to back from `position` of `fd`. The caller keeps `bufs`
    * unchanged until the promise settles; it never rejects (failure is `{ ok: false }`).
    */
-  submit(fd: number, bufs: readonly Uint8Array[], position: number, entries: number, last?: boolean): Promise<CommitResult>;
+  submit(fd: number, bufs: readonly Uint8Array[], position: number, entries: number, end?: FileEnd): Promise<CommitResult>;
   /**
-   * Whether a file's last batch (a seal's trailer) must go through this sink with `last` set: the
+   * Whether a file's last batch (a seal's trailer) must go through this sink with end `last`: the
    * native writer with datasync and direct writes, which writes zeros ahead of small commits and so
-   * may leave the file longer than its last commit until `last` cuts them (native/sealtrail_hash.c,
+   * may leave the file longer than its last commit until that batch cuts them (native/sealtrail_hash.c,
    * cw_zero_ahead, cw_end_file). Otherwise the file always ends where its last commit ended.
    */
   readonly endsFiles: boolean;
@@ -61,7 +69,7 @@ export interface CommitSinkOptions {
    * Bytes of zeros the native writer with datasync and direct writes may write ahead of a small
    * commit while it has nothing else to do (default 0: none), so that the next commits rewrite space
    * the file has instead of growing it (native/sealtrail_hash.c, cw_zero_ahead). The file may then end
-   * in up to that many zeros until its last batch (`submit(…, last)`) cuts them.
+   * in up to that many zeros until its last batch (`submit(…, 'last')`) cuts them.
    */
   readonly zeroAhead?: number;
 }
@@ -99,13 +107,13 @@ class NativeCommitSink implements CommitSink {
     this.#writer = addon.commitWriter((first, last, err, syscall, secs) => this.#report(first, last, err, syscall, secs), datasync, direct, zeroAhead);
   }
 
-  submit(fd: number, bufs: readonly Uint8Array[], position: number, entries: number, last = false): Promise<CommitResult> {
+  submit(fd: number, bufs: readonly Uint8Array[], position: number, entries: number, end: FileEnd = 'more'): Promise<CommitResult> {
     const id = this.#next;
     this.#next = (this.#next + 1) >>> 0;
     return new Promise<CommitResult>((resolve) => {
       this.#waiting.set(id, { resolve, entries, bufs });
       try {
-        this.#addon.cwSubmit(this.#writer, id, fd, bufs, position, last);
+        this.#addon.cwSubmit(this.#writer, id, fd, bufs, position, FILE_END_CODE[end]);
       } catch (e) {
         this.#waiting.delete(id);
         resolve({ ok: false, error: e });

@@ -746,7 +746,9 @@ export class Ledger implements EntrySink {
   /** Hands one encoded group to the commit sink: written at its offset, durable with the next fdatasync. */
   #startCommit(group: Encoded): Commit {
     const seg = this.#seg;
-    return { group, seg, done: this.#sink.submit(seg.fd, group.bufs, group.offset, group.count) };
+    // A group that fills the segment is its last commit: the seal follows, so no zeros after it.
+    const end = seg.size + this.#unwritten >= this.#cfg.max_segment_bytes ? 'full' : 'more';
+    return { group, seg, done: this.#sink.submit(seg.fd, group.bufs, group.offset, group.count, end) };
   }
 
   /**
@@ -1014,7 +1016,7 @@ export class Ledger implements EntrySink {
       const writeTrailer = async (): Promise<void> => {
         if (this.#sink.endsFiles) {
           // Through the commit writer, which cuts the zeros it wrote ahead before the trailer.
-          const r = await this.#sink.submit(seg.fd, [trailer], seg.size, 0, true);
+          const r = await this.#sink.submit(seg.fd, [trailer], seg.size, 0, 'last');
           if (!r.ok) throw r.error;
         } else if (this.#writeDurable) {
           await this.#writeDurable(seg.fd, [trailer], seg.size, true);

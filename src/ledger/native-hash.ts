@@ -41,7 +41,7 @@ interface Addon {
     direct?: boolean,
     zeroAhead?: number,
   ): unknown;
-  cwSubmit?(writer: unknown, id: number, fd: number, bufs: readonly Uint8Array[], position: number, last?: boolean): void;
+  cwSubmit?(writer: unknown, id: number, fd: number, bufs: readonly Uint8Array[], position: number, end?: number): void;
   cwClose?(writer: unknown): void;
   cwDirectBytes?(writer: unknown): number;
   cwDropDirect?(writer: unknown): void;
@@ -375,8 +375,8 @@ export const nativeFileOps: Addon['fileOps'] | undefined = loaded.addon?.fileOps
 
 /**
  * The group commit's writer when the addon has it (Linux; src/ledger/commit-sink.ts uses it):
- * `commitWriter(onDone, datasync[, direct[, zeroAhead]])` makes one, `cwSubmit(writer, id, fd, bufs, position[, last])`
- * queues a batch (`last`: the file ends with it — a seal's trailer), and one thread-pool job at a time writes every queued batch and fdatasyncs once,
+ * `commitWriter(onDone, datasync[, direct[, zeroAhead]])` makes one, `cwSubmit(writer, id, fd, bufs, position[, end])`
+ * queues a batch (`end` 1: only the file's last batch follows; 2: the file ends with it — a seal's trailer), and one thread-pool job at a time writes every queued batch and fdatasyncs once,
  * then calls `onDone(firstId, lastId, errno, syscall, seconds)` on the main thread and takes what was
  * queued meanwhile. After a failure every later batch is reported with the same error, unwritten.
  * With datasync (and `direct` not false) whole 4 KiB blocks are written with O_DIRECT where the file

@@ -411,7 +411,7 @@ describe('the native writer\'s zeros ahead (durability fsync, direct writes, zer
       // The last batch (a seal's trailer): the zeros are cut first, the file ends with it.
       await new Promise((r) => setTimeout(r, 20));
       const trailer = bytesOf(777, 99);
-      expect((await sink.submit(fd, [trailer], pos, 0, true)).ok).toBe(true);
+      expect((await sink.submit(fd, [trailer], pos, 0, 'last')).ok).toBe(true);
       expect(fs.readFileSync(file).equals(Buffer.concat([expected, trailer]))).toBe(true);
       // And nothing is written ahead after it.
       await new Promise((r) => setTimeout(r, 50));
@@ -422,18 +422,41 @@ describe('the native writer\'s zeros ahead (durability fsync, direct writes, zer
     }
   });
 
-  it.runIf(canRun)('writes no zeros after large commits (the maximum rate), nor without zeroAhead', async () => {
-    for (const [zeroAhead, size] of [[3 * MiB, 512 * 1024], [0, 5000]] as const) {
+  it.runIf(canRun)('writes no zeros after large commits (the maximum rate), after a commit that fills the segment, nor without zeroAhead', async () => {
+    const cases = [
+      [3 * MiB, 512 * 1024, 'more'],
+      [3 * MiB, 5000, 'full'],
+      [0, 5000, 'more'],
+    ] as const;
+    for (const [zeroAhead, size, end] of cases) {
       const file = await newFile();
       const fd = fs.openSync(file, 'w+');
       const sink = commitSink(undefined, nodeLedgerFs, true, () => undefined, { zeroAhead });
       try {
         let pos = 0;
         for (let i = 0; i < 4; i++) {
-          expect((await sink.submit(fd, [bytesOf(size, i)], pos, 1)).ok).toBe(true);
+          expect((await sink.submit(fd, [bytesOf(size, i)], pos, 1, end)).ok).toBe(true);
           pos += size;
           await new Promise((r) => setTimeout(r, 30));
-          expect(fs.statSync(file).size, `zeroAhead ${zeroAhead}, commits of ${size} B`).toBe(pos);
+          expect(fs.statSync(file).size, `zeroAhead ${zeroAhead}, commits of ${size} B, end ${end}`).toBe(pos);
+        }
+      } finally {
+        sink.close();
+        fs.closeSync(fd);
+      }
+    }
+    // A small commit now and then between large ones (as at the maximum rate) writes none either.
+    {
+      const file = await newFile();
+      const fd = fs.openSync(file, 'w+');
+      const sink = commitSink(undefined, nodeLedgerFs, true, () => undefined, { zeroAhead: 3 * MiB });
+      try {
+        let pos = 0;
+        for (const size of [512 * 1024, 512 * 1024, 600 * 1024, 5000, 512 * 1024, 3000]) {
+          expect((await sink.submit(fd, [bytesOf(size, size)], pos, 1)).ok).toBe(true);
+          pos += size;
+          await new Promise((r) => setTimeout(r, 30));
+          expect(fs.statSync(file).size, `after a commit of ${size} B`).toBe(pos);
         }
       } finally {
         sink.close();

@@ -156,11 +156,11 @@ describe('the ledger and its native jobs (commit writer, writeDurable, fileOps)'
   async function ledgerModuleWithSpy(): Promise<{
     Ledger: typeof import('../../src/ledger/ledger.js').Ledger;
     calls: { datasync: boolean; settled: boolean }[];
-    batches: { datasync: boolean; settled: boolean; last?: boolean }[];
+    batches: { datasync: boolean; settled: boolean; end?: number }[];
     opLists: string[][];
   }> {
     const calls: { datasync: boolean; settled: boolean }[] = [];
-    const batches: { datasync: boolean; settled: boolean; last?: boolean }[] = [];
+    const batches: { datasync: boolean; settled: boolean; end?: number }[] = [];
     const opLists: string[][] = [];
     const writers = new WeakMap<object, { datasync: boolean; mine: Map<number, { datasync: boolean; settled: boolean }> }>();
     vi.resetModules();
@@ -189,12 +189,12 @@ describe('the ledger and its native jobs (commit writer, writeDurable, fileOps)'
             writers.set(w as object, { datasync, mine });
             return w;
           },
-          cwSubmit: (w: unknown, id: number, fd: number, bufs: readonly Uint8Array[], position: number, last?: boolean) => {
+          cwSubmit: (w: unknown, id: number, fd: number, bufs: readonly Uint8Array[], position: number, end?: number) => {
             const meta = writers.get(w as object)!;
-            const b = { datasync: meta.datasync, settled: false, last: last === true };
+            const b = { datasync: meta.datasync, settled: false, end };
             meta.mine.set(id, b);
             batches.push(b);
-            real.nativeCommitWriter!.cwSubmit(w, id, fd, bufs, position, last);
+            real.nativeCommitWriter!.cwSubmit(w, id, fd, bufs, position, end);
           },
           cwClose: (w: unknown) => real.nativeCommitWriter!.cwClose(w),
           cwDropDirect: (w: unknown) => real.nativeCommitWriter!.cwDropDirect?.(w),
