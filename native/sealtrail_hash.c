@@ -1543,6 +1543,23 @@ static commit_writer *cw_of(napi_env env, napi_value v) {
   return p;
 }
 
+/* The writer that `fn(writer)`, a function of one argument, was called with; NULL with a RangeError pending otherwise. */
+static commit_writer *cw_only_arg(napi_env env, napi_callback_info info, const char *fn) {
+  size_t argc = 1;
+  napi_value argv[1];
+  char msg[64];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) {
+    snprintf(msg, sizeof msg, "%s needs 1 argument", fn);
+    THROW(env, msg);
+  }
+  commit_writer *w = cw_of(env, argv[0]);
+  if (w == NULL) {
+    snprintf(msg, sizeof msg, "%s: not a commit writer", fn);
+    THROW(env, msg);
+  }
+  return w;
+}
+
 /*
  * cwSubmit(writer, id, fd, bufs, position[, end]): queues one batch; starts the thread-pool job when
  * none runs. `end`: 0 (default) more commits may follow; 1 the segment is full, only its last batch
@@ -1627,11 +1644,9 @@ static napi_value cw_submit(napi_env env, napi_callback_info info) {
 
 /* cwDirectBytes(writer): how many bytes of commits the writer has written with O_DIRECT (for tests and diagnostics). */
 static napi_value cw_direct_bytes(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], v;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) THROW(env, "cwDirectBytes needs 1 argument");
-  commit_writer *w = cw_of(env, argv[0]);
-  if (w == NULL) THROW(env, "cwDirectBytes: not a commit writer");
+  napi_value v;
+  commit_writer *w = cw_only_arg(env, info, "cwDirectBytes");
+  if (w == NULL) return NULL;
   napi_create_double(env, (double)__atomic_load_n(&w->direct_bytes, __ATOMIC_RELAXED), &v);
   return v;
 }
@@ -1643,11 +1658,8 @@ static napi_value cw_direct_bytes(napi_env env, napi_callback_info info) {
  * new one.
  */
 static napi_value cw_drop_direct(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) THROW(env, "cwDropDirect needs 1 argument");
-  commit_writer *w = cw_of(env, argv[0]);
-  if (w == NULL) THROW(env, "cwDropDirect: not a commit writer");
+  commit_writer *w = cw_only_arg(env, info, "cwDropDirect");
+  if (w == NULL) return NULL;
   uv_mutex_lock(&w->mu);
   if (w->running) w->drop_dfd = 1;
   else cw_close_dfd(w); /* no job: only cwSubmit (this thread) could start one */
@@ -1659,11 +1671,8 @@ static napi_value cw_drop_direct(napi_env env, napi_callback_info info) {
 
 /* cwClose(writer): no more submissions; the report channel is released (call when nothing is pending). */
 static napi_value cw_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) THROW(env, "cwClose needs 1 argument");
-  commit_writer *w = cw_of(env, argv[0]);
-  if (w == NULL) THROW(env, "cwClose: not a commit writer");
+  commit_writer *w = cw_only_arg(env, info, "cwClose");
+  if (w == NULL) return NULL;
   if (!w->closed) {
     w->closed = 1;
     napi_release_threadsafe_function(w->tsfn, napi_tsfn_release);

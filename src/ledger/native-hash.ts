@@ -375,15 +375,17 @@ export const nativeFileOps: Addon['fileOps'] | undefined = loaded.addon?.fileOps
 
 /**
  * The group commit's writer when the addon has it (Linux; src/ledger/commit-sink.ts uses it):
- * `commitWriter(onDone, datasync[, direct[, zeroAhead]])` makes one, `cwSubmit(writer, id, fd, bufs, position[, end])`
- * queues a batch (`end` 1: only the file's last batch follows; 2: the file ends with it — a seal's trailer), and one thread-pool job at a time writes every queued batch and fdatasyncs once,
+ * `commitWriter(onDone, datasync[, direct[, zeroAhead]])` makes one,
+ * `cwSubmit(writer, id, fd, bufs, position[, end])` queues a batch (`end` 1: only the file's last batch
+ * follows; 2: the file ends with it — a seal's trailer), and one thread-pool job at a time writes
+ * every queued batch and fdatasyncs once,
  * then calls `onDone(firstId, lastId, errno, syscall, seconds)` on the main thread and takes what was
  * queued meanwhile. After a failure every later batch is reported with the same error, unwritten.
  * With datasync (and `direct` not false) whole 4 KiB blocks are written with O_DIRECT where the file
  * system allows it, through one O_DIRECT descriptor kept from commit to commit while the batches go to
  * the same file, and with up to `zeroAhead` bytes of zeros written ahead of small commits in idle
- * moments (the file may end in them until its last batch); `cwDropDirect(writer)` closes that descriptor (the ledger closed the file), and
- * `cwDirectBytes(writer)` says how many bytes went that way. `cwClose(writer)` releases it once
+ * moments (the file may end in them until its last batch); `cwDropDirect(writer)` closes that
+ * descriptor (the ledger closed the file), and `cwDirectBytes(writer)` says how many bytes went that way. `cwClose(writer)` releases it once
  * nothing is pending.
  */
 export const nativeCommitWriter: (Required<Pick<Addon, 'commitWriter' | 'cwSubmit' | 'cwClose'>> & Pick<Addon, 'cwDirectBytes' | 'cwDropDirect'>) | undefined =

@@ -51,15 +51,15 @@ function allZero(b: Uint8Array, from: number): boolean {
   return true;
 }
 
+/** The torn-tail reason for an open segment that ends in zeros only (as the commit writer writes them ahead of its commits). */
+export const ZERO_TAIL = 'zero-filled tail';
+
 /**
  * Scans a whole segment file. `sealed: true` demands a complete trailer and footer and tolerates
  * nothing (a sealed segment is never cut); `sealed: false` (the open segment) applies the torn-tail
  * rule above. `rootsAt` asks for Merkle roots at some tree sizes (e.g. the last checkpoint's).
  * @throws SegmentFormatError naming offset, frame, global index and check for corruption
  */
-/** The torn-tail reason for an open segment that ends in zeros only (as the commit writer writes them ahead of its commits). */
-export const ZERO_TAIL = 'zero-filled tail';
-
 export function scanSegment(bytes: Uint8Array, opts: { sealed: boolean; rootsAt?: readonly number[] }): SegmentScan {
   const { header, length: headerLength } = decodeHeader(bytes);
   const want = new Set(opts.rootsAt ?? []);

@@ -349,11 +349,6 @@ export type FrameProbe =
   | { readonly kind: 'bad_length'; readonly detail: string };
 
 /**
- * Looks at `bytes[offset, end)`: a complete frame (and whether its CRC matches), the trailer
- * marker, too few bytes (`need` = total bytes the structure needs from `offset`), or a length field
- * that is invalid (its complement disagrees or it exceeds MAX_ENTRY_BYTES).
- */
-/**
  * The error for a frame whose length fields do not agree: `zero_fill` when both are zero — where the
  * open segment's commit writer has written zeros ahead of its commits (native/sealtrail_hash.c,
  * cw_zero_ahead), the end of what is written so far, and damage anywhere else — else `frame_length`.
@@ -366,6 +361,11 @@ export function badLengthError(bytes: Uint8Array, offset: number, fileOffset: nu
     : new SegmentFormatError('frame_length', fileOffset, detail, where);
 }
 
+/**
+ * Looks at `bytes[offset, end)`: a complete frame (and whether its CRC matches), the trailer
+ * marker, too few bytes (`need` = total bytes the structure needs from `offset`), or a length field
+ * that is invalid (its complement disagrees or it exceeds MAX_ENTRY_BYTES).
+ */
 export function probeFrame(bytes: Uint8Array, offset: number, end = bytes.length): FrameProbe {
   if (end - offset < 4) return { kind: 'incomplete', need: 8 };
   const n = ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>> 0;
