@@ -22,6 +22,23 @@ interface Snapshot {
   tags: string[];
 }
 
+/**
+ * Copies a running ledger's directory — what a kill -9 at that moment leaves. Its checkpoint files are
+ * made durable in the background (a `.tmp` renamed while the copy runs), so a copy that meets a file
+ * renamed between listing and copying is taken again.
+ */
+function copyLive(live: string, to: string): void {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fs.cpSync(live, to, { recursive: true });
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 50) throw e;
+      fs.rmSync(to, { recursive: true, force: true });
+    }
+  }
+}
+
 /** A crashed ledger: entries durable in the open segment, no seal, as a kill -9 leaves it. */
 async function crashedLedger(root: string, name: string, opts: { heartbeatAfter?: boolean } = {}): Promise<Snapshot> {
   const live = path.join(root, `${name}-live`);
@@ -38,7 +55,7 @@ async function crashedLedger(root: string, name: string, opts: { heartbeatAfter?
   // with or without zeros the commit writer wrote ahead of the last commit (that depends on the
   // moment). The sweeps below cut the frames, so they start from the file without those zeros; the
   // zeros have a test of their own.
-  fs.cpSync(live, snap, { recursive: true });
+  copyLive(live, snap);
   await l.close();
   const file = path.join(snap, 'segments', OPEN);
   const end = scanSegment(new Uint8Array(fs.readFileSync(file)), { sealed: false }).goodEnd;
@@ -111,7 +128,7 @@ describe('recovery of a torn tail', () => {
     // The writer writes them in its idle moments after a small commit.
     expect(await eventually(() => fs.statSync(file).size > logical)).toBe(true);
     const d = path.join(root, 'ahead');
-    fs.cpSync(live, d, { recursive: true });
+    copyLive(live, d);
     await l.close();
     const crashed = new Uint8Array(fs.readFileSync(path.join(d, 'segments', OPEN)));
     expect(crashed.length).toBeGreaterThan(logical);
