@@ -14,8 +14,11 @@
  *
  *   npm run build
  *   node dist/bench/cpu-split.js [--servers bare,none,fsync] [--transport http-protobuf|http-json|grpc]
- *        [--seconds S] [--warmup S] [--concurrency N] [--segment-bytes N] [--chunked] [--tls] [--json FILE]
+ *        [--seconds S] [--warmup S] [--concurrency N] [--rate REQ_PER_S] [--segment-bytes N] [--chunked] [--tls] [--json FILE]
  *
+ * `--rate R` drives the servers open loop at R requests/s (up to 256 in flight, as npm run bench's
+ * open-loop windows) instead of the closed loop at --concurrency: where a record's CPU goes at half
+ * the maximum, where a record costs more than at the maximum (docs/benchmarks.md, session 22).
  * `--chunked` (OTLP/HTTP): the load generator sends each body as one chunk, as the OTel JS SDK's
  * exporter does, instead of with a Content-Length. `--tls` (OTLP/HTTP, agents only): the agents'
  * receiver speaks TLS with a fresh self-signed P-256 certificate (made with `openssl` in the tool's
@@ -23,7 +26,7 @@
  *
  * Each server is started fresh on CPU 0 (the agents with their shipped node flags; every server with
  * perfNodeFlags, so that perf can name JIT-compiled functions), the load generator
- * (bench/loadgen.ts, 100-record requests, closed loop) runs on CPU 1, as in `npm run bench`. After
+ * (bench/loadgen.ts, 100-record requests, closed loop or --rate) runs on CPU 1, as in `npm run bench`. After
  * the warm-up (5 s by default: after 2 s V8's optimising compiler still took 3 % of the core, after
  * 14 s under 1 %), `perf record -e cpu-clock -C 0` samples CPU 0 for the window. Needs perf (Debian:
  * linux-perf) and the right to sample a CPU (root, or kernel.perf_event_paranoid ≤ 0).
@@ -41,6 +44,8 @@ import { LoadgenProcess, cpuSeconds, hasTaskset, startFreshServer } from './proc
 
 const SERVER_CPU = 0;
 const LOADGEN_CPU = 1;
+/** Requests the open-loop generator (--rate) may have in flight, as in npm run bench's open-loop windows. */
+const OPEN_LOOP_IN_FLIGHT = 256;
 /**
  * Node flags for every server: perf names JIT-compiled functions from /tmp/perf-PID.map (removed when
  * the server stops). --perf-basic-prof also makes V8 write a log — isolate-*-v8.log in the working
@@ -200,6 +205,8 @@ interface WindowOptions {
   readonly seconds: number;
   readonly warmupMs: number;
   readonly concurrency: number;
+  /** Open loop at this many requests/s instead of the closed loop (--rate). */
+  readonly rate: number | undefined;
   readonly segmentBytes: number | undefined;
   readonly chunked: boolean;
   /** OTLP/HTTP over TLS (agents only): the receiver's certificate and key, and the CA the client trusts. */
@@ -207,7 +214,7 @@ interface WindowOptions {
 }
 
 async function window(lg: LoadgenProcess, kind: string, o: WindowOptions, work: string): Promise<WindowResult> {
-  const { transport, seconds, warmupMs, concurrency, segmentBytes, chunked, tls } = o;
+  const { transport, seconds, warmupMs, concurrency, rate, segmentBytes, chunked, tls } = o;
   const srv = await startFreshServer(kind as 'bare' | 'none' | 'fsync', {
     cpu: SERVER_CPU,
     extraNodeFlags: perfNodeFlags(work, kind),
@@ -220,7 +227,7 @@ async function window(lg: LoadgenProcess, kind: string, o: WindowOptions, work: 
     let perf: ReturnType<typeof spawn> | undefined;
     let perfDone: Promise<number | null> = Promise.resolve(null);
     let cpu0 = 0;
-    const r = await lg.run({ id: `split-${kind}-${srv.pid}`, transport, host: '127.0.0.1', port, records: 100, mode: 'closed', concurrency, warmupMs, durationMs: seconds * 1000, ...(chunked ? { chunked } : {}), ...(tls ? { tlsCaPem: tls.caPem } : {}) }, () => {
+    const r = await lg.run({ id: `split-${kind}-${srv.pid}`, transport, host: '127.0.0.1', port, records: 100, ...(rate === undefined ? { mode: 'closed', concurrency } : { mode: 'open', rate, concurrency: OPEN_LOOP_IN_FLIGHT }), warmupMs, durationMs: seconds * 1000, ...(chunked ? { chunked } : {}), ...(tls ? { tlsCaPem: tls.caPem } : {}) }, () => {
       cpu0 = cpuSeconds(srv.pid);
       perf = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-C', String(SERVER_CPU), '-o', data, '--', 'sleep', String(seconds)], { stdio: ['ignore', 'ignore', 'pipe'] });
       perfDone = new Promise((res) => perf!.once('exit', res));
@@ -251,10 +258,11 @@ const LABEL: Record<string, string> = { bare: '(a) bare receiver', none: '(b) ag
  * The table: a row per category (µs of CPU 0 per acknowledged record, and the share of CPU 0), a
  * column per server. µs per record = share × window seconds ÷ records acknowledged in the window.
  */
-export function renderSplit(results: readonly WindowResult[], transport: string): string {
+export function renderSplit(results: readonly WindowResult[], transport: string, rate?: number): string {
   const us = (w: WindowResult, share: number): number => (share * 1e6) / w.recordsPerSec;
   const cell = (w: WindowResult, share: number): string => `${us(w, share).toFixed(3)} (${(share * 100).toFixed(1)} %)`;
-  const head = `| ${transport}, 100-record requests, closed loop | ${results.map((w) => LABEL[w.server] ?? w.server).join(' | ')} |`;
+  const loop = rate === undefined ? 'closed loop' : `open loop at ${rate.toLocaleString('en-US')} requests/s`;
+  const head = `| ${transport}, 100-record requests, ${loop} | ${results.map((w) => LABEL[w.server] ?? w.server).join(' | ')} |`;
   const lines = [head, `|---|${results.map(() => '---|').join('')}`];
   lines.push(`| records/s | ${results.map((w) => Math.round(w.recordsPerSec).toLocaleString('en-US')).join(' | ')} |`);
   for (const c of CATEGORIES) {
@@ -269,7 +277,7 @@ export function renderSplit(results: readonly WindowResult[], transport: string)
 }
 
 const USAGE = `usage: node dist/bench/cpu-split.js [--servers bare,none,fsync] [--transport ${TRANSPORTS.join('|')}]
-       [--seconds S (default 5)] [--warmup S (default 5)] [--concurrency N (default 64)] [--segment-bytes N]
+       [--seconds S (default 5)] [--warmup S (default 5)] [--concurrency N (default 64)] [--rate REQ_PER_S] [--segment-bytes N]
        [--chunked (OTLP/HTTP bodies sent chunked, as the OTel JS SDK does)] [--tls (OTLP/HTTP over TLS; agents only)]
        [--json FILE]
 `;
@@ -305,6 +313,7 @@ async function main(): Promise<number> {
         seconds: { type: 'string', default: '5' },
         warmup: { type: 'string', default: '5' },
         concurrency: { type: 'string', default: '64' },
+        rate: { type: 'string' },
         'segment-bytes': { type: 'string' },
         chunked: { type: 'boolean', default: false },
         tls: { type: 'boolean', default: false },
@@ -319,6 +328,7 @@ async function main(): Promise<number> {
   const seconds = Number(v.seconds);
   const warmup = Number(v.warmup);
   const concurrency = Number(v.concurrency);
+  const rate = v.rate === undefined ? undefined : Number(v.rate);
   const seg = v['segment-bytes'] === undefined ? undefined : Number(v['segment-bytes']);
   const bad =
     servers.some((s) => !['bare', 'none', 'fsync'].includes(s)) ? `--servers ${v.servers}: each must be bare, none or fsync`
@@ -326,6 +336,7 @@ async function main(): Promise<number> {
     : !(seconds >= 1 && seconds <= 120) ? '--seconds must be from 1 to 120'
     : !(warmup >= 0 && warmup <= 120) ? '--warmup must be from 0 to 120 seconds'
     : !(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 1024) ? '--concurrency must be a whole number from 1 to 1024'
+    : rate !== undefined && !(rate >= 1 && rate <= 1_000_000) ? '--rate must be from 1 to 1000000 requests/s'
     : seg !== undefined && !(Number.isInteger(seg) && seg >= 4096) ? '--segment-bytes must be a whole number of bytes, at least 4096'
     : v.chunked && v.transport === 'grpc' ? '--chunked is for OTLP/HTTP transports (gRPC frames its messages itself)'
     : v.tls && v.transport === 'grpc' ? '--tls is for OTLP/HTTP transports'
@@ -347,7 +358,7 @@ async function main(): Promise<number> {
   try {
     await lg.ready;
     const tls = v.tls ? selfSignedCertificate(work) : undefined;
-    const o: WindowOptions = { transport: v.transport as Transport, seconds, warmupMs: warmup * 1000, concurrency, segmentBytes: seg, chunked: v.chunked, tls };
+    const o: WindowOptions = { transport: v.transport as Transport, seconds, warmupMs: warmup * 1000, concurrency, rate, segmentBytes: seg, chunked: v.chunked, tls };
     for (const s of servers) results.push(await window(lg, s, o, work));
   } catch (e) {
     // A server that did not start, perf failing mid-way: one line, not a stack (the windows done so far are lost).
@@ -358,10 +369,10 @@ async function main(): Promise<number> {
     await rm(work, { recursive: true, force: true });
   }
   const label = [v.transport, v.chunked ? 'chunked bodies' : '', v.tls ? 'TLS' : ''].filter((x) => x !== '');
-  process.stdout.write(renderSplit(results, label.length > 1 ? `${label[0]} (${label.slice(1).join(', ')})` : label[0]!));
+  process.stdout.write(renderSplit(results, label.length > 1 ? `${label[0]} (${label.slice(1).join(', ')})` : label[0]!, rate));
   if (v.json) {
     const plain = results.map((w) => ({ ...w, split: { ...w.split, shares: Object.fromEntries(w.split.shares) } }));
-    await writeFile(v.json, `${JSON.stringify({ transport: v.transport, chunked: v.chunked, tls: v.tls, concurrency, results: plain }, null, 2)}\n`);
+    await writeFile(v.json, `${JSON.stringify({ transport: v.transport, chunked: v.chunked, tls: v.tls, ...(rate === undefined ? { concurrency } : { rate }), results: plain }, null, 2)}\n`);
   }
   return 0;
 }

@@ -98,6 +98,14 @@ describe('bench cpu-split: perf report parsing and categories', () => {
     expect(text).toContain('| idle | 5.0 % |');
     expect(text).not.toContain('addon: CRC-32C'); // categories nobody used are left out
   });
+
+  it('names an open-loop window by its rate', () => {
+    const split = splitRows(parsePerfReport(REPORT), new Set([100, 104, 105]), 100);
+    const w: WindowResult = { server: 'fsync', pid: 4242, recordsPerSec: 130_000, seconds: 5, cpuPct: 55, errors: {}, split };
+    const text = renderSplit([w], 'grpc', 1300);
+    expect(text).toContain('| grpc, 100-record requests, open loop at 1,300 requests/s | (c) agent, fsync |');
+    expect(text).not.toContain('closed loop');
+  });
 });
 
 const TOOL = 'dist/bench/cpu-split.js';
@@ -119,6 +127,8 @@ describe('bench cpu-split tool', () => {
     [['--seconds', '0'], /--seconds must be from 1 to 120/],
     [['--warmup', '200'], /--warmup must be from 0 to 120 seconds/],
     [['--concurrency', '1.5'], /--concurrency must be a whole number/],
+    [['--rate', '0'], /--rate must be from 1 to 1000000 requests\/s/],
+    [['--rate', 'fast'], /--rate must be from 1 to 1000000 requests\/s/],
     [['--segment-bytes', '100'], /--segment-bytes must be a whole number of bytes, at least 4096/],
     [['--transport', 'grpc', '--chunked'], /--chunked is for OTLP\/HTTP transports/],
     [['--transport', 'grpc', '--tls', '--servers', 'fsync'], /--tls is for OTLP\/HTTP transports/],
@@ -159,5 +169,19 @@ describe('bench cpu-split tool', () => {
     const all = line("**the server's process in all**").map(num);
     for (const us of all) expect(us).toBeGreaterThan(0);
     expect(r.stdout).toMatch(/\(c\) agent, fsync \(pid \d+\): [\d.]+ s, process CPU \d+ %/);
+  });
+
+  // Written reason: as above (perf must be able to sample CPU 0).
+  it.skipIf(!perfCanSampleCpu0())('--rate drives the agent open loop at that rate: its records/s is the rate × 100 records', () => {
+    const r = run(['--servers', 'fsync', '--seconds', '2', '--warmup', '1', '--rate', '200', '--transport', 'grpc'], 120_000);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('| grpc, 100-record requests, open loop at 200 requests/s | (c) agent, fsync |');
+    const rate = Number(/\| records\/s \| ([\d,]+) \|/.exec(r.stdout)?.[1]?.replace(/,/g, ''));
+    // 200 requests/s × 100 records: an open loop does not go faster when the agent could
+    // (a closed loop of 64 would take well over 50,000 records/s here).
+    expect(rate).toBeGreaterThan(18_000);
+    expect(rate).toBeLessThan(22_000);
+    const idle = Number(/\| idle \| ([\d.]+) % \|/.exec(r.stdout)?.[1]);
+    expect(idle).toBeGreaterThan(20);
   });
 });
