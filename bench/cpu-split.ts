@@ -18,7 +18,7 @@
  *
  * `--rate R` drives the servers open loop at R requests/s (up to 256 in flight, as npm run bench's
  * open-loop windows) instead of the closed loop at --concurrency: where a record's CPU goes at half
- * the maximum, where a record costs more than at the maximum (docs/benchmarks.md, session 22).
+ * the maximum, where a record costs more than at the maximum (docs/benchmarks.md, sessions 22 and 24).
  * `--chunked` (OTLP/HTTP): the load generator sends each body as one chunk, as the OTel JS SDK's
  * exporter does, instead of with a Content-Length. `--tls` (OTLP/HTTP, agents only): the agents'
  * receiver speaks TLS with a fresh self-signed P-256 certificate (made with `openssl` in the tool's
@@ -277,7 +277,7 @@ export function renderSplit(results: readonly WindowResult[], transport: string,
 }
 
 const USAGE = `usage: node dist/bench/cpu-split.js [--servers bare,none,fsync] [--transport ${TRANSPORTS.join('|')}]
-       [--seconds S (default 5)] [--warmup S (default 5)] [--concurrency N (default 64)] [--rate REQ_PER_S] [--segment-bytes N]
+       [--seconds S (default 5)] [--warmup S (default 5)] [--concurrency N (closed loop; default 64)] [--rate REQ_PER_S (open loop instead)] [--segment-bytes N]
        [--chunked (OTLP/HTTP bodies sent chunked, as the OTel JS SDK does)] [--tls (OTLP/HTTP over TLS; agents only)]
        [--json FILE]
 `;
