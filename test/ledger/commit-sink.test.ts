@@ -10,7 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type CommitResult, commitSink } from '../../src/ledger/commit-sink.js';
 import { type LedgerFs, nodeLedgerFs } from '../../src/ledger/fs.js';
 import { nativeCommitWriter, nativeHashLoaded } from '../../src/ledger/native-hash.js';
-import { cachedBytes, descriptorsOn, directIoIn, eventually, haveFincore, PAGE, removeDir, tempDir } from './helpers.js';
+import { cachedBytes, descriptorsOn, directIoIn, haveFincore, PAGE, removeDir, tempDir } from './helpers.js';
+import { waitUntil } from '../security/helpers.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -326,7 +327,7 @@ describe('the native writer\'s O_DIRECT descriptor (durability fsync)', () => {
       }
       expect(sink.directBytes()).toBeGreaterThan(10 * BLOCK);
       sink.fileClosed();
-      expect(await eventually(() => descriptorsOn(file).length === 1)).toBe(true);
+      expect(await waitUntil(() => descriptorsOn(file).length === 1, 2000)).toBe(true);
       // A later commit to the same file opens a new one.
       expect((await sink.submit(fd, [Buffer.alloc(2 * BLOCK, 0x5a)], pos, 1)).ok).toBe(true);
       expect(descriptorsOn(file).filter((d) => d.direct)).toHaveLength(1);
@@ -335,7 +336,7 @@ describe('the native writer\'s O_DIRECT descriptor (durability fsync)', () => {
       fs.closeSync(fd);
     }
     // close() lets it go too.
-    expect(await eventually(() => descriptorsOn(file).length === 0)).toBe(true);
+    expect(await waitUntil(() => descriptorsOn(file).length === 0, 2000)).toBe(true);
   });
 
   it.runIf(canRun)('never writes through the old file\'s descriptor when the ledger\'s descriptor number now names another file', async () => {
@@ -384,7 +385,7 @@ describe('the native writer\'s zeros ahead (durability fsync, direct writes, zer
       parts.push(first);
       pos += first.length;
       // In its idle moments the writer writes zeros up to 3 MiB past the commit, and no further.
-      expect(await eventually(() => fs.statSync(file).size >= pos + 2 * MiB)).toBe(true);
+      expect(await waitUntil(() => fs.statSync(file).size >= pos + 2 * MiB, 2000)).toBe(true);
       await new Promise((r) => setTimeout(r, 50));
       expect(fs.statSync(file).size).toBeLessThanOrEqual(pos + 3 * MiB);
       // Commits of every size, one at a time and handed over together, inside the zeros and past them.

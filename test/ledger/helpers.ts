@@ -142,16 +142,6 @@ export function descriptorsOn(file: string): { fd: number; direct: boolean }[] {
   return out;
 }
 
-/** Polls `f` every 5 ms until it returns true or `ms` have passed; returns its last answer. */
-export async function eventually(f: () => boolean, ms = 2000): Promise<boolean> {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (f()) return true;
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /** Whether files in `dir` can be opened with O_DIRECT (not every file system has it; the commit writer then uses the page cache). */
 export function directIoIn(dir: string): boolean {
   const probe = path.join(dir, 'o-direct-probe');

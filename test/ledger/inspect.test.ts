@@ -7,7 +7,8 @@ import { run } from '../../src/cli/commands/inspect.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { scanSegment } from '../../src/ledger/recovery.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
-import { directIoIn, entry, eventually, ledgerConfig, removeDir, tempDir, testSigner } from './helpers.js';
+import { directIoIn, entry, ledgerConfig, removeDir, tempDir, testSigner } from './helpers.js';
+import { waitUntil } from '../security/helpers.js';
 
 const VEC = path.resolve(import.meta.dirname, '../vectors/segment-v1/0000000000000000.seg');
 const dirs: string[] = [];
@@ -82,7 +83,7 @@ describe('sealtrail inspect', () => {
       expect((await l.append([entry('open-1', 3000), entry('open-2', 3000)])).kind).toBe('ok');
       const end = scanSegment(new Uint8Array(fs.readFileSync(open)), { sealed: false }).goodEnd;
       if (!directIoIn(d)) return; // written reason: this file system refuses O_DIRECT, so no zeros are written ahead
-      expect(await eventually(() => fs.statSync(open).size > end)).toBe(true);
+      expect(await waitUntil(() => fs.statSync(open).size > end, 2000)).toBe(true);
       const r = await inspect(open);
       expect(r.code).toBe(0);
       expect(r.out).toContain('unsealed (open segment): 2 entries so far');

@@ -15,7 +15,8 @@ import { FRAME_OVERHEAD, parseSegment } from '../../src/ledger/segment-format.js
 import { type AppendOutcome, FramedEntries } from '../../src/ledger/types.js';
 import { silentLogger } from '../../src/telemetry/logger.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
-import { ORIGIN, descriptorsOn, entry, eventually, frameRun, ledgerConfig, readLog, removeDir, tempDir, testSigner, text } from './helpers.js';
+import { ORIGIN, descriptorsOn, entry, frameRun, ledgerConfig, readLog, removeDir, tempDir, testSigner, text } from './helpers.js';
+import { waitUntil } from '../security/helpers.js';
 
 const dirs: string[] = [];
 const open: Ledger[] = [];
@@ -71,13 +72,13 @@ describe('Ledger', () => {
     const [seg] = l.sealedSegments();
     expect(seg).toBeDefined();
     // Sealed files are opened for reading by whoever forwards or verifies them, never kept open by the ledger.
-    expect(await eventually(() => descriptorsOn(seg!.path).length === 0)).toBe(true);
+    expect(await waitUntil(() => descriptorsOn(seg!.path).length === 0, 2000)).toBe(true);
     // The next segment's commits go through a new descriptor, and close lets that one go, too.
     expect((await l.append([entry('after the seal', 9000)])).kind).toBe('ok');
     await l.close();
     const [, next] = l.sealedSegments();
     expect(next).toBeDefined();
-    expect(await eventually(() => descriptorsOn(next!.path).length === 0)).toBe(true);
+    expect(await waitUntil(() => descriptorsOn(next!.path).length === 0, 2000)).toBe(true);
   });
 
   it('appends, seals on close and continues indices, chain and tree across restarts', async () => {

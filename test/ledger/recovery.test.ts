@@ -11,7 +11,8 @@ import { nativeCommitWriter } from '../../src/ledger/native-hash.js';
 import { scanSegment } from '../../src/ledger/recovery.js';
 import { SegmentParser } from '../../src/ledger/segment-format.js';
 import { createLogger, silentLogger } from '../../src/telemetry/logger.js';
-import { directIoIn, entry, eventually, ledgerConfig, readLog, removeDir, tempDir, testSigner, text } from './helpers.js';
+import { directIoIn, entry, ledgerConfig, readLog, removeDir, tempDir, testSigner, text } from './helpers.js';
+import { waitUntil } from '../security/helpers.js';
 
 const OPEN = '0000000000000000.seg.open';
 
@@ -126,7 +127,7 @@ describe('recovery of a torn tail', () => {
       return;
     }
     // The writer writes them in its idle moments after a small commit.
-    expect(await eventually(() => fs.statSync(file).size > logical)).toBe(true);
+    expect(await waitUntil(() => fs.statSync(file).size > logical, 2000)).toBe(true);
     const d = path.join(root, 'ahead');
     copyLive(live, d);
     await l.close();

@@ -12,7 +12,8 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpointFileName } from '../../src/ledger/ledger.js';
 import { scanSegment } from '../../src/ledger/recovery.js';
-import { directIoIn, eventually } from '../ledger/helpers.js';
+import { directIoIn } from '../ledger/helpers.js';
+import { waitUntil } from '../security/helpers.js';
 import { parseSignedNote, signCheckpoint, formatCheckpoint, parseCheckpointBody } from '../../src/ledger/checkpoint.js';
 import { originPath } from '../../src/forward/keys.js';
 import {
@@ -595,7 +596,7 @@ describe('the open segment of a running agent', () => {
       // of a running agent ends in them, and they are no finding.
       const liveOpen = path.join(live, 'segments', '0000000000000004.seg.open');
       const logicalEnd = scanSegment(new Uint8Array(fs.readFileSync(liveOpen)), { sealed: false }).goodEnd;
-      if (directIoIn(live)) expect(await eventually(() => fs.statSync(liveOpen).size > logicalEnd)).toBe(true);
+      if (directIoIn(live)) expect(await waitUntil(() => fs.statSync(liveOpen).size > logicalEnd, 2000)).toBe(true);
       const snap = path.join(root, `snap${n++}`);
       copyDir(live, snap);
       const ok = await verifyDirs([snap], A);
